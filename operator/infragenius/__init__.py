@@ -1,0 +1,3 @@
+"""InfraGenius: a Kubernetes operator for evidence-backed diagnoses."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,10 @@
+"""A real Kubernetes control plane run as local processes (no Docker needed).
+
+The binaries are built from Go modules at pinned versions and cached under
+``~/.cache/infragenius/bin/``; kwok plays the kubelet on fake nodes.
+"""
+
+from infragenius.devcluster.errors import DevClusterError
+from infragenius.devcluster.cluster import ClusterInfo, LocalCluster
+
+__all__ = ["ClusterInfo", "DevClusterError", "LocalCluster"]

@@ -1,0 +1,10 @@
+"""Pinned versions of everything the local cluster builds from Go modules.
+
+Bumping one of these builds a new cache entry; old entries stay until removed.
+"""
+
+KUBERNETES_VERSION = "1.36.3"
+ETCD_VERSION = "3.6.16"
+KWOK_VERSION = "0.8.0"
+# The Go release these were checked with; newer Go works, older may not.
+MIN_GO_VERSION = (1, 26)

@@ -1,0 +1,136 @@
+"""Fixtures that give e2e tests a real Kubernetes API.
+
+The cluster is chosen in this order:
+1. an existing cluster named by ``INFRAGENIUS_TEST_KUBECONFIG``;
+2. pytest-kind, where a Docker engine and kind work;
+3. the local control plane built from Go modules (``infragenius devcluster``).
+
+Outside CI a cluster that cannot start skips the e2e tests; with ``CI=true`` it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from kubernetes import client, config
+
+from infragenius.devcluster import DevClusterError, LocalCluster
+from tests.e2e.support import wait_for
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_CLUSTER_NAME = os.environ.get("INFRAGENIUS_TEST_CLUSTER_NAME", "pytest")
+
+
+@dataclass
+class E2ECluster:
+    """A cluster the tests may use, however it was obtained."""
+
+    kubeconfig: str
+    kubectl_path: str
+    provider: str  # "existing", "kind" or "local"
+    api: client.ApiClient
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            input=input,
+            timeout=120,
+        )
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"e2e cluster unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"e2e cluster unavailable: {reason}")
+
+
+def _docker_and_kind_work() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[E2ECluster]:
+    existing = os.environ.get("INFRAGENIUS_TEST_KUBECONFIG")
+    local: LocalCluster | None = None
+    kind_cluster: Any = None
+    if existing:
+        if not Path(existing).exists():
+            _unavailable(f"INFRAGENIUS_TEST_KUBECONFIG={existing} does not exist")
+        kubeconfig, provider = existing, "existing"
+        kubectl_path = shutil.which("kubectl") or ""
+    elif _docker_and_kind_work() and os.environ.get("INFRAGENIUS_TEST_PROVIDER", "") != "local":
+        from pytest_kind import KindCluster  # imported lazily: only this path needs it
+
+        kind_cluster = KindCluster("infragenius-e2e")
+        try:
+            kind_cluster.create()
+        except Exception as err:  # kind reports failures through many exception types
+            _unavailable(f"kind could not create a cluster: {err}")
+        kubeconfig, provider = str(kind_cluster.kubeconfig_path), "kind"
+        kubectl_path = str(kind_cluster.kubectl_path)
+    else:
+        local = LocalCluster(TEST_CLUSTER_NAME)
+        try:
+            info = local.up(echo=lambda _m: None)
+        except DevClusterError as err:
+            _unavailable(str(err))
+        kubeconfig, provider = info.kubeconfig, "local"
+        from infragenius.devcluster.build import ensure_binaries
+
+        kubectl_path = str(ensure_binaries(echo=False).kubectl)
+    api = config.new_client_from_config(config_file=kubeconfig)
+    try:
+        yield E2ECluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path, provider=provider, api=api)
+    finally:
+        api.close()
+        # A local cluster is kept for the next run when asked (fast iteration), else stopped.
+        if local is not None and os.environ.get("INFRAGENIUS_KEEP_CLUSTER") != "1":
+            local.down(echo=lambda _m: None)
+        if kind_cluster is not None and os.environ.get("INFRAGENIUS_KEEP_CLUSTER") != "1":
+            kind_cluster.delete()
+
+
+@pytest.fixture
+def core(cluster: E2ECluster) -> client.CoreV1Api:
+    return client.CoreV1Api(cluster.api)
+
+
+@pytest.fixture
+def apps(cluster: E2ECluster) -> client.AppsV1Api:
+    return client.AppsV1Api(cluster.api)
+
+
+@pytest.fixture
+def namespace(cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting, to keep tests fast)."""
+    base = request.node.name.lower().replace("_", "-")
+    name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
+    core_api = client.CoreV1Api(cluster.api)
+    core_api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: any(sa.metadata.name == "default" for sa in core_api.list_namespaced_service_account(name).items),
+        timeout=30,
+        what=f"default service account in {name}",
+    )
+    yield name
+    try:
+        core_api.delete_namespace(name)
+    except client.ApiException as err:
+        if err.status != 404:
+            raise

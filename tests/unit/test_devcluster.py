@@ -1,0 +1,148 @@
+"""The local cluster's build and process management, without starting a cluster."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infragenius.devcluster import DevClusterError, LocalCluster, build, versions
+
+SAMPLE_GO_MOD = """module k8s.io/kubernetes
+
+go 1.26.0
+
+require (
+\tk8s.io/api v0.0.0
+\tk8s.io/streaming v0.0.0
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/cri-streaming => ./staging/src/k8s.io/cri-streaming
+\tk8s.io/streaming => ./staging/src/k8s.io/streaming
+\tgithub.com/example/other => github.com/example/other v1.2.3
+)
+"""
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("INFRAGENIUS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_staging_modules_are_read_from_the_replace_block() -> None:
+    assert build._STAGING_REPLACE.findall(SAMPLE_GO_MOD) == ["k8s.io/api", "k8s.io/cri-streaming", "k8s.io/streaming"]
+
+
+def test_wrapper_module_replaces_each_staging_module_with_its_published_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(build, "kubernetes_staging_modules", lambda v: ["k8s.io/api", "k8s.io/streaming"])
+    spec = build.kubernetes_build("1.36.3")
+    assert "require k8s.io/kubernetes v1.36.3" in spec.go_mod
+    assert "\tk8s.io/api => k8s.io/api v0.36.3\n" in spec.go_mod
+    assert "\tk8s.io/streaming => k8s.io/streaming v0.36.3\n" in spec.go_mod
+    assert "-X k8s.io/component-base/version.gitVersion=v1.36.3" in spec.ldflags
+    assert "-X k8s.io/component-base/version.gitMinor=36" in spec.ldflags
+    assert spec.binaries == ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+    assert spec.tags == "selinux,notest"
+
+
+def test_cache_is_keyed_by_version(isolated_cache: Path) -> None:
+    etcd = build.etcd_build("3.6.16")
+    assert etcd.bin_dir() == isolated_cache / "bin" / "etcd-3.6.16"
+    assert not etcd.is_cached()
+    etcd.bin_dir().mkdir(parents=True)
+    (etcd.bin_dir() / ".complete").write_text("{}")
+    assert etcd.is_cached()
+    # A cached entry is used as is: no Go, no network.
+    assert build.ensure_built(etcd, echo=False) == etcd.bin_dir()
+    assert build.etcd_build("3.6.17").bin_dir() != etcd.bin_dir()
+
+
+def test_missing_go_is_one_clear_sentence(tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DevClusterError, match=r"^Go is not installed or not on PATH; install Go 1\.26 or newer"):
+        build.go_version()
+
+
+def test_cli_reports_missing_go_without_a_traceback(tmp_path: Path, isolated_cache: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path), "INFRAGENIUS_CACHE": str(isolated_cache)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "infragenius.cli", "devcluster", "up", "--name", "nogo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("infragenius: Go is not installed")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_module_proxy_is_reported_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("GOPROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
+    monkeypatch.setenv("GOFLAGS", "-modcacherw")
+    monkeypatch.setenv("GONOSUMDB", "*")
+    monkeypatch.setenv("GOSUMDB", "off")
+    with pytest.raises(DevClusterError, match="Could not reach the Go module proxy"):
+        build.kubernetes_staging_modules("1.36.3")
+
+
+def test_taken_port_is_one_clear_sentence(isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        monkeypatch.setenv("INFRAGENIUS_APISERVER_PORT", str(port))
+        with pytest.raises(DevClusterError, match=rf"^Port {port} \(INFRAGENIUS_APISERVER_PORT\) is already in use"):
+            LocalCluster("busy")._ports()
+
+
+def test_stale_pid_files_never_kill_foreign_processes(isolated_cache: Path) -> None:
+    cluster = LocalCluster("stale")
+    cluster.pid_dir.mkdir(parents=True)
+    # A live process that is not ours (this test) and a dead PID, as a crashed run might leave.
+    (cluster.pid_dir / "kube-apiserver.pid").write_text(str(os.getpid()))
+    (cluster.pid_dir / "etcd.pid").write_text("999999999")
+    cluster.state_file.write_text("{}")
+    assert cluster.info() is None
+    messages: list[str] = []
+    assert cluster.down(echo=messages.append) is False
+    assert messages == ["cluster 'stale' was not running"]
+    assert list(cluster.pid_dir.glob("*.pid")) == []
+    assert not cluster.state_file.exists()
+
+
+def test_cluster_names_are_checked() -> None:
+    with pytest.raises(DevClusterError, match="letters, digits and dashes"):
+        LocalCluster("../etc")
+
+
+def test_status_of_a_stopped_cluster(isolated_cache: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "infragenius.cli", "devcluster", "status", "--name", "absent"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "INFRAGENIUS_CACHE": str(isolated_cache)},
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "cluster 'absent': not running" in proc.stdout
+    assert f"logs:       {isolated_cache / 'clusters' / 'absent' / 'logs'}" in proc.stdout
+
+
+def test_pinned_versions_are_consistent() -> None:
+    assert versions.KUBERNETES_VERSION.count(".") == 2
+    assert int(versions.ETCD_VERSION.split(".")[0]) >= 3 and int(versions.ETCD_VERSION.split(".")[1]) >= 5
