@@ -441,21 +441,20 @@ class LocalCluster:
         return ready >= NODE_COUNT
 
     def _stop_recorded(self, echo: Callable[[str], None]) -> bool:
-        """SIGTERM our recorded processes in reverse start order, SIGKILL stragglers."""
+        """Stop our recorded processes one by one, dependents first (etcd last), SIGKILL stragglers."""
         pids = self._recorded_pids()
         ours = {c: p for c, p in pids.items() if self._ours(c, p)}
-        order = [c for c in reversed(COMPONENTS) if c in ours]
-        for component in order:
+        for component in (c for c in reversed(COMPONENTS) if c in ours):
+            pid = ours[component]
+            echo(f"stopping {component} (pid {pid})")
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(ours[component], signal.SIGTERM)
-            echo(f"stopping {component} (pid {ours[component]})")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_pid_alive(ours[c]) for c in order):
-            time.sleep(0.1)
-        for component in order:
-            if _pid_alive(ours[component]):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.05)
+            if _pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(ours[component], signal.SIGKILL)
+                    os.killpg(pid, signal.SIGKILL)
         for path in self.pid_dir.glob("*.pid") if self.pid_dir.exists() else []:
             path.unlink()
         return bool(ours)
