@@ -50,6 +50,39 @@ def _devcluster(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import infragenius.handlers  # noqa: F401  (registers the handlers)
+    from infragenius.settings import Settings
+
+    settings = Settings()
+    kopf.configure(verbose=args.verbose)
+    kopf.run(
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    )
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from infragenius.analysis.report import run_cli_analysis
+
+    return run_cli_analysis(args)
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infragenius.crdgen import write_all
+
+    for path in write_all(Path(args.output_dir)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infragenius", description="InfraGenius operator and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +93,31 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     dev.add_argument("-o", "--output", choices=["text", "json"], default="text")
     dev.set_defaults(func=_devcluster)
+
+    op = commands.add_parser("operator", help="run the operator against the current kubeconfig or in-cluster config")
+    op.add_argument("-v", "--verbose", action="store_true")
+    op.set_defaults(func=_operator)
+
+    an = commands.add_parser(
+        "analyze", help="run the detectors on a namespace without the operator (exit 1 when problems are found)"
+    )
+    an.add_argument("-n", "--namespace", required=True)
+    an.add_argument("-l", "--selector", default=None, help="label selector for workloads and pods")
+    an.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    an.add_argument("--kubeconfig", default=None)
+    an.add_argument("--min-severity", choices=["critical", "warning", "info"], default="info")
+    an.add_argument(
+        "--fail-on", choices=["critical", "warning", "info", "never"], default="warning",
+        help="exit 1 when a finding at or above this severity exists (default: %(default)s)",
+    )
+    an.add_argument("--prometheus-url", default=None)
+    an.add_argument("--detector", action="append", default=[], help="only this detector (repeatable)")
+    an.add_argument("--exclude-detector", action="append", default=[], help="skip this detector (repeatable)")
+    an.set_defaults(func=_analyze)
+
+    crd = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
+    crd.add_argument("--output-dir", default="crds")
+    crd.set_defaults(func=_crds)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The Analysis resource: pure engine, the run pipeline, and the operator-side service."""

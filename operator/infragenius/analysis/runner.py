@@ -1,0 +1,114 @@
+"""One analysis run: gather -> snapshot -> detect -> rank. Shared by the operator and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from infragenius.analysis import engine
+from infragenius.detectors import registry
+from infragenius.gather.kube import ENDPOINTS, KubeGatherer
+from infragenius.gather.prometheus import gather_metrics
+from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
+from infragenius.models.findings import Finding
+from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
+
+
+class TargetNamespaceMissing(Exception):
+    """The namespace to analyse does not exist; re-running will not help until it is created."""
+
+
+class ApiUnavailable(Exception):
+    """The Kubernetes API could not answer at all; worth retrying."""
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    target: str
+    findings: list[Finding]  # filtered by the spec, most severe first, not truncated
+    missing: list[GatherResult]
+    timings: Timings
+    snapshot: Snapshot
+
+    def source_reports(self) -> list[SourceReport]:
+        return [
+            SourceReport(
+                source=r.source, status=r.status.value, count=r.count, seconds=round(r.seconds, 3), error=r.error
+            )
+            for r in self.missing
+        ]
+
+
+async def analyze(
+    gatherer: KubeGatherer,
+    spec: AnalysisSpec,
+    target_namespace: str,
+    *,
+    prometheus_url: str | None = None,
+    prometheus_timeout: float = 10.0,
+) -> AnalysisOutcome:
+    """Run the whole pipeline for one namespace; gathering failures degrade, never abort."""
+    started = time.perf_counter()
+    exists = await gatherer.namespace_exists(target_namespace)
+    if exists is False:
+        raise TargetNamespaceMissing(f"target namespace {target_namespace!r} does not exist")
+    if exists is None:
+        raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
+
+    detectors = registry.select([d.value for d in spec.detectors.include], [d.value for d in spec.detectors.exclude])
+    kinds = registry.kinds_needed(detectors) & set(ENDPOINTS)
+    use_prometheus = spec.prometheus.enabled and any(d.name == "metrics" for d in detectors)
+    url = (spec.prometheus.url or prometheus_url) if use_prometheus else None
+
+    (objects, events, reports), (metrics, prom_report) = await asyncio.gather(
+        gatherer.gather(kinds, target_namespace, spec.label_selector),
+        gather_metrics(url, target_namespace, spec.prometheus.lookback, prometheus_timeout)
+        if use_prometheus
+        else _no_metrics(),
+    )
+    if reports and all(r.status is GatherStatus.error for r in reports):
+        raise ApiUnavailable(f"every LIST call failed, e.g. {reports[0].error}")
+    if use_prometheus:
+        reports.append(prom_report)
+    gathered = time.perf_counter()
+
+    snapshot = Snapshot.build(
+        namespace=target_namespace,
+        objects=objects,
+        events=_events_in_scope(events, objects) if spec.label_selector else events,
+        metrics=metrics,
+        results=reports,
+        metrics_window=spec.prometheus.lookback,
+    )
+    # Detection is CPU-bound; a worker thread keeps the operator's event loop responsive.
+    result = await asyncio.to_thread(engine.run_detectors, snapshot, detectors)
+    findings = engine.filter_findings(result.findings, spec.min_severity, [k.value for k in spec.kinds])
+    missing = [r for r in reports if r.status is GatherStatus.error] + result.failures
+    finished = time.perf_counter()
+    return AnalysisOutcome(
+        target=target_namespace,
+        findings=findings,
+        missing=missing,
+        timings=Timings(
+            gather_seconds=round(gathered - started, 4),
+            detect_seconds=round(result.seconds, 4),
+            total_seconds=round(finished - started, 4),
+        ),
+        snapshot=snapshot,
+    )
+
+
+async def _no_metrics() -> tuple[dict, GatherResult]:
+    return {}, GatherResult("prometheus", GatherStatus.no_data, error="disabled")
+
+
+def _events_in_scope(events: list, objects: dict) -> list:
+    """With a label selector, keep only events about objects that the selector let in."""
+    names = {(kind, o["metadata"]["name"]) for kind, items in objects.items() for o in items}
+    return [e for e in events if ((e.get("involvedObject") or {}).get("kind"), (e.get("involvedObject") or {}).get("name")) in names]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

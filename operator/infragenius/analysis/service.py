@@ -1,0 +1,209 @@
+"""Operator-side handling of one Analysis: validate, mark Running, run, write status, post events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import kopf
+from kubernetes import client
+from pydantic import ValidationError
+
+from infragenius.analysis.runner import AnalysisOutcome, ApiUnavailable, TargetNamespaceMissing, analyze
+from infragenius import kubeapi
+from infragenius.analysis import engine
+from infragenius.conditions import now_rfc3339, set_condition
+from infragenius.gather.kube import KubeGatherer
+from infragenius.models.analysis import GROUP, PLURAL, VERSION, AnalysisSpec, AnalysisStatus, Phase
+from infragenius.models.common import ConditionStatus, parse_duration
+from infragenius.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Clients and limits shared by all handlers; created at start-up and kept in Kopf's memo."""
+
+    settings: Settings
+    api: client.ApiClient
+    slots: asyncio.Semaphore
+
+    def gatherer(self) -> KubeGatherer:
+        return KubeGatherer(self.api, event_cap=self.settings.event_cap, concurrency=self.settings.list_concurrency)
+
+
+class StatusWriter:
+    """Merge-patches the status subresource (lists such as findings are replaced whole)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        self.api, self.namespace, self.name = api, namespace, name
+
+    def _patch_sync(self, status: Mapping[str, Any]) -> None:
+        kubeapi.request(
+            self.api,
+            "PATCH",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{self.name}/status",
+            headers={"Content-Type": "application/merge-patch+json"},
+            body={"status": dict(status)},
+            timeout=(5, 30),
+        )
+
+    async def patch(self, status: Mapping[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(self._patch_sync, status)
+        except client.ApiException as err:
+            if err.status == 404:
+                return  # deleted while running: nothing to report to
+            raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
+
+
+def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message: str, generation: int) -> list:
+    return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
+
+
+def completed_status(
+    outcome: AnalysisOutcome, spec: AnalysisSpec, generation: int, run_id: str, started_at: str, previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    kept = outcome.findings[: spec.max_findings]
+    counts = engine.count(outcome.findings)
+    summary = engine.summarise(outcome.findings, outcome.target, outcome.missing)
+    degraded = f"; degraded: {', '.join(r.source for r in outcome.missing)}" if outcome.missing else ""
+    status = AnalysisStatus(
+        phase=Phase.completed,
+        observed_generation=generation,
+        run_id=run_id,
+        started_at=started_at,
+        completed_at=now_rfc3339(),
+        duration_seconds=outcome.timings.total_seconds,
+        summary=summary,
+        counts=counts,
+        total_findings=len(outcome.findings),
+        truncated=len(outcome.findings) > len(kept),
+        findings=kept,
+        missing=outcome.source_reports(),
+        timings=outcome.timings,
+        rerun_token=previous.get("rerunToken"),
+    ).model_dump(by_alias=True, mode="json", exclude_none=True)
+    status["conditions"] = _ready(
+        previous, ConditionStatus.true, "AnalysisCompleted", f"{summary}{degraded}", generation
+    )
+    return status
+
+
+async def run(
+    body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, retry: int = 0, reason: str = "changed"
+) -> None:
+    """Run one analysis for ``body`` and write its status; raise Kopf errors for retry decisions."""
+    meta = body["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation") or 1)
+    status: dict[str, Any] = dict(body.get("status") or {})
+    writer = StatusWriter(runtime.api, namespace, name)
+    rerun_token = (meta.get("annotations") or {}).get("infragenius.io/rerun")
+
+    try:
+        spec = AnalysisSpec.model_validate(body.get("spec") or {})
+    except ValidationError as err:
+        message = "invalid spec: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
+        )
+        await writer.patch(
+            {
+                "phase": Phase.failed.value,
+                "observedGeneration": generation,
+                "summary": message[:512],
+                "conditions": _ready(status, ConditionStatus.false, "InvalidSpec", message, generation),
+            }
+        )
+        kopf.warn(body, reason="InvalidSpec", message=message[:1024])
+        raise kopf.PermanentError(message)
+
+    target = spec.target_namespace or namespace
+    run_id = uuid.uuid4().hex[:12]
+    started_at = now_rfc3339()
+    async with runtime.slots:
+        await writer.patch(
+            {
+                "phase": Phase.running.value,
+                "runId": run_id,
+                "startedAt": started_at,
+                "rerunToken": rerun_token,
+                "conditions": _ready(status, ConditionStatus.false, "Running", f"analysing {target} ({reason})", generation),
+            }
+        )
+        status["rerunToken"] = rerun_token
+        try:
+            outcome = await analyze(
+                runtime.gatherer(),
+                spec,
+                target,
+                prometheus_url=runtime.settings.prometheus_url,
+                prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
+            )
+        except TargetNamespaceMissing as err:
+            await writer.patch(
+                {
+                    "phase": Phase.failed.value,
+                    "observedGeneration": generation,
+                    "completedAt": now_rfc3339(),
+                    "summary": str(err),
+                    "conditions": _ready(status, ConditionStatus.false, "TargetNotFound", str(err), generation),
+                }
+            )
+            kopf.warn(body, reason="TargetNotFound", message=str(err))
+            raise kopf.PermanentError(str(err)) from err
+        except ApiUnavailable as err:
+            delay = min(300, 5 * 2**min(retry, 6))
+            await writer.patch(
+                {
+                    "phase": Phase.pending.value,
+                    "conditions": _ready(status, ConditionStatus.false, "Retrying", f"{err}; retrying in {delay}s", generation),
+                }
+            )
+            raise kopf.TemporaryError(str(err), delay=delay) from err
+
+    final = completed_status(outcome, spec, generation, run_id, started_at, status)
+    await writer.patch(final)
+    logger.info(
+        "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
+        namespace,
+        name,
+        target,
+        final["summary"],
+        outcome.timings.gather_seconds,
+        outcome.timings.detect_seconds,
+    )
+    event = kopf.warn if final["counts"].get("critical") else kopf.info
+    event(body, reason="AnalysisCompleted", message=final["summary"][:1024])
+
+
+def needs_run_on_resume(body: Mapping[str, Any]) -> bool:
+    """After an operator restart: re-run what never finished or is behind its spec."""
+    status = body.get("status") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    if status.get("phase") in (None, Phase.pending.value, Phase.running.value):
+        return True
+    return status.get("observedGeneration") != generation and status.get("phase") != Phase.failed.value
+
+
+def rerun_due(body: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
+    """True when ``spec.interval`` has passed since the last completed run."""
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    interval = spec.get("interval")
+    if not interval or status.get("phase") != Phase.completed.value or not status.get("completedAt"):
+        return False
+    try:
+        every = parse_duration(interval)
+        last = dt.datetime.fromisoformat(status["completedAt"].replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (now or dt.datetime.now(dt.timezone.utc)) - last >= every
+
+
+def rerun_requested(body: Mapping[str, Any]) -> bool:
+    """The rerun annotation holds a value this resource has not handled yet."""
+    token = ((body.get("metadata") or {}).get("annotations") or {}).get("infragenius.io/rerun")
+    return bool(token) and token != (body.get("status") or {}).get("rerunToken")

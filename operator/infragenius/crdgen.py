@@ -1,0 +1,146 @@
+"""Generate CustomResourceDefinitions from the pydantic models (the single source of truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from infragenius.models import analysis
+
+_DROP = {"title", "$defs"}
+
+
+def _openapi(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Turn a pydantic JSON schema into a structural OpenAPI v3 schema Kubernetes accepts."""
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        siblings = {k: v for k, v in schema.items() if k != "$ref"}
+        return _openapi({**target, **siblings}, defs)
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"cannot express anyOf with {len(options)} non-null options in a structural schema")
+        merged = {**options[0], **{k: v for k, v in schema.items() if k not in ("anyOf", "default")}}
+        if schema.get("default") is not None:
+            merged["default"] = schema["default"]
+        return _openapi(merged, defs)
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        # additionalProperties: false is not structural; the API server prunes and kubectl rejects unknown fields.
+        if key in _DROP or (key == "default" and value is None) or (key == "additionalProperties" and value is False):
+            continue
+        if key == "properties":
+            out[key] = {name: _openapi(sub, defs) for name, sub in value.items()}
+        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+            out[key] = _openapi(value, defs)
+        elif key == "const":
+            out["enum"] = [value]
+        else:
+            out[key] = value
+    if "properties" in out:
+        out.setdefault("type", "object")
+    return out
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="serialization")
+    return _openapi(raw, raw.get("$defs", {}))
+
+
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    status_schema = model_schema(status)
+    status_schema.pop("additionalProperties", None)
+    spec_schema = model_schema(spec)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{analysis.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "infragenius", "app.kubernetes.io/managed-by": "infragenius-crdgen"},
+        },
+        "spec": {
+            "group": analysis.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": short_names,
+                "categories": ["infragenius"],
+            },
+            "versions": [
+                {
+                    "name": analysis.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        *columns,
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def analysis_crd() -> dict[str, Any]:
+    return _crd(
+        kind="Analysis",
+        plural=analysis.PLURAL,
+        singular="analysis",
+        short_names=["ana"],
+        spec=analysis.AnalysisSpec,
+        status=analysis.AnalysisStatus,
+        columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Critical", "type": "integer", "jsonPath": ".status.counts.critical"},
+            {"name": "Warnings", "type": "integer", "jsonPath": ".status.counts.warning"},
+            {"name": "Summary", "type": "string", "jsonPath": ".status.summary"},
+        ],
+    )
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name -> CRD, for every kind the operator serves."""
+    return {"analyses.infragenius.io.yaml": analysis_crd()}
+
+
+def render(crd: dict[str, Any]) -> str:
+    header = "# Generated by `infragenius crds` from the pydantic models; do not edit by hand.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, crd in all_crds().items():
+        path = directory / filename
+        path.write_text(render(crd))
+        written.append(path)
+    return written

@@ -1,0 +1,1 @@
+"""Rule-based detectors: pure functions of a snapshot, one per module, listed in ``registry``."""

@@ -1,0 +1,316 @@
+"""CronJob problems: schedules that do not parse or never fire, suspended CronJobs, failing runs, unsafe starting deadlines.
+
+The schedule check follows the parser the CronJob controller uses (standard 5-field cron
+with descriptors): minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC,
+day of week 0-6 or SUN-SAT; lists, ranges, steps, ``*`` and ``?``; ``@hourly``-style
+macros and ``@every <duration>``; an optional ``TZ=``/``CRON_TZ=`` prefix. Quartz
+extensions (seconds field, ``L``, ``W``, ``#``) and day of week 7 are rejected there,
+so they are rejected here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from infragenius.detectors._workload_util import (
+    DOCS,
+    conditions,
+    controller_ref,
+    event_evidence,
+    is_true,
+    name_of,
+)
+from infragenius.detectors.base import finding, ref_of
+from infragenius.models.findings import Finding, Severity
+from infragenius.snapshot import Obj, Snapshot
+
+_DOCS = f"{DOCS}/concepts/workloads/controllers/cron-jobs/"
+#: The controller syncs every 10 seconds; a shorter starting deadline can miss every run.
+MIN_STARTING_DEADLINE = 10
+
+_MONTHS = {name: i for i, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_DAYS = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
+_FIELDS: tuple[tuple[str, int, int, dict[str, int] | None], ...] = (
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+)
+_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_UNIT = r"(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)"
+_DURATION = re.compile(rf"[+-]?(?:0|(?:{_UNIT})+)")
+_ZONE = re.compile(r"(?:[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*)?")
+_INT = re.compile(r"[+-]?\d+")
+#: Longest day of each month (February counts leap years: the 29th does come round).
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+class ScheduleError(ValueError):
+    """A schedule the CronJob controller cannot parse."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A parsed schedule: the time zone prefix if any, and the field values (None for descriptors)."""
+
+    zone: str | None
+    values: tuple[frozenset[int], ...] | None = None
+    dom_star: bool = False
+    dow_star: bool = False
+
+    def never_runs(self) -> bool:
+        """True when no date ever matches (e.g. "0 0 31 2 *": February has no 31st).
+
+        Day of month and day of week are ANDed when either is ``*``, else ORed; only the
+        AND case with day of week ``*`` can rule out every day.
+        """
+        if self.values is None or self.dom_star or not self.dow_star:
+            return False
+        days, months = self.values[2], self.values[3]
+        return not any(day <= _MONTH_DAYS[month] for day in days for month in months)
+
+
+def _number(text: str, names: dict[str, int] | None) -> int:
+    if names and text.lower() in names:
+        return names[text.lower()]
+    if not _INT.fullmatch(text):
+        raise ScheduleError(f"failed to parse int from {text}")
+    value = int(text)
+    if value < 0:
+        raise ScheduleError(f"negative number ({value}) not allowed: {text}")
+    return value
+
+
+def _field(text: str, label: str, low: int, high: int, names: dict[str, int] | None) -> tuple[frozenset[int], bool]:
+    """Values of one field and whether it is a ``*`` (which changes day matching)."""
+    values: set[int] = set()
+    star = False
+    parts = [p for p in text.split(",") if p]
+    if not parts:
+        raise ScheduleError(f"{label} field {text!r} has no values")
+    for part in parts:
+        range_step = part.split("/")
+        if len(range_step) > 2:
+            raise ScheduleError(f"too many slashes: {part}")
+        bounds = range_step[0].split("-")
+        if bounds[0] in ("*", "?"):
+            start, end, is_star = low, high, True
+        else:
+            start = _number(bounds[0], names)
+            if len(bounds) == 1:
+                end = start
+            elif len(bounds) == 2:
+                end = _number(bounds[1], names)
+            else:
+                raise ScheduleError(f"too many hyphens: {part}")
+            is_star = False
+        step = 1
+        if len(range_step) == 2:
+            step = _number(range_step[1], None)
+            if len(bounds) == 1:
+                end = high  # "N/step" means "N-max/step"
+            if step > 1:
+                is_star = False
+        if start < low:
+            raise ScheduleError(f"{label}: beginning of range ({start}) below minimum ({low}): {part}")
+        if end > high:
+            raise ScheduleError(f"{label}: end of range ({end}) above maximum ({high}): {part}")
+        if start > end:
+            raise ScheduleError(f"{label}: beginning of range ({start}) beyond end of range ({end}): {part}")
+        if step == 0:
+            raise ScheduleError(f"{label}: step of range should be a positive number: {part}")
+        values.update(range(start, end + 1, step))
+        star = star or is_star
+    return frozenset(values), star
+
+
+def parse_schedule(schedule: str) -> Schedule:
+    """Parse a CronJob schedule as the controller does; raises ScheduleError when it cannot."""
+    spec = schedule
+    if not spec:
+        raise ScheduleError("empty spec string")
+    zone: str | None = None
+    if spec.startswith("TZ=") or spec.startswith("CRON_TZ="):
+        space = spec.find(" ")
+        if space < 0:
+            raise ScheduleError("time zone prefix is not followed by a schedule")
+        zone = spec[spec.find("=") + 1 : space]
+        if not _ZONE.fullmatch(zone):
+            raise ScheduleError(f"provided bad location {zone}")
+        spec = spec[space:].strip()
+    if spec.startswith("@"):
+        if spec in _MACROS:
+            return Schedule(zone)
+        if spec.startswith("@every "):
+            if not _DURATION.fullmatch(spec[len("@every "):]):
+                raise ScheduleError(f"failed to parse duration {spec}")
+            return Schedule(zone)
+        raise ScheduleError(f"unrecognized descriptor: {spec}")
+    fields = spec.split()
+    if len(fields) != 5:
+        raise ScheduleError(f"expected exactly 5 fields, found {len(fields)}: {spec}")
+    parsed = [_field(text, label, low, high, names) for text, (label, low, high, names) in zip(fields, _FIELDS)]
+    return Schedule(
+        zone,
+        tuple(values for values, _ in parsed),
+        dom_star=parsed[2][1],
+        dow_star=parsed[4][1],
+    )
+
+
+class CronJobDetector:
+    name = "cronjob"
+    kinds = frozenset({"CronJob", "Job"})
+
+    def detect(self, snapshot: Snapshot) -> list[Finding]:
+        runs: dict[str, list[Obj]] = {}
+        for job in snapshot.items("Job"):
+            ref = controller_ref(job)
+            if ref and ref.get("kind") == "CronJob":
+                runs.setdefault(ref.get("uid") or ref.get("name", ""), []).append(job)
+        findings: list[Finding] = []
+        for cron in snapshot.items("CronJob"):
+            meta = cron.get("metadata") or {}
+            jobs = runs.get(meta.get("uid", ""), []) or runs.get(meta.get("name", ""), [])
+            findings.extend(self._check(snapshot, cron, jobs))
+        return findings
+
+    def _check(self, snapshot: Snapshot, cron: Obj, jobs: list[Obj]) -> list[Finding]:
+        spec = cron.get("spec") or {}
+        status = cron.get("status") or {}
+        ref = ref_of(cron, "CronJob")
+        ns = ref.namespace or snapshot.namespace
+        owners = snapshot.owner_chain(cron)
+        schedule = spec.get("schedule", "")
+        events = event_evidence(snapshot.events_for("CronJob", ref.name))
+        out: list[Finding] = []
+
+        def add(severity: Severity, problem: str, title: str, evidence: list, remediation: str, docs: str) -> None:
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=severity,
+                    resource=ref,
+                    problem=problem,
+                    title=title,
+                    evidence=evidence,
+                    remediation=remediation,
+                    docs=docs,
+                    owners=owners,
+                )
+            )
+
+        parsed: Schedule | None = None
+        error: str | None = None
+        try:
+            parsed = parse_schedule(schedule)
+        except ScheduleError as exc:
+            error = str(exc)
+        if parsed is not None and parsed.zone is not None and spec.get("timeZone"):
+            error = "cannot use both the timeZone field and TZ or CRON_TZ in the schedule"
+        if error:
+            add(
+                Severity.critical,
+                "InvalidSchedule",
+                f"CronJob {ref.name} never runs: schedule {schedule!r} is invalid ({error})",
+                [("spec.schedule", schedule), ("schedule parse error", error), *events],
+                "Use five fields: minute hour day-of-month month day-of-week (e.g. '*/15 * * * *', "
+                "'0 3 * * MON-FRI') or a macro such as @hourly; no seconds field and no Quartz L/W/#. Put the "
+                f"time zone in spec.timeZone. kubectl edit cronjob -n {ns} {ref.name}",
+                f"{_DOCS}#schedule-syntax",
+            )
+        elif parsed is not None and parsed.never_runs():
+            add(
+                Severity.critical,
+                "ScheduleNeverRuns",
+                f"CronJob {ref.name} never runs: schedule {schedule!r} names a day that no selected month has",
+                [
+                    ("spec.schedule", schedule),
+                    ("day of month", ",".join(map(str, sorted(parsed.values[2])))),  # type: ignore[index]
+                    ("month", ",".join(map(str, sorted(parsed.values[3])))),  # type: ignore[index]
+                ],
+                f"Pick a day of month every selected month has (e.g. 28 for February). kubectl edit cronjob -n {ns} "
+                f"{ref.name}",
+                f"{_DOCS}#schedule-syntax",
+            )
+        elif parsed is not None and parsed.zone is not None:
+            add(
+                Severity.info,
+                "TimeZoneInSchedule",
+                f"CronJob {ref.name} sets its time zone inside the schedule ({schedule!r}), which Kubernetes does not support",
+                [("spec.schedule", schedule), ("spec.timeZone", spec.get("timeZone") or "not set")],
+                f"Move the zone to spec.timeZone (e.g. timeZone: {parsed.zone or 'Etc/UTC'}) and drop the TZ=/CRON_TZ= "
+                "prefix; newer API servers reject such schedules on update.",
+                f"{_DOCS}#time-zones",
+            )
+
+        if spec.get("suspend"):
+            add(
+                Severity.info,
+                "Suspended",
+                f"CronJob {ref.name} is suspended: no new runs are scheduled",
+                [("spec.suspend", "true"), ("status.lastScheduleTime", status.get("lastScheduleTime") or "never")],
+                f"Resume it when intended: kubectl patch cronjob -n {ns} {ref.name} --type=merge -p "
+                "'{\"spec\":{\"suspend\":false}}'",
+                _DOCS,
+            )
+
+        deadline = spec.get("startingDeadlineSeconds")
+        if isinstance(deadline, int) and deadline < MIN_STARTING_DEADLINE:
+            add(
+                Severity.warning,
+                "StartingDeadlineTooShort",
+                f"CronJob {ref.name} has startingDeadlineSeconds={deadline}: runs may never be scheduled",
+                [("spec.startingDeadlineSeconds", deadline)],
+                "The controller checks CronJobs every 10 seconds, so a shorter deadline can make it skip runs. "
+                f"Set it to at least 10 (or remove it): kubectl patch cronjob -n {ns} {ref.name} --type=merge -p "
+                "'{\"spec\":{\"startingDeadlineSeconds\":60}}'",
+                f"{_DOCS}#job-creation",
+            )
+
+        if snapshot.has("Job"):
+            failed = self._last_run_failed(jobs)
+            if failed is not None:
+                job, cond = failed
+                add(
+                    Severity.warning,
+                    "LastRunFailed",
+                    f"CronJob {ref.name}: last run {name_of(job)} failed ({cond.get('reason', 'Failed')})",
+                    [
+                        ("job", name_of(job)),
+                        (f"Job/{name_of(job)}.status.conditions[{cond.get('type')}].reason", cond.get("reason", "")),
+                        (f"Job/{name_of(job)}.status.conditions[{cond.get('type')}].message", cond.get("message", "")),
+                        ("status.lastScheduleTime", status.get("lastScheduleTime") or ""),
+                        ("status.lastSuccessfulTime", status.get("lastSuccessfulTime") or "never"),
+                        *events,
+                    ],
+                    f"Read the failed run's output: kubectl logs -n {ns} job/{name_of(job)}; fix the cause. "
+                    f"Test a run now with: kubectl create job -n {ns} --from=cronjob/{ref.name} {ref.name}-manual",
+                    f"{_DOCS}#jobs-history-limits",
+                )
+        return out
+
+    @staticmethod
+    def _last_run_failed(jobs: list[Obj]) -> tuple[Obj, Obj] | None:
+        """The newest finished run, if it failed (a run still going says nothing yet)."""
+        newest: tuple[str, Obj, Obj | None] | None = None
+        for job in jobs:
+            conds = conditions(job)
+            failed = next((conds[t] for t in ("Failed", "FailureTarget") if is_true(conds.get(t))), None)
+            complete = is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet"))
+            if not failed and not complete:
+                continue
+            started = (job.get("status") or {}).get("startTime") or (job.get("metadata") or {}).get(
+                "creationTimestamp"
+            ) or ""
+            if newest is None or started > newest[0]:
+                newest = (started, job, failed)
+        if newest is None or newest[2] is None:
+            return None
+        return newest[1], newest[2]
+
+
+DETECTOR = CronJobDetector()

@@ -1,0 +1,101 @@
+"""DaemonSet problems: nodes without a ready daemon pod, and daemon pods on nodes that should not run them."""
+
+from __future__ import annotations
+
+from infragenius.detectors._workload_util import (
+    DOCS,
+    event_evidence,
+    image_evidence,
+    PodsByController,
+    int_or,
+    shortfall_persists,
+)
+from infragenius.detectors.base import finding, ref_of
+from infragenius.models.findings import Finding, Severity
+from infragenius.snapshot import Obj, Snapshot
+
+_DOCS = f"{DOCS}/concepts/workloads/controllers/daemonset/"
+
+
+class DaemonSetDetector:
+    name = "daemonset"
+    # Pods tell a stuck DaemonSet from one rolling a pod or starting on a new node right now.
+    kinds = frozenset({"DaemonSet", "Pod"})
+
+    def detect(self, snapshot: Snapshot) -> list[Finding]:
+        pods_of = PodsByController(snapshot)
+        findings: list[Finding] = []
+        for ds in snapshot.items("DaemonSet"):
+            status = ds.get("status")
+            if not status or "desiredNumberScheduled" not in status:
+                continue  # not observed by the controller yet
+            findings.extend(self._check(snapshot, ds, status, pods_of))
+        return findings
+
+    def _check(self, snapshot: Snapshot, ds: Obj, status: Obj, pods_of: PodsByController) -> list[Finding]:
+        desired = int_or(status.get("desiredNumberScheduled"))
+        ready = int_or(status.get("numberReady"))
+        unavailable = int_or(status.get("numberUnavailable"))
+        misscheduled = int_or(status.get("numberMisscheduled"))
+        if unavailable == 0 and ready >= desired and misscheduled == 0:
+            return []  # the common case, before building anything
+        ref = ref_of(ds, "DaemonSet")
+        ns = ref.namespace or snapshot.namespace
+        current = int_or(status.get("currentNumberScheduled"))
+        counts: list[tuple[str, object]] = [
+            ("status.desiredNumberScheduled", desired),
+            ("status.currentNumberScheduled", current),
+            ("status.numberReady", ready),
+            ("status.numberAvailable", int_or(status.get("numberAvailable"))),
+            ("status.numberUnavailable", unavailable),
+            ("status.updatedNumberScheduled", int_or(status.get("updatedNumberScheduled"))),
+        ]
+        events = event_evidence(snapshot.events_for("DaemonSet", ref.name))
+        owners = snapshot.owner_chain(ds)
+        out: list[Finding] = []
+        if unavailable > 0 or ready < desired:
+            persists, stale = shortfall_persists(snapshot, ds, pods_of(ds), desired)
+            if persists:
+                missing = max(desired - ready, unavailable)
+                out.append(
+                    finding(
+                        detector=self.name,
+                        severity=Severity.warning,
+                        resource=ref,
+                        problem="NotReady",
+                        title=f"DaemonSet {ref.name} is not ready on {missing} of {desired} nodes "
+                        f"({ready} ready, {unavailable} unavailable)",
+                        evidence=[
+                            *counts,
+                            *([("pods not ready", ", ".join(stale[:5]))] if stale else []),
+                            *image_evidence(ds, "DaemonSet"),
+                            *events,
+                        ],
+                        remediation="Nodes without a ready daemon pod miss what it provides (logs, metrics, "
+                        f"networking). Find the unready pods: kubectl get pods -n {ns} -o wide -l <selector>, and "
+                        "their cause in the pod findings; pods that cannot be placed usually need resources or "
+                        "tolerations for the node's taints.",
+                        docs=_DOCS,
+                        owners=owners,
+                    )
+                )
+        if misscheduled > 0:
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.warning,
+                    resource=ref,
+                    problem="Misscheduled",
+                    title=f"DaemonSet {ref.name} runs {misscheduled} pod(s) on nodes it should not run on",
+                    evidence=[("status.numberMisscheduled", misscheduled), *counts[:3], *events],
+                    remediation="The node's labels or taints no longer match the DaemonSet's nodeSelector, "
+                    "affinity or tolerations. Fix the node labels/taints or the DaemonSet's placement rules, "
+                    f"then delete the stray pods (kubectl get pods -n {ns} -o wide -l <selector>).",
+                    docs=f"{DOCS}/concepts/workloads/controllers/daemonset/#how-daemon-pods-are-scheduled",
+                    owners=owners,
+                )
+            )
+        return out
+
+
+DETECTOR = DaemonSetDetector()

@@ -1,0 +1,203 @@
+"""StatefulSet problems: pods not ready, a missing governing Service, volume templates naming an
+absent StorageClass, and updates that do not finish."""
+
+from __future__ import annotations
+
+from infragenius.detectors._workload_util import (
+    DOCS,
+    event_evidence,
+    image_evidence,
+    PodsByController,
+    int_or,
+    seconds_since,
+    shortfall_persists,
+)
+from infragenius.detectors.base import finding, ref_of
+from infragenius.models.findings import Finding, Severity
+from infragenius.snapshot import Obj, Snapshot
+
+_DOCS = f"{DOCS}/concepts/workloads/controllers/statefulset/"
+#: How long an update may sit half done, with no pod created, before we call it stuck.
+_UPDATE_STUCK_SECONDS = 600.0
+
+
+class StatefulSetDetector:
+    name = "statefulset"
+    kinds = frozenset({"StatefulSet", "Pod", "Service", "StorageClass"})
+
+    def detect(self, snapshot: Snapshot) -> list[Finding]:
+        pods_of = PodsByController(snapshot)
+        classes = {(sc.get("metadata") or {}).get("name") for sc in snapshot.items("StorageClass")}
+        findings: list[Finding] = []
+        for sts in snapshot.items("StatefulSet"):
+            findings.extend(self._not_ready(snapshot, sts, pods_of))
+            findings.extend(self._service(snapshot, sts))
+            findings.extend(self._storage_classes(snapshot, sts, classes))
+            findings.extend(self._stuck_update(snapshot, sts, pods_of))
+        return findings
+
+    def _not_ready(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+        status = sts.get("status")
+        if not status or "observedGeneration" not in status and "replicas" not in status:
+            return []
+        replicas = int_or((sts.get("spec") or {}).get("replicas"), 1)
+        ready = int_or(status.get("readyReplicas"))
+        if replicas == 0 or ready >= replicas:
+            return []
+        pods = pods_of(sts)
+        persists, stale = shortfall_persists(snapshot, sts, pods, replicas)
+        if not persists:
+            return []  # pods being created or replaced right now
+        ref = ref_of(sts, "StatefulSet")
+        ns = ref.namespace or snapshot.namespace
+        evidence: list[tuple[str, object]] = [
+            ("spec.replicas", replicas),
+            ("status.readyReplicas", ready),
+            ("status.currentReplicas", int_or(status.get("currentReplicas"))),
+            ("status.updatedReplicas", int_or(status.get("updatedReplicas"))),
+        ]
+        if stale:
+            evidence.append(("pods not ready", ", ".join(stale[:5])))
+        if pods is not None and len(pods) < replicas:
+            evidence.append(("pods present", f"{len(pods)} of {replicas}"))
+        evidence.extend(image_evidence(sts, "StatefulSet"))
+        evidence.extend(event_evidence(snapshot.events_for("StatefulSet", ref.name)))
+        policy = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady")
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.critical if ready == 0 else Severity.warning,
+                resource=ref,
+                problem="NotReady",
+                title=f"StatefulSet {ref.name} has {ready}/{replicas} replicas ready",
+                evidence=evidence,
+                remediation=(
+                    f"Find the first unready pod (kubectl get pods -n {ns} -l <selector>) and its cause in the pod "
+                    "findings. "
+                    + (
+                        "With podManagementPolicy OrderedReady, later pods are not created until earlier ones are "
+                        "Ready, so fix the lowest ordinal first."
+                        if policy == "OrderedReady"
+                        else ""
+                    )
+                ).strip(),
+                docs=_DOCS,
+                owners=snapshot.owner_chain(sts),
+            )
+        ]
+
+    def _service(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
+        service = (sts.get("spec") or {}).get("serviceName")
+        if not service or not snapshot.has("Service"):
+            return []
+        if snapshot.get("Service", service, (sts.get("metadata") or {}).get("namespace")) is not None:
+            return []
+        ref = ref_of(sts, "StatefulSet")
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.warning,
+                resource=ref,
+                problem="ServiceMissing",
+                title=f"StatefulSet {ref.name} names governing Service {service}, which does not exist",
+                evidence=[("spec.serviceName", service), ("Service", f"{ref.namespace}/{service} not found")],
+                remediation=f"Create a headless Service {service} (clusterIP: None) selecting the StatefulSet's pods, "
+                "so each pod gets its stable DNS name <pod>.<service>.",
+                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/#stable-network-id",
+                owners=snapshot.owner_chain(sts),
+            )
+        ]
+
+    def _storage_classes(self, snapshot: Snapshot, sts: Obj, classes: set) -> list[Finding]:
+        if not snapshot.has("StorageClass"):
+            return []
+        missing: list[tuple[str, str]] = []
+        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or ():
+            cls = (template.get("spec") or {}).get("storageClassName")
+            # None means "the default class", "" means "no class" (static binding): neither names a class.
+            if cls and cls not in classes:
+                missing.append(((template.get("metadata") or {}).get("name", "?"), cls))
+        if not missing:
+            return []
+        ref = ref_of(sts, "StatefulSet")
+        names = ", ".join(sorted({cls for _, cls in missing}))
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.critical,
+                resource=ref,
+                problem="StorageClassMissing",
+                title=f"StatefulSet {ref.name} volumeClaimTemplates use StorageClass {names}, which does not exist",
+                evidence=[
+                    *((f"spec.volumeClaimTemplates[{tpl}].spec.storageClassName", cls) for tpl, cls in missing),
+                    ("StorageClasses present", ", ".join(sorted(c for c in classes if c)) or "none"),
+                    *event_evidence(snapshot.events_for("StatefulSet", ref.name), limit=2),
+                ],
+                remediation="New PersistentVolumeClaims stay Pending, so pods that need them never start. Create "
+                "the StorageClass or point storageClassName at an existing one (volumeClaimTemplates cannot be "
+                "edited in place: recreate the StatefulSet with kubectl delete sts --cascade=orphan, then apply).",
+                docs=f"{DOCS}/concepts/storage/storage-classes/",
+                owners=snapshot.owner_chain(sts),
+            )
+        ]
+
+    def _stuck_update(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+        status = sts.get("status") or {}
+        current, update = status.get("currentRevision"), status.get("updateRevision")
+        if not current or not update or current == update:
+            return []
+        spec = sts.get("spec") or {}
+        strategy = spec.get("updateStrategy") or {}
+        kind = strategy.get("type", "RollingUpdate")
+        partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"))
+        pods = pods_of(sts)
+        if pods is not None:
+            # A rolling update creates a pod every few moments; only a quiet one is stuck.
+            ages = [seconds_since(snapshot.taken_at, (p.get("metadata") or {}).get("creationTimestamp")) for p in pods]
+            if any(a is not None and a < _UPDATE_STUCK_SECONDS for a in ages):
+                return []
+        ref = ref_of(sts, "StatefulSet")
+        replicas = int_or(spec.get("replicas"), 1)
+        updated = int_or(status.get("updatedReplicas"))
+        if kind == "OnDelete":
+            why = "updateStrategy OnDelete: pods change only when deleted"
+        elif partition:
+            why = f"rollingUpdate.partition={partition} holds back ordinals below it"
+        else:
+            why = "the rolling update is not progressing"
+        age = seconds_since(snapshot.taken_at, (sts.get("metadata") or {}).get("creationTimestamp"))
+        if age is not None and age < _UPDATE_STUCK_SECONDS:
+            return []
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.info,
+                resource=ref,
+                problem="UpdateStuck",
+                title=f"StatefulSet {ref.name} update incomplete: {updated}/{replicas} pods on revision {update} ({why})",
+                evidence=[
+                    ("status.currentRevision", current),
+                    ("status.updateRevision", update),
+                    ("status.updatedReplicas", updated),
+                    ("spec.updateStrategy.type", kind),
+                    *([("spec.updateStrategy.rollingUpdate.partition", partition)] if partition else []),
+                ],
+                remediation=(
+                    f"Delete the old pods one by one to move them to {update}"
+                    if kind == "OnDelete"
+                    else "Lower the partition to continue"
+                    if partition
+                    else "A pod of the new revision is probably not becoming Ready (see the NotReady finding); "
+                    "fix it, or roll back the template. A broken revision can need its pod deleted by hand "
+                    "(forced rollback)"
+                )
+                + f" (kubectl rollout status -n {ref.namespace} statefulset/{ref.name}).",
+                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/#forced-rollback"
+                if kind != "OnDelete" and not partition
+                else f"{DOCS}/concepts/workloads/controllers/statefulset/#update-strategies",
+                owners=snapshot.owner_chain(sts),
+            )
+        ]
+
+
+DETECTOR = StatefulSetDetector()

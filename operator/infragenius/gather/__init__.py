@@ -1,0 +1,1 @@
+"""Gatherers: the only code that reads the cluster and Prometheus."""

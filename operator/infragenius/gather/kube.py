@@ -1,0 +1,188 @@
+"""Gather Kubernetes objects for a snapshot: parallel, paginated LIST calls; errors become data.
+
+Responses are parsed straight from JSON (``_preload_content=False``): building
+client model objects for thousands of pods would cost more than the analysis.
+ConfigMaps are listed as metadata only, so their data never leaves the API
+server. Secrets are not listed at all: RBAC cannot grant "list secrets" without
+also granting their data, and a diagnostic tool should not hold that right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from kubernetes import client
+
+from infragenius import kubeapi
+
+from infragenius.snapshot import GatherResult, GatherStatus, Obj
+
+PAGE_SIZE = 500
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+@dataclass(frozen=True)
+class KindEndpoint:
+    kind: str
+    group_version: str  # "v1" for the core group
+    plural: str
+    namespaced: bool = True
+    metadata_only: bool = False
+    #: Whether a user's label selector narrows this kind (workload-like objects carry app labels).
+    selectable: bool = False
+
+    def path(self, namespace: str | None) -> str:
+        prefix = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        if self.namespaced and namespace:
+            return f"{prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{prefix}/{self.plural}"
+
+
+ENDPOINTS: dict[str, KindEndpoint] = {
+    e.kind: e
+    for e in (
+        KindEndpoint("Pod", "v1", "pods", selectable=True),
+        KindEndpoint("Deployment", "apps/v1", "deployments", selectable=True),
+        KindEndpoint("ReplicaSet", "apps/v1", "replicasets", selectable=True),
+        KindEndpoint("StatefulSet", "apps/v1", "statefulsets", selectable=True),
+        KindEndpoint("DaemonSet", "apps/v1", "daemonsets", selectable=True),
+        KindEndpoint("Job", "batch/v1", "jobs", selectable=True),
+        KindEndpoint("CronJob", "batch/v1", "cronjobs", selectable=True),
+        KindEndpoint("Service", "v1", "services", selectable=True),
+        KindEndpoint("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
+        KindEndpoint("Ingress", "networking.k8s.io/v1", "ingresses", selectable=True),
+        KindEndpoint("IngressClass", "networking.k8s.io/v1", "ingressclasses", namespaced=False),
+        KindEndpoint("PersistentVolumeClaim", "v1", "persistentvolumeclaims", selectable=True),
+        KindEndpoint("StorageClass", "storage.k8s.io/v1", "storageclasses", namespaced=False),
+        KindEndpoint("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", selectable=True),
+        KindEndpoint("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", selectable=True),
+        KindEndpoint("Node", "v1", "nodes", namespaced=False),
+        KindEndpoint("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
+        KindEndpoint("ResourceQuota", "v1", "resourcequotas"),
+        KindEndpoint(
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "validatingwebhookconfigurations",
+            namespaced=False,
+        ),
+        KindEndpoint(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            "mutatingwebhookconfigurations",
+            namespaced=False,
+        ),
+        KindEndpoint("ConfigMap", "v1", "configmaps", metadata_only=True),
+    )
+}
+
+
+class KubeGatherer:
+    """Lists objects through one ApiClient; every call runs in a worker thread."""
+
+    def __init__(self, api: client.ApiClient, *, event_cap: int = 500, concurrency: int = 8) -> None:
+        self.api = api
+        self.event_cap = event_cap
+        self._limit = asyncio.Semaphore(concurrency)
+
+    def _get(self, path: str, query: list[tuple[str, Any]], accept: str = "application/json") -> dict[str, Any]:
+        return kubeapi.request(self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60))
+
+    def _list_sync(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
+        items: list[Obj] = []
+        token: str | None = None
+        accept = METADATA_ONLY if endpoint.metadata_only else "application/json"
+        while True:
+            page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
+            body = self._get(endpoint.path(namespace), page, accept)
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    async def list_kind(
+        self, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> tuple[list[Obj], GatherResult]:
+        """All objects of a kind; failures come back as a GatherResult with status error."""
+        endpoint = ENDPOINTS[kind]
+        query: list[tuple[str, Any]] = []
+        if label_selector and endpoint.selectable:
+            query.append(("labelSelector", label_selector))
+        started = time.perf_counter()
+        async with self._limit:
+            try:
+                items = await asyncio.to_thread(self._list_sync, endpoint, namespace, query)
+            except client.ApiException as err:
+                return [], GatherResult(kind, GatherStatus.error, seconds=time.perf_counter() - started, error=_describe(err))
+            except Exception as err:  # network errors come in many urllib3 types; all are data here
+                return [], GatherResult(
+                    kind, GatherStatus.error, seconds=time.perf_counter() - started, error=f"{type(err).__name__}: {err}"[:500]
+                )
+        return items, GatherResult(kind, GatherStatus.ok, count=len(items), seconds=time.perf_counter() - started)
+
+    async def warning_events(self, namespace: str | None) -> tuple[list[Obj], GatherResult]:
+        """Warning events, newest first, at most ``event_cap``."""
+        endpoint = KindEndpoint("Event", "v1", "events")
+        started = time.perf_counter()
+        async with self._limit:
+            try:
+                events = await asyncio.to_thread(self._list_sync, endpoint, namespace, [("fieldSelector", "type=Warning")])
+            except Exception as err:
+                message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                return [], GatherResult("events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
+        events.sort(key=_event_time, reverse=True)
+        kept = events[: self.event_cap]
+        return kept, GatherResult("events", GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
+
+    async def namespace_exists(self, namespace: str) -> bool | None:
+        """True/False when known; None when the API could not say (the caller retries)."""
+        try:
+            await asyncio.to_thread(self._get, f"/api/v1/namespaces/{namespace}", [])
+        except client.ApiException as err:
+            if err.status == 404:
+                return False
+            if err.status == 403:
+                return True  # not allowed to read namespaces; listing will tell us more
+            return None
+        except Exception:
+            return None
+        return True
+
+    async def gather(
+        self, kinds: Iterable[str], namespace: str | None, label_selector: str | None = None
+    ) -> tuple[dict[str, list[Obj]], list[Obj], list[GatherResult]]:
+        """LIST every kind and the warning events in parallel."""
+        kinds = sorted(set(kinds))
+        tasks = [self.list_kind(kind, namespace, label_selector) for kind in kinds]
+        results = await asyncio.gather(*tasks, self.warning_events(namespace))
+        objects: dict[str, list[Obj]] = {}
+        reports: list[GatherResult] = []
+        for kind, (items, report) in zip(kinds, results[:-1]):
+            reports.append(report)
+            if report.status is GatherStatus.ok:
+                objects[kind] = items
+        events, event_report = results[-1]
+        reports.append(event_report)
+        return objects, events, reports
+
+
+def _event_time(event: Obj) -> str:
+    series = event.get("series") or {}
+    return (
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def _describe(err: client.ApiException) -> str:
+    try:
+        message = json.loads(err.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{err.status} {err.reason}: {message or err.body or ''}"[:500]

@@ -1,0 +1,8 @@
+"""Kopf wiring only: decorators that delegate to one service module per resource kind.
+
+Importing this package registers every handler.
+"""
+
+from infragenius.handlers import analysis, lifecycle
+
+__all__ = ["analysis", "lifecycle"]

@@ -1,0 +1,35 @@
+"""Kopf handlers for Analysis; all logic is in :mod:`infragenius.analysis.service`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from infragenius.analysis import service
+from infragenius.models.analysis import GROUP, PLURAL, RERUN_ANNOTATION, VERSION
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.resume(*RESOURCE, when=lambda body, **_: service.needs_run_on_resume(body))
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+async def analysis_changed(
+    body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, reason: str, **_: Any
+) -> None:
+    await service.run(body, memo.runtime, logger, retry=retry, reason=str(reason))
+
+
+@kopf.on.field(*RESOURCE, field=("metadata", "annotations", RERUN_ANNOTATION))
+async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, **_: Any) -> None:
+    if service.rerun_requested(body):
+        await service.run(body, memo.runtime, logger, retry=retry, reason="rerun annotation")
+
+
+# Kopf evaluates `when` filters on watch events only, so the due check runs on every tick instead.
+@kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0)
+async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    if service.rerun_due(body):
+        await service.run(body, memo.runtime, logger, reason="interval")

@@ -1,0 +1,185 @@
+"""The Analysis custom resource: spec and status."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from infragenius.models.common import (
+    DNS_LABEL_PATTERN,
+    CamelModel,
+    Condition,
+    Duration,
+    LLMSpec,
+    PromRange,
+    parse_duration,
+)
+from infragenius.models.findings import Finding, Severity
+
+GROUP = "infragenius.io"
+VERSION = "v1alpha1"
+PLURAL = "analyses"
+RERUN_ANNOTATION = "infragenius.io/rerun"
+MIN_INTERVAL_SECONDS = 60
+
+
+class Phase(str, Enum):
+    pending = "Pending"
+    running = "Running"
+    completed = "Completed"
+    failed = "Failed"
+
+
+class ResourceKind(str, Enum):
+    """Kinds a user may restrict an analysis to."""
+
+    Pod = "Pod"
+    Deployment = "Deployment"
+    ReplicaSet = "ReplicaSet"
+    StatefulSet = "StatefulSet"
+    DaemonSet = "DaemonSet"
+    Job = "Job"
+    CronJob = "CronJob"
+    Service = "Service"
+    Ingress = "Ingress"
+    PersistentVolumeClaim = "PersistentVolumeClaim"
+    HorizontalPodAutoscaler = "HorizontalPodAutoscaler"
+    PodDisruptionBudget = "PodDisruptionBudget"
+    Node = "Node"
+    NetworkPolicy = "NetworkPolicy"
+    ResourceQuota = "ResourceQuota"
+    ConfigMap = "ConfigMap"
+    ValidatingWebhookConfiguration = "ValidatingWebhookConfiguration"
+    MutatingWebhookConfiguration = "MutatingWebhookConfiguration"
+
+
+class DetectorName(str, Enum):
+    """Every registered detector; the registry test keeps this in sync."""
+
+    pod = "pod"
+    deployment = "deployment"
+    replicaset = "replicaset"
+    statefulset = "statefulset"
+    daemonset = "daemonset"
+    job = "job"
+    cronjob = "cronjob"
+    hpa = "hpa"
+    pdb = "pdb"
+    service = "service"
+    ingress = "ingress"
+    pvc = "pvc"
+    node = "node"
+    configmap = "configmap"
+    webhook = "webhook"
+    networkpolicy = "networkpolicy"
+    resourcequota = "resourcequota"
+    events = "events"
+    bestpractice = "bestpractice"
+    metrics = "metrics"
+
+
+class DetectorSelection(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.include) || !has(self.exclude) || self.include.all(d, !(d in self.exclude))",
+                    "message": "a detector cannot be both included and excluded",
+                }
+            ]
+        }
+    )
+
+    include: list[DetectorName] = Field(default_factory=list, max_length=64, description="Only these (empty: all).")
+    exclude: list[DetectorName] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "DetectorSelection":
+        overlap = set(self.include) & set(self.exclude)
+        if overlap:
+            raise ValueError(f"detectors both included and excluded: {', '.join(sorted(d.value for d in overlap))}")
+        return self
+
+
+class PrometheusSpec(CamelModel):
+    enabled: bool = Field(default=True, description="Use Prometheus when the operator or this spec names one.")
+    url: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
+    lookback: PromRange = "1h"
+
+
+class AnalysisSpec(CamelModel):
+    """What to analyse and how."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.interval) || duration(self.interval) >= duration('60s')",
+                    "message": "interval must be at least 1m",
+                }
+            ]
+        }
+    )
+
+    target_namespace: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="Default: the Analysis's own namespace."
+    )
+    label_selector: str | None = Field(
+        default=None, max_length=1024, min_length=1, description="Label selector for workloads and pods, e.g. app=web."
+    )
+    kinds: list[ResourceKind] = Field(default_factory=list, max_length=32, description="Report only these kinds.")
+    detectors: DetectorSelection = Field(default_factory=DetectorSelection)
+    min_severity: Severity = Severity.info
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+    interval: Duration | None = Field(default=None, description="Re-run periodically, at least every 1m.")
+    max_findings: int = Field(default=50, ge=1, le=500, description="Findings kept in status (most severe first).")
+    llm: LLMSpec = Field(default_factory=LLMSpec)
+
+    @model_validator(mode="after")
+    def _interval_floor(self) -> "AnalysisSpec":
+        if self.interval is not None and parse_duration(self.interval).total_seconds() < MIN_INTERVAL_SECONDS:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL_SECONDS}s")
+        return self
+
+
+class SeverityCounts(CamelModel):
+    critical: int = 0
+    warning: int = 0
+    info: int = 0
+
+
+class SourceReport(CamelModel):
+    """How gathering one source went (reported for failures and missing data)."""
+
+    source: str = Field(max_length=128)
+    status: str = Field(pattern=r"^(ok|error|no_data)$")
+    count: int = 0
+    seconds: float = 0.0
+    error: str | None = Field(default=None, max_length=512)
+
+
+class Timings(CamelModel):
+    gather_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+class AnalysisStatus(CamelModel):
+    """What the operator writes back."""
+
+    phase: Phase = Phase.pending
+    observed_generation: int | None = None
+    run_id: str | None = Field(default=None, max_length=64)
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration_seconds: float | None = None
+    summary: str = Field(default="", max_length=512)
+    counts: SeverityCounts = Field(default_factory=SeverityCounts)
+    total_findings: int = 0
+    truncated: bool = False
+    findings: list[Finding] = Field(default_factory=list, max_length=500)
+    missing: list[SourceReport] = Field(default_factory=list, max_length=64, description="Sources that failed.")
+    timings: Timings = Field(default_factory=Timings)
+    rerun_token: str | None = Field(default=None, max_length=253, description="Last handled rerun annotation.")
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)

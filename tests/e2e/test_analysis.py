@@ -1,0 +1,265 @@
+"""Analysis end to end: the operator (KopfRunner) against the real cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+from kubernetes import client
+
+from tests.e2e import workloads
+from tests.e2e.conftest import E2ECluster
+from tests.e2e.support import wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: E2ECluster) -> None:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/analyses.infragenius.io", "--timeout=30s")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: E2ECluster, crds: None) -> Iterator[KopfRunner]:
+    env = {"KUBECONFIG": cluster.kubeconfig}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    runner = KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "infragenius.handlers"], timeout=60)
+    with runner:
+        yield runner
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    assert runner.exit_code == 0, runner.output[-4000:]
+    assert runner.exception is None
+
+
+def analysis(name: str, spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "infragenius.io/v1alpha1", "kind": "Analysis", "metadata": meta, "spec": spec or {}}
+
+
+def get_analysis(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "analysis", name, "-n", namespace, "-o", "json").stdout)
+
+
+def wait_phase(cluster: E2ECluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 60) -> dict:
+    return wait_for(
+        lambda: (a := get_analysis(cluster, namespace, name)).get("status", {}).get("phase") in phases and a,
+        timeout=timeout,
+        what=f"analysis {name} in phase {phases}",
+    )
+
+
+def by_problem(status: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Most severe finding per (detector, kind, name); the list is sorted most severe first."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for f in status["findings"]:
+        found.setdefault((f["detector"], f["resource"]["kind"], f["resource"]["name"]), f)
+    return found
+
+
+def test_broken_namespace_yields_the_expected_findings(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator: KopfRunner
+) -> None:
+    workloads.break_namespace(cluster.kubectl, core, namespace)
+    workloads.apply(cluster.kubectl, namespace, analysis("diagnose", {"maxFindings": 100}))
+    done = wait_phase(cluster, namespace, "diagnose", ("Completed", "Failed"))
+    status = done["status"]
+    assert status["phase"] == "Completed", status
+    found = by_problem(status)
+
+    crash = found[("pod", "Deployment", "checkout")]
+    assert crash["severity"] == "critical"
+    assert crash["affected"] == 2
+    assert any("CrashLoopBackOff" in e["value"] for e in crash["evidence"])
+    assert crash["owners"] == [] or crash["resource"]["kind"] == "Deployment"
+
+    oom = found[("pod", "Deployment", "recommender")]
+    assert any("OOMKilled" in e["value"] for e in oom["evidence"])
+    pull = found[("pod", "Deployment", "payments")]
+    assert any("ImagePullBackOff" in e["value"] for e in pull["evidence"])
+
+    unschedulable = found[("pod", "Pod", "batch-huge")]
+    assert any("Insufficient cpu" in e["value"] for e in unschedulable["evidence"])
+
+    assert found[("configmap", "Deployment", "cart")]["severity"] == "critical"
+    assert found[("service", "Service", "legacy")]["severity"] in ("warning", "critical")
+    assert found[("ingress", "Ingress", "storefront")]["severity"] == "critical"
+    quota = found[("deployment", "Deployment", "search")]
+    assert any("exceeded quota" in e["value"] for e in quota["evidence"])
+
+    # The healthy Service in front of crashing pods is reported as having no ready endpoints.
+    assert found[("service", "Service", "checkout")]["severity"] == "critical"
+    # Most severe first; counts and the summary agree with the list.
+    ranks = {"critical": 0, "warning": 1, "info": 2}
+    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(ranks[f["severity"]] for f in status["findings"])
+    assert status["counts"]["critical"] == sum(f["severity"] == "critical" for f in status["findings"])
+    assert status["summary"].startswith(f"{status['counts']['critical']} critical")
+    assert status["totalFindings"] == len(status["findings"]) and status["truncated"] is False
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["observedGeneration"] == done["metadata"]["generation"]
+    assert status["timings"]["gatherSeconds"] > 0 and status["timings"]["detectSeconds"] >= 0
+
+    # kubectl understands it: printer columns and the Ready condition.
+    table = cluster.kubectl("get", "analyses", "-n", namespace).stdout
+    assert "Completed" in table and "diagnose" in table
+    cluster.kubectl("wait", "--for=condition=Ready", f"analysis/diagnose", "-n", namespace, "--timeout=5s")
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=diagnose").items
+    assert any(e.reason == "AnalysisCompleted" for e in events)
+
+
+def test_healthy_namespace_has_no_warnings(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator: KopfRunner
+) -> None:
+    workloads.healthy_namespace(cluster.kubectl, core, namespace)
+    # Let the endpointslice and disruption controllers catch up, as they would in any cluster.
+    wait_for(
+        lambda: (core.list_namespaced_endpoints(namespace).items or [None])[0] is not None,
+        timeout=30,
+        what="endpoints",
+    )
+    policy = client.PolicyV1Api(cluster.api)
+    wait_for(
+        lambda: (policy.read_namespaced_pod_disruption_budget("web", namespace).status.disruptions_allowed or 0) >= 1,
+        timeout=30,
+        what="PDB to allow disruptions",
+    )
+    workloads.apply(cluster.kubectl, namespace, analysis("check"))
+    status = wait_phase(cluster, namespace, "check", ("Completed", "Failed"))["status"]
+    assert status["phase"] == "Completed"
+    noisy = [f for f in status["findings"] if f["severity"] in ("critical", "warning")]
+    assert noisy == [], yaml.safe_dump(noisy)
+    assert status["counts"]["critical"] == 0 and status["counts"]["warning"] == 0
+    assert status["summary"].startswith(f"No problems in {namespace}")
+
+
+def test_missing_target_namespace_fails_once_with_a_clear_message(
+    cluster: E2ECluster, namespace: str, operator: KopfRunner
+) -> None:
+    workloads.apply(cluster.kubectl, namespace, analysis("lost", {"targetNamespace": "no-such-namespace"}))
+    status = wait_phase(cluster, namespace, "lost", ("Failed", "Completed"))["status"]
+    assert status["phase"] == "Failed"
+    assert status["summary"] == "target namespace 'no-such-namespace' does not exist"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "TargetNotFound")
+    run_id = status.get("runId")
+    # A permanent failure is not retried: the same run stays the last one.
+    import time
+
+    time.sleep(3)
+    assert get_analysis(cluster, namespace, "lost")["status"].get("runId") == run_id
+
+
+def test_api_server_rejects_invalid_specs_with_clear_messages(cluster: E2ECluster, namespace: str, crds: None) -> None:
+    cases = {
+        "a detector cannot be both included and excluded": {"detectors": {"include": ["pod"], "exclude": ["pod"]}},
+        "interval must be at least 1m": {"interval": "10s"},
+        'Unsupported value: "loud"': {"minSeverity": "loud"},
+        'unknown field "spec.bogus"': {"bogus": True},
+        "should be less than or equal to 500": {"maxFindings": 5000},
+    }
+    for message, spec in cases.items():
+        reply = cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(analysis("bad", spec)), check=False
+        )
+        assert reply.returncode != 0, spec
+        assert message in reply.stderr, (spec, reply.stderr)
+
+
+def test_rerun_annotation_and_spec_change_run_again(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
+    workloads.apply(cluster.kubectl, namespace, analysis("again"))
+    first = wait_phase(cluster, namespace, "again", ("Completed",))["status"]["runId"]
+    cluster.kubectl("annotate", "analysis", "again", "-n", namespace, "infragenius.io/rerun=1")
+    second = wait_for(
+        lambda: (s := get_analysis(cluster, namespace, "again")["status"]).get("runId") != first
+        and s.get("phase") == "Completed"
+        and s,
+        timeout=30,
+        what="a second run after the annotation",
+    )
+    assert second["rerunToken"] == "1"
+    cluster.kubectl("patch", "analysis", "again", "-n", namespace, "--type=merge", "-p", '{"spec":{"minSeverity":"warning"}}')
+    third = wait_for(
+        lambda: (a := get_analysis(cluster, namespace, "again"))["status"].get("observedGeneration") == 2
+        and a["status"]["phase"] == "Completed"
+        and a["status"],
+        timeout=30,
+        what="a run for generation 2",
+    )
+    assert third["runId"] not in (first, second["runId"])
+
+
+def test_prometheus_down_degrades_but_completes(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    workloads.apply(
+        cluster.kubectl, namespace, analysis("degraded", {"prometheus": {"url": f"http://127.0.0.1:{dead}"}})
+    )
+    status = wait_phase(cluster, namespace, "degraded", ("Completed", "Failed"))["status"]
+    assert status["phase"] == "Completed"
+    assert [m["source"] for m in status["missing"]] == ["prometheus"]
+    assert "Connection" in status["missing"][0]["error"] or "refused" in status["missing"][0]["error"]
+    assert "could not read prometheus" in status["summary"]
+
+
+def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, core: client.CoreV1Api, namespace: str) -> None:
+    """A service account that may list pods but not ingresses: the CLI reports the gap and still analyses."""
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="limited")))
+    rbac.create_namespaced_role(
+        namespace,
+        client.V1Role(
+            metadata=client.V1ObjectMeta(name="pods-only"),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods", "namespaces"], verbs=["get", "list"])],
+        ),
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="pods-only"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pods-only"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="limited", namespace=namespace)],
+        ),
+    )
+    token = core.create_namespaced_service_account_token(
+        "limited", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    ).status.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    limited = dict(admin)
+    limited["users"] = [{"name": "limited", "user": {"token": token}}]
+    limited["contexts"] = [{"name": "limited", "context": {"cluster": admin["clusters"][0]["name"], "user": "limited"}}]
+    limited["current-context"] = "limited"
+    path = Path(cluster.kubeconfig).with_name(f"limited-{namespace}.kubeconfig")
+    path.write_text(yaml.safe_dump(limited))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "infragenius.cli", "analyze", "-n", namespace, "--kubeconfig", str(path), "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        path.unlink()
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    missing = {m["source"]: m for m in report["missing"]}
+    assert "Pod" not in missing
+    assert missing["Ingress"]["status"] == "error" and missing["Ingress"]["error"].startswith("403")
+    assert "could not read" in report["summary"]
