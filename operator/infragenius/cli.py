@@ -83,6 +83,18 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rbac(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infragenius.rbac import render_rules
+
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_rules())
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infragenius", description="InfraGenius operator and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     crd = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
     crd.add_argument("--output-dir", default="crds")
     crd.set_defaults(func=_crds)
+
+    rbac = commands.add_parser("rbac", help="write the operator's ClusterRole rules derived from what it gathers")
+    rbac.add_argument("--output", default="charts/infragenius-operator/files/clusterrole-rules.yaml")
+    rbac.set_defaults(func=_rbac)
     return parser
 
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
+from kopf.testing import KopfRunner
 from kubernetes import client, config
 
 from infragenius.devcluster import DevClusterError, LocalCluster
-from tests.e2e.support import wait_for
+from infragenius import rbac
+from tests.e2e.support import service_account_kubeconfig, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_CLUSTER_NAME = os.environ.get("INFRAGENIUS_TEST_CLUSTER_NAME", "pytest")
@@ -134,3 +135,32 @@ def namespace(cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterator[s
     except client.ApiException as err:
         if err.status != 404:
             raise
+
+
+# --- the operator ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: E2ECluster) -> None:
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/analyses.infragenius.io", "--timeout=30s")
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster: E2ECluster, crds: None) -> str:
+    """The operator runs as a service account holding only the generated ClusterRole (least privilege)."""
+    home = f"infragenius-e2e-{uuid.uuid4().hex[:5]}"
+    client.CoreV1Api(cluster.api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=home)))
+    wait_for(
+        lambda: client.CoreV1Api(cluster.api).list_namespaced_service_account(home).items, timeout=30, what="SA controller"
+    )
+    return service_account_kubeconfig(cluster.api, cluster.kubeconfig, home, "operator", rbac.operator_rules())
+
+
+@pytest.fixture(scope="module")
+def operator(operator_kubeconfig: str) -> Iterator[KopfRunner]:
+    from tests.e2e.analysis_support import running_operator  # the module imports this one
+    with running_operator(operator_kubeconfig) as runner:
+        yield runner

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -16,60 +16,10 @@ from kubernetes import client
 
 from tests.e2e import workloads
 from tests.e2e.conftest import E2ECluster
-from tests.e2e.support import wait_for
+from tests.e2e.analysis_support import analysis, by_problem, get_analysis, wait_phase
+from tests.e2e.support import service_account_kubeconfig, wait_for
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: E2ECluster) -> None:
-    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/analyses.infragenius.io", "--timeout=30s")
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: E2ECluster, crds: None) -> Iterator[KopfRunner]:
-    env = {"KUBECONFIG": cluster.kubeconfig}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    runner = KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "infragenius.handlers"], timeout=60)
-    with runner:
-        yield runner
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    assert runner.exit_code == 0, runner.output[-4000:]
-    assert runner.exception is None
-
-
-def analysis(name: str, spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if annotations:
-        meta["annotations"] = annotations
-    return {"apiVersion": "infragenius.io/v1alpha1", "kind": "Analysis", "metadata": meta, "spec": spec or {}}
-
-
-def get_analysis(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("get", "analysis", name, "-n", namespace, "-o", "json").stdout)
-
-
-def wait_phase(cluster: E2ECluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 60) -> dict:
-    return wait_for(
-        lambda: (a := get_analysis(cluster, namespace, name)).get("status", {}).get("phase") in phases and a,
-        timeout=timeout,
-        what=f"analysis {name} in phase {phases}",
-    )
-
-
-def by_problem(status: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Most severe finding per (detector, kind, name); the list is sorted most severe first."""
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for f in status["findings"]:
-        found.setdefault((f["detector"], f["resource"]["kind"], f["resource"]["name"]), f)
-    return found
 
 
 def test_broken_namespace_yields_the_expected_findings(
@@ -117,7 +67,7 @@ def test_broken_namespace_yields_the_expected_findings(
     # kubectl understands it: printer columns and the Ready condition.
     table = cluster.kubectl("get", "analyses", "-n", namespace).stdout
     assert "Completed" in table and "diagnose" in table
-    cluster.kubectl("wait", "--for=condition=Ready", f"analysis/diagnose", "-n", namespace, "--timeout=5s")
+    cluster.kubectl("wait", "--for=condition=Ready", "analysis/diagnose", "-n", namespace, "--timeout=5s")
     events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=diagnose").items
     assert any(e.reason == "AnalysisCompleted" for e in events)
 
@@ -158,8 +108,6 @@ def test_missing_target_namespace_fails_once_with_a_clear_message(
     assert (ready["status"], ready["reason"]) == ("False", "TargetNotFound")
     run_id = status.get("runId")
     # A permanent failure is not retried: the same run stays the last one.
-    import time
-
     time.sleep(3)
     assert get_analysis(cluster, namespace, "lost")["status"].get("runId") == run_id
 
@@ -204,8 +152,6 @@ def test_rerun_annotation_and_spec_change_run_again(cluster: E2ECluster, namespa
 
 
 def test_prometheus_down_degrades_but_completes(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
@@ -219,35 +165,10 @@ def test_prometheus_down_degrades_but_completes(cluster: E2ECluster, namespace: 
     assert "could not read prometheus" in status["summary"]
 
 
-def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, core: client.CoreV1Api, namespace: str) -> None:
+def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, namespace: str) -> None:
     """A service account that may list pods but not ingresses: the CLI reports the gap and still analyses."""
-    rbac = client.RbacAuthorizationV1Api(cluster.api)
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="limited")))
-    rbac.create_namespaced_role(
-        namespace,
-        client.V1Role(
-            metadata=client.V1ObjectMeta(name="pods-only"),
-            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods", "namespaces"], verbs=["get", "list"])],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="pods-only"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pods-only"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="limited", namespace=namespace)],
-        ),
-    )
-    token = core.create_namespaced_service_account_token(
-        "limited", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    ).status.token
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    limited = dict(admin)
-    limited["users"] = [{"name": "limited", "user": {"token": token}}]
-    limited["contexts"] = [{"name": "limited", "context": {"cluster": admin["clusters"][0]["name"], "user": "limited"}}]
-    limited["current-context"] = "limited"
-    path = Path(cluster.kubeconfig).with_name(f"limited-{namespace}.kubeconfig")
-    path.write_text(yaml.safe_dump(limited))
+    rules = [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list"]}]
+    path = Path(service_account_kubeconfig(cluster.api, cluster.kubeconfig, namespace, "limited", rules))
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "infragenius.cli", "analyze", "-n", namespace, "--kubeconfig", str(path), "-o", "json"],
@@ -263,3 +184,4 @@ def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, core: cli
     assert "Pod" not in missing
     assert missing["Ingress"]["status"] == "error" and missing["Ingress"]["error"].startswith("403")
     assert "could not read" in report["summary"]
+

@@ -1,0 +1,64 @@
+"""Fixtures and helpers for tests that run the operator against the cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from kopf.testing import KopfRunner
+
+from tests.e2e.conftest import E2ECluster  # noqa: F401  (type of the cluster fixture)
+from tests.e2e.support import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def running_operator(kubeconfig: str) -> Iterator[KopfRunner]:
+    saved = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = kubeconfig
+    runner = KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "infragenius.handlers"], timeout=60)
+    try:
+        with runner:
+            yield runner
+    finally:
+        if saved is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = saved
+    assert runner.exception is None, runner.output[-4000:]
+    assert runner.exit_code == 0, runner.output[-4000:]
+    # Least privilege held: nothing the operator did was refused.
+    assert "403" not in runner.output and "Forbidden" not in runner.output, runner.output[-4000:]
+
+
+def analysis(name: str, spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "infragenius.io/v1alpha1", "kind": "Analysis", "metadata": meta, "spec": spec or {}}
+
+
+def get_analysis(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "analysis", name, "-n", namespace, "-o", "json").stdout)
+
+
+def wait_phase(cluster: E2ECluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float = 60) -> dict:
+    return wait_for(
+        lambda: (a := get_analysis(cluster, namespace, name)).get("status", {}).get("phase") in phases and a,
+        timeout=timeout,
+        what=f"analysis {name} in phase {phases}",
+    )
+
+
+def by_problem(status: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Most severe finding per (detector, kind, name); the list is sorted most severe first."""
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for f in status["findings"]:
+        found.setdefault((f["detector"], f["resource"]["kind"], f["resource"]["name"]), f)
+    return found
+
+
