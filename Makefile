@@ -27,7 +27,7 @@ status:
 	infragenius devcluster status --name $(CLUSTER)
 
 demo: install
-	@PYTHON=$(PYTHON) CLUSTER=$(CLUSTER) bash scripts/demo.sh
+	@CLUSTER=$(CLUSTER) $(PYTHON) scripts/demo.py
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 define run_pytest

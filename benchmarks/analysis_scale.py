@@ -1,0 +1,900 @@
+"""How fast is an Analysis of a big namespace, compared with simply reading it?
+
+Method
+------
+For each size N (``--pods``, default 1,000 and 5,000) the script:
+
+1. **Setup** - starts the local control plane ``LocalCluster("bench")`` (real
+   kube-apiserver, controller-manager and scheduler; kwok as the kubelet), adds
+   enough extra kwok Nodes (created like ``LocalCluster._create_nodes`` does) for
+   every namespace of the run to fit, waits for them to be Ready and applies
+   ``crds/`` with the built kubectl.
+2. **Workload** - in a fresh namespace creates 50 healthy Deployments plus four
+   "crashloop" Deployments (about 2% of N, pod template annotated
+   ``kwok.x-k8s.io/status=custom``), each with a Service, all shaped like
+   ``tests/e2e/workloads.deployment(hardened=True)`` (requests, limits,
+   probes). The real controllers create the pods and kwok runs them; the
+   crashloop pods get a CrashLoopBackOff status written as a kubelet would
+   (``workloads.patch_failure``). Then N/5 Warning events (BackOff,
+   FailedMount, Unhealthy, ...) are posted from a thread pool. The step ends
+   when all N pods are in phase Running.
+3. **Floor** - the cost of just reading the same objects: ``kubectl get
+   <every kind the analysis lists> -n NS -o json``, ``kubectl get <the
+   cluster-scoped kinds it lists> -o json`` and ``kubectl get events -n NS
+   --field-selector type=Warning -o json``, run one after the other. The kinds
+   come from ``registry.kinds_needed(registry.select()) & ENDPOINTS``, exactly
+   what ``runner.analyze`` gathers. One warm-up (discovery cache), then 3
+   timed runs; the floor is the median of their sums.
+4. **Operator** - ``infragenius operator`` as a subprocess (its own
+   ``INFRAGENIUS_HEALTH_PORT``); once ``/healthz`` answers 200, an Analysis
+   (``spec: {maxFindings: 100}``) is created in the namespace and polled every
+   50 ms until ``status.phase`` is Completed. Runs 2 and 3 are triggered with
+   the ``infragenius.io/rerun=<n>`` annotation and end when a new
+   ``status.runId`` is Completed. Per run: wall time from the create/patch
+   request to Completed as seen by the poller, and ``status.timings``. After
+   the runs the operator's VmHWM (peak RSS) and VmRSS are read from
+   ``/proc/<pid>/status``; then it is stopped with SIGTERM.
+5. **In-process** - ``runner.analyze(KubeGatherer(api), AnalysisSpec(), ns)``
+   three times from this process; the detect figure is the median of
+   ``outcome.timings.detect_seconds`` (pure detection, no I/O).
+
+Every figure is a median of 3. Targets (reported, never asserted): the
+operator's gather time and apply->Completed at most 1.5x the floor, detection
+under 200 ms at 5,000 pods. Namespaces of earlier sizes stay in the cluster
+while later sizes run (their capacity is planned for up front). Results go to
+stdout and ``benchmarks/results/analysis_scale.json``; operator logs to
+``benchmarks/results/operator-<N>.log``.
+
+Run: ``python benchmarks/analysis_scale.py [--pods 1000 5000] [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+import httpx
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[1]
+# The e2e workload shapes are reused so the benchmark's pods look like the tests' pods.
+sys.path.insert(0, str(ROOT))
+
+from infragenius import kubeapi  # noqa: E402
+from infragenius.analysis import runner  # noqa: E402
+from infragenius.detectors import registry  # noqa: E402
+from infragenius.devcluster import DevClusterError, LocalCluster  # noqa: E402
+from infragenius.devcluster.build import ensure_binaries  # noqa: E402
+from infragenius.devcluster.cluster import FAKE_NODE_ANNOTATION  # noqa: E402
+from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer  # noqa: E402
+from infragenius.models.analysis import GROUP, PLURAL, RERUN_ANNOTATION, VERSION, AnalysisSpec  # noqa: E402
+from tests.e2e import workloads  # noqa: E402
+
+CLUSTER_NAME = "bench"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+RESULTS_FILE = RESULTS_DIR / "analysis_scale.json"
+
+RUNS = 3
+POLL_SECONDS = 0.05
+HEALTHY_DEPLOYMENTS = 50
+BROKEN_DEPLOYMENTS = 4
+BROKEN_FRACTION = 0.02
+PODS_PER_EVENT = 5
+WORKERS = 16
+
+# Extra kwok nodes. With the hardened pod requests (100m CPU, 128Mi) the pod count is the
+# binding limit: 32 CPU fit 320 such pods and 128Gi fit 1,024, so each node takes 250.
+EXTRA_NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "250", "ephemeral-storage": "200Gi"}
+EXTRA_NODE_PODS = 250
+DEFAULT_NODE_PODS = 3 * 110  # LocalCluster's own three nodes
+CAPACITY_SLACK = 1.10
+
+TARGET_RATIO = 1.5
+TARGET_DETECT_MS = 200.0
+TARGET_DETECT_AT_PODS = 5000
+
+# Reasons for the posted warning events; BackOff goes to the crashlooping pods first.
+EVENT_REASONS: tuple[tuple[str, str], ...] = (
+    ("FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'),
+    ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
+    ("BackOff", "Back-off restarting failed container app in pod"),
+    ("FailedCreatePodSandBox", "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network"),
+    ("ProbeWarning", "Liveness probe warning: HTTP probe succeeded with a redirect"),
+    ("FailedMount", 'Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition'),
+)
+
+T = TypeVar("T")
+STARTED = time.monotonic()
+
+
+class BenchError(Exception):
+    """A step did not finish; the message says which and what was last seen."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", flush=True)
+
+
+def median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0,
+               progress: Callable[[], str] | None = None, progress_every: float = 15.0) -> T:
+    """Poll ``check`` until it returns something other than None/False; raise BenchError on timeout."""
+    deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + progress_every
+    while True:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        now = time.monotonic()
+        if now >= deadline:
+            detail = f" (last: {progress()})" if progress else ""
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        if progress and now >= next_report:
+            log(f"  waiting for {what}: {progress()}")
+            next_report = now + progress_every
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- Kubernetes access ---------------------------------------------------------------------------
+
+
+class Kube:
+    """Raw JSON requests through the official client (no model decoding of thousands of pods)."""
+
+    def __init__(self, kubeconfig: str, pool: int = WORKERS + 4) -> None:
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool
+        self.api = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def get(self, path: str, query: Sequence[tuple[str, Any]] = ()) -> Any:
+        return kubeapi.request(self.api, "GET", path, query=query, timeout=(5, 60))
+
+    def post(self, path: str, body: Any) -> Any:
+        return kubeapi.request(self.api, "POST", path, body=body, timeout=(5, 60))
+
+    def merge_patch(self, path: str, body: Any) -> Any:
+        headers = {"Content-Type": "application/merge-patch+json"}
+        return kubeapi.request(self.api, "PATCH", path, body=body, headers=headers, timeout=(5, 60))
+
+    def list_all(self, path: str, query: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = [*query, ("limit", 500)] + ([("continue", token)] if token else [])
+            body = self.get(path, page)
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def create_ignoring_conflict(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            self.post(path, body)
+        except client.ApiException as err:
+            if err.status != 409:
+                raise
+
+
+def parallel(func: Callable[[T], Any], items: Sequence[T], workers: int = WORKERS) -> None:
+    """Run ``func`` over ``items`` in a thread pool; the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(func, items):
+            pass
+
+
+def analysis_path(namespace: str, name: str | None = None) -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+# --- 1. setup --------------------------------------------------------------------------------------
+
+
+def gathered_kinds() -> list[str]:
+    """Exactly what runner.analyze lists with the default spec."""
+    return sorted(registry.kinds_needed(registry.select()) & set(ENDPOINTS))
+
+
+def fake_node(index: int) -> dict[str, Any]:
+    name = f"bench-node-{index}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/role": "agent",
+                "type": "kwok",
+                "topology.kubernetes.io/zone": f"zone-{index % 3}",
+            },
+        },
+        "spec": {},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.0.{1 + index // 250}.{index % 250 + 1}"},
+                {"type": "Hostname", "address": name},
+            ],
+            "allocatable": EXTRA_NODE_CAPACITY,
+            "capacity": EXTRA_NODE_CAPACITY,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+                "operatingSystem": "linux",
+            },
+            "phase": "Running",
+        },
+    }
+
+
+def ready_nodes(kube: Kube) -> int:
+    count = 0
+    for node in kube.list_all("/api/v1/nodes"):
+        for condition in (node.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready" and condition.get("status") == "True":
+                count += 1
+    return count
+
+
+def add_capacity(kube: Kube, pods_wanted: int) -> int:
+    """Create enough extra kwok nodes for ``pods_wanted`` more pods; wait until all nodes are Ready."""
+    existing_pods = len(kube.list_all("/api/v1/pods"))
+    needed = math.ceil((existing_pods + pods_wanted) * CAPACITY_SLACK)
+    extra = max(0, math.ceil((needed - DEFAULT_NODE_PODS) / EXTRA_NODE_PODS))
+    log(f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) for {existing_pods} + {pods_wanted} pods")
+    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", fake_node(i)), list(range(extra)))
+    total = len(kube.list_all("/api/v1/nodes"))
+    wait_until(
+        lambda: ready_nodes(kube) >= total,
+        timeout=120,
+        what=f"{total} nodes to be Ready",
+        progress=lambda: f"{ready_nodes(kube)}/{total} Ready",
+    )
+    return total
+
+
+def kubectl_run(kubectl: Path, kubeconfig: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    argv = [str(kubectl), f"--kubeconfig={kubeconfig}", *args]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise BenchError(f"`kubectl {' '.join(args)}` took longer than {timeout:.0f}s") from err
+    if done.returncode != 0:
+        raise BenchError(f"`kubectl {' '.join(args)}` failed ({done.returncode}): {done.stderr.decode()[-1000:]}")
+    return done
+
+
+# --- 2. workload -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    namespace: str
+    pods: int
+    healthy_pods: int
+    broken_pods: int
+    deployments: int
+    services: int
+    events: int
+    setup_seconds: float
+
+
+def spread(total: int, parts: int) -> list[int]:
+    base, rest = divmod(total, parts)
+    return [base + (1 if i < rest else 0) for i in range(parts)]
+
+
+def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str, count: int) -> dict[str, Any]:
+    meta = pod["metadata"]
+    node = (pod.get("spec") or {}).get("nodeName") or ""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    stamp = lambda moment: moment.isoformat().replace("+00:00", "Z")  # noqa: E731
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": meta["name"],
+            "namespace": namespace,
+            "uid": meta.get("uid"),
+            "fieldPath": "spec.containers{app}",
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Warning",
+        "count": count,
+        "firstTimestamp": stamp(now - dt.timedelta(minutes=20)),
+        "lastTimestamp": stamp(now),
+        "source": {"component": "kubelet", "host": node},
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+    }
+
+
+def running_pods(kube: Kube, namespace: str) -> tuple[int, int]:
+    pods = kube.list_all(f"/api/v1/namespaces/{namespace}/pods")
+    return len(pods), sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+
+
+def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
+    started = time.monotonic()
+    broken_total = max(BROKEN_DEPLOYMENTS, round(pods * BROKEN_FRACTION))
+    healthy_total = pods - broken_total
+    kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    wait_until(
+        lambda: _exists(kube, f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+        timeout=60,
+        what=f"the default service account in {namespace}",
+        interval=0.2,
+    )
+
+    healthy = {f"web-{i:02d}": r for i, r in enumerate(spread(healthy_total, HEALTHY_DEPLOYMENTS))}
+    broken = {f"crashloop-{i}": r for i, r in enumerate(spread(broken_total, BROKEN_DEPLOYMENTS))}
+    objects: list[tuple[str, dict[str, Any]]] = []
+    for name, replicas in [*healthy.items(), *broken.items()]:
+        deployment = workloads.deployment(name, replicas, custom_status=name in broken, hardened=True)
+        objects.append((f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment))
+        objects.append((f"/api/v1/namespaces/{namespace}/services", workloads.service(name, {"app": name})))
+    log(f"creating {len(healthy)} + {len(broken)} Deployments ({healthy_total} healthy + {broken_total} crashlooping "
+        f"pods) and {len(healthy) + len(broken)} Services in {namespace}")
+    parallel(lambda item: kube.post(item[0], item[1]), objects)
+
+    # The crashloop pods are ignored by kwok: once scheduled, write their CrashLoopBackOff status.
+    selector = f"app in ({','.join(broken)})"
+    patched: set[str] = set()
+
+    def patch_broken() -> None:
+        scheduled = [p for p in kube.core.list_namespaced_pod(namespace, label_selector=selector).items if p.spec.node_name]
+        todo = [p for p in scheduled if p.metadata.name not in patched]
+        parallel(lambda pod: workloads.patch_failure(kube.core, pod, "CrashLoopBackOff"), todo)
+        patched.update(p.metadata.name for p in todo)
+
+    def healthy_ready() -> int:
+        items = kube.list_all(f"/apis/apps/v1/namespaces/{namespace}/deployments")
+        return sum((d.get("status") or {}).get("readyReplicas") or 0 for d in items if d["metadata"]["name"] in healthy)
+
+    def settled() -> bool:
+        if len(patched) < broken_total:
+            patch_broken()
+        return len(patched) >= broken_total and healthy_ready() >= healthy_total
+
+    # The ReplicaSet controller creates pods at its client's rate limit (about 20/s).
+    wait_until(
+        settled,
+        timeout=180 + pods / 8,
+        what=f"{healthy_total} Ready and {broken_total} crashlooping pods in {namespace}",
+        interval=2.0,
+        progress=lambda: f"{healthy_ready()}/{healthy_total} Ready, {len(patched)}/{broken_total} crashloop patched",
+    )
+    total, running = wait_until(
+        lambda: (counts := running_pods(kube, namespace)) if counts == (pods, pods) else None,
+        timeout=60,
+        what=f"exactly {pods} pods Running in {namespace}",
+        interval=1.0,
+        progress=lambda: "%d pods, %d Running" % running_pods(kube, namespace),
+    )
+    log(f"{running}/{total} pods Running in {namespace} after {time.monotonic() - started:.0f}s")
+
+    # Warning events: BackOff on every crashlooping pod, the rest spread over random healthy pods.
+    all_pods = kube.list_all(f"/api/v1/namespaces/{namespace}/pods")
+    rng = random.Random(pods)
+    crashing = [p for p in all_pods if p["metadata"]["name"] in patched]
+    others = [p for p in all_pods if p["metadata"]["name"] not in patched]
+    wanted = pods // PODS_PER_EVENT
+    events = [warning_event(namespace, p, "BackOff", "Back-off restarting failed container app", rng.randint(5, 60))
+              for p in crashing[:wanted]]
+    for index in range(wanted - len(events)):
+        reason, message = EVENT_REASONS[index % len(EVENT_REASONS)]
+        events.append(warning_event(namespace, rng.choice(others), reason, message, rng.randint(1, 30)))
+    posted_at = time.monotonic()
+    parallel(lambda event: kube.post(f"/api/v1/namespaces/{namespace}/events", event), events)
+    log(f"posted {len(events)} warning events in {time.monotonic() - posted_at:.1f}s")
+    return Workload(
+        namespace=namespace,
+        pods=total,
+        healthy_pods=healthy_total,
+        broken_pods=len(patched),
+        deployments=len(healthy) + len(broken),
+        services=len(healthy) + len(broken),
+        events=len(events),
+        setup_seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _exists(kube: Kube, path: str) -> bool:
+    try:
+        kube.get(path)
+    except client.ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+# --- 3. floor --------------------------------------------------------------------------------------
+
+
+def resource_name(endpoint: KindEndpoint) -> str:
+    """kubectl's fully-qualified name, e.g. ``horizontalpodautoscalers.v2.autoscaling``, ``pods``."""
+    if endpoint.group_version == "v1":
+        return endpoint.plural
+    group, version = endpoint.group_version.split("/")
+    return f"{endpoint.plural}.{version}.{group}"
+
+
+@dataclass
+class Floor:
+    commands: list[str]
+    runs_seconds: list[float]
+    per_command_median_seconds: dict[str, float]
+    output_bytes: int
+    median_seconds: float
+
+
+def measure_floor(kubectl: Path, kubeconfig: str, namespace: str, kinds: Sequence[str]) -> Floor:
+    namespaced = ",".join(resource_name(ENDPOINTS[k]) for k in kinds if ENDPOINTS[k].namespaced)
+    cluster_scoped = ",".join(resource_name(ENDPOINTS[k]) for k in kinds if not ENDPOINTS[k].namespaced)
+    with tempfile.TemporaryDirectory(prefix="bench-kubectl-cache-") as cache:
+        common = [f"--cache-dir={cache}", "--request-timeout=60s", "-o", "json"]
+        commands = [
+            ["get", namespaced, "-n", namespace, *common],
+            ["get", cluster_scoped, *common],
+            ["get", "events", "-n", namespace, "--field-selector=type=Warning", *common],
+        ]
+        for args in commands:  # warm-up: discovery cache, page cache, connections
+            kubectl_run(kubectl, kubeconfig, *args)
+        per_command: dict[str, list[float]] = {" ".join(a[:2]): [] for a in commands}
+        runs: list[float] = []
+        size = 0
+        for _ in range(RUNS):
+            total = 0.0
+            size = 0
+            for args in commands:
+                started = time.perf_counter()
+                done = kubectl_run(kubectl, kubeconfig, *args)
+                took = time.perf_counter() - started
+                per_command[" ".join(args[:2])].append(took)
+                total += took
+                size += len(done.stdout)
+            runs.append(total)
+    return Floor(
+        commands=["kubectl " + " ".join(a) for a in commands],
+        runs_seconds=[round(r, 3) for r in runs],
+        per_command_median_seconds={k: round(median(v), 3) for k, v in per_command.items()},
+        output_bytes=size,
+        median_seconds=round(median(runs), 3),
+    )
+
+
+# --- 4. operator -----------------------------------------------------------------------------------
+
+
+@dataclass
+class OperatorRun:
+    run: int
+    trigger: str
+    run_id: str
+    wall_seconds: float
+    gather_seconds: float
+    detect_seconds: float
+    total_seconds: float
+    total_findings: int
+    findings_in_status: int
+    missing: list[str]
+
+
+@dataclass
+class OperatorResult:
+    runs: list[OperatorRun]
+    vm_hwm_mib: float
+    vm_rss_mib: float
+    ready_seconds: float
+    log_file: str
+    exit_code: int | None = None
+    log_errors: list[str] = field(default_factory=list)
+
+    @property
+    def gather_median(self) -> float:
+        return median(r.gather_seconds for r in self.runs)
+
+    @property
+    def detect_median(self) -> float:
+        return median(r.detect_seconds for r in self.runs)
+
+    @property
+    def wall_median(self) -> float:
+        return median(r.wall_seconds for r in self.runs)
+
+
+def proc_memory_mib(pid: int) -> tuple[float, float]:
+    """(VmHWM, VmRSS) of a live process, in MiB."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) / 1024  # kB
+    return round(fields["VmHWM"], 1), round(fields["VmRSS"], 1)
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def operator_command() -> list[str]:
+    exe = shutil.which("infragenius")
+    return [exe, "operator"] if exe else [sys.executable, "-m", "infragenius.cli", "operator"]
+
+
+def start_operator(kubeconfig: str, log_file: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "INFRAGENIUS_HEALTH_PORT": str(port)}
+    env.pop("INFRAGENIUS_KUBECONFIG", None)
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(
+            operator_command(), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc, port
+
+
+def stop_operator(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, wait up to 30 s, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log(f"operator (pid {proc.pid}) ignored SIGTERM for 30s; killing it")
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+def healthz_ok(proc: subprocess.Popen[bytes], port: int, log_file: Path) -> bool:
+    if proc.poll() is not None:
+        raise BenchError(f"the operator exited with code {proc.returncode} before it was ready:\n{log_tail(log_file)}")
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_completed(
+    kube: Kube, proc: subprocess.Popen[bytes], log_file: Path, namespace: str, name: str, previous_run: str | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """Poll every 50 ms until the Analysis has a Completed status with a run id other than ``previous_run``."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = kube.get(analysis_path(namespace, name)).get("status") or {}
+        if last.get("runId") and last.get("runId") != previous_run:
+            if last.get("phase") == "Completed":
+                return last
+            if last.get("phase") == "Failed":
+                raise BenchError(f"Analysis {namespace}/{name} failed: {last.get('summary')}")
+        if proc.poll() is not None:
+            raise BenchError(f"the operator exited with code {proc.returncode} during a run:\n{log_tail(log_file)}")
+        time.sleep(POLL_SECONDS)
+    raise BenchError(
+        f"timed out after {timeout:.0f}s waiting for Analysis {namespace}/{name} to complete a new run "
+        f"(last status: phase={last.get('phase')!r} runId={last.get('runId')!r}); operator log: {log_file}"
+    )
+
+
+def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> OperatorResult:
+    log_file = RESULTS_DIR / f"operator-{pods}.log"
+    started = time.monotonic()
+    proc, port = start_operator(kubeconfig, log_file)
+    log(f"operator started (pid {proc.pid}, health port {port}, log {log_file})")
+    runs: list[OperatorRun] = []
+    exit_code: int | None = None
+    try:
+        wait_until(lambda: healthz_ok(proc, port, log_file), timeout=90, what="the operator's /healthz", interval=0.2)
+        ready = time.monotonic() - started
+        log(f"operator ready after {ready:.1f}s")
+        time.sleep(2.0)  # let its watch stream open, so run 1 is not measured against operator start-up
+        name = "bench"
+        previous: str | None = None
+        timeout = 120 + pods / 20
+        for run in range(1, RUNS + 1):
+            t0 = time.perf_counter()
+            if run == 1:
+                trigger = "create"
+                kube.post(analysis_path(namespace), {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "Analysis",
+                    "metadata": {"name": name},
+                    "spec": {"maxFindings": 100},
+                })
+            else:
+                trigger = f"{RERUN_ANNOTATION}={run}"
+                kube.merge_patch(analysis_path(namespace, name), {"metadata": {"annotations": {RERUN_ANNOTATION: str(run)}}})
+            status = wait_completed(kube, proc, log_file, namespace, name, previous, timeout)
+            wall = time.perf_counter() - t0
+            previous = status["runId"]
+            timings = status.get("timings") or {}
+            runs.append(OperatorRun(
+                run=run,
+                trigger=trigger,
+                run_id=previous,
+                wall_seconds=round(wall, 3),
+                gather_seconds=float(timings.get("gatherSeconds", math.nan)),
+                detect_seconds=float(timings.get("detectSeconds", math.nan)),
+                total_seconds=float(timings.get("totalSeconds", math.nan)),
+                total_findings=int(status.get("totalFindings") or 0),
+                findings_in_status=len(status.get("findings") or []),
+                missing=[m.get("source", "?") for m in status.get("missing") or []],
+            ))
+            log(f"  operator run {run} ({trigger}): apply->Completed {wall:.3f}s, gather {timings.get('gatherSeconds')}s, "
+                f"detect {timings.get('detectSeconds')}s, {status.get('totalFindings')} findings")
+        if proc.poll() is not None:
+            raise BenchError(f"the operator exited with code {proc.returncode} after the runs:\n{log_tail(log_file)}")
+        hwm, rss = proc_memory_mib(proc.pid)
+    finally:
+        exit_code = stop_operator(proc)
+        log(f"operator stopped (exit code {exit_code})")
+    text = log_file.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line or "[ERROR" in line]
+    return OperatorResult(
+        runs=runs, vm_hwm_mib=hwm, vm_rss_mib=rss, ready_seconds=round(ready, 2), log_file=str(log_file),
+        exit_code=exit_code, log_errors=errors[:20],
+    )
+
+
+# --- 5. in-process ---------------------------------------------------------------------------------
+
+
+@dataclass
+class InProcess:
+    gather_seconds: list[float]
+    detect_seconds: list[float]
+    total_seconds: list[float]
+    findings: int
+    by_severity: dict[str, int]
+    objects: dict[str, int]
+    events_in_snapshot: int
+    missing: list[str]
+
+    @property
+    def detect_median_ms(self) -> float:
+        return median(self.detect_seconds) * 1000
+
+    @property
+    def gather_median(self) -> float:
+        return median(self.gather_seconds)
+
+
+def measure_in_process(kubeconfig: str, namespace: str) -> InProcess:
+    async def runs() -> list[runner.AnalysisOutcome]:
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        configuration.connection_pool_maxsize = 12
+        with client.ApiClient(configuration) as api:
+            return [await runner.analyze(KubeGatherer(api), AnalysisSpec(), namespace) for _ in range(RUNS)]
+
+    outcomes = asyncio.run(runs())
+    last = outcomes[-1]
+    severities: dict[str, int] = {}
+    for finding in last.findings:
+        severities[finding.severity.value] = severities.get(finding.severity.value, 0) + 1
+    return InProcess(
+        gather_seconds=[o.timings.gather_seconds for o in outcomes],
+        detect_seconds=[o.timings.detect_seconds for o in outcomes],
+        total_seconds=[o.timings.total_seconds for o in outcomes],
+        findings=len(last.findings),
+        by_severity=severities,
+        objects={kind: len(items) for kind, items in sorted(last.snapshot.objects.items())},
+        events_in_snapshot=len(last.snapshot.events),
+        missing=[m.source for m in last.missing],
+    )
+
+
+# --- 6. report -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SizeResult:
+    pods: int
+    workload: Workload
+    floor: Floor
+    operator: OperatorResult
+    in_process: InProcess
+
+    def figures(self) -> dict[str, Any]:
+        floor = self.floor.median_seconds
+        return {
+            "pods": self.workload.pods,
+            "broken_pods": self.workload.broken_pods,
+            "events_posted": self.workload.events,
+            "floor_kubectl_median_s": floor,
+            "operator_gather_median_s": round(self.operator.gather_median, 3),
+            "operator_detect_median_ms": round(self.operator.detect_median * 1000, 1),
+            "in_process_detect_median_ms": round(self.in_process.detect_median_ms, 1),
+            "in_process_gather_median_s": round(self.in_process.gather_median, 3),
+            "apply_to_completed_median_s": round(self.operator.wall_median, 3),
+            "ratio_gather_to_floor": round(self.operator.gather_median / floor, 2),
+            "ratio_apply_to_completed_to_floor": round(self.operator.wall_median / floor, 2),
+            "findings": self.in_process.findings,
+            "operator_total_findings": self.operator.runs[-1].total_findings,
+            "operator_vm_hwm_mib": self.operator.vm_hwm_mib,
+            "operator_vm_rss_mib": self.operator.vm_rss_mib,
+        }
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def print_table(result: SizeResult) -> None:
+    f = result.figures()
+    detect_ok = f["in_process_detect_median_ms"] < TARGET_DETECT_MS
+    detect_target = f"< {TARGET_DETECT_MS:.0f} ms at {TARGET_DETECT_AT_PODS:,} pods"
+    if result.pods >= TARGET_DETECT_AT_PODS:
+        detect_target += f"  {verdict(detect_ok)}"
+    rows: list[tuple[str, str, str]] = [
+        ("pods (Running)", f"{f['pods']:,}", ""),
+        ("  of which CrashLoopBackOff", f"{f['broken_pods']:,}", ""),
+        ("warning events posted", f"{f['events_posted']:,}", ""),
+        ("floor: kubectl get -o json, median", f"{f['floor_kubectl_median_s']:.3f} s", ""),
+        ("operator gather, median", f"{f['operator_gather_median_s']:.3f} s", ""),
+        ("detect (in-process), median", f"{f['in_process_detect_median_ms']:.1f} ms", detect_target),
+        ("detect (operator status), median", f"{f['operator_detect_median_ms']:.1f} ms", ""),
+        ("apply->Completed, median", f"{f['apply_to_completed_median_s']:.3f} s", ""),
+        ("ratio gather / floor", f"{f['ratio_gather_to_floor']:.2f}x",
+         f"<= {TARGET_RATIO}x  {verdict(f['ratio_gather_to_floor'] <= TARGET_RATIO)}"),
+        ("ratio apply->Completed / floor", f"{f['ratio_apply_to_completed_to_floor']:.2f}x",
+         f"<= {TARGET_RATIO}x  {verdict(f['ratio_apply_to_completed_to_floor'] <= TARGET_RATIO)}"),
+        ("findings (in-process / operator total)", f"{f['findings']} / {f['operator_total_findings']}", ""),
+        ("operator VmHWM (VmRSS after runs)", f"{f['operator_vm_hwm_mib']:.1f} MiB ({f['operator_vm_rss_mib']:.1f})", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    title = f"Analysis at {result.pods:,} pods  (namespace {result.workload.namespace}, median of {RUNS})"
+    print()
+    print(title)
+    print("-" * max(len(title), width + value_width + 40))
+    print(f"{'metric':<{width}}  {'value':>{value_width}}  target")
+    for label, value, target in rows:
+        print(f"{label:<{width}}  {value:>{value_width}}  {target}".rstrip())
+    print(f"  floor runs {result.floor.runs_seconds} s; per command {result.floor.per_command_median_seconds}")
+    print("  operator runs (wall / gather / detect s): "
+          + "; ".join(f"{r.wall_seconds:.3f} / {r.gather_seconds:.3f} / {r.detect_seconds:.3f}" for r in result.operator.runs))
+    print(f"  in-process detect runs: {[round(s * 1000, 1) for s in result.in_process.detect_seconds]} ms; "
+          f"gather runs: {result.in_process.gather_seconds} s")
+    print(f"  findings by severity: {result.in_process.by_severity}; snapshot objects: {result.in_process.objects}; "
+          f"events kept: {result.in_process.events_in_snapshot}")
+    missing = sorted(set(result.in_process.missing) | {m for r in result.operator.runs for m in r.missing})
+    if missing:
+        print(f"  missing/failed sources: {missing}")
+    if result.operator.log_errors:
+        print(f"  operator log has {len(result.operator.log_errors)} error lines, e.g. {result.operator.log_errors[0]!r}")
+    sys.stdout.flush()
+
+
+def write_json(results: list[SizeResult], cluster_info: dict[str, Any], duration: float) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": "analysis_scale",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average": list(os.getloadavg())},
+        "cluster": cluster_info,
+        "gathered_kinds": gathered_kinds(),
+        "targets": {"max_ratio_to_floor": TARGET_RATIO, "max_detect_ms": TARGET_DETECT_MS,
+                    "detect_target_at_pods": TARGET_DETECT_AT_PODS},
+        "duration_seconds": round(duration, 1),
+        "sizes": [
+            {"figures": r.figures(), "workload": asdict(r.workload), "floor": asdict(r.floor),
+             "operator": asdict(r.operator), "in_process": asdict(r.in_process)}
+            for r in results
+        ],
+    }
+    RESULTS_FILE.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--pods", type=int, nargs="+", default=[1000, 5000], help="namespace sizes (default: 1000 5000)")
+    parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
+    args = parser.parse_args(argv)
+    if any(n < HEALTHY_DEPLOYMENTS + BROKEN_DEPLOYMENTS for n in args.pods):
+        parser.error(f"--pods must be at least {HEALTHY_DEPLOYMENTS + BROKEN_DEPLOYMENTS}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(CLUSTER_NAME)
+    results: list[SizeResult] = []
+    kube: Kube | None = None
+    try:
+        info = cluster.up(echo=log, timeout=180)
+        kubectl = ensure_binaries(echo=False).kubectl
+        kube = Kube(info.kubeconfig)
+        kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
+        kubectl_run(kubectl, info.kubeconfig, "wait", "--for=condition=Established",
+                    f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+        nodes = add_capacity(kube, sum(args.pods))
+        kinds = gathered_kinds()
+        log(f"{nodes} nodes Ready; the analysis gathers {len(kinds)} kinds: {', '.join(kinds)}")
+        for pods in args.pods:
+            namespace = f"scale-{pods}-{uuid.uuid4().hex[:5]}"
+            log(f"=== {pods:,} pods in {namespace} ===")
+            workload = build_workload(kube, namespace, pods)
+            floor = measure_floor(kubectl, info.kubeconfig, namespace, kinds)
+            log(f"floor (kubectl) median {floor.median_seconds:.3f}s, runs {floor.runs_seconds}")
+            operator = measure_operator(kube, info.kubeconfig, namespace, pods)
+            in_process = measure_in_process(info.kubeconfig, namespace)
+            log(f"in-process detect median {in_process.detect_median_ms:.1f} ms, {in_process.findings} findings")
+            results.append(SizeResult(pods, workload, floor, operator, in_process))
+        duration = time.monotonic() - STARTED
+        for result in results:
+            print_table(result)
+        write_json(results, {"name": CLUSTER_NAME, "version": info.version, "nodes": nodes}, duration)
+        print(f"\nTargets: operator gather and apply->Completed at most {TARGET_RATIO}x the kubectl floor; "
+              f"detect under {TARGET_DETECT_MS:.0f} ms at {TARGET_DETECT_AT_PODS:,} pods.")
+        print(f"Figures written to {RESULTS_FILE.relative_to(ROOT)}; total duration {duration:.0f}s "
+              f"(load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs).")
+        return 0
+    except (BenchError, DevClusterError) as err:
+        log(f"benchmark failed: {err}")
+        return 1
+    finally:
+        if kube is not None:
+            kube.close()
+        if args.keep:
+            log(f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
+                f"`infragenius devcluster down --name {CLUSTER_NAME}`")
+        else:
+            cluster.down(echo=log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

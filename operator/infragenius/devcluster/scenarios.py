@@ -1,0 +1,309 @@
+"""Broken and healthy workloads for e2e tests, the demo and benchmarks, as real API objects.
+
+kwok makes every scheduled pod Running and Ready; failures it cannot produce
+(crash loops, OOM kills, image pulls) are written into pod status, on pods
+annotated so kwok leaves them alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any, Callable
+
+import yaml
+from kubernetes import client
+
+from infragenius.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+
+IMAGE = "registry.example/shop/web:1.4.2"
+
+
+def _now(offset_minutes: float = 0) -> str:
+    moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=offset_minutes)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def deployment(
+    name: str,
+    replicas: int = 2,
+    *,
+    custom_status: bool = False,
+    image: str = IMAGE,
+    env_from_configmap: str | None = None,
+    hardened: bool = True,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": image, "ports": [{"name": "http", "containerPort": 8080}]}
+    if hardened:
+        container.update(
+            resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+            readinessProbe={"httpGet": {"path": "/ready", "port": "http"}},
+            livenessProbe={"httpGet": {"path": "/live", "port": "http"}},
+        )
+    if env_from_configmap:
+        container["envFrom"] = [{"configMapRef": {"name": env_from_configmap}}]
+    template_meta: dict[str, Any] = {"labels": {"app": name}}
+    if custom_status:
+        template_meta["annotations"] = {CUSTOM_STATUS_ANNOTATION: "custom"}
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if hardened:
+        pod_spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": 10001}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": template_meta, "spec": pod_spec},
+        },
+    }
+
+
+def service(name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+
+
+def ingress(name: str, service_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name},
+        "spec": {
+            "rules": [
+                {
+                    "host": f"{name}.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": service_name, "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+
+
+def apply(kubectl: Callable[..., Any], namespace: str, *objects: dict[str, Any]) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def wait_pods(core: client.CoreV1Api, namespace: str, selector: str, count: int, timeout: float = 60) -> list[client.V1Pod]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        if len(pods) >= count and all(p.spec.node_name for p in pods):
+            return pods
+        time.sleep(0.2)
+    raise AssertionError(f"{count} scheduled pods with {selector} in {namespace} did not appear")
+
+
+def _container_status(name: str, image: str, state: dict[str, Any], restarts: int, last: dict[str, Any] | None) -> dict:
+    status: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": False,
+        "started": False,
+        "restartCount": restarts,
+        "state": state,
+    }
+    if last:
+        status["lastState"] = last
+    return status
+
+
+def patch_failure(core: client.CoreV1Api, pod: client.V1Pod, failure: str) -> None:
+    """Write what a kubelet would report for ``failure`` into the pod's status."""
+    image = pod.spec.containers[0].image
+    started = _now(30)
+    if failure == "CrashLoopBackOff":
+        container = _container_status(
+            "app",
+            image,
+            {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=app"}},
+            7,
+            {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": _now(2), "finishedAt": _now(1)}},
+        )
+    elif failure == "OOMKilled":
+        container = _container_status(
+            "app",
+            image,
+            {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container=app"}},
+            3,
+            {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": _now(3), "finishedAt": _now(2)}},
+        )
+    elif failure == "ImagePullBackOff":
+        container = _container_status(
+            "app",
+            image,
+            {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}},
+            0,
+            None,
+        )
+    else:
+        raise ValueError(failure)
+    phase = "Pending" if failure == "ImagePullBackOff" else "Running"
+    body = {
+        "status": {
+            "phase": phase,
+            "startTime": started,
+            "podIP": "10.244.9.9",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "message": "containers with unready status: [app]",
+                    "lastTransitionTime": started,
+                },
+                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": started},
+            ],
+            "containerStatuses": [container],
+        }
+    }
+    core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, body)
+
+
+def post_warning_event(
+    core: client.CoreV1Api, namespace: str, kind: str, name: str, reason: str, message: str, count: int, uid: str = ""
+) -> None:
+    core.create_namespaced_event(
+        namespace,
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{name}."),
+            involved_object=client.V1ObjectReference(kind=kind, name=name, namespace=namespace, uid=uid or None),
+            reason=reason,
+            message=message,
+            type="Warning",
+            count=count,
+            first_timestamp=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20),
+            last_timestamp=dt.datetime.now(dt.timezone.utc),
+            source=client.V1EventSource(component="kubelet"),
+        ),
+    )
+
+
+def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:
+    """A namespace with the classic problems, each produced by the real control plane where it can be."""
+    apply(
+        kubectl,
+        namespace,
+        deployment("checkout", 2, custom_status=True),
+        deployment("recommender", 1, custom_status=True),
+        deployment("payments", 1, custom_status=True, image="registry.example/shop/payments:does-not-exist"),
+        deployment("cart", 1, env_from_configmap="cart-settings"),
+        service("checkout", {"app": "checkout"}),
+        service("legacy", {"app": "retired-app"}),
+        ingress("storefront", "frontend"),
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "batch-huge", "labels": {"app": "batch-huge"}},
+            "spec": {
+                "containers": [
+                    {"name": "app", "image": IMAGE, "resources": {"requests": {"cpu": "1000", "memory": "1Gi"}}}
+                ]
+            },
+        },
+    )
+    for pod in wait_pods(core, namespace, "app=checkout", 2):
+        patch_failure(core, pod, "CrashLoopBackOff")
+        post_warning_event(
+            core, namespace, "Pod", pod.metadata.name, "BackOff", "Back-off restarting failed container app", 42, pod.metadata.uid
+        )
+    for pod in wait_pods(core, namespace, "app=recommender", 1):
+        patch_failure(core, pod, "OOMKilled")
+    for pod in wait_pods(core, namespace, "app=payments", 1):
+        patch_failure(core, pod, "ImagePullBackOff")
+    wait_pods(core, namespace, "app=cart", 1)
+    # Quota last, so it is the new Deployment (not the others) that hits it.
+    apply(
+        kubectl,
+        namespace,
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"}, "spec": {"hard": {"pods": "8"}}},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        quota = core.read_namespaced_resource_quota("pods", namespace)
+        if (quota.status.used or {}).get("pods") == "6":
+            break
+        time.sleep(0.2)
+    apply(kubectl, namespace, deployment("search", 3))
+    apps = client.AppsV1Api(core.api_client)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = apps.read_namespaced_deployment("search", namespace)
+        if any(c.type == "ReplicaFailure" and c.status == "True" for c in found.status.conditions or []):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the quota never stopped Deployment search")
+
+
+def healthy_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:
+    """Deployment, Service, Ingress, HPA at its minimum, PDB that allows disruptions: nothing to report."""
+    apply(
+        kubectl,
+        namespace,
+        deployment("web", 3),
+        service("web", {"app": "web"}),
+        ingress("web", "web"),
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 3,
+                "maxReplicas": 10,
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                ],
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+        },
+    )
+    # The devcluster has no metrics API (HPA controller off): write the status an HPA at its minimum reports.
+    now = _now()
+    kubectl(
+        "patch", "hpa", "web", "-n", namespace, "--subresource=status", "--type=merge", "-p",
+        yaml.safe_dump(
+            {
+                "status": {
+                    "currentReplicas": 3,
+                    "desiredReplicas": 3,
+                    "currentMetrics": [
+                        {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 35, "averageValue": "35m"}}}
+                    ],
+                    "conditions": [
+                        {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "lastTransitionTime": now},
+                        {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "lastTransitionTime": now},
+                        {
+                            "type": "ScalingLimited",
+                            "status": "True",
+                            "reason": "TooFewReplicas",
+                            "message": "the desired replica count is less than the minimum replica count",
+                            "lastTransitionTime": now,
+                        },
+                    ],
+                }
+            }
+        ),
+    )
+    wait_pods(core, namespace, "app=web", 3)

@@ -1,0 +1,99 @@
+"""`make demo`: a broken shop on the local cluster, the operator, an Analysis, and its findings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from kubernetes import client, config
+
+from infragenius.devcluster import LocalCluster
+from infragenius.devcluster.build import ensure_binaries
+from infragenius.devcluster.scenarios import break_namespace
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "shop"
+
+
+def main() -> int:
+    cluster = LocalCluster(os.environ.get("CLUSTER", "default"))
+    info = cluster.up()
+    kubectl_path = str(ensure_binaries(echo=False).kubectl)
+
+    def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [kubectl_path, f"--kubeconfig={info.kubeconfig}", *args], input=input, text=True, capture_output=True, check=check
+        )
+
+    print("\n$ kubectl apply -f crds/")
+    print(kubectl("apply", "-f", str(ROOT / "crds")).stdout.strip())
+    kubectl("wait", "--for=condition=Established", "crd/analyses.infragenius.io", "--timeout=30s")
+
+    api = config.new_client_from_config(config_file=info.kubeconfig)
+    core = client.CoreV1Api(api)
+    if kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
+        print(f"\nresetting namespace {NAMESPACE} ...")
+        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+    kubectl("create", "namespace", NAMESPACE)
+    while not core.list_namespaced_service_account(NAMESPACE).items:
+        time.sleep(0.2)
+    print(f"\ncreating broken workloads in {NAMESPACE} (crash loop, OOM kill, bad image, missing ConfigMap, quota, ...)")
+    break_namespace(kubectl, core, NAMESPACE)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = Path(info.log_dir) / "operator.log"
+    env = {**os.environ, "KUBECONFIG": info.kubeconfig, "INFRAGENIUS_HEALTH_PORT": str(port)}
+    print(f"\nstarting the operator (log: {log_path})")
+    with log_path.open("w") as log:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "infragenius.cli", "operator"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit(f"the operator did not become healthy; see {log_path}")
+
+        print(f"\n$ kubectl apply -n {NAMESPACE} -f examples/analysis.yaml")
+        print(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "analysis.yaml")).stdout.strip())
+        kubectl("wait", "--for=jsonpath={.status.phase}=Completed", "analysis/shop-health", "-n", NAMESPACE, "--timeout=60s")
+
+        print("\n$ kubectl get analyses -A")
+        print(kubectl("get", "analyses", "-A").stdout.rstrip())
+        status = json.loads(kubectl("get", "analysis", "shop-health", "-n", NAMESPACE, "-o", "json").stdout)["status"]
+        print(f"\nfindings ({status['totalFindings']}; gather {status['timings']['gatherSeconds']}s, "
+              f"detect {status['timings']['detectSeconds']}s):")
+        for item in status["findings"]:
+            res = item["resource"]
+            print(f"\n  [{item['severity']}] {res['kind']}/{res['name']}: {item['title']}")
+            for evidence in item["evidence"][:4]:
+                print(f"      {evidence['source']} = {evidence['value'][:140]}")
+            print(f"      fix: {item['remediation'][:200]}")
+    finally:
+        operator.send_signal(signal.SIGTERM)
+        try:
+            operator.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        api.close()
+    print(f"\nThe cluster keeps running: export KUBECONFIG={info.kubeconfig}")
+    print("Run the operator yourself with `infragenius operator`; stop the cluster with `infragenius devcluster down`.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
