@@ -67,10 +67,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from kubernetes import client, config
@@ -79,15 +80,22 @@ ROOT = Path(__file__).resolve().parents[1]
 # The e2e workload shapes are reused so the benchmark's pods look like the tests' pods.
 sys.path.insert(0, str(ROOT))
 
-from infragenius import kubeapi  # noqa: E402
-from infragenius.analysis import runner  # noqa: E402
-from infragenius.detectors import registry  # noqa: E402
-from infragenius.devcluster import DevClusterError, LocalCluster  # noqa: E402
-from infragenius.devcluster.build import ensure_binaries  # noqa: E402
-from infragenius.devcluster.cluster import FAKE_NODE_ANNOTATION  # noqa: E402
-from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer  # noqa: E402
-from infragenius.models.analysis import GROUP, PLURAL, RERUN_ANNOTATION, VERSION, AnalysisSpec  # noqa: E402
-from tests.e2e import workloads  # noqa: E402
+from infragenius import kubeapi
+from infragenius.analysis import runner
+from infragenius.detectors import registry
+from infragenius.devcluster import DevClusterError, LocalCluster
+from infragenius.devcluster.build import ensure_binaries
+from infragenius.devcluster.cluster import FAKE_NODE_ANNOTATION
+from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer
+from infragenius.models.analysis import (
+    GROUP,
+    PLURAL,
+    RERUN_ANNOTATION,
+    VERSION,
+    AnalysisSpec,
+)
+
+from tests.e2e import workloads
 
 CLUSTER_NAME = "bench"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -104,8 +112,7 @@ WORKERS = 16
 # Extra kwok nodes. With the hardened pod requests (100m CPU, 128Mi) the pod count is the
 # binding limit: 32 CPU fit 320 such pods and 128Gi fit 1,024, so each node takes 250.
 EXTRA_NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "250", "ephemeral-storage": "200Gi"}
-EXTRA_NODE_PODS = 250
-DEFAULT_NODE_PODS = 3 * 110  # LocalCluster's own three nodes
+POD_REQUESTS = {"cpu": 0.1, "memory": 128 * 2**20}  # as in workloads.deployment(hardened=True)
 CAPACITY_SLACK = 1.10
 
 TARGET_RATIO = 1.5
@@ -273,12 +280,34 @@ def ready_nodes(kube: Kube) -> int:
     return count
 
 
+_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity such as ``8``, ``500m`` or ``32Gi`` as a number."""
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
+    return float(text)
+
+
+def pods_that_fit(allocatable: dict[str, str]) -> int:
+    """How many benchmark pods one node takes: the tightest of its pods, CPU and memory."""
+    return int(min(
+        quantity(allocatable.get("pods", "0")),
+        quantity(allocatable.get("cpu", "0")) / POD_REQUESTS["cpu"],
+        quantity(allocatable.get("memory", "0")) / POD_REQUESTS["memory"],
+    ))
+
+
 def add_capacity(kube: Kube, pods_wanted: int) -> int:
     """Create enough extra kwok nodes for ``pods_wanted`` more pods; wait until all nodes are Ready."""
     existing_pods = len(kube.list_all("/api/v1/pods"))
+    have = sum(pods_that_fit((n.get("status") or {}).get("allocatable") or {}) for n in kube.list_all("/api/v1/nodes"))
     needed = math.ceil((existing_pods + pods_wanted) * CAPACITY_SLACK)
-    extra = max(0, math.ceil((needed - DEFAULT_NODE_PODS) / EXTRA_NODE_PODS))
-    log(f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) for {existing_pods} + {pods_wanted} pods")
+    extra = max(0, math.ceil((needed - have) / pods_that_fit(EXTRA_NODE_CAPACITY)))
+    log(f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
+        f"for {existing_pods} existing + {pods_wanted} new pods")
     parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", fake_node(i)), list(range(extra)))
     total = len(kube.list_all("/api/v1/nodes"))
     wait_until(
@@ -321,11 +350,14 @@ def spread(total: int, parts: int) -> list[int]:
     return [base + (1 if i < rest else 0) for i in range(parts)]
 
 
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str, count: int) -> dict[str, Any]:
     meta = pod["metadata"]
     node = (pod.get("spec") or {}).get("nodeName") or ""
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    stamp = lambda moment: moment.isoformat().replace("+00:00", "Z")  # noqa: E731
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -342,8 +374,8 @@ def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str
         "message": message,
         "type": "Warning",
         "count": count,
-        "firstTimestamp": stamp(now - dt.timedelta(minutes=20)),
-        "lastTimestamp": stamp(now),
+        "firstTimestamp": rfc3339(now - dt.timedelta(minutes=20)),
+        "lastTimestamp": rfc3339(now),
         "source": {"component": "kubelet", "host": node},
         "reportingComponent": "kubelet",
         "reportingInstance": node,
@@ -383,10 +415,13 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
     patched: set[str] = set()
 
     def patch_broken() -> None:
-        scheduled = [p for p in kube.core.list_namespaced_pod(namespace, label_selector=selector).items if p.spec.node_name]
-        todo = [p for p in scheduled if p.metadata.name not in patched]
+        todo = [
+            pod
+            for pod in kube.core.list_namespaced_pod(namespace, label_selector=selector).items
+            if pod.spec and pod.spec.node_name and pod.metadata and pod.metadata.name not in patched
+        ]
         parallel(lambda pod: workloads.patch_failure(kube.core, pod, "CrashLoopBackOff"), todo)
-        patched.update(p.metadata.name for p in todo)
+        patched.update(str(pod.metadata.name) for pod in todo if pod.metadata)
 
     def healthy_ready() -> int:
         items = kube.list_all(f"/apis/apps/v1/namespaces/{namespace}/deployments")
@@ -405,12 +440,16 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
         interval=2.0,
         progress=lambda: f"{healthy_ready()}/{healthy_total} Ready, {len(patched)}/{broken_total} crashloop patched",
     )
+    def all_running() -> tuple[int, int] | None:
+        counts = running_pods(kube, namespace)
+        return counts if counts == (pods, pods) else None
+
     total, running = wait_until(
-        lambda: (counts := running_pods(kube, namespace)) if counts == (pods, pods) else None,
+        all_running,
         timeout=60,
         what=f"exactly {pods} pods Running in {namespace}",
         interval=1.0,
-        progress=lambda: "%d pods, %d Running" % running_pods(kube, namespace),
+        progress=lambda: "{} pods, {} Running".format(*running_pods(kube, namespace)),
     )
     log(f"{running}/{total} pods Running in {namespace} after {time.monotonic() - started:.0f}s")
 
@@ -631,6 +670,7 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
     log(f"operator started (pid {proc.pid}, health port {port}, log {log_file})")
     runs: list[OperatorRun] = []
     exit_code: int | None = None
+    hwm = rss = ready = math.nan
     try:
         wait_until(lambda: healthz_ok(proc, port, log_file), timeout=90, what="the operator's /healthz", interval=0.2)
         ready = time.monotonic() - started
@@ -818,7 +858,7 @@ def write_json(results: list[SizeResult], cluster_info: dict[str, Any], duration
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "analysis_scale",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average": list(os.getloadavg())},
         "cluster": cluster_info,

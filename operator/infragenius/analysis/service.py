@@ -18,6 +18,7 @@ from infragenius import kubeapi
 from infragenius.analysis import engine
 from infragenius.conditions import now_rfc3339, set_condition
 from infragenius.gather.kube import KubeGatherer
+from infragenius.llm.explain import ExplainOutcome, Explainer, LLMOptions
 from infragenius.models.analysis import GROUP, PLURAL, VERSION, AnalysisSpec, AnalysisStatus, Phase
 from infragenius.models.common import ConditionStatus, parse_duration
 from infragenius.settings import Settings
@@ -30,6 +31,7 @@ class Runtime:
     settings: Settings
     api: client.ApiClient
     slots: asyncio.Semaphore
+    explainer: Explainer | None = None
 
     def gatherer(self) -> KubeGatherer:
         return KubeGatherer(self.api, event_cap=self.settings.event_cap, concurrency=self.settings.list_concurrency)
@@ -64,8 +66,31 @@ def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message:
     return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
 
 
+async def explain(runtime: Runtime, outcome: AnalysisOutcome, spec: AnalysisSpec) -> ExplainOutcome:
+    """The optional LLM stage; it cannot fail the analysis."""
+    if runtime.explainer is None:
+        return ExplainOutcome(False, "ModelUnavailable", "no model server configured (INFRAGENIUS_OLLAMA_URL)")
+    settings = runtime.settings
+    options = LLMOptions(
+        model=spec.llm.model or settings.llm_model,
+        num_ctx=settings.llm_num_ctx,
+        max_reply_tokens=settings.llm_max_reply_tokens,
+        timeout=settings.llm_timeout_seconds,
+        anonymize=spec.llm.anonymize,
+    )
+    return await runtime.explainer.explain(
+        outcome.snapshot, outcome.findings, [r.source for r in outcome.missing], options
+    )
+
+
 def completed_status(
-    outcome: AnalysisOutcome, spec: AnalysisSpec, generation: int, run_id: str, started_at: str, previous: Mapping[str, Any]
+    outcome: AnalysisOutcome,
+    spec: AnalysisSpec,
+    generation: int,
+    run_id: str,
+    started_at: str,
+    previous: Mapping[str, Any],
+    explained: ExplainOutcome | None = None,
 ) -> dict[str, Any]:
     kept = outcome.findings[: spec.max_findings]
     counts = engine.count(outcome.findings)
@@ -85,11 +110,18 @@ def completed_status(
         findings=kept,
         missing=outcome.source_reports(),
         timings=outcome.timings,
+        explanation=explained.status if explained else None,
         rerun_token=previous.get("rerunToken"),
     ).model_dump(by_alias=True, mode="json", exclude_none=True)
-    status["conditions"] = _ready(
-        previous, ConditionStatus.true, "AnalysisCompleted", f"{summary}{degraded}", generation
-    )
+    if explained is None or explained.status is None:
+        status["explanation"] = None  # merge patch: drop an explanation from an earlier run
+    conditions = _ready(previous, ConditionStatus.true, "AnalysisCompleted", f"{summary}{degraded}", generation)
+    if explained is not None:
+        ok = ConditionStatus.true if explained.ok else ConditionStatus.false
+        conditions = set_condition(conditions, "Explained", ok, explained.reason, explained.message, generation)
+    else:
+        conditions = [c for c in conditions if c.get("type") != "Explained"]
+    status["conditions"] = conditions
     return status
 
 
@@ -164,7 +196,8 @@ async def run(
             )
             raise kopf.TemporaryError(str(err), delay=delay) from err
 
-    final = completed_status(outcome, spec, generation, run_id, started_at, status)
+    explained = await explain(runtime, outcome, spec) if spec.llm.enabled else None
+    final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)
     await writer.patch(final)
     logger.info(
         "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",

@@ -257,6 +257,27 @@ def kwok_build(version: str = versions.KWOK_VERSION) -> GoBuild:
     )
 
 
+def ollama_build(version: str = versions.OLLAMA_VERSION) -> GoBuild:
+    """Ollama, CPU only: ggml and its CPU backend compile through cgo (needs gcc and g++)."""
+    go_mod = f"module infragenius.local/ollama\n\ngo 1.26.0\n\nrequire github.com/ollama/ollama v{version}\n"
+    tools = '//go:build tools\n\npackage tools\n\nimport _ "github.com/ollama/ollama"\n'
+    return GoBuild(
+        name="ollama",
+        version=version,
+        go_mod=go_mod,
+        sources={"tools.go": tools},
+        packages=("github.com/ollama/ollama",),
+        ldflags=f"-s -w -X github.com/ollama/ollama/version.Version={version}",
+        cgo=True,
+    )
+
+
+def ensure_ollama(echo: bool = True) -> Path:
+    """Path of the ollama binary, built once from Go modules."""
+    cached = _cached_dir("ollama", versions.OLLAMA_VERSION)
+    return (cached or ensure_built(ollama_build(), echo=echo)) / "ollama"
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Paths of every binary the local cluster runs."""

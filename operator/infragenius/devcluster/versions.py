@@ -8,3 +8,6 @@ ETCD_VERSION = "3.6.16"
 KWOK_VERSION = "0.8.0"
 # The Go release these were checked with; newer Go works, older may not.
 MIN_GO_VERSION = (1, 26)
+# The newest release whose module zip builds a CPU-only server with cgo alone (later ones need
+# headers under a vendor/ path that module zips drop, or fetch llama.cpp with cmake).
+OLLAMA_VERSION = "0.11.4"

@@ -10,6 +10,10 @@ import kopf
 from kubernetes import client, config
 
 from infragenius.analysis.service import Runtime
+from infragenius.llm.base import LLMError
+from infragenius.llm.explain import Explainer
+from infragenius.llm.guard import CircuitBreaker, Limiter
+from infragenius.llm.ollama_llm import OllamaLLM
 from infragenius.settings import Settings
 
 # Not "infragenius.io": Kopf ignores annotations under its own prefix, and users set infragenius.io/rerun.
@@ -43,8 +47,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
     settings.posting.level = logging.WARNING  # we post our own events; Kopf's INFO logs would flood them
     settings.watching.server_timeout = 300
     ours = Settings()
-    memo.runtime = Runtime(settings=ours, api=_api_client(ours), slots=asyncio.Semaphore(ours.max_concurrent_analyses))
-    logger.info("InfraGenius started (prometheus: %s)", ours.prometheus_url or "not configured")
+    memo.runtime = Runtime(
+        settings=ours,
+        api=_api_client(ours),
+        slots=asyncio.Semaphore(ours.max_concurrent_analyses),
+        explainer=await _explainer(ours, logger),
+    )
+    logger.info(
+        "InfraGenius started (prometheus: %s, ollama: %s)",
+        ours.prometheus_url or "not configured",
+        ours.ollama_url or "not configured",
+    )
+
+
+async def _explainer(settings: Settings, logger: logging.Logger) -> Explainer | None:
+    if not settings.ollama_url:
+        return None
+    llm = OllamaLLM(settings.ollama_url)
+    try:
+        await llm.ensure_model(settings.llm_model, pull=settings.llm_pull)
+    except LLMError as err:  # the model server may come later; analyses report it per run
+        logger.warning("LLM explanations will be unavailable for now: %s", err)
+    return Explainer(
+        llm,
+        breaker=CircuitBreaker(settings.llm_breaker_threshold, settings.llm_breaker_cooldown_seconds),
+        limiter=Limiter(settings.llm_concurrency, settings.llm_namespace_concurrency),
+    )
 
 
 @kopf.on.cleanup()
@@ -52,6 +80,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is not None:
         runtime.api.close()
+        if runtime.explainer is not None:
+            await runtime.explainer.llm.close()
 
 
 @kopf.on.probe(id="runtime")

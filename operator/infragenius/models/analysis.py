@@ -15,6 +15,7 @@ from infragenius.models.common import (
     PromRange,
     parse_duration,
 )
+from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.findings import Finding, Severity
 
 GROUP = "infragenius.io"
@@ -181,5 +182,6 @@ class AnalysisStatus(CamelModel):
     findings: list[Finding] = Field(default_factory=list, max_length=500)
     missing: list[SourceReport] = Field(default_factory=list, max_length=64, description="Sources that failed.")
     timings: Timings = Field(default_factory=Timings)
+    explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
     rerun_token: str | None = Field(default=None, max_length=253, description="Last handled rerun annotation.")
     conditions: list[Condition] = Field(default_factory=list, max_length=16)

@@ -1,0 +1,155 @@
+"""The explanation stage: prompt -> model (bounded, guarded) -> validated, restored explanation.
+
+It never raises: every failure becomes an ``Explained=False`` condition with a
+reason, and the analysis keeps its rule-based findings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from pydantic import ValidationError
+
+from infragenius.llm.base import LLM, InvalidModelOutput, LLMError, ModelTimeout, ModelUnavailable
+from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
+from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
+from infragenius.models.explanation import Explanation, ExplainedStatus, explanation_schema
+from infragenius.models.findings import Finding
+from infragenius.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    model: str
+    num_ctx: int = 4096
+    max_reply_tokens: int = 768
+    timeout: float = 60.0
+    anonymize: bool = True
+
+
+@dataclass(frozen=True)
+class ExplainOutcome:
+    ok: bool
+    reason: str
+    message: str
+    status: ExplainedStatus | None = None
+    prompt: Prompt | None = field(default=None, repr=False)
+
+
+class Explainer:
+    """Shared by all analyses of one operator: one breaker and one limiter for the model server."""
+
+    def __init__(self, llm: LLM, *, breaker: CircuitBreaker | None = None, limiter: Limiter | None = None) -> None:
+        self.llm = llm
+        self.breaker = breaker or CircuitBreaker()
+        self.limiter = limiter or Limiter()
+
+    async def explain(
+        self,
+        snapshot: Snapshot,
+        findings: Sequence[Finding],
+        missing_sources: Sequence[str],
+        options: LLMOptions,
+    ) -> ExplainOutcome:
+        started = time.perf_counter()
+        if not findings:
+            return ExplainOutcome(False, "NoFindings", "nothing to explain")
+        prompt = build_prompt(
+            snapshot,
+            findings,
+            missing_sources,
+            num_ctx=options.num_ctx,
+            reserve_for_reply=options.max_reply_tokens,
+            anonymize=options.anonymize,
+        )
+        if not prompt.finding_ids:
+            return ExplainOutcome(False, "ContextTooSmall", f"num_ctx {options.num_ctx} leaves no room for a finding")
+        schema = explanation_schema(prompt.finding_ids)
+        try:
+            self.breaker.check()
+        except CircuitOpen as err:
+            return ExplainOutcome(False, ModelUnavailable.reason, str(err), prompt=prompt)
+
+        attempts = 0
+        last_error: LLMError | None = None
+        async with self.limiter.slot(snapshot.namespace):
+            for attempts in (1, 2):  # one retry, for invalid or truncated output only
+                try:
+                    completion = await self.llm.complete(
+                        model=options.model,
+                        system=prompt.system,
+                        user=prompt.user,
+                        schema=schema,
+                        num_ctx=options.num_ctx,
+                        max_tokens=options.max_reply_tokens,
+                        timeout=options.timeout,
+                    )
+                except (ModelTimeout, ModelUnavailable) as err:
+                    if getattr(err, "server_down", True):
+                        self.breaker.failure()
+                    return ExplainOutcome(False, err.reason, str(err)[:1000], prompt=prompt)
+                self.breaker.success()
+                try:
+                    explanation = parse_reply(completion.content, prompt.finding_ids)
+                except InvalidModelOutput as err:
+                    last_error = err
+                    continue
+                restored = restore(explanation, prompt)
+                status = ExplainedStatus(
+                    model=options.model,
+                    prompt_version=PROMPT_VERSION,
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                    model_seconds=round(completion.model_seconds, 3) if completion.model_seconds else None,
+                    stage_seconds=round(time.perf_counter() - started, 3),
+                    findings_sent=prompt.findings_sent,
+                    findings_total=prompt.findings_total,
+                    attempts=attempts,
+                    summary=restored.summary,
+                    root_causes=restored.root_causes,
+                    remediation=restored.remediation,
+                    confidence=restored.confidence,
+                )
+                return ExplainOutcome(True, "Explained", f"{options.model} ({PROMPT_VERSION})", status, prompt)
+        assert last_error is not None
+        return ExplainOutcome(False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt)
+
+
+def parse_reply(content: str, allowed_ids: Sequence[str]) -> Explanation:
+    """Validate the model's JSON against the schema; truncated or off-schema replies are invalid."""
+    try:
+        explanation = Explanation.model_validate_json(content)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "reply"
+        raise InvalidModelOutput(f"reply does not match the schema at {where}: {first['msg']}") from err
+    unknown = {i for cause in explanation.root_causes for i in cause.finding_ids} - set(allowed_ids)
+    if unknown:
+        raise InvalidModelOutput(f"reply cites unknown finding ids: {', '.join(sorted(unknown))}")
+    return explanation
+
+
+def restore(explanation: Explanation, prompt: Prompt) -> Explanation:
+    """Put the real names back into every string of the reply."""
+    data: Any = json.loads(explanation.model_dump_json())
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return prompt.anonymizer.restore(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    restored = walk(data)
+    # Restoring can lengthen strings past their bound; keep the schema's limits.
+    for cause in restored["root_causes"]:
+        cause["title"], cause["reasoning"] = cause["title"][:160], cause["reasoning"][:400]
+    for step in restored["remediation"]:
+        step["action"], step["command"] = step["action"][:240], step["command"][:240]
+    restored["summary"] = restored["summary"][:400]
+    return Explanation.model_validate(restored)

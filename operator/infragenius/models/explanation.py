@@ -1,0 +1,75 @@
+"""The structured explanation an LLM returns, and the LLM stage's record in status."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import Field
+
+from infragenius.models.common import CamelModel
+
+
+class Confidence(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class RootCause(CamelModel):
+    title: str = Field(max_length=160)
+    finding_ids: list[str] = Field(min_length=1, max_length=5, description="Ids of the findings this cause explains.")
+    reasoning: str = Field(max_length=400)
+
+
+class RemediationStep(CamelModel):
+    action: str = Field(max_length=240)
+    command: str = Field(default="", max_length=240, description="A command to run by hand; never executed.")
+
+
+class Explanation(CamelModel):
+    """What the model must produce; bounded so that a constrained reply always terminates."""
+
+    summary: str = Field(max_length=400)
+    root_causes: list[RootCause] = Field(min_length=1, max_length=3)
+    remediation: list[RemediationStep] = Field(min_length=1, max_length=5)
+    confidence: Confidence
+
+
+def explanation_schema(finding_ids: list[str]) -> dict[str, Any]:
+    """JSON schema for Ollama's ``format``: finding ids are an enum of the ids actually sent."""
+    schema = Explanation.model_json_schema()
+    defs = schema.get("$defs", {})
+    ids = defs["RootCause"]["properties"]["findingIds"]
+    ids["items"] = {"type": "string", "enum": finding_ids} if finding_ids else {"type": "string", "maxLength": 16}
+    return _inline(schema, defs)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Resolve $ref and drop titles: grammar converters handle plain, self-contained schemas best."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k not in ("$defs", "title")}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+class ExplainedStatus(CamelModel):
+    """The LLM stage as recorded in status."""
+
+    model: str = Field(max_length=128)
+    prompt_version: str = Field(max_length=32)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    model_seconds: float | None = None
+    stage_seconds: float | None = None
+    findings_sent: int = 0
+    findings_total: int = 0
+    cached: bool = False
+    attempts: int = 0
+    summary: str | None = Field(default=None, max_length=400)
+    root_causes: list[RootCause] = Field(default_factory=list, max_length=3)
+    remediation: list[RemediationStep] = Field(default_factory=list, max_length=5)
+    confidence: Confidence | None = None
