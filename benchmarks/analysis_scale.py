@@ -507,6 +507,9 @@ class Floor:
     per_command_median_seconds: dict[str, float]
     output_bytes: int
     median_seconds: float
+    #: The same three commands started at once (the operator's LISTs run in parallel too); for context.
+    parallel_runs_seconds: list[float]
+    parallel_median_seconds: float
 
 
 def measure_floor(kubectl: Path, kubeconfig: str, namespace: str, kinds: Sequence[str]) -> Floor:
@@ -523,6 +526,7 @@ def measure_floor(kubectl: Path, kubeconfig: str, namespace: str, kinds: Sequenc
             kubectl_run(kubectl, kubeconfig, *args)
         per_command: dict[str, list[float]] = {" ".join(a[:2]): [] for a in commands}
         runs: list[float] = []
+        parallel_runs: list[float] = []
         size = 0
         for _ in range(RUNS):
             total = 0.0
@@ -535,13 +539,25 @@ def measure_floor(kubectl: Path, kubeconfig: str, namespace: str, kinds: Sequenc
                 total += took
                 size += len(done.stdout)
             runs.append(total)
+            parallel_runs.append(kubectl_parallel(kubectl, kubeconfig, commands))
     return Floor(
         commands=["kubectl " + " ".join(a) for a in commands],
         runs_seconds=[round(r, 3) for r in runs],
         per_command_median_seconds={k: round(median(v), 3) for k, v in per_command.items()},
         output_bytes=size,
         median_seconds=round(median(runs), 3),
+        parallel_runs_seconds=[round(r, 3) for r in parallel_runs],
+        parallel_median_seconds=round(median(parallel_runs), 3),
     )
+
+
+def kubectl_parallel(kubectl: Path, kubeconfig: str, commands: Sequence[Sequence[str]], timeout: float = 120) -> float:
+    """Start every command at once; the wall time until the last one has finished."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        for _ in pool.map(lambda args: kubectl_run(kubectl, kubeconfig, *args, timeout=timeout), commands):
+            pass
+    return time.perf_counter() - started
 
 
 # --- 4. operator -----------------------------------------------------------------------------------
@@ -790,6 +806,7 @@ class SizeResult:
             "broken_pods": self.workload.broken_pods,
             "events_posted": self.workload.events,
             "floor_kubectl_median_s": floor,
+            "floor_kubectl_parallel_median_s": self.floor.parallel_median_seconds,
             "operator_gather_median_s": round(self.operator.gather_median, 3),
             "operator_detect_median_ms": round(self.operator.detect_median * 1000, 1),
             "in_process_detect_median_ms": round(self.in_process.detect_median_ms, 1),
@@ -797,6 +814,7 @@ class SizeResult:
             "apply_to_completed_median_s": round(self.operator.wall_median, 3),
             "ratio_gather_to_floor": round(self.operator.gather_median / floor, 2),
             "ratio_apply_to_completed_to_floor": round(self.operator.wall_median / floor, 2),
+            "ratio_gather_to_parallel_floor": round(self.operator.gather_median / self.floor.parallel_median_seconds, 2),
             "findings": self.in_process.findings,
             "operator_total_findings": self.operator.runs[-1].total_findings,
             "operator_vm_hwm_mib": self.operator.vm_hwm_mib,
@@ -818,7 +836,8 @@ def print_table(result: SizeResult) -> None:
         ("pods (Running)", f"{f['pods']:,}", ""),
         ("  of which CrashLoopBackOff", f"{f['broken_pods']:,}", ""),
         ("warning events posted", f"{f['events_posted']:,}", ""),
-        ("floor: kubectl get -o json, median", f"{f['floor_kubectl_median_s']:.3f} s", ""),
+        ("floor: kubectl get -o json, median", f"{f['floor_kubectl_median_s']:.3f} s", "(3 commands in turn)"),
+        ("  same 3 commands in parallel, median", f"{f['floor_kubectl_parallel_median_s']:.3f} s", "(context only)"),
         ("operator gather, median", f"{f['operator_gather_median_s']:.3f} s", ""),
         ("detect (in-process), median", f"{f['in_process_detect_median_ms']:.1f} ms", detect_target),
         ("detect (operator status), median", f"{f['operator_detect_median_ms']:.1f} ms", ""),
@@ -839,7 +858,11 @@ def print_table(result: SizeResult) -> None:
     print(f"{'metric':<{width}}  {'value':>{value_width}}  target")
     for label, value, target in rows:
         print(f"{label:<{width}}  {value:>{value_width}}  {target}".rstrip())
-    print(f"  floor runs {result.floor.runs_seconds} s; per command {result.floor.per_command_median_seconds}")
+    print(f"  floor runs {result.floor.runs_seconds} s, in parallel {result.floor.parallel_runs_seconds} s; "
+          f"gather / parallel floor {f['ratio_gather_to_parallel_floor']:.2f}x; "
+          f"kubectl output {result.floor.output_bytes / 2**20:.1f} MiB")
+    for command, seconds in result.floor.per_command_median_seconds.items():
+        print(f"    {seconds:6.3f} s  kubectl {command[:110]}")
     print("  operator runs (wall / gather / detect s): "
           + "; ".join(f"{r.wall_seconds:.3f} / {r.gather_seconds:.3f} / {r.detect_seconds:.3f}" for r in result.operator.runs))
     print(f"  in-process detect runs: {[round(s * 1000, 1) for s in result.in_process.detect_seconds]} ms; "
@@ -909,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"=== {pods:,} pods in {namespace} ===")
             workload = build_workload(kube, namespace, pods)
             floor = measure_floor(kubectl, info.kubeconfig, namespace, kinds)
-            log(f"floor (kubectl) median {floor.median_seconds:.3f}s, runs {floor.runs_seconds}")
+            log(f"floor (kubectl) median {floor.median_seconds:.3f}s in turn, {floor.parallel_median_seconds:.3f}s in parallel")
             operator = measure_operator(kube, info.kubeconfig, namespace, pods)
             in_process = measure_in_process(info.kubeconfig, namespace)
             log(f"in-process detect median {in_process.detect_median_ms:.1f} ms, {in_process.findings} findings")

@@ -17,18 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def running_operator(kubeconfig: str) -> Iterator[KopfRunner]:
-    saved = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = kubeconfig
+def running_operator(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
+    """Kopf's test runner with the operator's settings taken from ``env`` (INFRAGENIUS_*)."""
+    env = {"KUBECONFIG": kubeconfig, **env}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     runner = KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "infragenius.handlers"], timeout=60)
     try:
         with runner:
             yield runner
     finally:
-        if saved is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     assert runner.exception is None, runner.output[-4000:]
     assert runner.exit_code == 0, runner.output[-4000:]
     # Least privilege held: nothing the operator did was refused.

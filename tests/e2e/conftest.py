@@ -164,3 +164,76 @@ def operator(operator_kubeconfig: str) -> Iterator[KopfRunner]:
     from tests.e2e.analysis_support import running_operator  # the module imports this one
     with running_operator(operator_kubeconfig) as runner:
         yield runner
+
+
+# --- the model server -----------------------------------------------------------------------------
+
+TINY_MODEL = "infragenius-tiny"
+
+
+@dataclass
+class OllamaServer:
+    url: str
+    binary: str
+    log: Path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaServer]:
+    """A real Ollama (built from Go modules, CPU only) serving a tiny model made locally."""
+    from infragenius.devcluster.build import ensure_ollama
+    from infragenius.devcluster.tinymodel import write_modelfile
+
+    try:
+        binary = str(ensure_ollama(echo=False))
+    except DevClusterError as err:
+        _unavailable(f"cannot build Ollama: {err}")
+    home = tmp_path_factory.mktemp("ollama")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OLLAMA_HOST": f"127.0.0.1:{port}",
+        "OLLAMA_MODELS": str(home / "models"),
+        "HOME": str(home),
+        "OLLAMA_KEEP_ALIVE": "30m",
+        "OLLAMA_NUM_PARALLEL": "2",
+    }
+    log = home / "ollama.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.poll() is not None or _reachable(url), timeout=60, what="ollama serve")
+        if server.poll() is not None:
+            _unavailable(f"ollama serve exited: {log.read_text()[-500:]}")
+        created = subprocess.run(
+            [binary, "create", TINY_MODEL, "-f", str(write_modelfile(home / "model"))],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        if created.returncode != 0:
+            _unavailable(f"ollama create failed: {created.stderr[-500:]}")
+        yield OllamaServer(url=url, binary=binary, log=log)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _reachable(url: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
