@@ -208,8 +208,8 @@ async def run(
         outcome.timings.gather_seconds,
         outcome.timings.detect_seconds,
     )
-    event = kopf.warn if final["counts"].get("critical") else kopf.info
-    event(body, reason="AnalysisCompleted", message=final["summary"][:1024])
+    # Normal even with critical findings: the analysis itself worked. Warnings are for its own failures.
+    kopf.info(body, reason="AnalysisCompleted", message=final["summary"][:1024])
 
 
 def needs_run_on_resume(body: Mapping[str, Any]) -> bool:

@@ -18,6 +18,7 @@ EXPLAINED_REASONS = frozenset({
     "ProgressDeadlineExceeded", "BackoffLimitExceeded", "ProvisioningFailed", "Evicted", "OOMKilling", "NodeNotReady",
 })
 STALE_AFTER = dt.timedelta(hours=1)
+OWN_GROUP = "infragenius.io"
 ROLLUP_KINDS = frozenset({"Pod", *WORKLOAD_KINDS})
 _CONFIGMAP_NOT_FOUND = re.compile(r'configmap "([^"]+)" not found', re.IGNORECASE)
 
@@ -71,6 +72,8 @@ class EventsDetector:
             namespace = involved.get("namespace") or None
             if not kind or not name or (snapshot.namespace and namespace not in (None, snapshot.namespace)):
                 continue
+            if (involved.get("apiVersion") or "").startswith(OWN_GROUP + "/"):
+                continue  # events about our own resources (a failed Analysis) are not the workload's problems
             count = u.event_count(event)
             when = u.event_time(event)
             if when is not None and count <= 1 and snapshot.taken_at - when > STALE_AFTER:

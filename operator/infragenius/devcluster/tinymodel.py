@@ -3,6 +3,11 @@
 Its output is noise, but Ollama constrains it with the JSON-schema grammar we
 send as ``format``, so replies are schema-valid and end at EOS: exactly what
 the explanation stage's plumbing needs to be tested end to end.
+
+One deliberate bias keeps replies short: every embedding shares a common
+direction and the output rows of quote-bearing tokens point along it, so
+wherever the grammar lets a string end, the model ends it. Pure noise would
+fill every string to its maxLength one byte token at a time.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ def write_tiny_llama(path: Path, seed: int = 7) -> Path:
     writer.add_add_eos_token(False)
 
     # numpy shapes are ggml's ne reversed: token_embd is ne=(EMBED, vocab).
-    writer.add_tensor("token_embd.weight", weights(vocab, EMBED))
+    common = np.ones(EMBED, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", (weights(vocab, EMBED) + common).astype(np.float32))
     for block in range(LAYERS):
         prefix = f"blk.{block}"
         writer.add_tensor(f"{prefix}.attn_norm.weight", np.ones(EMBED, dtype=np.float32))
@@ -81,7 +87,13 @@ def write_tiny_llama(path: Path, seed: int = 7) -> Path:
         writer.add_tensor(f"{prefix}.ffn_up.weight", weights(FEED_FORWARD, EMBED))
         writer.add_tensor(f"{prefix}.ffn_down.weight", weights(EMBED, FEED_FORWARD))
     writer.add_tensor("output_norm.weight", np.ones(EMBED, dtype=np.float32))
-    writer.add_tensor("output.weight", weights(vocab, EMBED))
+    output = weights(vocab, EMBED)
+    for index, token in enumerate(tokens):
+        if token == "<0x22>" or token.startswith('"') or token.endswith('"'):
+            output[index] = common * 0.5
+        elif token in ("<0x09>", "<0x0A>", "<0x0D>", "<0x20>"):
+            output[index] = common * -0.5  # optional whitespace between JSON tokens: skip it
+    writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -50,7 +50,15 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, dict):
         if "$ref" in node:
             return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k not in ("$defs", "title")}
+        out = {}
+        for key, value in node.items():
+            if key in ("$defs", "title"):
+                continue
+            if key == "properties":  # a map of field names: a field may be called "title"
+                out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
+            else:
+                out[key] = _inline(value, defs)
+        return out
     if isinstance(node, list):
         return [_inline(v, defs) for v in node]
     return node

@@ -104,3 +104,9 @@ def test_id_stable_when_counts_change() -> None:
     b = DETECTOR.detect(snap(p, events=[event("Pod", "solo", "FailedMount", "boom", count=30)]))
     assert a == DETECTOR.detect(snap(p, events=[event("Pod", "solo", "FailedMount", "boom", count=3)]))
     assert a[0].id == b[0].id and "x30" in b[0].title
+
+
+def test_events_about_our_own_resources_are_ignored() -> None:
+    own = event("Analysis", "diagnose", "InvalidSpec", "invalid spec: interval must be at least 60s", count=3)
+    own["involvedObject"]["apiVersion"] = "infragenius.io/v1alpha1"
+    assert DETECTOR.detect(snap(events=[own])) == []
