@@ -24,7 +24,9 @@ For each size N (``--pods``, default 1,000 and 5,000) the script:
    --field-selector type=Warning -o json``, run one after the other. The kinds
    come from ``registry.kinds_needed(registry.select()) & ENDPOINTS``, exactly
    what ``runner.analyze`` gathers. One warm-up (discovery cache), then 3
-   timed runs; the floor is the median of their sums.
+   timed runs; the floor is the median of their sums. The same three commands
+   started at once are timed too, for context only. Note that kubectl's own
+   decoding dominates this floor at thousands of pods (see benchmarks/README.md).
 4. **Operator** - ``infragenius operator`` as a subprocess (its own
    ``INFRAGENIUS_HEALTH_PORT``); once ``/healthz`` answers 200, an Analysis
    (``spec: {maxFindings: 100}``) is created in the namespace and polled every
@@ -124,9 +126,12 @@ EVENT_REASONS: tuple[tuple[str, str], ...] = (
     ("FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'),
     ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
     ("BackOff", "Back-off restarting failed container app in pod"),
-    ("FailedCreatePodSandBox", "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network"),
+    (
+        "FailedCreatePodSandBox",
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network",
+    ),
     ("ProbeWarning", "Liveness probe warning: HTTP probe succeeded with a redirect"),
-    ("FailedMount", 'Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition'),
+    ("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition"),
 )
 
 T = TypeVar("T")
@@ -145,8 +150,14 @@ def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0,
-               progress: Callable[[], str] | None = None, progress_every: float = 15.0) -> T:
+def wait_until(
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 1.0,
+    progress: Callable[[], str] | None = None,
+    progress_every: float = 15.0,
+) -> T:
     """Poll ``check`` until it returns something other than None/False; raise BenchError on timeout."""
     deadline = time.monotonic() + timeout
     next_report = time.monotonic() + progress_every
@@ -293,11 +304,13 @@ def quantity(text: str) -> float:
 
 def pods_that_fit(allocatable: dict[str, str]) -> int:
     """How many benchmark pods one node takes: the tightest of its pods, CPU and memory."""
-    return int(min(
-        quantity(allocatable.get("pods", "0")),
-        quantity(allocatable.get("cpu", "0")) / POD_REQUESTS["cpu"],
-        quantity(allocatable.get("memory", "0")) / POD_REQUESTS["memory"],
-    ))
+    return int(
+        min(
+            quantity(allocatable.get("pods", "0")),
+            quantity(allocatable.get("cpu", "0")) / POD_REQUESTS["cpu"],
+            quantity(allocatable.get("memory", "0")) / POD_REQUESTS["memory"],
+        )
+    )
 
 
 def add_capacity(kube: Kube, pods_wanted: int) -> int:
@@ -306,8 +319,10 @@ def add_capacity(kube: Kube, pods_wanted: int) -> int:
     have = sum(pods_that_fit((n.get("status") or {}).get("allocatable") or {}) for n in kube.list_all("/api/v1/nodes"))
     needed = math.ceil((existing_pods + pods_wanted) * CAPACITY_SLACK)
     extra = max(0, math.ceil((needed - have) / pods_that_fit(EXTRA_NODE_CAPACITY)))
-    log(f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
-        f"for {existing_pods} existing + {pods_wanted} new pods")
+    log(
+        f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
+        f"for {existing_pods} existing + {pods_wanted} new pods"
+    )
     parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", fake_node(i)), list(range(extra)))
     total = len(kube.list_all("/api/v1/nodes"))
     wait_until(
@@ -382,6 +397,12 @@ def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str
     }
 
 
+def pod_count(kube: Kube, namespace: str) -> int:
+    """Pods in the namespace, from a one-item page (``remainingItemCount``) instead of a full LIST."""
+    page = kube.get(f"/api/v1/namespaces/{namespace}/pods", [("limit", 1)])
+    return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+
+
 def running_pods(kube: Kube, namespace: str) -> tuple[int, int]:
     pods = kube.list_all(f"/api/v1/namespaces/{namespace}/pods")
     return len(pods), sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
@@ -406,8 +427,10 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
         deployment = workloads.deployment(name, replicas, custom_status=name in broken, hardened=True)
         objects.append((f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment))
         objects.append((f"/api/v1/namespaces/{namespace}/services", workloads.service(name, {"app": name})))
-    log(f"creating {len(healthy)} + {len(broken)} Deployments ({healthy_total} healthy + {broken_total} crashlooping "
-        f"pods) and {len(healthy) + len(broken)} Services in {namespace}")
+    log(
+        f"creating {len(healthy)} + {len(broken)} Deployments ({healthy_total} healthy + {broken_total} crashlooping "
+        f"pods) and {len(healthy) + len(broken)} Services in {namespace}"
+    )
     parallel(lambda item: kube.post(item[0], item[1]), objects)
 
     # The crashloop pods are ignored by kwok: once scheduled, write their CrashLoopBackOff status.
@@ -432,14 +455,22 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
             patch_broken()
         return len(patched) >= broken_total and healthy_ready() >= healthy_total
 
+    def progress() -> str:
+        # Deployment status lags far behind while the ReplicaSet controller is busy creating pods.
+        return (
+            f"{pod_count(kube, namespace)}/{pods} pods created, {healthy_ready()}/{healthy_total} Ready "
+            f"per Deployment status, {len(patched)}/{broken_total} crashloop pods patched"
+        )
+
     # The ReplicaSet controller creates pods at its client's rate limit (about 20/s).
     wait_until(
         settled,
         timeout=180 + pods / 8,
         what=f"{healthy_total} Ready and {broken_total} crashlooping pods in {namespace}",
         interval=2.0,
-        progress=lambda: f"{healthy_ready()}/{healthy_total} Ready, {len(patched)}/{broken_total} crashloop patched",
+        progress=progress,
     )
+
     def all_running() -> tuple[int, int] | None:
         counts = running_pods(kube, namespace)
         return counts if counts == (pods, pods) else None
@@ -459,8 +490,10 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
     crashing = [p for p in all_pods if p["metadata"]["name"] in patched]
     others = [p for p in all_pods if p["metadata"]["name"] not in patched]
     wanted = pods // PODS_PER_EVENT
-    events = [warning_event(namespace, p, "BackOff", "Back-off restarting failed container app", rng.randint(5, 60))
-              for p in crashing[:wanted]]
+    events = [
+        warning_event(namespace, p, "BackOff", "Back-off restarting failed container app", rng.randint(5, 60))
+        for p in crashing[:wanted]
+    ]
     for index in range(wanted - len(events)):
         reason, message = EVENT_REASONS[index % len(EVENT_REASONS)]
         events.append(warning_event(namespace, rng.choice(others), reason, message, rng.randint(1, 30)))
@@ -628,7 +661,11 @@ def start_operator(kubeconfig: str, log_file: Path) -> tuple[subprocess.Popen[by
     env.pop("INFRAGENIUS_KUBECONFIG", None)
     with log_file.open("wb") as out:
         proc = subprocess.Popen(
-            operator_command(), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            operator_command(),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     return proc, port
@@ -657,7 +694,12 @@ def healthz_ok(proc: subprocess.Popen[bytes], port: int, log_file: Path) -> bool
 
 
 def wait_completed(
-    kube: Kube, proc: subprocess.Popen[bytes], log_file: Path, namespace: str, name: str, previous_run: str | None,
+    kube: Kube,
+    proc: subprocess.Popen[bytes],
+    log_file: Path,
+    namespace: str,
+    name: str,
+    previous_run: str | None,
     timeout: float,
 ) -> dict[str, Any]:
     """Poll every 50 ms until the Analysis has a Completed status with a run id other than ``previous_run``."""
@@ -699,33 +741,42 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
             t0 = time.perf_counter()
             if run == 1:
                 trigger = "create"
-                kube.post(analysis_path(namespace), {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "Analysis",
-                    "metadata": {"name": name},
-                    "spec": {"maxFindings": 100},
-                })
+                kube.post(
+                    analysis_path(namespace),
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": "Analysis",
+                        "metadata": {"name": name},
+                        "spec": {"maxFindings": 100},
+                    },
+                )
             else:
                 trigger = f"{RERUN_ANNOTATION}={run}"
-                kube.merge_patch(analysis_path(namespace, name), {"metadata": {"annotations": {RERUN_ANNOTATION: str(run)}}})
+                kube.merge_patch(
+                    analysis_path(namespace, name), {"metadata": {"annotations": {RERUN_ANNOTATION: str(run)}}}
+                )
             status = wait_completed(kube, proc, log_file, namespace, name, previous, timeout)
             wall = time.perf_counter() - t0
             previous = status["runId"]
             timings = status.get("timings") or {}
-            runs.append(OperatorRun(
-                run=run,
-                trigger=trigger,
-                run_id=previous,
-                wall_seconds=round(wall, 3),
-                gather_seconds=float(timings.get("gatherSeconds", math.nan)),
-                detect_seconds=float(timings.get("detectSeconds", math.nan)),
-                total_seconds=float(timings.get("totalSeconds", math.nan)),
-                total_findings=int(status.get("totalFindings") or 0),
-                findings_in_status=len(status.get("findings") or []),
-                missing=[m.get("source", "?") for m in status.get("missing") or []],
-            ))
-            log(f"  operator run {run} ({trigger}): apply->Completed {wall:.3f}s, gather {timings.get('gatherSeconds')}s, "
-                f"detect {timings.get('detectSeconds')}s, {status.get('totalFindings')} findings")
+            runs.append(
+                OperatorRun(
+                    run=run,
+                    trigger=trigger,
+                    run_id=previous,
+                    wall_seconds=round(wall, 3),
+                    gather_seconds=float(timings.get("gatherSeconds", math.nan)),
+                    detect_seconds=float(timings.get("detectSeconds", math.nan)),
+                    total_seconds=float(timings.get("totalSeconds", math.nan)),
+                    total_findings=int(status.get("totalFindings") or 0),
+                    findings_in_status=len(status.get("findings") or []),
+                    missing=[m.get("source", "?") for m in status.get("missing") or []],
+                )
+            )
+            log(
+                f"  operator run {run} ({trigger}): apply->Completed {wall:.3f}s, gather {timings.get('gatherSeconds')}s, "
+                f"detect {timings.get('detectSeconds')}s, {status.get('totalFindings')} findings"
+            )
         if proc.poll() is not None:
             raise BenchError(f"the operator exited with code {proc.returncode} after the runs:\n{log_tail(log_file)}")
         hwm, rss = proc_memory_mib(proc.pid)
@@ -735,8 +786,13 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
     text = log_file.read_text(errors="replace")
     errors = [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line or "[ERROR" in line]
     return OperatorResult(
-        runs=runs, vm_hwm_mib=hwm, vm_rss_mib=rss, ready_seconds=round(ready, 2), log_file=str(log_file),
-        exit_code=exit_code, log_errors=errors[:20],
+        runs=runs,
+        vm_hwm_mib=hwm,
+        vm_rss_mib=rss,
+        ready_seconds=round(ready, 2),
+        log_file=str(log_file),
+        exit_code=exit_code,
+        log_errors=errors[:20],
     )
 
 
@@ -814,7 +870,9 @@ class SizeResult:
             "apply_to_completed_median_s": round(self.operator.wall_median, 3),
             "ratio_gather_to_floor": round(self.operator.gather_median / floor, 2),
             "ratio_apply_to_completed_to_floor": round(self.operator.wall_median / floor, 2),
-            "ratio_gather_to_parallel_floor": round(self.operator.gather_median / self.floor.parallel_median_seconds, 2),
+            "ratio_gather_to_parallel_floor": round(
+                self.operator.gather_median / self.floor.parallel_median_seconds, 2
+            ),
             "findings": self.in_process.findings,
             "operator_total_findings": self.operator.runs[-1].total_findings,
             "operator_vm_hwm_mib": self.operator.vm_hwm_mib,
@@ -842,12 +900,22 @@ def print_table(result: SizeResult) -> None:
         ("detect (in-process), median", f"{f['in_process_detect_median_ms']:.1f} ms", detect_target),
         ("detect (operator status), median", f"{f['operator_detect_median_ms']:.1f} ms", ""),
         ("apply->Completed, median", f"{f['apply_to_completed_median_s']:.3f} s", ""),
-        ("ratio gather / floor", f"{f['ratio_gather_to_floor']:.2f}x",
-         f"<= {TARGET_RATIO}x  {verdict(f['ratio_gather_to_floor'] <= TARGET_RATIO)}"),
-        ("ratio apply->Completed / floor", f"{f['ratio_apply_to_completed_to_floor']:.2f}x",
-         f"<= {TARGET_RATIO}x  {verdict(f['ratio_apply_to_completed_to_floor'] <= TARGET_RATIO)}"),
+        (
+            "ratio gather / floor",
+            f"{f['ratio_gather_to_floor']:.2f}x",
+            f"<= {TARGET_RATIO}x  {verdict(f['ratio_gather_to_floor'] <= TARGET_RATIO)}",
+        ),
+        (
+            "ratio apply->Completed / floor",
+            f"{f['ratio_apply_to_completed_to_floor']:.2f}x",
+            f"<= {TARGET_RATIO}x  {verdict(f['ratio_apply_to_completed_to_floor'] <= TARGET_RATIO)}",
+        ),
         ("findings (in-process / operator total)", f"{f['findings']} / {f['operator_total_findings']}", ""),
-        ("operator VmHWM (VmRSS after runs)", f"{f['operator_vm_hwm_mib']:.1f} MiB ({f['operator_vm_rss_mib']:.1f})", ""),
+        (
+            "operator VmHWM (VmRSS after runs)",
+            f"{f['operator_vm_hwm_mib']:.1f} MiB ({f['operator_vm_rss_mib']:.1f})",
+            "",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
@@ -858,22 +926,34 @@ def print_table(result: SizeResult) -> None:
     print(f"{'metric':<{width}}  {'value':>{value_width}}  target")
     for label, value, target in rows:
         print(f"{label:<{width}}  {value:>{value_width}}  {target}".rstrip())
-    print(f"  floor runs {result.floor.runs_seconds} s, in parallel {result.floor.parallel_runs_seconds} s; "
-          f"gather / parallel floor {f['ratio_gather_to_parallel_floor']:.2f}x; "
-          f"kubectl output {result.floor.output_bytes / 2**20:.1f} MiB")
+    print(
+        f"  floor runs {result.floor.runs_seconds} s, in parallel {result.floor.parallel_runs_seconds} s; "
+        f"gather / parallel floor {f['ratio_gather_to_parallel_floor']:.2f}x; "
+        f"kubectl output {result.floor.output_bytes / 2**20:.1f} MiB"
+    )
     for command, seconds in result.floor.per_command_median_seconds.items():
         print(f"    {seconds:6.3f} s  kubectl {command[:110]}")
-    print("  operator runs (wall / gather / detect s): "
-          + "; ".join(f"{r.wall_seconds:.3f} / {r.gather_seconds:.3f} / {r.detect_seconds:.3f}" for r in result.operator.runs))
-    print(f"  in-process detect runs: {[round(s * 1000, 1) for s in result.in_process.detect_seconds]} ms; "
-          f"gather runs: {result.in_process.gather_seconds} s")
-    print(f"  findings by severity: {result.in_process.by_severity}; snapshot objects: {result.in_process.objects}; "
-          f"events kept: {result.in_process.events_in_snapshot}")
+    print(
+        "  operator runs (wall / gather / detect s): "
+        + "; ".join(
+            f"{r.wall_seconds:.3f} / {r.gather_seconds:.3f} / {r.detect_seconds:.3f}" for r in result.operator.runs
+        )
+    )
+    print(
+        f"  in-process detect runs: {[round(s * 1000, 1) for s in result.in_process.detect_seconds]} ms; "
+        f"gather runs: {result.in_process.gather_seconds} s"
+    )
+    print(
+        f"  findings by severity: {result.in_process.by_severity}; snapshot objects: {result.in_process.objects}; "
+        f"events kept: {result.in_process.events_in_snapshot}"
+    )
     missing = sorted(set(result.in_process.missing) | {m for r in result.operator.runs for m in r.missing})
     if missing:
         print(f"  missing/failed sources: {missing}")
     if result.operator.log_errors:
-        print(f"  operator log has {len(result.operator.log_errors)} error lines, e.g. {result.operator.log_errors[0]!r}")
+        print(
+            f"  operator log has {len(result.operator.log_errors)} error lines, e.g. {result.operator.log_errors[0]!r}"
+        )
     sys.stdout.flush()
 
 
@@ -882,16 +962,28 @@ def write_json(results: list[SizeResult], cluster_info: dict[str, Any], duration
     document = {
         "benchmark": "analysis_scale",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average": list(os.getloadavg())},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average": list(os.getloadavg()),
+        },
         "cluster": cluster_info,
         "gathered_kinds": gathered_kinds(),
-        "targets": {"max_ratio_to_floor": TARGET_RATIO, "max_detect_ms": TARGET_DETECT_MS,
-                    "detect_target_at_pods": TARGET_DETECT_AT_PODS},
+        "targets": {
+            "max_ratio_to_floor": TARGET_RATIO,
+            "max_detect_ms": TARGET_DETECT_MS,
+            "detect_target_at_pods": TARGET_DETECT_AT_PODS,
+        },
         "duration_seconds": round(duration, 1),
         "sizes": [
-            {"figures": r.figures(), "workload": asdict(r.workload), "floor": asdict(r.floor),
-             "operator": asdict(r.operator), "in_process": asdict(r.in_process)}
+            {
+                "figures": r.figures(),
+                "workload": asdict(r.workload),
+                "floor": asdict(r.floor),
+                "operator": asdict(r.operator),
+                "in_process": asdict(r.in_process),
+            }
             for r in results
         ],
     }
@@ -903,7 +995,9 @@ def write_json(results: list[SizeResult], cluster_info: dict[str, Any], duration
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--pods", type=int, nargs="+", default=[1000, 5000], help="namespace sizes (default: 1000 5000)")
+    parser.add_argument(
+        "--pods", type=int, nargs="+", default=[1000, 5000], help="namespace sizes (default: 1000 5000)"
+    )
     parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
     args = parser.parse_args(argv)
     if any(n < HEALTHY_DEPLOYMENTS + BROKEN_DEPLOYMENTS for n in args.pods):
@@ -922,8 +1016,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kubectl = ensure_binaries(echo=False).kubectl
         kube = Kube(info.kubeconfig)
         kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
-        kubectl_run(kubectl, info.kubeconfig, "wait", "--for=condition=Established",
-                    f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+        kubectl_run(
+            kubectl, info.kubeconfig, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s"
+        )
         nodes = add_capacity(kube, sum(args.pods))
         kinds = gathered_kinds()
         log(f"{nodes} nodes Ready; the analysis gathers {len(kinds)} kinds: {', '.join(kinds)}")
@@ -932,7 +1027,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"=== {pods:,} pods in {namespace} ===")
             workload = build_workload(kube, namespace, pods)
             floor = measure_floor(kubectl, info.kubeconfig, namespace, kinds)
-            log(f"floor (kubectl) median {floor.median_seconds:.3f}s in turn, {floor.parallel_median_seconds:.3f}s in parallel")
+            log(
+                f"floor (kubectl) median {floor.median_seconds:.3f}s in turn, {floor.parallel_median_seconds:.3f}s in parallel"
+            )
             operator = measure_operator(kube, info.kubeconfig, namespace, pods)
             in_process = measure_in_process(info.kubeconfig, namespace)
             log(f"in-process detect median {in_process.detect_median_ms:.1f} ms, {in_process.findings} findings")
@@ -941,10 +1038,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for result in results:
             print_table(result)
         write_json(results, {"name": CLUSTER_NAME, "version": info.version, "nodes": nodes}, duration)
-        print(f"\nTargets: operator gather and apply->Completed at most {TARGET_RATIO}x the kubectl floor; "
-              f"detect under {TARGET_DETECT_MS:.0f} ms at {TARGET_DETECT_AT_PODS:,} pods.")
-        print(f"Figures written to {RESULTS_FILE.relative_to(ROOT)}; total duration {duration:.0f}s "
-              f"(load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs).")
+        print(
+            f"\nTargets: operator gather and apply->Completed at most {TARGET_RATIO}x the kubectl floor; "
+            f"detect under {TARGET_DETECT_MS:.0f} ms at {TARGET_DETECT_AT_PODS:,} pods."
+        )
+        print(
+            f"Figures written to {RESULTS_FILE.relative_to(ROOT)}; total duration {duration:.0f}s "
+            f"(load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)."
+        )
         return 0
     except (BenchError, DevClusterError) as err:
         log(f"benchmark failed: {err}")
@@ -953,8 +1054,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if kube is not None:
             kube.close()
         if args.keep:
-            log(f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
-                f"`infragenius devcluster down --name {CLUSTER_NAME}`")
+            log(
+                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
+                f"`infragenius devcluster down --name {CLUSTER_NAME}`"
+            )
         else:
             cluster.down(echo=log)
 

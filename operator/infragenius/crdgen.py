@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from infragenius.models import analysis
+from infragenius.models import analysis, slo
 
 _DROP = {"title", "$defs"}
 
@@ -38,6 +38,10 @@ def _openapi(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out[key] = _openapi(value, defs)
         elif key == "const":
             out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema's numeric form; OpenAPI v3.0 (what Kubernetes reads) wants the bound plus a boolean.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = value
     if "properties" in out:
@@ -126,9 +130,26 @@ def analysis_crd() -> dict[str, Any]:
     )
 
 
+def slo_review_crd() -> dict[str, Any]:
+    return _crd(
+        kind="SLOReview",
+        plural=slo.PLURAL,
+        singular="sloreview",
+        short_names=["slo"],
+        spec=slo.SLOReviewSpec,
+        status=slo.SLOReviewStatus,
+        columns=[
+            {"name": "Objective", "type": "number", "jsonPath": ".spec.objective"},
+            {"name": "Budget left", "type": "number", "jsonPath": ".status.errorBudget.remainingPercent"},
+            {"name": "Burn (1h)", "type": "number", "jsonPath": ".status.burnRates.1h"},
+            {"name": "Verdict", "type": "string", "jsonPath": ".status.verdict"},
+        ],
+    )
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for every kind the operator serves."""
-    return {"analyses.infragenius.io.yaml": analysis_crd()}
+    return {"analyses.infragenius.io.yaml": analysis_crd(), "sloreviews.infragenius.io.yaml": slo_review_crd()}
 
 
 def render(crd: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ def gather_rules() -> list[dict[str, Any]]:
 
 def operator_rules() -> list[dict[str, Any]]:
     """Everything the operator needs cluster-wide: read what it analyses, write only its own resources."""
-    plurals = ["analyses"]
+    plurals = ["analyses", "sloreviews"]
     return [
         *gather_rules(),
         {"apiGroups": [GROUP], "resources": plurals, "verbs": [*READ, "patch"]},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+import os
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,3 +33,47 @@ class Settings(BaseSettings):
     llm_breaker_threshold: int = Field(default=2, ge=1)
     llm_breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
     health_port: int = Field(default=8080, ge=1, le=65535)
+
+    # --- the Alertmanager webhook (runs only when a token is set) ---
+    webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")
+    webhook_host: str = Field(default="0.0.0.0", description="Address the webhook listens on.")
+    webhook_port: int = Field(default=8081, ge=1, le=65535)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_slo_label: str = Field(default="slo", min_length=1, description="Alert label naming the SLOReview.")
+    webhook_namespace_label: str = Field(default="namespace", min_length=1, description="Alert label naming its namespace.")
+    webhook_dedupe_size: int = Field(default=10000, ge=1, description="Alert notifications remembered in memory.")
+
+    # --- the stack the operator deploys in its own namespace ---
+    operator_namespace: str = Field(
+        default="infragenius-system",
+        validation_alias=AliasChoices("INFRAGENIUS_OPERATOR_NAMESPACE", "POD_NAMESPACE"),
+        description="Where the operator runs and deploys Postgres, Redis and Ollama.",
+    )
+    stack_manage: bool | None = Field(
+        default=None,
+        description="Deploy and keep the stack in its desired state (default: only when running in a cluster, "
+        "where its Service names resolve).",
+    )
+    stack_resync_seconds: float = Field(default=300.0, ge=1, description="How often drift is repaired.")
+    stack_postgres: bool = Field(default=True, description="Deploy Postgres (ignored when postgres_url is set).")
+    stack_redis: bool = Field(default=True, description="Deploy Redis (ignored when redis_url is set).")
+    stack_ollama: bool = Field(default=True, description="Deploy Ollama (ignored when ollama_url is set).")
+    postgres_url: SecretStr | None = Field(default=None, description="External Postgres; replaces the deployed one.")
+    redis_url: SecretStr | None = Field(default=None, description="External Redis; replaces the deployed one.")
+    postgres_image: str = "postgres:16.4-alpine3.20"
+    postgres_storage: str = "10Gi"
+    redis_image: str = "redis:7.4.0-alpine3.20"
+    ollama_image: str = "ollama/ollama:0.11.4"
+    ollama_gpus: int = Field(default=1, ge=0, le=16, description="nvidia.com/gpu requested by Ollama.")
+    ollama_runtime_class: str | None = Field(default=None, description="e.g. nvidia")
+    ollama_node_selector: dict[str, str] = Field(default_factory=dict)
+    ollama_tolerations: list[dict[str, str]] = Field(default_factory=list)
+    ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
+    history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
+    cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
+
+    @property
+    def manages_stack(self) -> bool:
+        if self.stack_manage is not None:
+            return self.stack_manage
+        return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))

@@ -23,6 +23,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config
 
 from infragenius.devcluster import DevClusterError, LocalCluster
+from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from infragenius import rbac
 from tests.e2e.support import service_account_kubeconfig, wait_for
 
@@ -51,9 +52,10 @@ class E2ECluster:
 
 
 def _unavailable(reason: str) -> None:
+    """A missing cluster, database or model server fails in CI and skips elsewhere."""
     if IN_CI:
-        pytest.fail(f"e2e cluster unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"e2e cluster unavailable: {reason}")
+        pytest.fail(f"e2e dependency unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"e2e dependency unavailable: {reason}")
 
 
 def _docker_and_kind_work() -> bool:
@@ -148,15 +150,28 @@ def crds(cluster: E2ECluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/analyses.infragenius.io", "--timeout=30s")
 
 
+@dataclass(frozen=True)
+class OperatorAccount:
+    namespace: str
+    name: str
+    kubeconfig: str
+
+
 @pytest.fixture(scope="session")
-def operator_kubeconfig(cluster: E2ECluster, crds: None) -> str:
+def operator_account(cluster: E2ECluster, crds: None) -> OperatorAccount:
     """The operator runs as a service account holding only the generated ClusterRole (least privilege)."""
     home = f"infragenius-e2e-{uuid.uuid4().hex[:5]}"
     client.CoreV1Api(cluster.api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=home)))
     wait_for(
         lambda: client.CoreV1Api(cluster.api).list_namespaced_service_account(home).items, timeout=30, what="SA controller"
     )
-    return service_account_kubeconfig(cluster.api, cluster.kubeconfig, home, "operator", rbac.operator_rules())
+    path = service_account_kubeconfig(cluster.api, cluster.kubeconfig, home, "operator", rbac.operator_rules())
+    return OperatorAccount(namespace=home, name="operator", kubeconfig=path)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(operator_account: OperatorAccount) -> str:
+    return operator_account.kubeconfig
 
 
 @pytest.fixture(scope="module")
@@ -168,72 +183,64 @@ def operator(operator_kubeconfig: str) -> Iterator[KopfRunner]:
 
 # --- the model server -----------------------------------------------------------------------------
 
-TINY_MODEL = "infragenius-tiny"
-
-
-@dataclass
-class OllamaServer:
-    url: str
-    binary: str
-    log: Path
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+TINY_MODEL = LocalOllama.MODEL
 
 
 @pytest.fixture(scope="session")
-def ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaServer]:
+def ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOllama]:
     """A real Ollama (built from Go modules, CPU only) serving a tiny model made locally."""
     from infragenius.devcluster.build import ensure_ollama
-    from infragenius.devcluster.tinymodel import write_modelfile
 
     try:
-        binary = str(ensure_ollama(echo=False))
+        server = LocalOllama(tmp_path_factory.mktemp("ollama"), ensure_ollama(echo=False)).start()
     except DevClusterError as err:
-        _unavailable(f"cannot build Ollama: {err}")
-    home = tmp_path_factory.mktemp("ollama")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "OLLAMA_HOST": f"127.0.0.1:{port}",
-        "OLLAMA_MODELS": str(home / "models"),
-        "HOME": str(home),
-        "OLLAMA_KEEP_ALIVE": "30m",
-        "OLLAMA_NUM_PARALLEL": "2",
-    }
-    log = home / "ollama.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+        _unavailable(f"Ollama: {err}")
     try:
-        wait_for(lambda: server.poll() is not None or _reachable(url), timeout=60, what="ollama serve")
-        if server.poll() is not None:
-            _unavailable(f"ollama serve exited: {log.read_text()[-500:]}")
-        created = subprocess.run(
-            [binary, "create", TINY_MODEL, "-f", str(write_modelfile(home / "model"))],
-            env=env, capture_output=True, text=True, timeout=300,
-        )
-        if created.returncode != 0:
-            _unavailable(f"ollama create failed: {created.stderr[-500:]}")
-        yield OllamaServer(url=url, binary=binary, log=log)
+        yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
 
 
-def _reachable(url: str) -> bool:
-    import httpx
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A real Postgres from Debian's package (initdb in a temp dir)."""
+    try:
+        server = LocalPostgres().init().start()
+    except DevClusterError as err:
+        _unavailable(f"Postgres: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedis]:
+    """A real redis-server from Debian's package."""
+    try:
+        server = LocalRedis().start()
+    except DevClusterError as err:
+        _unavailable(f"Redis: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- Prometheus with backfilled SLO data (see prometheus_support.py) --------------------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Prometheus (Debian's package) on a free port, loaded by promtool with SLO data sets."""
+    from tests.e2e.prometheus_support import LocalPrometheus, PrometheusUnavailable, free_port
 
     try:
-        httpx.get(url, timeout=1)
-    except httpx.HTTPError:
-        return False
-    return True
+        server = LocalPrometheus(tmp_path_factory.mktemp("prometheus"), free_port()).start()
+    except PrometheusUnavailable as err:
+        _unavailable(str(err))
+    try:
+        yield server
+    finally:
+        server.stop()

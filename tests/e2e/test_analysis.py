@@ -98,7 +98,7 @@ def test_healthy_namespace_has_no_warnings(
 
 
 def test_missing_target_namespace_fails_once_with_a_clear_message(
-    cluster: E2ECluster, namespace: str, operator: KopfRunner
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator: KopfRunner
 ) -> None:
     workloads.apply(cluster.kubectl, namespace, analysis("lost", {"targetNamespace": "no-such-namespace"}))
     status = wait_phase(cluster, namespace, "lost", ("Failed", "Completed"))["status"]
@@ -106,10 +106,11 @@ def test_missing_target_namespace_fails_once_with_a_clear_message(
     assert status["summary"] == "target namespace 'no-such-namespace' does not exist"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "TargetNotFound")
-    run_id = status.get("runId")
-    # A permanent failure is not retried: the same run stays the last one.
+    # A permanent failure is not retried: no second attempt rewrites the status or posts another event.
     time.sleep(3)
-    assert get_analysis(cluster, namespace, "lost")["status"].get("runId") == run_id
+    assert get_analysis(cluster, namespace, "lost")["status"]["completedAt"] == status["completedAt"]
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=lost").items
+    assert [(e.reason, e.count or 1) for e in events if e.reason == "TargetNotFound"] == [("TargetNotFound", 1)]
 
 
 def test_api_server_rejects_invalid_specs_with_clear_messages(cluster: E2ECluster, namespace: str, crds: None) -> None:

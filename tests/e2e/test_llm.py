@@ -16,7 +16,8 @@ from kubernetes import client
 from infragenius.models.explanation import ExplainedStatus
 from tests.e2e import workloads
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
-from tests.e2e.conftest import TINY_MODEL, E2ECluster, OllamaServer
+from infragenius.devcluster.services import LocalOllama as OllamaServer
+from tests.e2e.conftest import TINY_MODEL, E2ECluster
 
 pytestmark = pytest.mark.e2e
 

@@ -66,3 +66,35 @@ def test_detector_enum_matches_the_registry() -> None:
 def test_rendered_yaml_round_trips() -> None:
     for crd in all_crds().values():
         assert yaml.safe_load(render(crd)) == crd
+
+
+def test_sloreview_schema_is_structural_and_carries_validation() -> None:
+    crd = all_crds()["sloreviews.infragenius.io.yaml"]
+    assert crd["metadata"]["name"] == "sloreviews.infragenius.io"
+    version = crd["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert _walk(schema) == []
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["service", "objective", "sli"]
+    # OpenAPI v3.0 form of an open interval: Kubernetes rejects JSON Schema's numeric exclusiveMinimum.
+    objective = spec["properties"]["objective"]
+    assert (objective["minimum"], objective["exclusiveMinimum"], objective["maximum"], objective["exclusiveMaximum"]) == (
+        0, True, 100, True
+    )
+    assert spec["properties"]["window"]["pattern"] == "^[1-9][0-9]{0,2}(d|w)$"
+    sli = spec["properties"]["sli"]
+    assert "exactly one SLI type" in sli["x-kubernetes-validations"][0]["message"]
+    assert sli["properties"]["ratio"]["properties"]["errorQuery"]["minLength"] == 1
+    assert sli["properties"]["raw"]["x-kubernetes-validations"][0]["rule"] == "self.errorRatioQuery.contains('$window')"
+    assert any("duration(self.interval)" in r["rule"] for r in spec["x-kubernetes-validations"])
+    status = schema["properties"]["status"]["properties"]
+    assert status["verdict"]["enum"] == ["Healthy", "AtRisk", "Breaching", "Exhausted"]
+    assert list(status["burnRates"]["properties"]) == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
+    assert status["triggers"]["maxItems"] == 20
+    assert version["subresources"] == {"status": {}}
+    assert crd["spec"]["names"]["shortNames"] == ["slo"]
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"] for c in columns] == ["Objective", "Budget left", "Burn (1h)", "Verdict", "Age"]
+    assert [c["jsonPath"] for c in columns[:4]] == [
+        ".spec.objective", ".status.errorBudget.remainingPercent", ".status.burnRates.1h", ".status.verdict"
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import uuid
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -18,6 +18,8 @@ from infragenius import kubeapi
 from infragenius.analysis import engine
 from infragenius.conditions import now_rfc3339, set_condition
 from infragenius.gather.kube import KubeGatherer
+from infragenius.history.recorder import HistoryRecorder
+from infragenius.history.store import RunRecord
 from infragenius.llm.explain import ExplainOutcome, Explainer, LLMOptions
 from infragenius.models.analysis import GROUP, PLURAL, VERSION, AnalysisSpec, AnalysisStatus, Phase
 from infragenius.models.common import ConditionStatus, parse_duration
@@ -32,6 +34,7 @@ class Runtime:
     api: client.ApiClient
     slots: asyncio.Semaphore
     explainer: Explainer | None = None
+    history: HistoryRecorder | None = None
 
     def gatherer(self) -> KubeGatherer:
         return KubeGatherer(self.api, event_cap=self.settings.event_cap, concurrency=self.settings.list_concurrency)
@@ -40,14 +43,14 @@ class Runtime:
 class StatusWriter:
     """Merge-patches the status subresource (lists such as findings are replaced whole)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
-        self.api, self.namespace, self.name = api, namespace, name
+    def __init__(self, api: client.ApiClient, namespace: str, name: str, plural: str = PLURAL) -> None:
+        self.api, self.namespace, self.name, self.plural = api, namespace, name, plural
 
     def _patch_sync(self, status: Mapping[str, Any]) -> None:
         kubeapi.request(
             self.api,
             "PATCH",
-            f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{self.name}/status",
+            f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{self.plural}/{self.name}/status",
             headers={"Content-Type": "application/merge-patch+json"},
             body={"status": dict(status)},
             timeout=(5, 30),
@@ -125,8 +128,22 @@ def completed_status(
     return status
 
 
+def run_id_for(body: Mapping[str, Any], cause: str) -> str:
+    """The same request (resource, generation, cause) always gets the same run id, so a run repeated
+    after a crash is written to history once."""
+    meta = body["metadata"]
+    key = f"{meta.get('uid')}|{meta.get('generation')}|{cause}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 async def run(
-    body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, retry: int = 0, reason: str = "changed"
+    body: Mapping[str, Any],
+    runtime: Runtime,
+    logger: logging.Logger,
+    *,
+    retry: int = 0,
+    reason: str = "changed",
+    cause: str = "spec",
 ) -> None:
     """Run one analysis for ``body`` and write its status; raise Kopf errors for retry decisions."""
     meta = body["metadata"]
@@ -153,7 +170,7 @@ async def run(
         raise kopf.PermanentError(message)
 
     target = spec.target_namespace or namespace
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id_for(body, cause)
     started_at = now_rfc3339()
     async with runtime.slots:
         await writer.patch(
@@ -199,6 +216,8 @@ async def run(
     explained = await explain(runtime, outcome, spec) if spec.llm.enabled else None
     final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)
     await writer.patch(final)
+    if runtime.history is not None:
+        runtime.history.record(run_record(body, spec, outcome, final, reason))
     logger.info(
         "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
         namespace,
@@ -210,6 +229,41 @@ async def run(
     )
     # Normal even with critical findings: the analysis itself worked. Warnings are for its own failures.
     kopf.info(body, reason="AnalysisCompleted", message=final["summary"][:1024])
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def run_record(
+    body: Mapping[str, Any], spec: AnalysisSpec, outcome: AnalysisOutcome, final: Mapping[str, Any], trigger: str
+) -> RunRecord:
+    """History keeps every finding, not only the ones that fit in status."""
+    meta = body["metadata"]
+    started = _time(final.get("startedAt"))
+    return RunRecord(
+        kind="Analysis",
+        namespace=meta["namespace"],
+        name=meta["name"],
+        resource_uid=meta["uid"],
+        generation=int(meta.get("generation") or 1),
+        run_id=final["runId"],
+        trigger=trigger,
+        requested_at=started or dt.datetime.now(dt.timezone.utc),
+        target_namespace=outcome.target,
+        phase=final["phase"],
+        started_at=started,
+        completed_at=_time(final.get("completedAt")),
+        duration_seconds=outcome.timings.total_seconds,
+        gather_seconds=outcome.timings.gather_seconds,
+        detect_seconds=outcome.timings.detect_seconds,
+        counts=dict(final.get("counts") or {}),
+        summary=final.get("summary", ""),
+        missing=list(final.get("missing") or []),
+        findings=[f.model_dump(mode="json", exclude_none=True) for f in outcome.findings],
+        explanation=final.get("explanation"),
+        spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
 
 
 def needs_run_on_resume(body: Mapping[str, Any]) -> bool:

@@ -3,6 +3,6 @@
 Importing this package registers every handler.
 """
 
-from infragenius.handlers import analysis, lifecycle
+from infragenius.handlers import analysis, lifecycle, slo, webhook
 
-__all__ = ["analysis", "lifecycle"]
+__all__ = ["analysis", "lifecycle", "slo", "webhook"]

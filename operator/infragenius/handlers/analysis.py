@@ -19,17 +19,20 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 async def analysis_changed(
     body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, reason: str, **_: Any
 ) -> None:
-    await service.run(body, memo.runtime, logger, retry=retry, reason=str(reason))
+    await service.run(body, memo.runtime, logger, retry=retry, reason=str(reason), cause="spec")
 
 
 @kopf.on.field(*RESOURCE, field=("metadata", "annotations", RERUN_ANNOTATION))
 async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, **_: Any) -> None:
     if service.rerun_requested(body):
-        await service.run(body, memo.runtime, logger, retry=retry, reason="rerun annotation")
+        token = body["metadata"]["annotations"][RERUN_ANNOTATION]
+        await service.run(body, memo.runtime, logger, retry=retry, reason="rerun annotation", cause=f"rerun:{token}")
 
 
 # Kopf evaluates `when` filters on watch events only, so the due check runs on every tick instead.
 @kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0)
 async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     if service.rerun_due(body):
-        await service.run(body, memo.runtime, logger, reason="interval")
+        # One interval run per previous completion, however often the timer fires.
+        previous = (body.get("status") or {}).get("completedAt")
+        await service.run(body, memo.runtime, logger, reason="interval", cause=f"interval:{previous}")

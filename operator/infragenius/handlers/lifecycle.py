@@ -10,11 +10,15 @@ import kopf
 from kubernetes import client, config
 
 from infragenius.analysis.service import Runtime
+from infragenius.cache.redis_cache import RedisExplanationCache
+from infragenius.history.recorder import HistoryRecorder
+from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore
 from infragenius.llm.base import LLMError
 from infragenius.llm.explain import Explainer
 from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
 from infragenius.settings import Settings
+from infragenius.stack import apply as stack
 
 # Not "infragenius.io": Kopf ignores annotations under its own prefix, and users set infragenius.io/rerun.
 PREFIX = "kopf.infragenius.io"
@@ -47,23 +51,57 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
     settings.posting.level = logging.WARNING  # we post our own events; Kopf's INFO logs would flood them
     settings.watching.server_timeout = 300
     ours = Settings()
+    api = _api_client(ours)
+    if ours.manages_stack:
+        report = await stack.ensure(api, ours)
+        _log_stack(report, logger)
+        memo.stack_task = asyncio.create_task(_keep_stack(api, ours, logger), name="infragenius-stack")
+    urls = await asyncio.to_thread(stack.endpoints, ours, api)
+    cache = RedisExplanationCache(urls.redis, ttl_seconds=ours.cache_ttl_seconds) if urls.redis else None
     memo.runtime = Runtime(
         settings=ours,
-        api=_api_client(ours),
+        api=api,
         slots=asyncio.Semaphore(ours.max_concurrent_analyses),
-        explainer=await _explainer(ours, logger),
+        explainer=await _explainer(ours, urls.ollama, cache, logger),
+        history=await _history(ours, urls.postgres, logger),
     )
     logger.info(
-        "InfraGenius started (prometheus: %s, ollama: %s)",
+        "InfraGenius started (stack: %s; prometheus: %s; ollama: %s; history: %s; cache: %s)",
+        "managed" if ours.manages_stack else "external",
         ours.prometheus_url or "not configured",
-        ours.ollama_url or "not configured",
+        urls.ollama or "not configured",
+        "on" if urls.postgres else "off",
+        "on" if cache else "off",
     )
 
 
-async def _explainer(settings: Settings, logger: logging.Logger) -> Explainer | None:
-    if not settings.ollama_url:
+def _log_stack(report: stack.EnsureReport, logger: logging.Logger) -> None:
+    if report.errors:
+        logger.warning("stack: could not apply %s", "; ".join(report.errors))
+    logger.info(
+        "stack: applied %d object(s)%s", len(report.applied), ", created the Postgres secret" if report.secret_created else ""
+    )
+
+
+async def _keep_stack(api: client.ApiClient, settings: Settings, logger: logging.Logger) -> None:
+    """Repair drift and recreate deleted objects, for as long as the operator runs."""
+    while True:
+        await asyncio.sleep(settings.stack_resync_seconds)
+        try:
+            report = await stack.ensure(api, settings)
+        except Exception:  # the loop must outlive any single failure
+            logger.exception("stack: resync failed")
+            continue
+        if report.errors:
+            logger.warning("stack: could not apply %s", "; ".join(report.errors))
+
+
+async def _explainer(
+    settings: Settings, url: str | None, cache: RedisExplanationCache | None, logger: logging.Logger
+) -> Explainer | None:
+    if not url:
         return None
-    llm = OllamaLLM(settings.ollama_url)
+    llm = OllamaLLM(url)
     try:
         await llm.ensure_model(settings.llm_model, pull=settings.llm_pull)
     except LLMError as err:  # the model server may come later; analyses report it per run
@@ -72,16 +110,41 @@ async def _explainer(settings: Settings, logger: logging.Logger) -> Explainer | 
         llm,
         breaker=CircuitBreaker(settings.llm_breaker_threshold, settings.llm_breaker_cooldown_seconds),
         limiter=Limiter(settings.llm_concurrency, settings.llm_namespace_concurrency),
+        cache=cache,
     )
+
+
+async def _history(settings: Settings, url: str | None, logger: logging.Logger) -> HistoryRecorder | None:
+    if not url:
+        return None
+    store = HistoryStore(url)
+    await store.open(wait=False)  # Postgres may be down now; the recorder buffers until it is back
+    recorder = HistoryRecorder(store, capacity=settings.history_buffer)
+    try:
+        applied = await asyncio.wait_for(store.migrate(), timeout=10)
+        recorder.migrated = True
+        logger.info("history: migrations applied now: %s", applied or "none")
+    except (asyncio.TimeoutError, *TRANSIENT_ERRORS) as err:
+        logger.warning("history: Postgres unavailable at start-up (%s); runs will be buffered", err)
+    recorder.start()
+    return recorder
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "stack_task", None)
+    if task is not None:
+        task.cancel()
     runtime = getattr(memo, "runtime", None)
-    if runtime is not None:
-        runtime.api.close()
-        if runtime.explainer is not None:
-            await runtime.explainer.llm.close()
+    if runtime is None:
+        return
+    if runtime.history is not None:
+        await runtime.history.close()
+    if runtime.explainer is not None:
+        await runtime.explainer.llm.close()
+        if runtime.explainer.cache is not None:
+            await runtime.explainer.cache.close()
+    runtime.api.close()
 
 
 @kopf.on.probe(id="runtime")

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
+from infragenius.cache.redis_cache import ExplanationCache, cache_key
 from infragenius.llm.base import LLM, InvalidModelOutput, LLMError, ModelTimeout, ModelUnavailable
 from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
 from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
@@ -42,10 +43,18 @@ class ExplainOutcome:
 class Explainer:
     """Shared by all analyses of one operator: one breaker and one limiter for the model server."""
 
-    def __init__(self, llm: LLM, *, breaker: CircuitBreaker | None = None, limiter: Limiter | None = None) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        breaker: CircuitBreaker | None = None,
+        limiter: Limiter | None = None,
+        cache: ExplanationCache | None = None,
+    ) -> None:
         self.llm = llm
         self.breaker = breaker or CircuitBreaker()
         self.limiter = limiter or Limiter()
+        self.cache = cache
 
     async def explain(
         self,
@@ -68,6 +77,18 @@ class Explainer:
         if not prompt.finding_ids:
             return ExplainOutcome(False, "ContextTooSmall", f"num_ctx {options.num_ctx} leaves no room for a finding")
         schema = explanation_schema(prompt.finding_ids)
+        key = cache_key(options.model, PROMPT_VERSION, prompt.system, prompt.user, json.dumps(schema, sort_keys=True))
+        if self.cache is not None:
+            hit = await self.cache.get(key)
+            if hit is not None:
+                try:
+                    cached = parse_reply(json.dumps(hit["explanation"]), prompt.finding_ids)
+                except (InvalidModelOutput, KeyError):
+                    cached = None  # an entry from an incompatible version: ask the model again
+                if cached is not None:
+                    status = self._status(options, prompt, restore(cached, prompt), hit, started, attempts=0)
+                    status.cached = True
+                    return ExplainOutcome(True, "Explained", f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt)
         try:
             self.breaker.check()
         except CircuitOpen as err:
@@ -97,25 +118,40 @@ class Explainer:
                 except InvalidModelOutput as err:
                     last_error = err
                     continue
-                restored = restore(explanation, prompt)
-                status = ExplainedStatus(
-                    model=options.model,
-                    prompt_version=PROMPT_VERSION,
-                    prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens,
-                    model_seconds=round(completion.model_seconds, 3) if completion.model_seconds else None,
-                    stage_seconds=round(time.perf_counter() - started, 3),
-                    findings_sent=prompt.findings_sent,
-                    findings_total=prompt.findings_total,
-                    attempts=attempts,
-                    summary=restored.summary,
-                    root_causes=restored.root_causes,
-                    remediation=restored.remediation,
-                    confidence=restored.confidence,
-                )
+                usage = {
+                    "promptTokens": completion.prompt_tokens,
+                    "completionTokens": completion.completion_tokens,
+                    "modelSeconds": completion.model_seconds,
+                }
+                if self.cache is not None:
+                    # Stored anonymized: names are restored per request from that request's placeholders.
+                    await self.cache.set(key, {"explanation": json.loads(explanation.model_dump_json(by_alias=True)), **usage})
+                status = self._status(options, prompt, restore(explanation, prompt), usage, started, attempts)
                 return ExplainOutcome(True, "Explained", f"{options.model} ({PROMPT_VERSION})", status, prompt)
         assert last_error is not None
         return ExplainOutcome(False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt)
+
+
+    @staticmethod
+    def _status(
+        options: LLMOptions, prompt: Prompt, explanation: Explanation, usage: dict[str, Any], started: float, attempts: int
+    ) -> ExplainedStatus:
+        seconds = usage.get("modelSeconds")
+        return ExplainedStatus(
+            model=options.model,
+            prompt_version=PROMPT_VERSION,
+            prompt_tokens=usage.get("promptTokens"),
+            completion_tokens=usage.get("completionTokens"),
+            model_seconds=round(seconds, 3) if seconds else None,
+            stage_seconds=round(time.perf_counter() - started, 4),
+            findings_sent=prompt.findings_sent,
+            findings_total=prompt.findings_total,
+            attempts=attempts,
+            summary=explanation.summary,
+            root_causes=explanation.root_causes,
+            remediation=explanation.remediation,
+            confidence=explanation.confidence,
+        )
 
 
 def parse_reply(content: str, allowed_ids: Sequence[str]) -> Explanation:

@@ -1,0 +1,1 @@
+"""Caches at the I/O edge: the LLM explanation cache in Redis."""

@@ -1,0 +1,49 @@
+"""Start and stop the Alertmanager webhook with the operator; the server itself is :mod:`infragenius.slo.webhook`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from infragenius.slo.service import KubeTriggerSink
+from infragenius.slo.webhook import AlertWebhook, WebhookOptions
+
+
+@kopf.on.startup()
+async def start_webhook(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    runtime = getattr(memo, "runtime", None)
+    if runtime is None:  # the lifecycle start-up handler creates it; wait for it
+        raise kopf.TemporaryError("runtime not ready", delay=1)
+    settings = runtime.settings
+    if settings.webhook_token is None or not settings.webhook_token.get_secret_value():
+        logger.info("Alertmanager webhook off: INFRAGENIUS_WEBHOOK_TOKEN is not set")
+        return
+    webhook = AlertWebhook(
+        WebhookOptions(
+            token=settings.webhook_token,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            slo_label=settings.webhook_slo_label,
+            namespace_label=settings.webhook_namespace_label,
+            dedupe_size=settings.webhook_dedupe_size,
+        ),
+        KubeTriggerSink(runtime.api),
+    )
+    # A port in use is a configuration error: fail the start-up rather than run without the endpoint.
+    port = await webhook.start(settings.webhook_host, settings.webhook_port)
+    memo.webhook = webhook
+    logger.info("Alertmanager webhook listening on %s:%d/alertmanager", settings.webhook_host, port)
+
+
+@kopf.on.cleanup()
+async def stop_webhook(memo: kopf.Memo, **_: Any) -> None:
+    webhook = getattr(memo, "webhook", None)
+    if webhook is not None:
+        await webhook.stop()
+
+
+@kopf.on.probe(id="webhook")
+async def webhook_replies(memo: kopf.Memo, **_: Any) -> dict[str, int] | None:
+    webhook = getattr(memo, "webhook", None)
+    return None if webhook is None else {str(code): count for code, count in sorted(webhook.replies.items())}

@@ -1,0 +1,1 @@
+"""Run history in Postgres: versioned migrations, exactly-once writes, a buffer for outages."""

@@ -1,0 +1,105 @@
+"""Write runs to history in the background; buffer them (bounded) while Postgres is away.
+
+Writes are idempotent (see HistoryStore.write_run), so retrying a run whose
+commit reply was lost cannot double it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore, RunRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecorderStats:
+    written: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    failed: int = 0
+    retries: int = 0
+
+
+class HistoryRecorder:
+    def __init__(self, store: HistoryStore, capacity: int = 10000, max_backoff: float = 10.0) -> None:
+        self.store = store
+        self.capacity = capacity
+        self.max_backoff = max_backoff
+        self.pending: deque[RunRecord] = deque()
+        self.stats = RecorderStats()
+        self.migrated = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="infragenius-history")
+
+    def record(self, record: RunRecord) -> None:
+        """Queue a run; never blocks the analysis. When full, the oldest run is dropped and counted."""
+        if len(self.pending) >= self.capacity:
+            lost = self.pending.popleft()
+            self.stats.dropped += 1
+            log.error("history buffer full (%d): dropped run %s of %s/%s", self.capacity, lost.run_id, lost.namespace, lost.name)
+        self.pending.append(record)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until everything queued is written; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def close(self, flush_timeout: float = 5.0) -> None:
+        if self.pending:
+            await self.flush(flush_timeout)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self.pending:
+            log.error("history: %d run(s) not written at shutdown (Postgres unavailable)", len(self.pending))
+        await self.store.close()
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            if not self.pending:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            record = self.pending[0]
+            try:
+                if not self.migrated:
+                    await self.store.migrate()
+                    self.migrated = True
+                written = await self.store.write_run(record)
+            except TRANSIENT_ERRORS as err:
+                self.stats.retries += 1
+                log.warning("history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+                continue
+            except Exception:  # a record the database rejects will never succeed; do not block the others
+                self.stats.failed += 1
+                log.exception("history: run %s of %s/%s could not be written", record.run_id, record.namespace, record.name)
+                written = None
+            backoff = 0.5
+            if self.pending and self.pending[0] is record:
+                self.pending.popleft()
+            if written:
+                self.stats.written += 1
+            elif written is False:
+                self.stats.duplicates += 1

@@ -1,0 +1,244 @@
+"""The SLOReview custom resource: spec and status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from infragenius.models.analysis import MIN_INTERVAL_SECONDS
+from infragenius.models.common import CamelModel, Condition, Duration, LLMSpec, parse_duration
+from infragenius.models.explanation import ExplainedStatus
+
+PLURAL = "sloreviews"
+RERUN_ANNOTATION = "infragenius.io/rerun"
+# The webhook sets this to "<fingerprint>@<startsAt>" of the alert that asks for a review.
+TRIGGER_ANNOTATION = "infragenius.io/trigger"
+WINDOW_PLACEHOLDER = "$window"
+MAX_TRIGGERS = 20
+# Burn-rate lookbacks reported in status (the multi-window alert pairs use these).
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+# Days or weeks, e.g. 30d, 28d, 4w: an SLO window shorter than a day makes the 1d/3d lookbacks meaningless.
+SLO_WINDOW_PATTERN = r"^[1-9][0-9]{0,2}(d|w)$"
+# At least one non-blank character (unanchored: JSON schema and Go both search).
+NOT_BLANK = r"\S"
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+class SLOPhase(str, Enum):
+    pending = "Pending"
+    running = "Running"
+    completed = "Completed"
+    failed = "Failed"
+
+
+class Verdict(str, Enum):
+    """Most severe first: Exhausted > Breaching (a page alert holds) > AtRisk (a ticket alert holds) > Healthy."""
+
+    healthy = "Healthy"
+    at_risk = "AtRisk"
+    breaching = "Breaching"
+    exhausted = "Exhausted"
+
+
+class AlertSeverity(str, Enum):
+    page = "page"
+    ticket = "ticket"
+
+
+
+class RatioSLI(CamelModel):
+    """Errors over total events. Each query is a counter selector (wrapped in `sum(increase(...[w]))`) or an
+    expression that uses `$window` for the lookback, e.g. `sum(rate(http_requests_total{code=~"5.."}[$window]))`."""
+
+    error_query: str = Field(min_length=1, max_length=2048, pattern=NOT_BLANK)
+    total_query: str = Field(min_length=1, max_length=2048, pattern=NOT_BLANK)
+
+
+class LatencySLI(CamelModel):
+    """Requests slower than `thresholdSeconds` are errors, read from a Prometheus histogram."""
+
+    metric: str = Field(
+        max_length=200, pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket/_count)."
+    )
+    threshold_seconds: float = Field(gt=0, le=3600, description="Must equal one of the histogram's bucket bounds.")
+    selector: str = Field(
+        default="", max_length=1024, pattern=r"^[^{}]*$", description='Label matchers without braces, e.g. job="api".'
+    )
+
+
+class RawSLI(CamelModel):
+    """An expression that already yields the error ratio over `$window`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.errorRatioQuery.contains('$window')", "message": "errorRatioQuery must use $window"}
+            ]
+        }
+    )
+
+    error_ratio_query: str = Field(min_length=1, max_length=2048, pattern=NOT_BLANK)
+
+    @model_validator(mode="after")
+    def _uses_window(self) -> "RawSLI":
+        if WINDOW_PLACEHOLDER not in self.error_ratio_query:
+            raise ValueError("errorRatioQuery must use $window")
+        return self
+
+
+class SLISpec(CamelModel):
+    """Exactly one of ratio, latency or raw."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.ratio) ? 1 : 0) + (has(self.latency) ? 1 : 0) + (has(self.raw) ? 1 : 0) == 1",
+                    "message": "set exactly one SLI type: ratio, latency or raw",
+                }
+            ]
+        }
+    )
+
+    ratio: RatioSLI | None = None
+    latency: LatencySLI | None = None
+    raw: RawSLI | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SLISpec":
+        if sum(x is not None for x in (self.ratio, self.latency, self.raw)) != 1:
+            raise ValueError("set exactly one SLI type: ratio, latency or raw")
+        return self
+
+
+class SLOPrometheusSpec(CamelModel):
+    url: str | None = Field(
+        default=None, max_length=512, pattern=r"^https?://[^\s]+$", description="Overrides INFRAGENIUS_PROMETHEUS_URL."
+    )
+
+
+class SLOReviewSpec(CamelModel):
+    """One SLO of one service and how often to review it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.interval) || duration(self.interval) >= duration('60s')",
+                    "message": "interval must be at least 1m",
+                }
+            ]
+        }
+    )
+
+    service: str = Field(min_length=1, max_length=253, pattern=NOT_BLANK)
+    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.9.")
+    window: str = Field(default="30d", max_length=8, pattern=SLO_WINDOW_PATTERN, description="Rolling window: 30d, 28d, 4w.")
+    sli: SLISpec
+    prometheus: SLOPrometheusSpec = Field(default_factory=SLOPrometheusSpec)
+    interval: Duration | None = Field(default=None, description="Review periodically, at least every 1m.")
+    evaluation_time: dt.datetime | None = Field(
+        default=None, description="Review as of this instant instead of now (postmortems, reproducible results)."
+    )
+    llm: LLMSpec = Field(default_factory=LLMSpec)
+
+    @model_validator(mode="after")
+    def _interval_floor(self) -> "SLOReviewSpec":
+        if self.interval is not None and parse_duration(self.interval).total_seconds() < MIN_INTERVAL_SECONDS:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL_SECONDS}s")
+        return self
+
+
+class ErrorBudget(CamelModel):
+    total: float = Field(description="Allowed error ratio over the window: 1 - objective/100.")
+    consumed: float = Field(description="Fraction of the budget spent (above 1 when overspent).")
+    remaining: float = Field(description="1 - consumed (negative when overspent).")
+    remaining_percent: float = Field(description="remaining as a percentage, rounded to 0.01.")
+
+
+class BurnRates(CamelModel):
+    """Error ratio over each lookback divided by the budget; absent when the lookback had no events."""
+
+    m5: float | None = Field(default=None, alias="5m")
+    m30: float | None = Field(default=None, alias="30m")
+    h1: float | None = Field(default=None, alias="1h")
+    h2: float | None = Field(default=None, alias="2h")
+    h6: float | None = Field(default=None, alias="6h")
+    d1: float | None = Field(default=None, alias="1d")
+    d3: float | None = Field(default=None, alias="3d")
+
+
+class AlertCondition(CamelModel):
+    """One multi-window burn-rate alert: it holds when both lookbacks burn faster than `factor`."""
+
+    name: str = Field(max_length=32, description="e.g. page-1h-5m")
+    severity: AlertSeverity
+    long_window: str = Field(max_length=8)
+    short_window: str = Field(max_length=8)
+    budget_fraction: float = Field(description="Share of the budget this alert catches being spent in longWindow.")
+    factor: float = Field(description="Burn-rate threshold, scaled to the SLO window.")
+    threshold: float = Field(description="factor x budget, as an error ratio.")
+    long_burn_rate: float | None = None
+    short_burn_rate: float | None = None
+    firing: bool = False
+
+
+class AlertStatus(str, Enum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+class TriggerRecord(CamelModel):
+    """An Alertmanager alert about this SLO, as delivered to the operator's webhook."""
+
+    alertname: str = Field(default="", max_length=253)
+    fingerprint: str = Field(max_length=64)
+    starts_at: str = Field(max_length=64)
+    status: AlertStatus
+    labels: dict[str, str] = Field(default_factory=dict, max_length=16)
+    received_at: str = Field(max_length=64)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Alertmanager re-sends the same alert; (fingerprint, startsAt, status) names one notification."""
+        return (self.fingerprint, self.starts_at, self.status.value)
+
+    @property
+    def token(self) -> str:
+        return f"{self.fingerprint}@{self.starts_at}"
+
+
+class LastReview(CamelModel):
+    run_id: str = Field(max_length=64)
+    reason: str = Field(max_length=256)
+    trigger: TriggerRecord | None = Field(default=None, description="The alert that asked for this review.")
+    started_at: str
+    completed_at: str | None = None
+    duration_seconds: float | None = None
+
+
+class SLOReviewStatus(CamelModel):
+    """What the operator writes back."""
+
+    phase: SLOPhase = SLOPhase.pending
+    observed_generation: int | None = None
+    verdict: Verdict | None = None
+    summary: str = Field(default="", max_length=512)
+    evaluated_at: str | None = Field(default=None, description="The instant the values describe.")
+    sli: float | None = Field(default=None, description="Good events / all events over the window.")
+    error_budget: ErrorBudget | None = None
+    burn_rates: BurnRates | None = None
+    alerts: list[AlertCondition] = Field(default_factory=list, max_length=8)
+    time_to_exhaustion: str | None = Field(default=None, max_length=32, description="At the 1h burn rate, e.g. 17h1m.")
+    time_to_exhaustion_seconds: float | None = None
+    last_review: LastReview | None = None
+    triggers: list[TriggerRecord] = Field(
+        default_factory=list, max_length=MAX_TRIGGERS, description="Newest last; bounded."
+    )
+    explanation: ExplainedStatus | None = Field(default=None, description="The LLM's narrative.")
+    rerun_token: str | None = Field(default=None, max_length=253)
+    trigger_token: str | None = Field(default=None, max_length=253, description="Last handled trigger annotation.")
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)

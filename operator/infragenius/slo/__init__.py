@@ -1,0 +1,1 @@
+"""SLOReview: error budgets and burn rates from Prometheus, reviews triggered by Alertmanager."""

@@ -1,0 +1,1 @@
+"""The stack the operator deploys for itself: Postgres, Redis and Ollama, kept in their desired state."""

@@ -1,0 +1,190 @@
+"""Render the stack from Jinja2 templates and server-side apply it with our own field manager.
+
+Server-side apply with ``force`` both repairs drift (fields we own are set back)
+and recreates deleted objects. The Postgres Secret is the exception: it is
+created once with a generated password and never written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from kubernetes import client
+
+from infragenius import kubeapi
+from infragenius.settings import Settings
+
+FIELD_MANAGER = "infragenius-operator"
+POSTGRES_SECRET = "infragenius-postgres"
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_PLURALS = {
+    ("v1", "Service"): "services",
+    ("v1", "Secret"): "secrets",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the operator finds each component: an external URL or the one it deploys."""
+
+    postgres: str | None
+    redis: str | None
+    ollama: str | None
+
+
+@dataclass
+class EnsureReport:
+    applied: list[str] = field(default_factory=list)
+    secret_created: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def components(settings: Settings) -> list[str]:
+    """The components to deploy: enabled and not replaced by an external URL."""
+    wanted = []
+    if settings.stack_postgres and settings.postgres_url is None:
+        wanted.append("postgres")
+    if settings.stack_redis and settings.redis_url is None:
+        wanted.append("redis")
+    if settings.stack_ollama and not settings.ollama_url:
+        wanted.append("ollama")
+    return wanted
+
+
+def render(settings: Settings) -> list[dict[str, Any]]:
+    """Every object of the enabled components, as dicts."""
+    values = {
+        "namespace": settings.operator_namespace,
+        "secret_name": POSTGRES_SECRET,
+        "postgres_image": settings.postgres_image,
+        "postgres_storage": settings.postgres_storage,
+        "redis_image": settings.redis_image,
+        "ollama_image": settings.ollama_image,
+        "ollama_gpus": settings.ollama_gpus,
+        "ollama_runtime_class": settings.ollama_runtime_class,
+        "ollama_node_selector": settings.ollama_node_selector,
+        "ollama_tolerations": settings.ollama_tolerations,
+        "ollama_storage": settings.ollama_storage,
+    }
+    objects: list[dict[str, Any]] = []
+    for component in components(settings):
+        text = _TEMPLATES.get_template(f"{component}.yaml.j2").render(**values)
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+def _path(obj: dict[str, Any]) -> str:
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    meta = obj["metadata"]
+    return f"{prefix}/namespaces/{meta['namespace']}/{_PLURALS[(api_version, kind)]}/{meta['name']}"
+
+
+def _apply_sync(api: client.ApiClient, obj: dict[str, Any]) -> None:
+    kubeapi.request(
+        api,
+        "PATCH",
+        _path(obj),
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        headers={"Content-Type": "application/apply-patch+yaml"},
+        body=obj,
+    )
+
+
+def _ensure_secret_sync(api: client.ApiClient, namespace: str) -> bool:
+    """Create the Postgres Secret if absent; True when created. An existing Secret is never touched."""
+    password = secrets.token_urlsafe(32)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": POSTGRES_SECRET,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/name": "postgres",
+                "app.kubernetes.io/instance": "infragenius",
+                "app.kubernetes.io/part-of": "infragenius",
+                "app.kubernetes.io/managed-by": "infragenius-operator",
+            },
+        },
+        "type": "Opaque",
+        "data": {"password": base64.b64encode(password.encode()).decode(), "username": base64.b64encode(b"infragenius").decode()},
+    }
+    try:
+        kubeapi.request(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
+    except client.ApiException as err:
+        if err.status == 409:
+            return False
+        raise
+    return True
+
+
+def read_postgres_password(api: client.ApiClient, namespace: str) -> str:
+    secret = kubeapi.request(api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{POSTGRES_SECRET}")
+    return base64.b64decode(secret["data"]["password"]).decode()
+
+
+async def ensure(api: client.ApiClient, settings: Settings) -> EnsureReport:
+    """Bring the stack to its desired state; errors are collected, not raised."""
+    report = EnsureReport()
+    wanted = components(settings)
+    if "postgres" in wanted:
+        try:
+            report.secret_created = await asyncio.to_thread(_ensure_secret_sync, api, settings.operator_namespace)
+        except client.ApiException as err:
+            report.errors.append(f"Secret/{POSTGRES_SECRET}: {err.status} {err.reason}")
+    for obj in render(settings):
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        try:
+            await asyncio.to_thread(_apply_sync, api, obj)
+            report.applied.append(name)
+        except client.ApiException as err:
+            report.errors.append(f"{name}: {err.status} {err.reason}")
+    return report
+
+
+def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoints:
+    """Connection URLs: external ones win; deployed components are reached by their Service DNS names."""
+    ns = settings.operator_namespace
+    deployed = settings.manages_stack
+    postgres = settings.postgres_url.get_secret_value() if settings.postgres_url else None
+    if postgres is None and deployed and settings.stack_postgres and api is not None:
+        try:
+            password = read_postgres_password(api, ns)
+        except (client.ApiException, KeyError):
+            password = None
+        if password:
+            postgres = f"postgresql://infragenius:{password}@infragenius-postgres.{ns}.svc:5432/infragenius"
+    redis = settings.redis_url.get_secret_value() if settings.redis_url else None
+    if redis is None and deployed and settings.stack_redis:
+        redis = f"redis://infragenius-redis.{ns}.svc:6379/0"
+    ollama = settings.ollama_url
+    if ollama is None and deployed and settings.stack_ollama:
+        ollama = f"http://infragenius-ollama.{ns}.svc:11434"
+    return Endpoints(postgres=postgres, redis=redis, ollama=ollama)
+
+
+def stack_rules() -> list[dict[str, Any]]:
+    """The namespaced Role the operator needs in its own namespace to manage the stack."""
+    return [
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get", "list", "watch", "create", "patch"]},
+        {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": ["get", "list", "watch", "create", "patch"]},
+        # Secrets: create the Postgres password once and read it back; never update or list others' data.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [POSTGRES_SECRET], "verbs": ["get"]},
+    ]

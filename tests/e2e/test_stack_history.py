@@ -1,0 +1,211 @@
+"""The operator's own stack, history in Postgres and the explanation cache in Redis, with outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
+from infragenius.history.store import HistoryStore
+from infragenius.stack.apply import POSTGRES_SECRET, stack_rules
+from tests.e2e import workloads
+from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
+from tests.e2e.conftest import TINY_MODEL, E2ECluster, OperatorAccount
+from tests.e2e.support import wait_for
+
+pytestmark = pytest.mark.e2e
+LABELS = "app.kubernetes.io/part-of=infragenius,app.kubernetes.io/managed-by=infragenius-operator"
+
+
+def stack_namespace(cluster: E2ECluster, account: OperatorAccount) -> str:
+    """A namespace for the stack, where the operator's service account gets the stack Role."""
+    name = f"ig-stack-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(cluster.api)
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    rbac.create_namespaced_role(name, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                       "metadata": {"name": "stack"}, "rules": stack_rules()})
+    rbac.create_namespaced_role_binding(name, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "stack"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "stack"},
+        "subjects": [{"kind": "ServiceAccount", "name": account.name, "namespace": account.namespace}],
+    })
+    return name
+
+
+def get(cluster: E2ECluster, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    reply = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(reply.stdout) if reply.returncode == 0 else None
+
+
+def test_stack_is_deployed_repaired_and_the_secret_kept(
+    cluster: E2ECluster, operator_account: OperatorAccount
+) -> None:
+    ns = stack_namespace(cluster, operator_account)
+    env = {
+        "INFRAGENIUS_STACK_MANAGE": "true",
+        "INFRAGENIUS_OPERATOR_NAMESPACE": ns,
+        "INFRAGENIUS_STACK_RESYNC_SECONDS": "1",
+        "INFRAGENIUS_OLLAMA_GPUS": "2",
+        "INFRAGENIUS_OLLAMA_RUNTIME_CLASS": "nvidia",
+        "INFRAGENIUS_OLLAMA_NODE_SELECTOR": json.dumps({"nvidia.com/gpu.present": "true"}),
+        "INFRAGENIUS_OLLAMA_TOLERATIONS": json.dumps([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]),
+        "INFRAGENIUS_LLM_PULL": "false",
+    }
+    with running_operator(operator_account.kubeconfig, **env):
+        wait_for(lambda: get(cluster, "deployment", "infragenius-ollama", ns), timeout=30, what="the stack")
+        objects = json.loads(cluster.kubectl("get", "statefulsets,deployments,services,pvc,secrets", "-n", ns,
+                                             "-l", "app.kubernetes.io/part-of=infragenius", "-o", "json").stdout)["items"]
+        names = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
+        assert names == [
+            "Deployment/infragenius-ollama", "Deployment/infragenius-redis", "PersistentVolumeClaim/infragenius-ollama-models",
+            "Secret/infragenius-postgres", "Service/infragenius-ollama", "Service/infragenius-postgres",
+            "Service/infragenius-redis", "StatefulSet/infragenius-postgres",
+        ]
+        for obj in objects:
+            labels = obj["metadata"]["labels"]
+            assert labels["app.kubernetes.io/part-of"] == "infragenius" and labels["app.kubernetes.io/instance"] == "infragenius"
+        postgres = get(cluster, "statefulset", "infragenius-postgres", ns)
+        assert postgres["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
+        env_from_secret = postgres["spec"]["template"]["spec"]["containers"][0]["env"][-1]
+        assert env_from_secret["valueFrom"]["secretKeyRef"] == {"name": POSTGRES_SECRET, "key": "password"}
+        ollama = get(cluster, "deployment", "infragenius-ollama", ns)["spec"]["template"]["spec"]
+        assert ollama["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+        assert ollama["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "2"
+        assert ollama["runtimeClassName"] == "nvidia"
+        assert ollama["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert ollama["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert ollama["volumes"][0]["persistentVolumeClaim"]["claimName"] == "infragenius-ollama-models"
+        secret = get(cluster, "secret", POSTGRES_SECRET, ns)
+        assert len(secret["data"]["password"]) >= 40
+
+        # Drift: a deleted Service comes back, a changed image is set back.
+        cluster.kubectl("delete", "service", "infragenius-redis", "-n", ns)
+        cluster.kubectl("set", "image", "deployment/infragenius-redis", "redis=redis:evil", "-n", ns)
+        wait_for(lambda: get(cluster, "service", "infragenius-redis", ns), timeout=30, what="the Service recreated")
+        wait_for(
+            lambda: get(cluster, "deployment", "infragenius-redis", ns)["spec"]["template"]["spec"]["containers"][0]["image"]
+            != "redis:evil",
+            timeout=30,
+            what="the image repaired",
+        )
+    # A restarted operator keeps the generated password.
+    with running_operator(operator_account.kubeconfig, **env):
+        time.sleep(3)  # several resyncs
+        again = get(cluster, "secret", POSTGRES_SECRET, ns)
+    assert again["data"] == secret["data"]
+    assert again["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+    client.CoreV1Api(cluster.api).delete_namespace(ns)
+
+
+def count_runs(postgres: LocalPostgres, namespace: str) -> int:
+    if postgres.psql("SELECT to_regclass('public.requests') IS NOT NULL") != "t":
+        return 0  # the operator has not been able to migrate yet
+    return int(postgres.psql(f"SELECT count(*) FROM requests WHERE namespace = '{namespace}'"))
+
+
+def test_history_writes_each_run_once_and_answers_questions(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str, postgres: LocalPostgres
+) -> None:
+    workloads.break_namespace(cluster.kubectl, core, namespace)
+    env = {"INFRAGENIUS_POSTGRES_URL": postgres.url}
+    with running_operator(operator_kubeconfig, **env):
+        workloads.apply(cluster.kubectl, namespace, analysis("history", {"maxFindings": 3}))
+        status = wait_phase(cluster, namespace, "history", ("Completed",))["status"]
+        cluster.kubectl("annotate", "analysis", "history", "-n", namespace, "infragenius.io/rerun=a")
+        wait_for(lambda: get_analysis(cluster, namespace, "history")["status"].get("rerunToken") == "a"
+                 and get_analysis(cluster, namespace, "history")["status"]["phase"] == "Completed", timeout=30, what="rerun")
+        wait_for(lambda: count_runs(postgres, namespace) == 2, timeout=30, what="2 runs in history")
+    # A restart resumes nothing that completed, so nothing is written again.
+    with running_operator(operator_kubeconfig, **env):
+        time.sleep(3)
+    assert count_runs(postgres, namespace) == 2
+    # All findings are kept, not only the 3 in status.
+    stored = int(postgres.psql(
+        "SELECT jsonb_array_length(findings) FROM results JOIN requests r ON r.id = request_id"
+        f" WHERE r.namespace = '{namespace}' AND r.run_id = '{status['runId']}'"
+    ))
+    assert stored == status["totalFindings"] > 3 and status["truncated"] is True
+
+    async def ask() -> list[dict[str, Any]]:
+        store = HistoryStore(postgres.url)
+        await store.open()
+        try:
+            return await store.findings_for_workload(namespace, "Deployment", "checkout", days=30)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(ask())
+    assert len(rows) == 2 and {r["severity"] for r in rows} == {"critical"}
+    assert rows[0]["title"].startswith("2 pods of Deployment checkout")
+    assert postgres.psql("SELECT count(*) FROM schema_migrations") == "1"
+
+
+def test_postgres_outage_loses_and_doubles_nothing(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str, postgres: LocalPostgres
+) -> None:
+    workloads.apply(cluster.kubectl, namespace, workloads.deployment("web", 1))
+    with running_operator(operator_kubeconfig, INFRAGENIUS_POSTGRES_URL=postgres.url) as runner:
+        postgres.stop()
+        try:
+            for i in range(20):
+                workloads.apply(cluster.kubectl, namespace, analysis(f"outage-{i}"))
+            for i in range(20):
+                assert wait_phase(cluster, namespace, f"outage-{i}", ("Completed", "Failed"))["status"]["phase"] == "Completed"
+        finally:
+            postgres.start()
+        wait_for(lambda: count_runs(postgres, namespace) >= 20, timeout=90, what="the buffered runs to be written")
+        time.sleep(2)
+        assert count_runs(postgres, namespace) == 20
+        assert "buffered" in runner.output
+    assert count_runs(postgres, namespace) == 20
+    assert postgres.psql(
+        f"SELECT count(DISTINCT (resource_uid, generation, run_id)) FROM requests WHERE namespace = '{namespace}'"
+    ) == "20"
+
+
+def test_explanation_cache_hits_and_survives_a_redis_outage(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
+    ollama: LocalOllama, redis_server: LocalRedis,
+) -> None:
+    workloads.apply(cluster.kubectl, namespace, workloads.deployment("checkout", 2, custom_status=True))
+    for pod in workloads.wait_pods(core, namespace, "app=checkout", 2):
+        workloads.patch_failure(core, pod, "CrashLoopBackOff")
+    env = {
+        "INFRAGENIUS_OLLAMA_URL": ollama.url,
+        "INFRAGENIUS_LLM_MODEL": TINY_MODEL,
+        "INFRAGENIUS_LLM_TIMEOUT_SECONDS": "120",
+        "INFRAGENIUS_REDIS_URL": redis_server.url,
+    }
+    spec = {"llm": {"enabled": True}}
+
+    def run(token: str) -> dict[str, Any]:
+        cluster.kubectl("annotate", "analysis", "cached", "-n", namespace, f"infragenius.io/rerun={token}", "--overwrite")
+        return wait_for(
+            lambda: (s := get_analysis(cluster, namespace, "cached")["status"]).get("rerunToken") == token
+            and s["phase"] == "Completed" and s,
+            timeout=120,
+            what=f"run {token}",
+        )
+
+    with running_operator(operator_kubeconfig, **env):
+        workloads.apply(cluster.kubectl, namespace, analysis("cached", spec))
+        first = wait_phase(cluster, namespace, "cached", ("Completed",), timeout=120)["status"]
+        assert first["explanation"]["cached"] is False
+        hit = run("2")["explanation"]
+        assert hit["cached"] is True and hit["attempts"] == 0
+        assert hit["summary"] == first["explanation"]["summary"]
+        assert hit["stageSeconds"] < first["explanation"]["stageSeconds"]
+        redis_server.stop()
+        try:
+            bypassed = run("3")
+        finally:
+            redis_server.start()
+    condition = next(c for c in bypassed["conditions"] if c["type"] == "Explained")
+    assert condition["status"] == "True" and bypassed["explanation"]["cached"] is False
