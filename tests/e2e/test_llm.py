@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from infragenius.models.explanation import ExplainedStatus
-from tests.e2e import workloads
+from infragenius.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from infragenius.devcluster.services import LocalOllama as OllamaServer
 from tests.e2e.conftest import TINY_MODEL, E2ECluster

@@ -19,7 +19,7 @@ from kopf.testing import KopfRunner
 from infragenius.models.slo import BURN_WINDOWS, LatencySLI, RatioSLI, RawSLI, SLISpec
 from infragenius.slo import math as slo_math
 from infragenius.slo.review import collect
-from tests.e2e import workloads
+from infragenius.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import (

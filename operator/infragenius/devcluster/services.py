@@ -84,7 +84,9 @@ class LocalPostgres:
         return self
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        done = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+        if done.returncode != 0 and "Is server running?" not in done.stderr:
+            raise DevClusterError(f"Postgres did not stop: {done.stderr.strip()[-300:]}")
 
     def psql(self, sql: str) -> str:
         done = self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "-d", "infragenius",
