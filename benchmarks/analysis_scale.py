@@ -87,7 +87,7 @@ from infragenius.analysis import runner
 from infragenius.detectors import registry
 from infragenius.devcluster import DevClusterError, LocalCluster
 from infragenius.devcluster.build import ensure_binaries
-from infragenius.devcluster.cluster import FAKE_NODE_ANNOTATION
+from infragenius.devcluster.cluster import fake_node
 from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer
 from infragenius.models.analysis import (
     GROUP,
@@ -246,40 +246,10 @@ def gathered_kinds() -> list[str]:
     return sorted(registry.kinds_needed(registry.select()) & set(ENDPOINTS))
 
 
-def fake_node(index: int) -> dict[str, Any]:
-    name = f"bench-node-{index}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/role": "agent",
-                "type": "kwok",
-                "topology.kubernetes.io/zone": f"zone-{index % 3}",
-            },
-        },
-        "spec": {},
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": f"10.0.{1 + index // 250}.{index % 250 + 1}"},
-                {"type": "Hostname", "address": name},
-            ],
-            "allocatable": EXTRA_NODE_CAPACITY,
-            "capacity": EXTRA_NODE_CAPACITY,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "kubeletVersion": "fake",
-                "kubeProxyVersion": "fake",
-                "operatingSystem": "linux",
-            },
-            "phase": "Running",
-        },
-    }
+def bench_node(index: int) -> dict[str, Any]:
+    return fake_node(
+        f"bench-node-{index}", f"10.0.{1 + index // 250}.{index % 250 + 1}", EXTRA_NODE_CAPACITY, zone=f"zone-{index % 3}"
+    )
 
 
 def ready_nodes(kube: Kube) -> int:
@@ -323,7 +293,7 @@ def add_capacity(kube: Kube, pods_wanted: int) -> int:
         f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
         f"for {existing_pods} existing + {pods_wanted} new pods"
     )
-    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", fake_node(i)), list(range(extra)))
+    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", bench_node(i)), list(range(extra)))
     total = len(kube.list_all("/api/v1/nodes"))
     wait_until(
         lambda: ready_nodes(kube) >= total,

@@ -166,3 +166,22 @@ async def test_limiter_caps_global_and_per_namespace_concurrency() -> None:
     await asyncio.gather(*(call(ns) for ns in ["team-a"] * 5 + ["team-b"] * 5 + ["team-c"] * 5))
     assert limiter.peak == 2
     assert seen == {"team-a": 1, "team-b": 1, "team-c": 1}
+
+
+def test_names_inside_dns_names_are_masked() -> None:
+    anon = Anonymizer()
+    anon.add_names("NAMESPACE", [NS])
+    anon.add_names("SERVICE", ["ledger-api"])
+    anon.add_names("POD", [f"ledger-api-{i:05d}" for i in range(5000)])
+    masked = anon.mask(f"dial ledger-api.{NS}.svc.cluster.local:8080 from ledger-api-04999 failed.")
+    assert masked == "dial SERVICE_1.NAMESPACE_1.svc.cluster.local:8080 from POD_1 failed."
+    assert anon.restore(masked) == f"dial ledger-api.{NS}.svc.cluster.local:8080 from ledger-api-04999 failed."
+
+
+def test_long_object_names_are_names_not_secrets() -> None:
+    anon = Anonymizer()
+    pod = "payments-processor-canary-eu-west-7d9f8b6c5d-x2x9z"
+    anon.add_names("POD", [pod])
+    assert anon.mask(f"pod {pod} restarted; key 0123456789abcdef0123456789abcdef01") == (
+        "pod POD_1 restarted; key [REDACTED]"
+    )

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 import kopf
 from kubernetes import client
@@ -67,6 +67,25 @@ class StatusWriter:
 
 def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message: str, generation: int) -> list:
     return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
+
+
+async def reject_invalid_spec(
+    body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: ValidationError
+) -> NoReturn:
+    """Phase Failed with every validation error in one message; permanent, so Kopf does not retry."""
+    message = "invalid spec: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
+    )
+    await writer.patch(
+        {
+            "phase": Phase.failed.value,
+            "observedGeneration": generation,
+            "summary": message[:512],
+            "conditions": _ready(status, ConditionStatus.false, "InvalidSpec", message, generation),
+        }
+    )
+    kopf.warn(body, reason="InvalidSpec", message=message[:1024])
+    raise kopf.PermanentError(message)
 
 
 async def explain(runtime: Runtime, outcome: AnalysisOutcome, spec: AnalysisSpec) -> ExplainOutcome:
@@ -155,19 +174,7 @@ async def run(
     try:
         spec = AnalysisSpec.model_validate(body.get("spec") or {})
     except ValidationError as err:
-        message = "invalid spec: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
-        )
-        await writer.patch(
-            {
-                "phase": Phase.failed.value,
-                "observedGeneration": generation,
-                "summary": message[:512],
-                "conditions": _ready(status, ConditionStatus.false, "InvalidSpec", message, generation),
-            }
-        )
-        kopf.warn(body, reason="InvalidSpec", message=message[:1024])
-        raise kopf.PermanentError(message)
+        await reject_invalid_spec(body, writer, status, generation, err)
 
     target = spec.target_namespace or namespace
     run_id = run_id_for(body, cause)

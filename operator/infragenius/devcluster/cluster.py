@@ -101,6 +101,40 @@ def _kubeconfig(server: str, ca: Path, user: str, cert: pki.CertPair) -> dict[st
     }
 
 
+def fake_node(name: str, address: str, capacity: dict[str, str], zone: str = "zone-0") -> dict[str, Any]:
+    """A Node that kwok manages: Ready, with this capacity, its own address and the usual labels."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/role": "agent",
+                "type": "kwok",
+                "topology.kubernetes.io/zone": zone,
+            },
+        },
+        "spec": {},
+        "status": {
+            # Distinct addresses, as real nodes have; kwok keeps addresses that are already set.
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
+            "allocatable": capacity,
+            "capacity": capacity,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+                "operatingSystem": "linux",
+            },
+            "phase": "Running",
+        },
+    }
+
+
 class LocalCluster:
     """One named local cluster; several can run side by side with separate names."""
 
@@ -390,39 +424,7 @@ class LocalCluster:
         with self._http() as client:
             for index in range(NODE_COUNT):
                 name = f"kwok-node-{index}"
-                node = {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "metadata": {
-                        "name": name,
-                        "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                        "labels": {
-                            "kubernetes.io/hostname": name,
-                            "kubernetes.io/os": "linux",
-                            "kubernetes.io/arch": "amd64",
-                            "kubernetes.io/role": "agent",
-                            "type": "kwok",
-                            "topology.kubernetes.io/zone": f"zone-{index % 3}",
-                        },
-                    },
-                    "spec": {},
-                    "status": {
-                        # Distinct addresses, as real nodes have; kwok keeps addresses that are already set.
-                        "addresses": [
-                            {"type": "InternalIP", "address": f"10.0.0.{index + 1}"},
-                            {"type": "Hostname", "address": name},
-                        ],
-                        "allocatable": NODE_CAPACITY,
-                        "capacity": NODE_CAPACITY,
-                        "nodeInfo": {
-                            "architecture": "amd64",
-                            "kubeletVersion": "fake",
-                            "kubeProxyVersion": "fake",
-                            "operatingSystem": "linux",
-                        },
-                        "phase": "Running",
-                    },
-                }
+                node = fake_node(name, f"10.0.0.{index + 1}", NODE_CAPACITY, zone=f"zone-{index % 3}")
                 reply = client.post(f"{server}/api/v1/nodes", json=node)
                 if reply.status_code not in (201, 409):
                     raise DevClusterError(f"Could not create node {name}: {reply.status_code} {reply.text[:200]}")

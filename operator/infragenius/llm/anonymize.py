@@ -12,23 +12,30 @@ from typing import Iterable
 
 _IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?:/\d{1,2})?\b")
 _IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")
+# Kubernetes names (DNS labels and subdomains): letters, digits, '-' and '.', alphanumeric at both ends.
+_NAME_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?![A-Za-z0-9_-])")
+_DNS_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+_PLACEHOLDER = re.compile(r"\b[A-Z]+_\d+\b")
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 # key=value / key: value where the key says it is secret.
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b([\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)s?)"
     r"(\s*[:=]\s*|\s+)(\"[^\"]*\"|'[^']*'|[^\s,;\"']+)"
 )
-_SECRET_VALUES = [
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),  # JWT
-    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),  # GitHub tokens
-    re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}\b"),  # Slack tokens
-    re.compile(r"\bsk-[A-Za-z0-9]{20,}\b"),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}"),
-    # Long high-entropy runs (base64/hex) of 32+ chars: API keys, hashes of credentials.
-    re.compile(r"\b(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}"),
+# Well-known token shapes, each tried only when its prefix occurs in the text (a cheap substring test).
+_KNOWN_TOKENS = [
+    ("eyJ", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")),  # JWT
+    ("AKIA", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),  # AWS access key id
+    ("ASIA", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+    ("gh", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b")),  # GitHub tokens
+    ("xox", re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}\b")),  # Slack tokens
+    ("sk-", re.compile(r"\bsk-[A-Za-z0-9]{20,}\b")),
+    ("PRIVATE KEY", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")),
 ]
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")
+# Long runs of base64/hex (API keys, hashes of credentials); checked for letters and digits when found.
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
+_ASSIGNMENT_HINTS = ("pass", "pwd", "secret", "token", "key", "credential")
 
 
 class Anonymizer:
@@ -38,17 +45,14 @@ class Anonymizer:
         self._forward: dict[str, str] = {}
         self._reverse: dict[str, str] = {}
         self._counters: dict[str, int] = {}
-        self._names: list[str] = []
-        self._pattern: re.Pattern[str] | None = None
+        self._names: dict[str, str] = {}  # name -> category; placeholders are numbered on first use
         self.secrets_masked = 0
 
     def add_names(self, category: str, names: Iterable[str]) -> None:
         """Register names (namespaces, workloads, pods, nodes, services) under a category prefix."""
         for name in names:
-            if name and len(name) >= 2 and name not in self._forward:
-                self._placeholder(category, name)
-                self._names.append(name)
-        self._pattern = None
+            if name and len(name) >= 2 and name not in self._names:
+                self._names[name] = category
 
     def _placeholder(self, category: str, value: str) -> str:
         existing = self._forward.get(value)
@@ -67,26 +71,50 @@ class Anonymizer:
             self.secrets_masked += 1
             return f"{match.group(1)}{match.group(2)}[REDACTED]"
 
-        text = _SECRET_ASSIGNMENT.sub(hide_assignment, text)
-        for pattern in _SECRET_VALUES:
-            text, count = pattern.subn("[REDACTED]", text)
-            self.secrets_masked += count
+        lowered = text.lower()
+        if any(hint in lowered for hint in _ASSIGNMENT_HINTS):
+            text = _SECRET_ASSIGNMENT.sub(hide_assignment, text)
+        for prefix, pattern in _KNOWN_TOKENS:
+            if prefix in text:
+                text, count = pattern.subn("[REDACTED]", text)
+                self.secrets_masked += count
+        if "bearer" in lowered:
+            text = _BEARER.sub(self._hide_always, text)
+        text = _LONG_RUN.sub(self._hide_value, text)
         text = _EMAIL.sub(lambda m: self._placeholder("EMAIL", m.group(0)), text)
         text = _IPV4.sub(lambda m: self._placeholder("IP", m.group(0)), text)
         text = _IPV6.sub(lambda m: self._placeholder("IP", m.group(0)), text)
         if self._names:
-            if self._pattern is None:
-                # Longest first, so "web-7d9f-abc" wins over "web"; whole tokens only.
-                alternatives = "|".join(re.escape(n) for n in sorted(self._names, key=len, reverse=True))
-                self._pattern = re.compile(rf"(?<![A-Za-z0-9_.-])(?:{alternatives})(?![A-Za-z0-9_-])")
-            text = self._pattern.sub(lambda m: self._forward[m.group(0)], text)
+            # One dict lookup per name-shaped token: linear in the text, whatever the number of names
+            # (a regex alternation of thousands of pod names costs more to compile than the analysis).
+            text = _NAME_TOKEN.sub(self._swap_name, text)
         return text
+
+    def _hide_always(self, match: re.Match[str]) -> str:
+        self.secrets_masked += 1
+        return "[REDACTED]"
+
+    def _hide_value(self, match: re.Match[str]) -> str:
+        value = match.group(0)
+        if value in self._names or _DNS_NAME.fullmatch(value):
+            return value  # a long object name (masked as a name next), not a key
+        if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+            return value
+        self.secrets_masked += 1
+        return "[REDACTED]"
+
+    def _swap_name(self, match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in self._names:
+            return self._placeholder(self._names[token], token)
+        if "." in token:  # a name inside a DNS name: web.shop.svc
+            return ".".join(self._placeholder(self._names[p], p) if p in self._names else p for p in token.split("."))
+        return token
 
     def restore(self, text: str) -> str:
         if not self._reverse:
             return text
-        pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in sorted(self._reverse, key=len, reverse=True)) + r")\b")
-        return pattern.sub(lambda m: self._reverse[m.group(0)], text)
+        return _PLACEHOLDER.sub(lambda m: self._reverse.get(m.group(0), m.group(0)), text)
 
     @property
     def placeholders(self) -> dict[str, str]:

@@ -66,6 +66,12 @@ class Explainer:
         started = time.perf_counter()
         if not findings:
             return ExplainOutcome(False, "NoFindings", "nothing to explain")
+        if self.cache is None and self.breaker.is_open:
+            # Nothing could answer: skip even building the prompt, so a dead server costs microseconds.
+            try:
+                self.breaker.check()
+            except CircuitOpen as err:
+                return ExplainOutcome(False, ModelUnavailable.reason, str(err))
         prompt = build_prompt(
             snapshot,
             findings,

@@ -61,19 +61,16 @@ def anonymizer_for(snapshot: Snapshot, findings: Sequence[Finding]) -> Anonymize
     return anon
 
 
-def _finding_view(finding: Finding, anon: Anonymizer | None) -> dict:
-    mask = anon.mask if anon else (lambda text: text)
+def _finding_view(finding: Finding) -> dict:
     return {
         "id": finding.id,
         "severity": finding.severity.value,
         "kind": finding.resource.kind,
-        "name": mask(finding.resource.name),
+        "name": finding.resource.name,
         "affected": finding.affected,
-        "title": mask(finding.title),
-        "evidence": [
-            {"source": mask(e.source), "value": mask(e.value)} for e in finding.evidence[:MAX_EVIDENCE_PER_FINDING]
-        ],
-        "remediation": mask(finding.remediation),
+        "title": finding.title,
+        "evidence": [{"source": e.source, "value": e.value} for e in finding.evidence[:MAX_EVIDENCE_PER_FINDING]],
+        "remediation": finding.remediation,
     }
 
 
@@ -93,30 +90,34 @@ def build_prompt(
     for f in findings:
         counts[f.severity.value] += 1
     namespace = anon.mask(snapshot.namespace) if anonymize else snapshot.namespace
-    user_template = _TEMPLATES.get_template("explain.v1.user.j2")
+    header_template = _TEMPLATES.get_template("explain.v1.header.j2")
+    finding_template = _TEMPLATES.get_template("explain.v1.finding.j2")
 
-    def render(views: list[dict], omitted: int) -> str:
-        return user_template.render(
-            namespace=namespace, counts=counts, findings=views, omitted=omitted, missing=list(missing_sources)
-        )
+    def header(omitted: int) -> str:
+        return header_template.render(namespace=namespace, counts=counts, omitted=omitted, missing=list(missing_sources))
 
-    budget = num_ctx - reserve_for_reply - estimate_tokens(system)
-    used = estimate_tokens(render([], len(findings)))
-    views: list[dict] = []
-    # findings arrive sorted most severe first; stop at the first that does not fit.
+    # Budget against the longest header (with the "omitted" note), so the final text always fits.
+    budget = num_ctx - reserve_for_reply - estimate_tokens(system) - estimate_tokens(header(len(findings)))
+    used = 0
+    blocks: list[str] = []
+    ids: list[str] = []
+    # Findings arrive most severe first; render and mask only as many as fit, stop at the first that does not.
     for finding in findings:
-        view = _finding_view(finding, anon if anonymize else None)
-        cost = estimate_tokens(render([view], 0)) - estimate_tokens(render([], 0))
+        block = finding_template.render(f=_finding_view(finding))
+        if anonymize:
+            block = anon.mask(block)  # one pass over the rendered block, not one per field
+        cost = estimate_tokens(block)
         if used + cost > budget:
             break
-        views.append(view)
+        blocks.append(block)
+        ids.append(finding.id)
         used += cost
-    user = render(views, len(findings) - len(views))
+    user = header(len(findings) - len(blocks)) + "".join(blocks)
     return Prompt(
         system=system,
         user=user,
-        finding_ids=[v["id"] for v in views],
-        findings_sent=len(views),
+        finding_ids=ids,
+        findings_sent=len(ids),
         findings_total=len(findings),
         estimated_tokens=estimate_tokens(system) + estimate_tokens(user),
         anonymizer=anon,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from enum import Enum
 from typing import Any
 
@@ -38,11 +40,16 @@ class Explanation(CamelModel):
 
 def explanation_schema(finding_ids: list[str]) -> dict[str, Any]:
     """JSON schema for Ollama's ``format``: finding ids are an enum of the ids actually sent."""
-    schema = Explanation.model_json_schema()
-    defs = schema.get("$defs", {})
-    ids = defs["RootCause"]["properties"]["findingIds"]
+    schema = copy.deepcopy(_base_schema())
+    ids = schema["properties"]["rootCauses"]["items"]["properties"]["findingIds"]
     ids["items"] = {"type": "string", "enum": finding_ids} if finding_ids else {"type": "string", "maxLength": 16}
-    return _inline(schema, defs)
+    return schema
+
+
+@functools.lru_cache(maxsize=1)
+def _base_schema() -> dict[str, Any]:
+    raw = Explanation.model_json_schema()
+    return _inline(raw, raw.get("$defs", {}))
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

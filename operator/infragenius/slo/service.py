@@ -16,7 +16,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from infragenius import kubeapi
-from infragenius.analysis.service import Runtime, StatusWriter
+from infragenius.analysis.service import Runtime, StatusWriter, reject_invalid_spec
 from infragenius.conditions import now_rfc3339, set_condition
 from infragenius.detectors.base import finding
 from infragenius.llm.explain import ExplainOutcome, LLMOptions
@@ -195,19 +195,7 @@ async def review(
     try:
         spec = SLOReviewSpec.model_validate(body.get("spec") or {})
     except ValidationError as err:
-        message = "invalid spec: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
-        )
-        await writer.patch(
-            {
-                "phase": SLOPhase.failed.value,
-                "observedGeneration": generation,
-                "summary": message[:512],
-                "conditions": _ready(status, ConditionStatus.false, "InvalidSpec", message, generation),
-            }
-        )
-        kopf.warn(body, reason="InvalidSpec", message=message[:1024])
-        raise kopf.PermanentError(message)
+        await reject_invalid_spec(body, writer, status, generation, err)
 
     trigger = trigger_record(status, annotations.get(TRIGGER_ANNOTATION)) if triggered else None
     if trigger is not None:
