@@ -19,7 +19,10 @@ from infragenius.devcluster.build import ensure_binaries
 from infragenius.devcluster.scenarios import break_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMESPACE = "shop"
+DEMO_NAMESPACE = "shop"
+
+
+NAMESPACE = DEMO_NAMESPACE
 
 
 def main() -> int:
@@ -38,9 +41,20 @@ def main() -> int:
 
     api = config.new_client_from_config(config_file=info.kubeconfig)
     core = client.CoreV1Api(api)
+    global NAMESPACE
+    NAMESPACE = DEMO_NAMESPACE
     if kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
         print(f"\nresetting namespace {NAMESPACE} ...")
-        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+        # kwok leaves pods with a hand-written status alone, deletion included: nothing plays the kubelet.
+        kubectl("delete", "pods", "--all", "-n", NAMESPACE, "--grace-period=0", "--force", "--wait=false", check=False)
+        kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
+            time.sleep(1)
+        if kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
+            # The namespace controller backs off after a failed pass; do not make the demo wait for it.
+            NAMESPACE = f"{DEMO_NAMESPACE}-{int(time.time())}"
+            print(f"{DEMO_NAMESPACE} is still terminating; using {NAMESPACE}")
     kubectl("create", "namespace", NAMESPACE)
     while not core.list_namespaced_service_account(NAMESPACE).items:
         time.sleep(0.2)

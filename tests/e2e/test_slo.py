@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import aiohttp
 import httpx
 import pytest
 import yaml
-from kopf.testing import KopfRunner
-
-from infragenius.models.slo import BURN_WINDOWS, LatencySLI, RatioSLI, RawSLI, SLISpec
+from aiohttp.test_utils import TestClient, TestServer
+from infragenius import kubeapi
+from infragenius.devcluster import scenarios as workloads
+from infragenius.models.explanation import ExplainedStatus
+from infragenius.models.slo import (
+    BURN_WINDOWS,
+    TRIGGER_ANNOTATION,
+    LatencySLI,
+    RatioSLI,
+    RawSLI,
+    SLISpec,
+    TriggerRecord,
+)
 from infragenius.slo import math as slo_math
 from infragenius.slo.review import collect
-from infragenius.devcluster import scenarios as workloads
+from infragenius.slo.service import KubeTriggerSink, TriggerUnavailable, UnknownSLO
+from infragenius.slo.webhook import PATH, AlertWebhook, WebhookOptions
+from kopf.testing import KopfRunner
+from kubernetes import client, config
+from pydantic import SecretStr
+
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import (
@@ -33,7 +49,8 @@ from tests.e2e.prometheus_support import (
     free_port,
     ratio_queries,
 )
-from tests.e2e.support import wait_for
+from tests.e2e.support import service_account_kubeconfig, wait_for
+from tests.e2e.test_llm import CaptureProxy, llm_env
 
 pytestmark = pytest.mark.e2e
 
@@ -228,6 +245,340 @@ def wait_reviewed(cluster: E2ECluster, namespace: str, name: str, timeout: float
 
 def condition(status: dict[str, Any], type_: str = "Ready") -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+# --- tests that run their own operator: they come before the module's `slo_operator` starts, so that no
+# --- second operator reviews the same objects
+
+
+def test_status_dedupes_an_alert_across_an_operator_restart(
+    cluster: E2ECluster, namespace: str, operator_kubeconfig: str, prometheus: LocalPrometheus, review_log: ReviewLog
+) -> None:
+    """A new operator process (empty memory) gets the same alert again: the record in status stops it."""
+    port = free_port()
+    env = {
+        "INFRAGENIUS_PROMETHEUS_URL": prometheus.url,
+        "INFRAGENIUS_WEBHOOK_TOKEN": TOKEN,
+        "INFRAGENIUS_WEBHOOK_PORT": str(port),
+        "INFRAGENIUS_WEBHOOK_HOST": "127.0.0.1",
+    }
+    url = f"http://127.0.0.1:{port}{PATH}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = alert_payload("5e5e5e5e00000001", namespace, "restart")
+    with running_operator(operator_kubeconfig, **env):
+        wait_for(lambda: _healthy(port), timeout=30, what="the first operator's webhook")
+        workloads.apply(cluster.kubectl, namespace, slo_review("restart", ratio_sli("breaching")))
+        wait_reviewed(cluster, namespace, "restart")
+        reply = httpx.post(url, json=body, headers=auth, timeout=10)
+        assert reply.status_code == 200 and reply.json()["results"][0]["action"] == "triggered", reply.text
+        wait_for(
+            lambda: ((get_slo(cluster, namespace, "restart")["status"].get("lastReview") or {}).get("completedAt"))
+            and review_log.alert_reviews(namespace, "restart") == 1,
+            timeout=60,
+            what="the alert-triggered review",
+        )
+    with running_operator(operator_kubeconfig, **env):
+        wait_for(lambda: _healthy(port), timeout=30, what="the restarted operator's webhook")
+        reply = httpx.post(url, json=body, headers=auth, timeout=10)
+        assert reply.status_code == 200 and reply.json()["results"][0]["action"] == "duplicate", reply.text
+        time.sleep(3)  # room for any extra review (from the post or the resume) to show up
+    assert review_log.alert_reviews(namespace, "restart") == 1
+    obj = get_slo(cluster, namespace, "restart")
+    assert [t["fingerprint"] for t in obj["status"]["triggers"]] == ["5e5e5e5e00000001"]
+    assert obj["metadata"]["annotations"][TRIGGER_ANNOTATION] == "5e5e5e5e00000001@2025-01-01T00:00:00.000000001Z"
+
+
+def test_slo_narrative_from_a_real_model_with_names_masked(
+    cluster: E2ECluster, namespace: str, operator_kubeconfig: str, prometheus: LocalPrometheus, ollama: Any
+) -> None:
+    """The SLO findings go through the Analysis explainer (prompt, schema, anonymizer) to a real Ollama."""
+    name, service = "flamingo-availability", "pelican-checkout"
+    env = {"INFRAGENIUS_PROMETHEUS_URL": prometheus.url}
+    with CaptureProxy(ollama.url) as proxy, running_operator(operator_kubeconfig, **llm_env(proxy.url), **env):
+        workloads.apply(
+            cluster.kubectl, namespace, slo_review(name, ratio_sli("exhausted"), service=service, llm={"enabled": True})
+        )
+        status = wait_reviewed(cluster, namespace, name, timeout=240)
+    assert status["phase"] == "Completed" and status["verdict"] == "Exhausted", status
+    explained = condition(status, "Explained")
+    assert (explained["status"], explained["reason"]) == ("True", "Explained"), explained
+    explanation = ExplainedStatus.model_validate(status["explanation"])
+    assert explanation.prompt_tokens and explanation.prompt_tokens > 50
+    assert explanation.completion_tokens and explanation.completion_tokens > 0
+    assert explanation.findings_sent == explanation.findings_total >= 1
+    chats = [b for b in proxy.bodies if '"messages"' in b]
+    assert chats, "the model was never asked"
+    prompts = [json.loads(b)["messages"][1]["content"] for b in chats]
+    assert all("Error budget exhausted" in p for p in prompts)
+    sent = "\n".join(chats)
+    leaked = [word for word in (name, service, "flamingo", "pelican", namespace) if word in sent]
+    assert leaked == [], leaked
+    show(f"\nslo narrative: {explanation.prompt_tokens}+{explanation.completion_tokens} tokens, "
+         f"{explanation.model_seconds}s: {explanation.summary}")
+
+
+# --- the webhook in-process, over the real KubeTriggerSink and the real API (as the operator's account) ----
+
+
+@pytest.fixture
+def operator_api(operator_kubeconfig: str) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=operator_kubeconfig)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@contextlib.asynccontextmanager
+async def webhook_client(sink: KubeTriggerSink, **options: Any) -> AsyncIterator[TestClient]:
+    webhook = AlertWebhook(WebhookOptions(token=SecretStr(TOKEN), **options), sink)
+    async with TestClient(TestServer(webhook.app())) as http:
+        http.webhook = webhook  # type: ignore[attr-defined]
+        yield http
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def make_slos(cluster: E2ECluster, namespace: str, *names: str) -> None:
+    cluster.kubectl("wait", "--for=condition=Established", "crd/sloreviews.infragenius.io", "--timeout=30s")
+    workloads.apply(cluster.kubectl, namespace, *(slo_review(n, ratio_sli("healthy")) for n in names))
+
+
+def triggers(cluster: E2ECluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return (get_slo(cluster, namespace, name).get("status") or {}).get("triggers") or []
+
+
+def trigger_annotation(cluster: E2ECluster, namespace: str, name: str) -> str | None:
+    return (get_slo(cluster, namespace, name)["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION)
+
+
+def record(fp: str, status: str = "firing") -> TriggerRecord:
+    return TriggerRecord.model_validate(
+        {"alertname": "A", "fingerprint": fp, "startsAt": "2025-01-01T00:00:00Z", "status": status,
+         "labels": {}, "receivedAt": "2025-01-01T00:00:00Z"}
+    )
+
+
+async def test_webhook_rejects_bad_requests_before_the_api(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
+    make_slos(cluster, namespace, "checkout")
+    good = alert_payload("4a3b2c1d00000001", namespace, "checkout")
+    first = good["alerts"][0]
+    bad_bodies = [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe\x00garbage", "malformed_json"),
+        (b"[" * 50000, "malformed_json"),  # deep nesting must not become a 5xx
+        (b"[]", "invalid_payload"),
+        (b'"text"', "invalid_payload"),
+        (json.dumps({**good, "version": "3"}).encode(), "unsupported_version"),
+        (json.dumps({"version": "4"}).encode(), "invalid_payload"),
+        (json.dumps({**good, "alerts": [{"status": "firing"}]}).encode(), "invalid_payload"),
+        (json.dumps({**good, "alerts": [{**first, "labels": {"slo": 5}}]}).encode(), "invalid_payload"),
+        (json.dumps({**good, "alerts": [{**first, "status": "pending"}]}).encode(), "invalid_payload"),
+    ]
+    async with webhook_client(KubeTriggerSink(operator_api), max_body_bytes=64 * 1024) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic " + TOKEN}):
+            reply = await http.post(PATH, json=good, headers=headers)
+            assert reply.status == 401, headers
+            assert (await reply.json())["error"] == "unauthorized"
+            assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+        for body, error in bad_bodies:
+            reply = await http.post(PATH, data=body, headers={**AUTH, "Content-Type": "application/json"})
+            assert reply.status == 400, (body[:40], await reply.text())
+            answer = await reply.json()
+            assert answer["error"] == error and answer["reason"], (body[:40], answer)
+
+        big = alert_payload("4a3b2c1d00000001", namespace, "checkout")
+        big["alerts"][0]["labels"]["padding"] = "x" * 70 * 1024
+        reply = await http.post(PATH, json=big, headers=AUTH)
+        assert reply.status == 413 and (await reply.json())["error"] == "too_large"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit applies while reading
+            for _ in range(100):
+                yield b" " * 1024
+
+        reply = await http.post(PATH, data=chunks(), headers=AUTH)
+        assert reply.status == 413
+
+        reply = await http.get(PATH)
+        assert reply.status == 405 and (await reply.json())["error"]
+        reply = await http.post("/elsewhere", json={})
+        assert reply.status == 404 and (await reply.json())["error"]
+    assert triggers(cluster, namespace, "checkout") == [] and trigger_annotation(cluster, namespace, "checkout") is None
+
+
+async def test_webhook_records_each_alert_once(cluster: E2ECluster, namespace: str, operator_api: client.ApiClient) -> None:
+    make_slos(cluster, namespace, "checkout")
+    body = alert_payload("4a3b2c1d00000001", namespace, "checkout")
+    async with webhook_client(KubeTriggerSink(operator_api)) as http:
+        replies = [await http.post(PATH, json=body, headers=AUTH) for _ in range(5)]
+        assert [r.status for r in replies] == [200] * 5
+        assert [(await r.json())["results"][0]["action"] for r in replies] == ["triggered"] + ["duplicate"] * 4
+        recorded = triggers(cluster, namespace, "checkout")
+        assert [(t["alertname"], t["fingerprint"], t["startsAt"], t["labels"]["severity"]) for t in recorded] == [
+            ("SLOErrorBudgetBurn", "4a3b2c1d00000001", "2025-01-01T00:00:00.000000001Z", "page")
+        ]
+        assert trigger_annotation(cluster, namespace, "checkout") == "4a3b2c1d00000001@2025-01-01T00:00:00.000000001Z"
+
+        # Concurrent deliveries of one new alert: one record.
+        concurrent = alert_payload("4a3b2c1d00000002", namespace, "checkout")
+        replies = await asyncio.gather(*(http.post(PATH, json=concurrent, headers=AUTH) for _ in range(5)))
+        assert {r.status for r in replies} == {200}
+        assert sorted([(await r.json())["results"][0]["action"] for r in replies]) == ["duplicate"] * 4 + ["triggered"]
+
+        # The same alert firing again later (new startsAt) is a new trigger; its resolution is recorded.
+        again = alert_payload("4a3b2c1d00000001", namespace, "checkout")
+        again["alerts"][0]["startsAt"] = "2025-01-02T00:00:00Z"
+        reply = await http.post(PATH, json=again, headers=AUTH)
+        assert (await reply.json())["results"][0]["action"] == "triggered"
+        reply = await http.post(PATH, json=alert_payload("4a3b2c1d00000001", namespace, "checkout", "resolved"), headers=AUTH)
+        assert (await reply.json())["results"][0]["action"] == "recorded"
+    assert [(t["fingerprint"][-1], t["status"]) for t in triggers(cluster, namespace, "checkout")] == [
+        ("1", "firing"), ("2", "firing"), ("1", "firing"), ("1", "resolved")
+    ]
+    assert trigger_annotation(cluster, namespace, "checkout") == "4a3b2c1d00000001@2025-01-02T00:00:00Z"
+
+
+async def test_webhook_unknown_unmatched_and_relabelled_slos(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
+    make_slos(cluster, namespace, "checkout")
+    async with webhook_client(KubeTriggerSink(operator_api)) as http:
+        reply = await http.post(PATH, json=alert_payload("0000000000000001", namespace, "nope"), headers=AUTH)
+        assert reply.status == 404
+        answer = await reply.json()
+        assert answer["error"] == "unknown_slo" and answer["results"][0]["reason"] == f"no SLOReview {namespace}/nope"
+
+        unlabeled = alert_payload("0000000000000002", namespace, "checkout")
+        del unlabeled["alerts"][0]["labels"]["slo"]
+        reply = await http.post(PATH, json=unlabeled, headers=AUTH)
+        assert reply.status == 422 and (await reply.json())["error"] == "unmatched"
+        reply = await http.post(PATH, json=alert_payload("0000000000000003", namespace, "Not_A_Name"), headers=AUTH)
+        assert reply.status == 422
+
+        # An SLO created after a 404 is triggered by the next delivery (unknown alerts are not remembered).
+        make_slos(cluster, namespace, "nope")
+        reply = await http.post(PATH, json=alert_payload("0000000000000001", namespace, "nope"), headers=AUTH)
+        assert reply.status == 200 and (await reply.json())["results"][0]["action"] == "triggered"
+        assert len(triggers(cluster, namespace, "nope")) == 1
+
+        # Mixed: one known, one unknown -> 200 with per-alert results.
+        mixed = alert_payload("00000000000000f2", namespace, "checkout")
+        mixed["alerts"].append(alert_payload("00000000000000f3", namespace, "other")["alerts"][0])
+        reply = await http.post(PATH, json=mixed, headers=AUTH)
+        assert reply.status == 200
+        assert [r["action"] for r in (await reply.json())["results"]] == ["triggered", "unknown"]
+
+    async with webhook_client(KubeTriggerSink(operator_api), slo_label="slo_name", namespace_label="slo_namespace") as http:
+        relabelled = alert_payload("00000000000000f4", namespace, "checkout")
+        relabelled["alerts"][0]["labels"] = {"alertname": "X", "slo_name": "checkout", "slo_namespace": namespace}
+        reply = await http.post(PATH, json=relabelled, headers=AUTH)
+        assert reply.status == 200 and (await reply.json())["results"][0]["action"] == "triggered"
+        reply = await http.post(PATH, json=alert_payload("00000000000000f5", namespace, "checkout"), headers=AUTH)
+        assert reply.status == 422  # the default labels are ignored
+    assert [t["fingerprint"] for t in triggers(cluster, namespace, "checkout")] == ["00000000000000f2", "00000000000000f4"]
+
+
+async def test_webhook_flood_of_bad_requests_leaves_the_server_healthy(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
+    make_slos(cluster, namespace, "checkout")
+    async with webhook_client(KubeTriggerSink(operator_api)) as http:
+
+        async def bad(i: int) -> int:
+            body = [b"{", b"[]", json.dumps({"version": "4", "alerts": "x"}).encode(), b"\x00" * 100][i % 4]
+            return (await http.post(PATH, data=body, headers=AUTH if i % 5 else {})).status
+
+        started = time.perf_counter()
+        statuses: list[int] = []
+        for start in range(0, 1000, 50):
+            statuses += await asyncio.gather(*(bad(i) for i in range(start, start + 50)))
+        elapsed = time.perf_counter() - started
+        assert set(statuses) <= {400, 401} and len(statuses) == 1000
+        assert (await http.get("/healthz")).status == 200
+        reply = await http.post(PATH, json=alert_payload("f100d000000000ab", namespace, "checkout"), headers=AUTH)
+        assert reply.status == 200 and (await reply.json())["results"][0]["action"] == "triggered"
+        assert http.webhook.replies[400] + http.webhook.replies[401] == 1000  # type: ignore[attr-defined]
+    assert len(triggers(cluster, namespace, "checkout")) == 1
+    show(f"\n1000 bad requests in-process: {elapsed:.2f}s")
+
+
+async def test_sink_history_is_bounded_and_unknown_slos_raise(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
+    make_slos(cluster, namespace, "checkout")
+    sink = KubeTriggerSink(operator_api, history=3)
+    assert await sink.deliver(namespace, "checkout", record("f1")) == "triggered"
+    assert trigger_annotation(cluster, namespace, "checkout") == "f1@2025-01-01T00:00:00Z"
+    # Another sink (another process: nothing in memory) finds the alert in status.
+    assert await KubeTriggerSink(operator_api, history=3).deliver(namespace, "checkout", record("f1")) == "duplicate"
+    assert await sink.deliver(namespace, "checkout", record("f1", "resolved")) == "recorded"
+    for fp in ("f2", "f3", "f4"):
+        assert await sink.deliver(namespace, "checkout", record(fp)) == "triggered"
+    assert [t["fingerprint"] for t in triggers(cluster, namespace, "checkout")] == ["f2", "f3", "f4"]
+    assert trigger_annotation(cluster, namespace, "checkout") == "f4@2025-01-01T00:00:00Z"
+    with pytest.raises(UnknownSLO):
+        await sink.deliver(namespace, "gone", record("f1"))
+    with pytest.raises(UnknownSLO):
+        await sink.deliver(f"{namespace}-gone", "checkout", record("f1"))
+
+
+async def test_refused_annotation_gets_a_503_and_the_retry_completes_it(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
+    """A real 403: an account that may write SLOReview status but not the object (its annotation)."""
+    make_slos(cluster, namespace, "checkout")
+    rules = [
+        {"apiGroups": ["infragenius.io"], "resources": ["sloreviews"], "verbs": ["get"]},
+        {"apiGroups": ["infragenius.io"], "resources": ["sloreviews/status"], "verbs": ["get", "patch"]},
+    ]
+    kubeconfig = service_account_kubeconfig(cluster.api, cluster.kubeconfig, namespace, "status-only", rules)
+    limited = config.new_client_from_config(config_file=kubeconfig)
+    path = f"/apis/infragenius.io/v1alpha1/namespaces/{namespace}/sloreviews/checkout"
+    try:
+        wait_for(lambda: _can_get(limited, path), timeout=30, what="the status-only role to take effect")
+        body = alert_payload("bad0a11a00000001", namespace, "checkout")
+        async with webhook_client(KubeTriggerSink(limited)) as http:
+            reply = await http.post(PATH, json=body, headers=AUTH)
+            assert reply.status == 503, await reply.text()
+            answer = await reply.json()
+            assert answer["results"][0]["action"] == "unavailable" and "403" in answer["results"][0]["reason"]
+            # The status record went in, the annotation did not: no review was asked for.
+            assert len(triggers(cluster, namespace, "checkout")) == 1
+            assert trigger_annotation(cluster, namespace, "checkout") is None
+
+            # Alertmanager retries (to the same server, which forgot the failed key) once the API accepts it.
+            http.webhook.sink = KubeTriggerSink(operator_api)  # type: ignore[attr-defined]
+            reply = await http.post(PATH, json=body, headers=AUTH)
+            assert reply.status == 200 and (await reply.json())["results"][0]["action"] == "triggered"
+            reply = await http.post(PATH, json=body, headers=AUTH)
+            assert (await reply.json())["results"][0]["action"] == "duplicate"
+        assert len(triggers(cluster, namespace, "checkout")) == 1
+        assert trigger_annotation(cluster, namespace, "checkout") == "bad0a11a00000001@2025-01-01T00:00:00.000000001Z"
+        rec = TriggerRecord.model_validate(triggers(cluster, namespace, "checkout")[0])
+        assert await KubeTriggerSink(operator_api).deliver(namespace, "checkout", rec) == "duplicate"
+
+        # An API server that does not answer at all is unavailable too (503), never unknown.
+        dead = client.Configuration()
+        dead.host = f"https://127.0.0.1:{free_port()}"
+        dead.verify_ssl = False
+        with client.ApiClient(dead) as dead_api, pytest.raises(TriggerUnavailable):
+            await KubeTriggerSink(dead_api).deliver(namespace, "checkout", record("f9"))
+    finally:
+        limited.close()
+        rbac_api = client.RbacAuthorizationV1Api(cluster.api)
+        rbac_api.delete_cluster_role_binding(f"{namespace}-status-only")
+        rbac_api.delete_cluster_role(f"{namespace}-status-only")
+
+
+def _can_get(api: client.ApiClient, path: str) -> bool:
+    try:
+        kubeapi.request(api, "GET", path, timeout=(5, 15))
+        return True
+    except client.ApiException:
+        return False
 
 
 def test_operator_reaches_every_verdict_from_prometheus(

@@ -273,37 +273,3 @@ def test_examples_are_valid() -> None:
     assert hook["url"].endswith(f":{Settings.model_fields['webhook_port'].default}{PATH}")
     assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
 
-
-async def test_llm_narrative_goes_through_the_analysis_explainer() -> None:
-    """The SLO findings are explained by the same Explainer (prompt, schema, anonymizer) as an Analysis."""
-    import json
-    from types import SimpleNamespace
-
-    from infragenius.llm.base import Completion
-    from infragenius.llm.explain import Explainer
-    from infragenius.settings import Settings
-
-    class ScriptedLLM:
-        def __init__(self) -> None:
-            self.prompts: list[str] = []
-
-        async def complete(self, *, model: str, system: str, user: str, schema: dict, **_: object) -> Completion:
-            self.prompts.append(user)
-            ids = schema["properties"]["rootCauses"]["items"]["properties"]["findingIds"]["items"]["enum"]
-            reply = {
-                "summary": "WORKLOAD_1 overspent its budget",
-                "rootCauses": [{"title": "errors", "findingIds": ids[:1], "reasoning": "burn above 1"}],
-                "remediation": [{"action": "roll back", "command": ""}],
-                "confidence": "medium",
-            }
-            return Completion(json.dumps(reply), 10, 20, 0.1, "stop")
-
-    llm = ScriptedLLM()
-    runtime = SimpleNamespace(settings=Settings(), explainer=Explainer(llm))  # type: ignore[arg-type]
-    flat = {w: 0.0015 for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")}
-    report = slo_math.evaluate(99.9, "30d", 0.0015, flat)
-    spec = SLOReviewSpec.model_validate({"service": "checkout", "objective": 99.9, "sli": RATIO, "llm": {"enabled": True}})
-    outcome = await service.explain(runtime, report, spec, "shop", "checkout-slo")  # type: ignore[arg-type]
-    assert outcome.ok and outcome.status is not None
-    assert outcome.status.summary == "checkout-slo overspent its budget"  # placeholder restored
-    assert "checkout" not in llm.prompts[0] and "Error budget exhausted" in llm.prompts[0]  # names masked
