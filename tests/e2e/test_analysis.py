@@ -68,8 +68,15 @@ def test_broken_namespace_yields_the_expected_findings(
     table = cluster.kubectl("get", "analyses", "-n", namespace).stdout
     assert "Completed" in table and "diagnose" in table
     cluster.kubectl("wait", "--for=condition=Ready", "analysis/diagnose", "-n", namespace, "--timeout=5s")
-    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=diagnose").items
-    assert any(e.reason == "AnalysisCompleted" for e in events)
+    # Kopf posts events from a background queue, shortly after the status write.
+    wait_for(
+        lambda: any(
+            e.reason == "AnalysisCompleted" and e.type == "Normal"
+            for e in core.list_namespaced_event(namespace, field_selector="involvedObject.name=diagnose").items
+        ),
+        timeout=15,
+        what="an AnalysisCompleted event on the Analysis",
+    )
 
 
 def test_healthy_namespace_has_no_warnings(
