@@ -185,3 +185,9 @@ def test_long_object_names_are_names_not_secrets() -> None:
     assert anon.mask(f"pod {pod} restarted; key 0123456789abcdef0123456789abcdef01") == (
         "pod POD_1 restarted; key [REDACTED]"
     )
+
+
+def test_times_are_not_mistaken_for_ipv6_addresses() -> None:
+    anon = Anonymizer()
+    assert anon.mask("finishedAt 2026-11-29T11:54:00Z") == "finishedAt 2026-11-29T11:54:00Z"
+    assert anon.mask("from fd00:10:42::17 and 2001:db8:0:0:1:0:0:1") == "from IP_1 and IP_2"

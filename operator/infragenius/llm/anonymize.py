@@ -11,7 +11,11 @@ import re
 from typing import Iterable
 
 _IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?:/\d{1,2})?\b")
-_IPV6 = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b")
+# Four or more hextets, or a "::" compression; three-part forms would swallow times such as 11:54:00.
+_IPV6 = re.compile(
+    r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b"
+    r"|(?<![0-9a-fA-F:])(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*)?::(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*)?(?![0-9a-fA-F:])"
+)
 # Kubernetes names (DNS labels and subdomains): letters, digits, '-' and '.', alphanumeric at both ends.
 _NAME_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?![A-Za-z0-9_-])")
 _DNS_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
@@ -27,11 +31,13 @@ _KNOWN_TOKENS = [
     ("eyJ", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b")),  # JWT
     ("AKIA", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),  # AWS access key id
     ("ASIA", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
-    ("gh", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b")),  # GitHub tokens
+    ("gh", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b")),  # GitHub tokens (prefix checked as gh?_ below)
     ("xox", re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}\b")),  # Slack tokens
     ("sk-", re.compile(r"\bsk-[A-Za-z0-9]{20,}\b")),
     ("PRIVATE KEY", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")),
 ]
+_GITHUB_PREFIX = re.compile(r"gh[pousr]_")
+_IPV4_HINT = re.compile(r"\d\.\d+\.\d+\.\d")
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")
 # Long runs of base64/hex (API keys, hashes of credentials); checked for letters and digits when found.
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
@@ -75,15 +81,18 @@ class Anonymizer:
         if any(hint in lowered for hint in _ASSIGNMENT_HINTS):
             text = _SECRET_ASSIGNMENT.sub(hide_assignment, text)
         for prefix, pattern in _KNOWN_TOKENS:
-            if prefix in text:
+            if prefix in text and (prefix != "gh" or _GITHUB_PREFIX.search(text)):
                 text, count = pattern.subn("[REDACTED]", text)
                 self.secrets_masked += count
         if "bearer" in lowered:
             text = _BEARER.sub(self._hide_always, text)
         text = _LONG_RUN.sub(self._hide_value, text)
-        text = _EMAIL.sub(lambda m: self._placeholder("EMAIL", m.group(0)), text)
-        text = _IPV4.sub(lambda m: self._placeholder("IP", m.group(0)), text)
-        text = _IPV6.sub(lambda m: self._placeholder("IP", m.group(0)), text)
+        if "@" in text:
+            text = _EMAIL.sub(lambda m: self._placeholder("EMAIL", m.group(0)), text)
+        if _IPV4_HINT.search(text):
+            text = _IPV4.sub(lambda m: self._placeholder("IP", m.group(0)), text)
+        if "::" in text or text.count(":") >= 3:
+            text = _IPV6.sub(lambda m: self._placeholder("IP", m.group(0)), text)
         if self._names:
             # One dict lookup per name-shaped token: linear in the text, whatever the number of names
             # (a regex alternation of thousands of pod names costs more to compile than the analysis).
