@@ -85,7 +85,11 @@ async def analyze(
     # Detection is CPU-bound; a worker thread keeps the operator's event loop responsive.
     result = await asyncio.to_thread(engine.run_detectors, snapshot, detectors)
     findings = engine.filter_findings(result.findings, spec.min_severity, [k.value for k in spec.kinds])
-    missing = [r for r in reports if r.status is GatherStatus.error] + result.failures
+    # A configured Prometheus that has no series for the namespace is reported too: otherwise a
+    # misconfigured one would look exactly like healthy metrics.
+    missing = [
+        r for r in reports if r.status is GatherStatus.error or (r.source == "prometheus" and url and r.status is GatherStatus.no_data)
+    ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(
         target=target_namespace,

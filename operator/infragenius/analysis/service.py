@@ -234,8 +234,9 @@ async def run(
         outcome.timings.gather_seconds,
         outcome.timings.detect_seconds,
     )
-    # Normal even with critical findings: the analysis itself worked. Warnings are for its own failures.
-    kopf.info(body, reason="AnalysisCompleted", message=final["summary"][:1024])
+    # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
+    # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
+    kopf.event(body, type="Normal", reason="AnalysisCompleted", message=final["summary"][:1024])
 
 
 def _time(value: str | None) -> dt.datetime | None:

@@ -270,7 +270,7 @@ async def review(
     final["conditions"] = conditions
     await writer.patch(final)
     logger.info("slo review %s/%s: %s (reason: %s)", namespace, name, summary, reason)
-    kopf.info(body, reason="SLOReviewed", message=summary[:1024])
+    kopf.event(body, type="Normal", reason="SLOReviewed", message=summary[:1024])  # kopf.info is filtered by posting.level
 
 
 def _rfc3339(moment: dt.datetime) -> str:
