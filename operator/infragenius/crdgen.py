@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from infragenius.models import analysis, slo
+from infragenius.models import analysis, incident, slo
 
 _DROP = {"title", "$defs"}
 
@@ -147,9 +147,29 @@ def slo_review_crd() -> dict[str, Any]:
     )
 
 
+def incident_report_crd() -> dict[str, Any]:
+    return _crd(
+        kind="IncidentReport",
+        plural=incident.PLURAL,
+        singular="incidentreport",
+        short_names=["ir"],
+        spec=incident.IncidentReportSpec,
+        status=incident.IncidentReportStatus,
+        columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Severity", "type": "string", "jsonPath": ".spec.severity"},
+            {"name": "Suspected cause", "type": "string", "jsonPath": ".status.topCause"},
+        ],
+    )
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, for every kind the operator serves."""
-    return {"analyses.infragenius.io.yaml": analysis_crd(), "sloreviews.infragenius.io.yaml": slo_review_crd()}
+    return {
+        "analyses.infragenius.io.yaml": analysis_crd(),
+        "sloreviews.infragenius.io.yaml": slo_review_crd(),
+        "incidentreports.infragenius.io.yaml": incident_report_crd(),
+    }
 
 
 def render(crd: dict[str, Any]) -> str:

@@ -34,11 +34,13 @@ def gather_rules() -> list[dict[str, Any]]:
 
 def operator_rules() -> list[dict[str, Any]]:
     """Everything the operator needs cluster-wide: read what it analyses, write only its own resources."""
-    plurals = ["analyses", "sloreviews"]
+    plurals = ["analyses", "sloreviews", "incidentreports"]
     return [
         *gather_rules(),
         {"apiGroups": [GROUP], "resources": plurals, "verbs": [*READ, "patch"]},
         {"apiGroups": [GROUP], "resources": [f"{p}/status" for p in plurals], "verbs": ["get", "patch", "update"]},
+        # The Alertmanager webhook opens IncidentReports for matching alerts.
+        {"apiGroups": [GROUP], "resources": ["incidentreports"], "verbs": ["create"]},
         # Events about our own resources.
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         # Kopf discovers the resources it serves.

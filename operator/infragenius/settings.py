@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     webhook_slo_label: str = Field(default="slo", min_length=1, description="Alert label naming the SLOReview.")
     webhook_namespace_label: str = Field(default="namespace", min_length=1, description="Alert label naming its namespace.")
     webhook_dedupe_size: int = Field(default=10000, ge=1, description="Alert notifications remembered in memory.")
+    incident_alert_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Firing alerts with all these labels (JSON, e.g. {"severity": "critical"}) create an '
+        "IncidentReport in the namespace their namespace label names; empty: none do.",
+    )
+    incident_lead_minutes: float = Field(default=15, ge=0, le=1440, description="Report window starts this long before startsAt.")
 
     # --- the stack the operator deploys in its own namespace ---
     operator_namespace: str = Field(

@@ -98,3 +98,17 @@ def test_sloreview_schema_is_structural_and_carries_validation() -> None:
     assert [c["jsonPath"] for c in columns[:4]] == [
         ".spec.objective", ".status.errorBudget.remainingPercent", ".status.burnRates.1h", ".status.verdict"
     ]
+
+
+def test_incident_report_crd() -> None:
+    crd = all_crds()["incidentreports.infragenius.io.yaml"]
+    version = crd["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert _walk(schema) == []
+    spec = schema["properties"]["spec"]
+    rules = [r["message"] for r in spec["x-kubernetes-validations"]]
+    assert "give either since, or start and end, not both" in rules
+    assert spec["properties"]["severity"]["enum"] == ["SEV1", "SEV2", "SEV3", "SEV4"]
+    kinds = schema["properties"]["status"]["properties"]["timeline"]["items"]["properties"]["kind"]["enum"]
+    assert "Rollout" in kinds and "NodeCondition" in kinds
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Severity", "Suspected cause", "Age"]

@@ -122,17 +122,27 @@ def _container_status(name: str, image: str, state: dict[str, Any], restarts: in
     return status
 
 
-def patch_failure(core: client.CoreV1Api, pod: client.V1Pod, failure: str) -> None:
-    """Write what a kubelet would report for ``failure`` into the pod's status."""
+def patch_failure(
+    core: client.CoreV1Api, pod: client.V1Pod, failure: str, *, started_minutes_ago: float = 30, exited_minutes_ago: float = 1
+) -> None:
+    """Write what a kubelet would report for ``failure`` into the pod's status (a crash loop's last exit
+    ``exited_minutes_ago``, the pod started ``started_minutes_ago``)."""
     image = pod.spec.containers[0].image
-    started = _now(30)
+    started = _now(started_minutes_ago)
     if failure == "CrashLoopBackOff":
         container = _container_status(
             "app",
             image,
             {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=app"}},
             7,
-            {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": _now(2), "finishedAt": _now(1)}},
+            {
+                "terminated": {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "startedAt": _now(exited_minutes_ago + 1),
+                    "finishedAt": _now(exited_minutes_ago),
+                }
+            },
         )
     elif failure == "OOMKilled":
         container = _container_status(
@@ -177,7 +187,16 @@ def patch_failure(core: client.CoreV1Api, pod: client.V1Pod, failure: str) -> No
 
 
 def post_warning_event(
-    core: client.CoreV1Api, namespace: str, kind: str, name: str, reason: str, message: str, count: int, uid: str = ""
+    core: client.CoreV1Api,
+    namespace: str,
+    kind: str,
+    name: str,
+    reason: str,
+    message: str,
+    count: int,
+    uid: str = "",
+    *,
+    first_seen_minutes_ago: float = 20,
 ) -> None:
     core.create_namespaced_event(
         namespace,
@@ -188,7 +207,7 @@ def post_warning_event(
             message=message,
             type="Warning",
             count=count,
-            first_timestamp=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20),
+            first_timestamp=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=first_seen_minutes_ago),
             last_timestamp=dt.datetime.now(dt.timezone.utc),
             source=client.V1EventSource(component="kubelet"),
         ),

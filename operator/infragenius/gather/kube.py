@@ -48,6 +48,7 @@ ENDPOINTS: dict[str, KindEndpoint] = {
         KindEndpoint("Pod", "v1", "pods", selectable=True),
         KindEndpoint("Deployment", "apps/v1", "deployments", selectable=True),
         KindEndpoint("ReplicaSet", "apps/v1", "replicasets", selectable=True),
+        KindEndpoint("ControllerRevision", "apps/v1", "controllerrevisions", selectable=True),
         KindEndpoint("StatefulSet", "apps/v1", "statefulsets", selectable=True),
         KindEndpoint("DaemonSet", "apps/v1", "daemonsets", selectable=True),
         KindEndpoint("Job", "batch/v1", "jobs", selectable=True),
@@ -136,6 +137,20 @@ class KubeGatherer:
         events.sort(key=_event_time, reverse=True)
         kept = events[: self.event_cap]
         return kept, GatherResult("events", GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
+
+    async def events(self, namespace: str | None, field_selector: str, source: str) -> tuple[list[Obj], GatherResult]:
+        """Events matching ``field_selector`` (e.g. ``reason=ScalingReplicaSet``), newest first, capped."""
+        endpoint = KindEndpoint("Event", "v1", "events")
+        started = time.perf_counter()
+        async with self._limit:
+            try:
+                events = await asyncio.to_thread(self._list_sync, endpoint, namespace, [("fieldSelector", field_selector)])
+            except Exception as err:
+                message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                return [], GatherResult(source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
+        events.sort(key=_event_time, reverse=True)
+        kept = events[: self.event_cap]
+        return kept, GatherResult(source, GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
     async def namespace_exists(self, namespace: str) -> bool | None:
         """True/False when known; None when the API could not say (the caller retries)."""

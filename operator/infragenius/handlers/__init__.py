@@ -3,6 +3,6 @@
 Importing this package registers every handler.
 """
 
-from infragenius.handlers import analysis, lifecycle, slo, webhook
+from infragenius.handlers import analysis, incident, lifecycle, slo, webhook
 
-__all__ = ["analysis", "lifecycle", "slo", "webhook"]
+__all__ = ["analysis", "incident", "lifecycle", "slo", "webhook"]

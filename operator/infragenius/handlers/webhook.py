@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from infragenius.incident.alerts import KubeIncidentSink
 from infragenius.slo.service import KubeTriggerSink
 from infragenius.slo.webhook import AlertWebhook, WebhookOptions
 
@@ -27,8 +28,10 @@ async def start_webhook(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> No
             slo_label=settings.webhook_slo_label,
             namespace_label=settings.webhook_namespace_label,
             dedupe_size=settings.webhook_dedupe_size,
+            incident_labels=tuple(sorted(settings.incident_alert_labels.items())),
         ),
         KubeTriggerSink(runtime.api),
+        KubeIncidentSink(runtime.api, settings.incident_lead_minutes) if settings.incident_alert_labels else None,
     )
     # A port in use is a configuration error: fail the start-up rather than run without the endpoint.
     port = await webhook.start(settings.webhook_host, settings.webhook_port)

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
 from infragenius.conditions import now_rfc3339
+from infragenius.incident.alerts import IncidentUnavailable, matches as incident_matches
 from infragenius.models.alertmanager import Alert, WebhookPayload
 from infragenius.models.slo import AlertStatus, TriggerRecord
 from infragenius.slo.service import TriggerUnavailable, UnknownSLO
@@ -37,6 +38,10 @@ class Sink(Protocol):
     async def deliver(self, namespace: str, name: str, record: TriggerRecord) -> str: ...
 
 
+class IncidentSink(Protocol):
+    async def create(self, namespace: str, alert: Alert) -> str: ...
+
+
 @dataclass(frozen=True)
 class WebhookOptions:
     token: SecretStr
@@ -45,6 +50,8 @@ class WebhookOptions:
     namespace_label: str = "namespace"
     dedupe_size: int = 10000
     read_timeout: float = 10.0
+    #: Firing alerts carrying all these labels create an IncidentReport (empty: none do).
+    incident_labels: tuple[tuple[str, str], ...] = ()
 
 
 class RecentKeys:
@@ -96,8 +103,8 @@ def _record(alert: Alert, options: WebhookOptions) -> TriggerRecord:
 class AlertWebhook:
     """An aiohttp app serving POST /alertmanager and GET /healthz."""
 
-    def __init__(self, options: WebhookOptions, sink: Sink) -> None:
-        self.options, self.sink = options, sink
+    def __init__(self, options: WebhookOptions, sink: Sink, incidents: IncidentSink | None = None) -> None:
+        self.options, self.sink, self.incidents = options, sink, incidents
         self.recent = RecentKeys(options.dedupe_size)
         self.replies: Counter[int] = Counter()  # status code -> count, for logs and tests
         self._token = options.token.get_secret_value().encode()
@@ -176,14 +183,44 @@ class AlertWebhook:
             return f"{namespace}/{name} is not a valid SLOReview name"
         return namespace, name
 
+    async def _incident(self, alert: Alert) -> str | None:
+        """Create the alert's IncidentReport when its labels match: created, duplicate, unavailable or None."""
+        wanted = dict(self.options.incident_labels)
+        if self.incidents is None or not incident_matches(alert, wanted):
+            return None
+        namespace = alert.labels.get(self.options.namespace_label, "")
+        if not _NAMESPACE.match(namespace):
+            return "no-namespace"
+        key = ("incident", namespace, alert.fingerprint, alert.starts_at)
+        if not self.recent.add(key):
+            return "duplicate"
+        try:
+            outcome = await self.incidents.create(namespace, alert)
+        except IncidentUnavailable as err:
+            self.recent.discard(key)  # let Alertmanager's retry through
+            logger.warning("webhook: could not create the incident report for %s: %s", alert.fingerprint, err)
+            return "unavailable"
+        if outcome == "no-namespace":
+            self.recent.discard(key)
+        elif outcome == "created":
+            logger.info("webhook: alert %s (%s) opened an incident report in %s",
+                        alert.labels.get("alertname"), alert.fingerprint, namespace)
+        return outcome
+
     async def _process(self, payload: WebhookPayload) -> web.Response:
         results: list[dict[str, Any]] = []
         for alert in payload.alerts:
             result: dict[str, Any] = {"fingerprint": alert.fingerprint, "status": alert.status.value}
             results.append(result)
+            incident = await self._incident(alert)
+            if incident is not None:
+                result["incident"] = incident
             target = self._target(alert)
             if isinstance(target, str):
-                result.update(action="unmatched", reason=target)
+                if incident in ("created", "duplicate"):
+                    result["action"] = "incident"
+                else:
+                    result.update(action="unmatched", reason=target)
                 continue
             namespace, name = target
             record = _record(alert, self.options)
@@ -205,9 +242,9 @@ class AlertWebhook:
                 logger.info("webhook: alert %s (%s) triggers a review of %s/%s",
                             record.alertname, record.fingerprint, namespace, name)
         actions = {r["action"] for r in results}
-        if "unavailable" in actions:
+        if "unavailable" in actions or any(r.get("incident") == "unavailable" for r in results):
             return _reply(503, error="unavailable", reason="could not record every alert; retry", results=results)
-        if actions & {"triggered", "recorded", "duplicate"}:
+        if actions & {"triggered", "recorded", "duplicate", "incident"}:
             return _reply(200, results=results)
         if "unknown" in actions:
             return _reply(404, error="unknown_slo", reason="no alert names an existing SLOReview", results=results)

@@ -1,0 +1,1 @@
+"""IncidentReport: a timeline, ranked suspected causes and a postmortem draft from one snapshot."""
