@@ -146,3 +146,10 @@ def test_status_of_a_stopped_cluster(isolated_cache: Path) -> None:
 def test_pinned_versions_are_consistent() -> None:
     assert versions.KUBERNETES_VERSION.count(".") == 2
     assert int(versions.ETCD_VERSION.split(".")[0]) >= 3 and int(versions.ETCD_VERSION.split(".")[1]) >= 5
+
+
+def test_helm_is_told_the_cluster_version() -> None:
+    spec = build.helm_build("3.22.0")
+    assert spec.binaries == ("helm",)
+    assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" + versions.KUBERNETES_VERSION.split(".")[1] in spec.ldflags
+    assert "require helm.sh/helm/v3 v3.22.0" in spec.go_mod

@@ -278,6 +278,31 @@ def ensure_ollama(echo: bool = True) -> Path:
     return (cached or ensure_built(ollama_build(), echo=echo)) / "ollama"
 
 
+def helm_build(version: str = versions.HELM_VERSION) -> GoBuild:
+    """Helm 3, told which Kubernetes version it renders for (its default without ldflags is v1.20)."""
+    go_mod = f"module infragenius.local/helm\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 v{version}\n"
+    tools = '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n'
+    minor = versions.KUBERNETES_VERSION.split(".")[1]
+    return GoBuild(
+        name="helm",
+        version=version,
+        go_mod=go_mod,
+        sources={"tools.go": tools},
+        packages=("helm.sh/helm/v3/cmd/helm",),
+        ldflags=(
+            f"-s -w -X helm.sh/helm/v3/internal/version.version=v{version}"
+            f" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+            f" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}"
+        ),
+    )
+
+
+def ensure_helm(echo: bool = True) -> Path:
+    """Path of the helm binary, built once from Go modules."""
+    cached = _cached_dir("helm", versions.HELM_VERSION)
+    return (cached or ensure_built(helm_build(), echo=echo)) / "helm"
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Paths of every binary the local cluster runs."""

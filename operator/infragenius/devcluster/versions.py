@@ -11,3 +11,4 @@ MIN_GO_VERSION = (1, 26)
 # The newest release whose module zip builds a CPU-only server with cgo alone (later ones need
 # headers under a vendor/ path that module zips drop, or fetch llama.cpp with cmake).
 OLLAMA_VERSION = "0.11.4"
+HELM_VERSION = "3.22.0"
