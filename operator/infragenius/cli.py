@@ -86,12 +86,15 @@ def _crds(args: argparse.Namespace) -> int:
 def _rbac(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infragenius.rbac import render_rules
+    from infragenius.rbac import render_rules, render_stack_rules
 
     path = Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_rules())
     print(path)
+    stack_path = Path(args.stack_output) if args.stack_output else path.with_name("stack-role-rules.yaml")
+    stack_path.write_text(render_stack_rules())
+    print(stack_path)
     return 0
 
 
@@ -131,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--output-dir", default="crds")
     crd.set_defaults(func=_crds)
 
-    rbac = commands.add_parser("rbac", help="write the operator's ClusterRole rules derived from what it gathers")
+    rbac = commands.add_parser("rbac", help="write the operator's ClusterRole rules (derived from what it gathers) and its stack Role rules")
     rbac.add_argument("--output", default="charts/infragenius-operator/files/clusterrole-rules.yaml")
+    rbac.add_argument("--stack-output", default=None, help="the stack Role rules (default: stack-role-rules.yaml beside --output)")
     rbac.set_defaults(func=_rbac)
     return parser
 

@@ -1,0 +1,246 @@
+"""The Helm chart against a real API server: lint, template | kubectl apply --dry-run=server, install, uninstall."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from kubernetes import client
+
+from infragenius.settings import Settings
+from tests.e2e.conftest import E2ECluster, _unavailable
+from tests.e2e.support import wait_for
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "infragenius-operator"
+CRD_NAMES = sorted(yaml.safe_load(p.read_text())["metadata"]["name"] for p in (ROOT / "crds").glob("*.yaml"))
+
+# Everything a platform team is likely to change at once.
+CUSTOM_VALUES: dict[str, Any] = {
+    "image": {"repository": "registry.example.com/infragenius", "tag": "v9.9.9", "pullPolicy": "Always"},
+    "serviceAccount": {"name": "ig-operator"},
+    "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+    "operator": {
+        "healthPort": 9090,
+        "namespaces": ["team-a", "team-b"],
+        "prometheusUrl": "http://prometheus.monitoring.svc:9090",
+        "maxConcurrentAnalyses": 8,
+        "extraEnv": [{"name": "INFRAGENIUS_LLM_BREAKER_THRESHOLD", "value": "5"}],
+    },
+    "llm": {"model": "qwen2.5:7b", "numCtx": 8192, "pull": False},
+    "webhook": {
+        "enabled": True,
+        "token": {"value": "s3cret"},
+        "incidentAlertLabels": {"severity": "critical"},
+    },
+    "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+    "stack": {
+        "postgres": {"external": {"existingSecret": "pg", "key": "dsn"}},
+        "redis": {"enabled": False},
+        "ollama": {
+            "gpus": 2,
+            "runtimeClassName": "nvidia",
+            "nodeSelector": {"gpu": "a100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "storage": "200Gi",
+        },
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    from infragenius.devcluster.build import ensure_helm
+
+    try:
+        binary = ensure_helm(echo=False)
+    except Exception as err:  # a failed Go build reports through several exception types
+        _unavailable(f"helm could not be built: {err}")
+    if not binary.exists():
+        _unavailable(f"helm is missing at {binary}")
+    home = tmp_path_factory.mktemp("helm-home")
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        os.environ[var] = str(home / var.lower())
+    yield [str(binary)]
+
+
+def _run(cmd: list[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, input=input, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
+    return result
+
+
+def _values_file(tmp_path: Path, values: dict[str, Any]) -> str:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def _template(helm: list[str], namespace: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run([*helm, "template", "ig", str(CHART), "--namespace", namespace, *extra], check=check)
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["default", "custom"])
+def test_helm_lint(helm: list[str], tmp_path: Path, custom: bool) -> None:
+    extra = ["-f", _values_file(tmp_path, CUSTOM_VALUES)] if custom else []
+    result = _run([*helm, "lint", "--strict", str(CHART), *extra])
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["default", "custom"])
+def test_template_is_accepted_by_the_api_server(
+    helm: list[str], cluster: E2ECluster, namespace: str, tmp_path: Path, custom: bool
+) -> None:
+    extra = ["-f", _values_file(tmp_path, CUSTOM_VALUES)] if custom else []
+    manifest = _template(helm, namespace, "--include-crds", *extra).stdout
+    docs = [d for d in yaml.safe_load_all(manifest) if d]
+    kinds = sorted({d["kind"] for d in docs})
+    expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding",
+                "Service", "ServiceAccount"}
+    assert expected <= set(kinds), kinds
+    if custom:
+        assert {"NetworkPolicy", "Secret"} <= set(kinds)
+    result = cluster.kubectl("apply", "--dry-run=server", "--server-side", "-f", "-", input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    # The Role is namespaced to the release; the ClusterRole is the generated one.
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == namespace
+    assert role["rules"] == yaml.safe_load((CHART / "files" / "stack-role-rules.yaml").read_text())
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert cluster_role["rules"] == yaml.safe_load((CHART / "files" / "clusterrole-rules.yaml").read_text())
+
+
+def _settings_from(deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """What the operator would read from the rendered env (secrets and downward API filled in)."""
+    for key in list(os.environ):
+        if key.startswith("INFRAGENIUS_") or key in ("POD_NAMESPACE", "KUBECONFIG"):
+            monkeypatch.delenv(key)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for env in container["env"]:
+        value = env.get("value")
+        if value is None:
+            value = "from-downward-api" if "fieldRef" in env["valueFrom"] else f"secret:{env['valueFrom']['secretKeyRef']['name']}"
+        monkeypatch.setenv(env["name"], value)
+    return Settings()
+
+
+def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = list(yaml.safe_load_all(_template(helm, "ops", "-f", _values_file(tmp_path, CUSTOM_VALUES)).stdout))
+    deployment = next(d for d in docs if d and d["kind"] == "Deployment")
+    settings = _settings_from(deployment, monkeypatch)
+    assert settings.operator_namespace == "from-downward-api"
+    assert settings.namespaces == ["team-a", "team-b"]
+    assert settings.health_port == 9090
+    assert settings.llm_model == "qwen2.5:7b" and settings.llm_num_ctx == 8192 and settings.llm_pull is False
+    assert settings.webhook_token is not None and settings.webhook_token.get_secret_value().startswith("secret:")
+    assert settings.incident_alert_labels == {"severity": "critical"}
+    assert settings.postgres_url is not None and settings.postgres_url.get_secret_value() == "secret:pg"
+    assert settings.stack_redis is False and settings.redis_url is None
+    assert settings.ollama_gpus == 2 and settings.ollama_runtime_class == "nvidia"
+    assert settings.ollama_node_selector == {"gpu": "a100"}
+    assert settings.ollama_tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert settings.ollama_storage == "200Gi" and settings.llm_breaker_threshold == 5
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["infragenius", "operator"]
+    assert container["image"] == "registry.example.com/infragenius:v9.9.9"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["serviceAccountName"] == "ig-operator"
+    # Defaults: one replica, every setting at the model's default.
+    default = next(d for d in yaml.safe_load_all(_template(helm, "ops").stdout) if d and d["kind"] == "Deployment")
+    assert default["spec"]["replicas"] == 1
+    defaults = _settings_from(default, monkeypatch)
+    assert defaults.webhook_token is None and defaults.postgres_url is None and defaults.namespaces == []
+    for name, field in Settings.model_fields.items():
+        if name in ("operator_namespace", "stack_manage"):
+            continue
+        assert getattr(defaults, name) == field.get_default(call_default_factory=True), name
+
+
+@pytest.mark.parametrize(
+    ("flag", "complaint"),
+    [
+        ("replicaCuont=2", "replicaCuont"),
+        ("stack.ollama.gpu=2", "gpu"),
+        ("stack.ollama.gpus=lots", "gpus"),
+    ],
+)
+def test_a_values_typo_fails_with_a_clear_message(helm: list[str], flag: str, complaint: str) -> None:
+    result = _template(helm, "ops", "--set", flag, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert complaint in result.stderr
+
+
+def test_webhook_without_a_token_fails_clearly(helm: list[str]) -> None:
+    result = _template(helm, "ops", "--set", "webhook.enabled=true", check=False)
+    assert result.returncode != 0 and "webhook.token.existingSecret or webhook.token.value" in result.stderr
+
+
+def test_helm_install_and_uninstall(helm: list[str], cluster: E2ECluster, namespace: str) -> None:
+    kube = [f"--kubeconfig={cluster.kubeconfig}", "--namespace", namespace]
+    release = "ig-e2e"
+    _run([*helm, "install", release, str(CHART), *kube, "--set", "stack.manage=false", "--timeout", "3m"])
+    try:
+        for crd in CRD_NAMES:
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        name = f"{release}-infragenius-operator"
+        result = cluster.kubectl("wait", "-n", namespace, "--for=condition=Available", f"deployment/{name}", "--timeout=120s", check=False)
+        assert result.returncode == 0, result.stderr + cluster.kubectl("get", "pods,events", "-n", namespace, check=False).stdout
+        pods = client.CoreV1Api(cluster.api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release}")
+        assert len(pods.items) == 1
+        node = client.CoreV1Api(cluster.api).read_node(pods.items[0].spec.node_name)
+        if cluster.provider == "local":
+            assert node.metadata.annotations.get("kwok.x-k8s.io/node") == "fake" or "kwok" in node.metadata.name
+        status = _run([*helm, "status", release, *kube]).stdout
+        assert "STATUS: deployed" in status
+    finally:
+        _run([*helm, "uninstall", release, *kube, "--wait", "--timeout", "2m"])
+    rbac_api = client.RbacAuthorizationV1Api(cluster.api)
+    leftovers = [r.metadata.name for r in rbac_api.list_cluster_role().items if r.metadata.name.startswith(release)]
+    assert leftovers == []
+    apps = client.AppsV1Api(cluster.api)
+    wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, timeout=60, what="deployment removed")
+    assert not [s for s in client.CoreV1Api(cluster.api).list_namespaced_service(namespace).items]
+    assert not [s for s in client.CoreV1Api(cluster.api).list_namespaced_service_account(namespace).items
+                if s.metadata.name != "default"]
+    # Helm never deletes CRDs (nor the resources users created): they stay established.
+    for crd in CRD_NAMES:
+        cluster.kubectl("get", f"crd/{crd}")
+
+
+def test_every_kubernetes_example_is_accepted_by_the_api_server(cluster: E2ECluster, crds: None, namespace: str) -> None:
+    """examples/*.yaml with our kinds pass server-side validation (the Argo CD Application needs Argo's CRDs)."""
+    applied = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        if not all(isinstance(d, dict) and d.get("apiVersion", "").startswith("infragenius.io/") for d in docs):
+            continue
+        for doc in docs:
+            doc["metadata"]["namespace"] = namespace
+        manifest = yaml.safe_dump_all(docs)
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+        applied.append(path.name)
+    assert {"analysis.yaml", "sloreview-ratio.yaml", "sloreview-latency.yaml", "incidentreport.yaml"} <= set(applied)
+
+
+def test_webhook_service_matches_the_alertmanager_example(helm: list[str]) -> None:
+    result = _run([*helm, "template", "infragenius-operator", str(CHART), "--namespace", "infragenius-system",
+                   "--set", "webhook.enabled=true", "--set", "webhook.token.existingSecret=tok"])
+    services = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Service"}
+    receiver = (ROOT / "examples" / "alertmanager-receiver.yaml").read_text()
+    port = services["infragenius-operator-webhook"]["spec"]["ports"][0]["port"]
+    assert f"http://infragenius-operator-webhook.infragenius-system.svc:{port}/alertmanager" in receiver
+    assert not any(d and d["kind"] == "Secret" for d in yaml.safe_load_all(result.stdout))  # existingSecret: none made

@@ -1,0 +1,111 @@
+"""The Helm chart's static parts: CRD copies, generated RBAC, values schema (no helm needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from infragenius.rbac import render_rules, render_stack_rules
+from infragenius.settings import Settings
+from infragenius.stack.apply import stack_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "infragenius-operator"
+
+
+def test_chart_crds_are_identical_copies_of_crds() -> None:
+    ours = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    assert ours, "no CRDs in crds/"
+    assert chart == ours, "copy crds/*.yaml to charts/infragenius-operator/crds/"
+
+
+def test_chart_rbac_files_are_generated() -> None:
+    assert (CHART / "files" / "clusterrole-rules.yaml").read_text() == render_rules(), "run `infragenius rbac`"
+    path = CHART / "files" / "stack-role-rules.yaml"
+    assert path.read_text() == render_stack_rules(), "run `infragenius rbac`"
+    assert yaml.safe_load(path.read_text()) == stack_rules()
+
+
+def test_templates_use_the_generated_rules_not_inline_ones() -> None:
+    rbac = (CHART / "templates" / "rbac.yaml").read_text()
+    assert '.Files.Get "files/clusterrole-rules.yaml"' in rbac
+    assert '.Files.Get "files/stack-role-rules.yaml"' in rbac
+
+
+def _schema() -> dict:
+    return json.loads((CHART / "values.schema.json").read_text())
+
+
+def _values() -> dict:
+    return yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def test_default_values_match_the_schema() -> None:
+    jsonschema.validate(_values(), _schema())
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"replicaCuont": 1},
+        {"stack": {"ollama": {"gpu": 1}}},
+        {"stack": {"ollama": {"gpus": "one"}}},
+        {"stack": {"postgres": {"storage": "lots"}}},
+        {"llm": {"numCtx": 10}},
+        {"image": {"pullPolicy": "Sometimes"}},
+    ],
+)
+def test_schema_rejects_typos_and_bad_values(patch: dict) -> None:
+    def merge(base: dict, extra: dict) -> dict:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        return out
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(merge(_values(), patch), _schema())
+
+
+def test_every_env_the_deployment_sets_is_a_setting() -> None:
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    names = set(re.findall(r"name: (INFRAGENIUS_[A-Z_]+)", deployment))
+    fields = {f"INFRAGENIUS_{name.upper()}" for name in Settings.model_fields}
+    assert names and names <= fields, names - fields
+    # The secrets come from Secrets, never from plain values.
+    for secret in ("INFRAGENIUS_WEBHOOK_TOKEN", "INFRAGENIUS_POSTGRES_URL", "INFRAGENIUS_REDIS_URL"):
+        block = deployment.split(f"name: {secret}", 1)[1].split("- name:", 1)[0]
+        assert "secretKeyRef" in block, secret
+    assert "fieldPath: metadata.namespace" in deployment  # POD_NAMESPACE
+
+
+def test_schema_bounds_follow_the_settings() -> None:
+    props = _schema()["properties"]
+    llm = props["llm"]["properties"]
+    assert llm["numCtx"]["minimum"] == 512 and llm["numCtx"]["maximum"] == 131072
+    assert props["stack"]["properties"]["ollama"]["properties"]["gpus"]["maximum"] == 16
+    values = _values()
+    assert values["llm"]["model"] == Settings.model_fields["llm_model"].default
+    assert values["stack"]["ollama"]["image"] == Settings.model_fields["ollama_image"].default
+    assert values["stack"]["postgres"]["image"] == Settings.model_fields["postgres_image"].default
+    assert values["stack"]["redis"]["image"] == Settings.model_fields["redis_image"].default
+    assert values["operator"]["healthPort"] == Settings.model_fields["health_port"].default
+    assert values["webhook"]["port"] == Settings.model_fields["webhook_port"].default
+
+
+def test_dockerfile_is_multi_stage_non_root_and_pinned() -> None:
+    # It cannot be built here (no Docker); this checks what the chart relies on.
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert len(stages) >= 2
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1))
+    user = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
+    assert user and user[-1].split(":")[0] == "10001"
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert "runAsUser: 10001" in deployment
