@@ -69,6 +69,37 @@ def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message:
     return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
 
 
+async def fail_target_missing(
+    body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: Exception
+) -> NoReturn:
+    """Phase Failed, permanently: re-running cannot help until the namespace exists (a spec change or rerun will)."""
+    await writer.patch(
+        {
+            "phase": Phase.failed.value,
+            "observedGeneration": generation,
+            "completedAt": now_rfc3339(),
+            "summary": str(err),
+            "conditions": _ready(status, ConditionStatus.false, "TargetNotFound", str(err), generation),
+        }
+    )
+    kopf.warn(body, reason="TargetNotFound", message=str(err))
+    raise kopf.PermanentError(str(err)) from err
+
+
+async def retry_later(
+    writer: StatusWriter, status: Mapping[str, Any], generation: int, retry: int, err: Exception
+) -> NoReturn:
+    """The API could not answer: Pending, and Kopf retries with exponential backoff (5 s to 5 min)."""
+    delay = min(300, 5 * 2 ** min(retry, 6))
+    await writer.patch(
+        {
+            "phase": Phase.pending.value,
+            "conditions": _ready(status, ConditionStatus.false, "Retrying", f"{err}; retrying in {delay}s", generation),
+        }
+    )
+    raise kopf.TemporaryError(str(err), delay=delay) from err
+
+
 async def reject_invalid_spec(
     body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: ValidationError
 ) -> NoReturn:
@@ -199,26 +230,9 @@ async def run(
                 prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
             )
         except TargetNamespaceMissing as err:
-            await writer.patch(
-                {
-                    "phase": Phase.failed.value,
-                    "observedGeneration": generation,
-                    "completedAt": now_rfc3339(),
-                    "summary": str(err),
-                    "conditions": _ready(status, ConditionStatus.false, "TargetNotFound", str(err), generation),
-                }
-            )
-            kopf.warn(body, reason="TargetNotFound", message=str(err))
-            raise kopf.PermanentError(str(err)) from err
+            await fail_target_missing(body, writer, status, generation, err)
         except ApiUnavailable as err:
-            delay = min(300, 5 * 2**min(retry, 6))
-            await writer.patch(
-                {
-                    "phase": Phase.pending.value,
-                    "conditions": _ready(status, ConditionStatus.false, "Retrying", f"{err}; retrying in {delay}s", generation),
-                }
-            )
-            raise kopf.TemporaryError(str(err), delay=delay) from err
+            await retry_later(writer, status, generation, retry, err)
 
     explained = await explain(runtime, outcome, spec) if spec.llm.enabled else None
     final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)

@@ -13,7 +13,15 @@ import kopf
 from pydantic import ValidationError
 
 from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope
-from infragenius.analysis.service import Runtime, StatusWriter, _time, reject_invalid_spec, run_id_for
+from infragenius.analysis.service import (
+    Runtime,
+    StatusWriter,
+    _time,
+    fail_target_missing,
+    reject_invalid_spec,
+    retry_later,
+    run_id_for,
+)
 from infragenius.conditions import now_rfc3339, set_condition
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer
 from infragenius.history.store import RunRecord
@@ -296,26 +304,9 @@ async def run(
                 prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
             )
         except TargetNamespaceMissing as err:
-            await writer.patch(
-                {
-                    "phase": IncidentPhase.failed.value,
-                    "observedGeneration": generation,
-                    "completedAt": now_rfc3339(),
-                    "summary": str(err),
-                    "conditions": _ready(status, ConditionStatus.false, "TargetNotFound", str(err), generation),
-                }
-            )
-            kopf.warn(body, reason="TargetNotFound", message=str(err))
-            raise kopf.PermanentError(str(err)) from err
+            await fail_target_missing(body, writer, status, generation, err)
         except ApiUnavailable as err:
-            delay = min(300, 5 * 2 ** min(retry, 6))
-            await writer.patch(
-                {
-                    "phase": IncidentPhase.pending.value,
-                    "conditions": _ready(status, ConditionStatus.false, "Retrying", f"{err}; retrying in {delay}s", generation),
-                }
-            )
-            raise kopf.TemporaryError(str(err), delay=delay) from err
+            await retry_later(writer, status, generation, retry, err)
 
     final = completed_status(outcome, generation, run_id, started_at, status)
     if spec.llm.enabled:
