@@ -25,7 +25,7 @@ from kubernetes import client
 
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster, _unavailable
-from tests.e2e.prometheus_support import PrometheusUnavailable, _ready, free_port
+from tests.e2e.prometheus_support import PrometheusUnavailable, _ready, free_port, stop_process
 from tests.e2e.support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -146,14 +146,7 @@ class RecentPrometheus:
         return reply["data"]["result"]
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=5)
+        stop_process(self._process)
         self._process = None
 
 

@@ -41,6 +41,15 @@ class AnalysisOutcome:
         ]
 
 
+async def require_namespace(gatherer: KubeGatherer, namespace: str) -> None:
+    """Raise TargetNamespaceMissing (permanent) or ApiUnavailable (retry) unless the namespace exists."""
+    exists = await gatherer.namespace_exists(namespace)
+    if exists is False:
+        raise TargetNamespaceMissing(f"target namespace {namespace!r} does not exist")
+    if exists is None:
+        raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
+
+
 async def analyze(
     gatherer: KubeGatherer,
     spec: AnalysisSpec,
@@ -51,11 +60,7 @@ async def analyze(
 ) -> AnalysisOutcome:
     """Run the whole pipeline for one namespace; gathering failures degrade, never abort."""
     started = time.perf_counter()
-    exists = await gatherer.namespace_exists(target_namespace)
-    if exists is False:
-        raise TargetNamespaceMissing(f"target namespace {target_namespace!r} does not exist")
-    if exists is None:
-        raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
+    await require_namespace(gatherer, target_namespace)
 
     detectors = registry.select([d.value for d in spec.detectors.include], [d.value for d in spec.detectors.exclude])
     kinds = registry.kinds_needed(detectors) & set(ENDPOINTS)

@@ -69,6 +69,28 @@ def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message:
     return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
 
 
+async def mark_running(
+    writer: StatusWriter,
+    status: dict[str, Any],
+    generation: int,
+    run_id: str,
+    started_at: str,
+    rerun_token: str | None,
+    message: str,
+) -> None:
+    """Phase Running with Ready=False; records the rerun token so the annotation is handled once."""
+    await writer.patch(
+        {
+            "phase": Phase.running.value,
+            "runId": run_id,
+            "startedAt": started_at,
+            "rerunToken": rerun_token,
+            "conditions": _ready(status, ConditionStatus.false, "Running", message, generation),
+        }
+    )
+    status["rerunToken"] = rerun_token
+
+
 async def fail_target_missing(
     body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: Exception
 ) -> NoReturn:
@@ -211,16 +233,7 @@ async def run(
     run_id = run_id_for(body, cause)
     started_at = now_rfc3339()
     async with runtime.slots:
-        await writer.patch(
-            {
-                "phase": Phase.running.value,
-                "runId": run_id,
-                "startedAt": started_at,
-                "rerunToken": rerun_token,
-                "conditions": _ready(status, ConditionStatus.false, "Running", f"analysing {target} ({reason})", generation),
-            }
-        )
-        status["rerunToken"] = rerun_token
+        await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"analysing {target} ({reason})")
         try:
             outcome = await analyze(
                 runtime.gatherer(),

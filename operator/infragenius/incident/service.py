@@ -12,12 +12,13 @@ from typing import Any, Mapping
 import kopf
 from pydantic import ValidationError
 
-from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope
+from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
 from infragenius.analysis.service import (
     Runtime,
     StatusWriter,
     _time,
     fail_target_missing,
+    mark_running,
     reject_invalid_spec,
     retry_later,
     run_id_for,
@@ -139,11 +140,7 @@ async def investigate(
     prometheus_timeout: float = 10.0,
 ) -> IncidentOutcome:
     started = time.perf_counter()
-    exists = await gatherer.namespace_exists(target)
-    if exists is False:
-        raise TargetNamespaceMissing(f"target namespace {target!r} does not exist")
-    if exists is None:
-        raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
+    await require_namespace(gatherer, target)
     window = window_for(spec, dt.datetime.now(dt.timezone.utc))
     (objects, events, reports), (scaling_events, scaling_report), measured = await asyncio.gather(
         gatherer.gather([k for k in KINDS if k in ENDPOINTS], target, spec.label_selector),
@@ -284,16 +281,7 @@ async def run(
     run_id = run_id_for(body, cause)
     started_at = now_rfc3339()
     async with runtime.slots:
-        await writer.patch(
-            {
-                "phase": IncidentPhase.running.value,
-                "runId": run_id,
-                "startedAt": started_at,
-                "rerunToken": rerun_token,
-                "conditions": _ready(status, ConditionStatus.false, "Running", f"investigating {target} ({reason})", generation),
-            }
-        )
-        status["rerunToken"] = rerun_token
+        await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"investigating {target} ({reason})")
         try:
             outcome = await investigate(
                 runtime.gatherer(),
