@@ -51,18 +51,24 @@ def _devcluster(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
+    import random
+
     import kopf
 
     import infragenius.handlers  # noqa: F401  (registers the handlers)
+    from infragenius.observability import logs
     from infragenius.settings import Settings
 
     settings = Settings()
-    kopf.configure(verbose=args.verbose)
+    logs.configure(settings.log_format, verbose=args.verbose)
+    # Replicas must never tie on priority: Kopf pauses every operator of a tie.
+    priority = settings.peering_priority if settings.peering_priority is not None else random.randint(1, 2**31 - 1)
     kopf.run(
-        standalone=True,
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        priority=priority if settings.peering_name else None,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
     )
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,7 +33,26 @@ class Settings(BaseSettings):
     llm_pull: bool = Field(default=True, description="Pull the model at start-up when it is missing.")
     llm_breaker_threshold: int = Field(default=2, ge=1)
     llm_breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
-    health_port: int = Field(default=8080, ge=1, le=65535)
+    health_port: int = Field(default=8080, ge=0, le=65535, description="Serves /healthz, /readyz and /metrics.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one object per line with the resource and run id."
+    )
+
+    # --- HA: several replicas, one active (Kopf peering) ---
+    peering_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Name of the (Cluster)KopfPeering object replicas share; unset: standalone, one replica.",
+    )
+    peering_priority: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="The live replica with the highest priority is active; unset: random, so replicas never tie.",
+    )
+    peering_lifetime_seconds: int = Field(
+        default=60, ge=5, le=3600, description="A replica silent this long is presumed dead; bounds fail-over time."
+    )
 
     # --- the Alertmanager webhook (runs only when a token is set) ---
     webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")

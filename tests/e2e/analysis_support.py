@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextlib.contextmanager
 def running_operator(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
     """Kopf's test runner with the operator's settings taken from ``env`` (INFRAGENIUS_*)."""
-    env = {"KUBECONFIG": kubeconfig, **env}
+    # Port 0: several operators (and benchmarks) may run at once on this machine.
+    env = {"KUBECONFIG": kubeconfig, "INFRAGENIUS_HEALTH_PORT": "0", **env}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     runner = KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "infragenius.handlers"], timeout=60)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping, NoReturn
+from typing import Any, AsyncIterator, Mapping, NoReturn
 
 import kopf
 from kubernetes import client
@@ -23,7 +24,12 @@ from infragenius.history.store import RunRecord
 from infragenius.llm.explain import ExplainOutcome, Explainer, LLMOptions
 from infragenius.models.analysis import GROUP, PLURAL, VERSION, AnalysisSpec, AnalysisStatus, Phase
 from infragenius.models.common import ConditionStatus, parse_duration
+from infragenius.observability import metrics
+from infragenius.observability.logs import with_run_id
 from infragenius.settings import Settings
+
+
+KIND = "Analysis"
 
 
 @dataclass
@@ -65,6 +71,13 @@ class StatusWriter:
             raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
 
 
+_KINDS = {"analyses": "Analysis", "sloreviews": "SLOReview", "incidentreports": "IncidentReport"}
+
+
+def _kind(writer: StatusWriter) -> str:
+    return _KINDS.get(writer.plural, writer.plural)
+
+
 def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message: str, generation: int) -> list:
     return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
 
@@ -95,6 +108,7 @@ async def fail_target_missing(
     body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: Exception
 ) -> NoReturn:
     """Phase Failed, permanently: re-running cannot help until the namespace exists (a spec change or rerun will)."""
+    metrics.RUNS.labels(kind=_kind(writer), outcome="target_missing").inc()
     await writer.patch(
         {
             "phase": Phase.failed.value,
@@ -112,6 +126,7 @@ async def retry_later(
     writer: StatusWriter, status: Mapping[str, Any], generation: int, retry: int, err: Exception
 ) -> NoReturn:
     """The API could not answer: Pending, and Kopf retries with exponential backoff (5 s to 5 min)."""
+    metrics.RUNS.labels(kind=_kind(writer), outcome="retrying").inc()
     delay = min(300, 5 * 2 ** min(retry, 6))
     await writer.patch(
         {
@@ -126,6 +141,7 @@ async def reject_invalid_spec(
     body: Mapping[str, Any], writer: StatusWriter, status: Mapping[str, Any], generation: int, err: ValidationError
 ) -> NoReturn:
     """Phase Failed with every validation error in one message; permanent, so Kopf does not retry."""
+    metrics.RUNS.labels(kind=_kind(writer), outcome="invalid").inc()
     message = "invalid spec: " + "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
     )
@@ -231,8 +247,14 @@ async def run(
 
     target = spec.target_namespace or namespace
     run_id = run_id_for(body, cause)
+    if already_done(status, run_id, generation):
+        # A replica that took over, or a restart after the final patch: the run is finished; do not repeat it.
+        metrics.RUNS.labels(kind=KIND, outcome="already_done").inc()
+        logger.info("run %s already completed; nothing to do", run_id)
+        return
+    log = with_run_id(logger, run_id)
     started_at = now_rfc3339()
-    async with runtime.slots:
+    async with work_slot(runtime, KIND):
         await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"analysing {target} ({reason})")
         try:
             outcome = await analyze(
@@ -246,13 +268,23 @@ async def run(
             await fail_target_missing(body, writer, status, generation, err)
         except ApiUnavailable as err:
             await retry_later(writer, status, generation, retry, err)
+    metrics.observe_stage(KIND, "gather", outcome.timings.gather_seconds)
+    metrics.observe_stage(KIND, "detect", outcome.timings.detect_seconds)
+    _record_sources(runtime, outcome)
 
-    explained = await explain(runtime, outcome, spec) if spec.llm.enabled else None
+    explained = None
+    if spec.llm.enabled:
+        with metrics.timed_stage(KIND, "llm"):
+            explained = await explain(runtime, outcome, spec)
     final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)
-    await writer.patch(final)
+    with metrics.timed_stage(KIND, "status"):
+        await writer.patch(final)
     if runtime.history is not None:
         runtime.history.record(run_record(body, spec, outcome, final, reason))
-    logger.info(
+    metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
+    metrics.count_findings(outcome.findings)
+    metrics.observe_stage(KIND, "total", outcome.timings.total_seconds)
+    log.info(
         "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
         namespace,
         name,
@@ -264,6 +296,35 @@ async def run(
     # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
     # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
     kopf.event(body, type="Normal", reason="AnalysisCompleted", message=final["summary"][:1024])
+
+
+@contextlib.asynccontextmanager
+async def work_slot(runtime: Runtime, kind: str) -> AsyncIterator[None]:
+    """One of ``max_concurrent_analyses`` slots, with the wait and the work visible in metrics."""
+    with metrics.queued(kind):
+        await runtime.slots.acquire()
+    try:
+        with metrics.in_flight(kind):
+            yield
+    finally:
+        runtime.slots.release()
+
+
+def already_done(status: Mapping[str, Any], run_id: str, generation: int) -> bool:
+    """This exact run (same resource, generation and cause) already ended and wrote its status."""
+    return (
+        status.get("runId") == run_id
+        and status.get("phase") in (Phase.completed.value, Phase.failed.value)
+        and status.get("observedGeneration") == generation
+    )
+
+
+def _record_sources(runtime: Runtime, outcome: AnalysisOutcome) -> None:
+    """Prometheus is the one optional source whose outage should show on the dependency gauge."""
+    if not runtime.settings.prometheus_url:
+        return
+    down = any(r.source.startswith("prometheus") for r in outcome.missing)
+    metrics.dependency("prometheus", not down)
 
 
 def _time(value: str | None) -> dt.datetime | None:

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from infragenius.observability import metrics
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = "infragenius:explain:v1:"
 
@@ -51,6 +53,8 @@ class RedisExplanationCache:
 
     def _failed(self, err: Exception) -> None:
         self.errors += 1
+        metrics.LLM_CACHE.labels(result="error").inc()
+        metrics.dependency("redis", False)
         self._skip_until = time.monotonic() + self.skip_after_error
         log.warning("explanation cache bypassed for %.0fs: %s", self.skip_after_error, err)
 
@@ -62,14 +66,17 @@ class RedisExplanationCache:
         except (RedisError, OSError) as err:
             self._failed(err)
             return None
+        metrics.dependency("redis", True)
         if raw is None:
             self.misses += 1
+            metrics.LLM_CACHE.labels(result="miss").inc()
             return None
         try:
             value = json.loads(raw)
         except ValueError:
             return None
         self.hits += 1
+        metrics.LLM_CACHE.labels(result="hit").inc()
         return value if isinstance(value, dict) else None
 
     async def set(self, key: str, value: dict[str, Any]) -> None:

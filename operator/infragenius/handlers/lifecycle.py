@@ -17,6 +17,8 @@ from infragenius.llm.base import LLMError
 from infragenius.llm.explain import Explainer
 from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
+from infragenius.observability import metrics
+from infragenius.observability.server import HealthServer, HealthState
 from infragenius.settings import Settings
 from infragenius.stack import apply as stack
 
@@ -51,6 +53,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
     settings.posting.level = logging.WARNING  # we post our own events; Kopf's INFO logs would flood them
     settings.watching.server_timeout = 300
     ours = Settings()
+    # Peering is switched on by `infragenius operator` (or kopf run --peering); these tune it.
+    settings.peering.lifetime = ours.peering_lifetime_seconds
+    settings.peering.stealth = True  # keep-alives every minute would bury the useful lines
+    metrics.STARTED.set_to_current_time()
+    memo.health = HealthState()
+    memo.health_server = HealthServer(memo.health)
+    # A port in use is a configuration error: fail the start-up rather than run without probes.
+    port = await memo.health_server.start("0.0.0.0", ours.health_port)
+    logger.info("health and metrics on :%d (/healthz, /readyz, /metrics)", port)
+    memo.health_port = port
     api = _api_client(ours)
     if ours.manages_stack:
         report = await stack.ensure(api, ours)
@@ -65,6 +77,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
         explainer=await _explainer(ours, urls.ollama, cache, logger),
         history=await _history(ours, urls.postgres, logger),
     )
+    memo.health.mark_ready()
     logger.info(
         "InfraGenius started (stack: %s; prometheus: %s; ollama: %s; history: %s; cache: %s)",
         "managed" if ours.manages_stack else "external",
@@ -135,6 +148,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = getattr(memo, "stack_task", None)
     if task is not None:
         task.cancel()
+    server = getattr(memo, "health_server", None)
+    if server is not None:
+        await server.stop()
     runtime = getattr(memo, "runtime", None)
     if runtime is None:
         return
@@ -145,8 +161,3 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         if runtime.explainer.cache is not None:
             await runtime.explainer.cache.close()
     runtime.api.close()
-
-
-@kopf.on.probe(id="runtime")
-async def runtime_ready(memo: kopf.Memo, **_: Any) -> bool:
-    return getattr(memo, "runtime", None) is not None

@@ -44,9 +44,3 @@ async def stop_webhook(memo: kopf.Memo, **_: Any) -> None:
     webhook = getattr(memo, "webhook", None)
     if webhook is not None:
         await webhook.stop()
-
-
-@kopf.on.probe(id="webhook")
-async def webhook_replies(memo: kopf.Memo, **_: Any) -> dict[str, int] | None:
-    webhook = getattr(memo, "webhook", None)
-    return None if webhook is None else {str(code): count for code, count in sorted(webhook.replies.items())}

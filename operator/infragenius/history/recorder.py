@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore, RunRecord
+from infragenius.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class HistoryRecorder:
             self.stats.dropped += 1
             log.error("history buffer full (%d): dropped run %s of %s/%s", self.capacity, lost.run_id, lost.namespace, lost.name)
         self.pending.append(record)
+        metrics.HISTORY_PENDING.set(len(self.pending))
         self._idle.clear()
         self._wake.set()
 
@@ -85,8 +87,11 @@ class HistoryRecorder:
                 if not self.migrated:
                     await self.store.migrate()
                     self.migrated = True
-                written = await self.store.write_run(record)
+                with metrics.timed_stage(record.kind, "persist"):
+                    written = await self.store.write_run(record)
+                metrics.dependency("postgres", True)
             except TRANSIENT_ERRORS as err:
+                metrics.dependency("postgres", False)
                 self.stats.retries += 1
                 log.warning("history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff)
                 await asyncio.sleep(backoff)
@@ -99,6 +104,7 @@ class HistoryRecorder:
             backoff = 0.5
             if self.pending and self.pending[0] is record:
                 self.pending.popleft()
+            metrics.HISTORY_PENDING.set(len(self.pending))
             if written:
                 self.stats.written += 1
             elif written is False:

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
 from infragenius.analysis.service import (
+    already_done,
+    work_slot,
     Runtime,
     StatusWriter,
     _time,
@@ -31,6 +33,8 @@ from infragenius.incident import metrics as metrics_mod
 from infragenius.incident import postmortem, timeline as timeline_mod
 from infragenius.incident.timeline import AlertInfo, Entry, parse_time, rfc3339
 from infragenius.models.common import ConditionStatus, parse_duration
+from infragenius.observability import metrics
+from infragenius.observability.logs import with_run_id
 from infragenius.models.incident import (
     MAX_CAUSES,
     MAX_POSTMORTEM_CHARS,
@@ -42,6 +46,8 @@ from infragenius.models.incident import (
     IncidentReportStatus,
 )
 from infragenius.snapshot import GatherStatus, Snapshot
+
+KIND = "IncidentReport"
 
 # What a timeline reads; ControllerRevisions give StatefulSet and DaemonSet revisions.
 KINDS = (
@@ -279,8 +285,13 @@ async def run(
 
     target = spec.target_namespace or namespace
     run_id = run_id_for(body, cause)
+    if already_done(status, run_id, generation):
+        metrics.RUNS.labels(kind=KIND, outcome="already_done").inc()
+        logger.info("run %s already completed; nothing to do", run_id)
+        return
+    logger = with_run_id(logger, run_id)
     started_at = now_rfc3339()
-    async with runtime.slots:
+    async with work_slot(runtime, KIND):
         await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"investigating {target} ({reason})")
         try:
             outcome = await investigate(
@@ -303,9 +314,11 @@ async def run(
             final["conditions"], "Explained", ConditionStatus.false, "NotSupported",
             "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft", generation,
         )
-    await writer.patch(final)
+    with metrics.timed_stage(KIND, "status"):
+        await writer.patch(final)
     if runtime.history is not None:
         runtime.history.record(run_record(body, spec, outcome, final, reason))
+    metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
     logger.info("incident report %s/%s of %s: %s", namespace, name, target, final["summary"])
     kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
 

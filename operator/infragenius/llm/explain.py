@@ -19,6 +19,7 @@ from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
 from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
 from infragenius.models.explanation import Explanation, ExplainedStatus, explanation_schema
 from infragenius.models.findings import Finding
+from infragenius.observability import metrics
 from infragenius.snapshot import Snapshot
 
 
@@ -57,6 +58,17 @@ class Explainer:
         self.cache = cache
 
     async def explain(
+        self,
+        snapshot: Snapshot,
+        findings: Sequence[Finding],
+        missing_sources: Sequence[str],
+        options: LLMOptions,
+    ) -> ExplainOutcome:
+        outcome = await self._explain(snapshot, findings, missing_sources, options)
+        _count(outcome)
+        return outcome
+
+    async def _explain(
         self,
         snapshot: Snapshot,
         findings: Sequence[Finding],
@@ -115,10 +127,14 @@ class Explainer:
                         timeout=options.timeout,
                     )
                 except (ModelTimeout, ModelUnavailable) as err:
+                    metrics.dependency("ollama", False)
                     if getattr(err, "server_down", True):
                         self.breaker.failure()
                     return ExplainOutcome(False, err.reason, str(err)[:1000], prompt=prompt)
                 self.breaker.success()
+                metrics.dependency("ollama", True)
+                metrics.LLM_TOKENS.labels(direction="prompt").inc(completion.prompt_tokens or 0)
+                metrics.LLM_TOKENS.labels(direction="reply").inc(completion.completion_tokens or 0)
                 try:
                     explanation = parse_reply(completion.content, prompt.finding_ids)
                 except InvalidModelOutput as err:
@@ -195,3 +211,11 @@ def restore(explanation: Explanation, prompt: Prompt) -> Explanation:
         step["action"], step["command"] = step["action"][:240], step["command"][:240]
     restored["summary"] = restored["summary"][:400]
     return Explanation.model_validate(restored)
+
+
+def _count(outcome: ExplainOutcome) -> None:
+    if outcome.ok:
+        cached = outcome.status is not None and bool(outcome.status.cached)
+        metrics.LLM_CALLS.labels(outcome="cached" if cached else "ok").inc()
+    else:
+        metrics.LLM_CALLS.labels(outcome=outcome.reason).inc()

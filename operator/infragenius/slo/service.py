@@ -42,6 +42,9 @@ from infragenius.models.slo import (
 from infragenius.slo import math as slo_math
 from infragenius.slo.review import collect
 from infragenius.snapshot import Snapshot
+from infragenius.observability import metrics
+
+KIND = "SLOReview"
 
 # Cleared in a merge patch when a review cannot compute them (a stale verdict would mislead).
 _COMPUTED = ("verdict", "sli", "errorBudget", "burnRates", "alerts", "timeToExhaustion", "timeToExhaustionSeconds")
@@ -231,7 +234,9 @@ async def review(
     data = await collect(
         url, spec.sli, spec.window, at=spec.evaluation_time, timeout=runtime.settings.prometheus_timeout_seconds
     )
+    metrics.dependency("prometheus", not data.failed)
     if data.failed:
+        metrics.RUNS.labels(kind=KIND, outcome="query_failed").inc()
         detail = "; ".join(f"{window}: {error}" for window, error in data.errors.items())
         message = f"Prometheus {url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
@@ -240,6 +245,7 @@ async def review(
         logger.info("slo review %s/%s failed: %s (reason: %s)", namespace, name, message, reason)
         return
     if data.no_data:
+        metrics.RUNS.labels(kind=KIND, outcome="no_data").inc()
         message = f"no events over {spec.window} at {_rfc3339(data.evaluated_at)}: {data.queries[spec.window]}"
         final = finish(SLOPhase.completed, ConditionStatus.false, "NoData", message, data.seconds)
         final.update({key: None for key in (*_COMPUTED, "explanation")})
@@ -269,6 +275,8 @@ async def review(
         conditions = [c for c in conditions if c.get("type") != "Explained"]
     final["conditions"] = conditions
     await writer.patch(final)
+    metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
+    metrics.observe_stage(KIND, "query", data.seconds)
     logger.info("slo review %s/%s: %s (reason: %s)", namespace, name, summary, reason)
     kopf.event(body, type="Normal", reason="SLOReviewed", message=summary[:1024])  # kopf.info is filtered by posting.level
 

@@ -23,6 +23,7 @@ from infragenius.incident.alerts import IncidentUnavailable, matches as incident
 from infragenius.models.alertmanager import Alert, WebhookPayload
 from infragenius.models.slo import AlertStatus, TriggerRecord
 from infragenius.slo.service import TriggerUnavailable, UnknownSLO
+from infragenius.observability import metrics
 
 PATH = "/alertmanager"
 SUPPORTED_VERSION = "4"
@@ -131,6 +132,7 @@ class AlertWebhook:
             logger.exception("webhook: unexpected error")
             response = _error(500, "internal_error", "unexpected error; see the operator log")
         self.replies[response.status] += 1
+        metrics.WEBHOOK_REQUESTS.labels(code=str(response.status)).inc()
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:
