@@ -163,12 +163,50 @@ def incident_report_crd() -> dict[str, Any]:
     )
 
 
+def peering_crd(scope: str) -> dict[str, Any]:
+    """Kopf's peering kinds (kopf.dev), where replicas record liveness and priority so one is active.
+
+    Kopf owns the content (status maps operator ids to priority, lifetime and last-seen), so the
+    schema only names the kind and keeps whatever Kopf writes.
+    """
+    kind = "ClusterKopfPeering" if scope == "Cluster" else "KopfPeering"
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
-    """File name -> CRD, for every kind the operator serves."""
+    """File name -> CRD, for every kind the operator serves, and Kopf's peering kinds for HA."""
     return {
         "analyses.infragenius.io.yaml": analysis_crd(),
         "sloreviews.infragenius.io.yaml": slo_review_crd(),
         "incidentreports.infragenius.io.yaml": incident_report_crd(),
+        "clusterkopfpeerings.kopf.dev.yaml": peering_crd("Cluster"),
+        "kopfpeerings.kopf.dev.yaml": peering_crd("Namespaced"),
     }
 
 
