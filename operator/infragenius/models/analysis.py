@@ -11,8 +11,11 @@ from infragenius.models.common import (
     CamelModel,
     Condition,
     Duration,
+    LabelSelector,
     LLMSpec,
     PromRange,
+    SpecBool,
+    SpecInt,
     parse_duration,
 )
 from infragenius.models.explanation import ExplainedStatus
@@ -104,7 +107,7 @@ class DetectorSelection(CamelModel):
 
 
 class PrometheusSpec(CamelModel):
-    enabled: bool = Field(default=True, description="Use Prometheus when the operator or this spec names one.")
+    enabled: SpecBool = Field(default=True, description="Use Prometheus when the operator or this spec names one.")
     url: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
     lookback: PromRange = "1h"
 
@@ -126,15 +129,15 @@ class AnalysisSpec(CamelModel):
     target_namespace: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="Default: the Analysis's own namespace."
     )
-    label_selector: str | None = Field(
-        default=None, max_length=1024, min_length=1, description="Label selector for workloads and pods, e.g. app=web."
+    label_selector: LabelSelector | None = Field(
+        default=None, description="Label selector for workloads and pods, e.g. app=web."
     )
     kinds: list[ResourceKind] = Field(default_factory=list, max_length=32, description="Report only these kinds.")
     detectors: DetectorSelection = Field(default_factory=DetectorSelection)
     min_severity: Severity = Severity.info
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     interval: Duration | None = Field(default=None, description="Re-run periodically, at least every 1m.")
-    max_findings: int = Field(default=50, ge=1, le=500, description="Findings kept in status (most severe first).")
+    max_findings: SpecInt = Field(default=50, ge=1, le=500, description="Findings kept in status (most severe first).")
     llm: LLMSpec = Field(default_factory=LLMSpec)
 
     @model_validator(mode="after")

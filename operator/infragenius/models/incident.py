@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from enum import Enum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from infragenius.models.common import DNS_LABEL_PATTERN, CamelModel, Condition, Duration, LLMSpec
+from infragenius.models.common import (
+    DNS_LABEL_PATTERN,
+    CamelModel,
+    Condition,
+    Duration,
+    LabelSelector,
+    LLMSpec,
+    SpecBool,
+    SpecFloat,
+    Timestamp,
+    parse_duration,
+)
 from infragenius.models.findings import ResourceRef
 
 PLURAL = "incidentreports"
@@ -16,7 +29,6 @@ MAX_CAUSES = 10
 MAX_EVIDENCE = 10
 # The status keeps this much of the postmortem; history keeps the whole.
 MAX_POSTMORTEM_CHARS = 16000
-RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 
 
 class IncidentPhase(str, Enum):
@@ -62,11 +74,11 @@ class MetricQuery(CamelModel):
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)
     query: str = Field(min_length=1, max_length=2048, pattern=r"\S")
     kind: MetricKind = MetricKind.other
-    min_change: float = Field(default=0.0, ge=0, description="Smallest absolute change that counts as a step.")
+    min_change: SpecFloat = Field(default=0.0, ge=0, description="Smallest absolute change that counts as a step.")
 
 
 class IncidentPrometheus(CamelModel):
-    enabled: bool = Field(default=True, description="Use Prometheus when the operator or this spec names one.")
+    enabled: SpecBool = Field(default=True, description="Use Prometheus when the operator or this spec names one.")
     url: str | None = Field(default=None, max_length=512, pattern=r"^https?://[^\s]+$")
     queries: list[MetricQuery] = Field(default_factory=list, max_length=10)
 
@@ -76,7 +88,7 @@ class AlertRef(CamelModel):
 
     name: str = Field(min_length=1, max_length=253)
     fingerprint: str | None = Field(default=None, max_length=64)
-    starts_at: str | None = Field(default=None, max_length=64, pattern=RFC3339_PATTERN)
+    starts_at: Timestamp | None = None
 
 
 class IncidentReportSpec(CamelModel):
@@ -94,6 +106,7 @@ class IncidentReportSpec(CamelModel):
                     "rule": "!has(self.start) || !has(self.end) || timestamp(self.start) < timestamp(self.end)",
                     "message": "start must be before end",
                 },
+                {"rule": "!has(self.since) || duration(self.since) > duration('0s')", "message": "since must be longer than 0s"},
             ]
         }
     )
@@ -101,9 +114,9 @@ class IncidentReportSpec(CamelModel):
     target_namespace: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="Default: the report's own namespace."
     )
-    label_selector: str | None = Field(default=None, min_length=1, max_length=1024, description="e.g. app=checkout.")
-    start: str | None = Field(default=None, max_length=64, pattern=RFC3339_PATTERN, description="RFC 3339 window start.")
-    end: str | None = Field(default=None, max_length=64, pattern=RFC3339_PATTERN, description="RFC 3339 window end.")
+    label_selector: LabelSelector | None = Field(default=None, description="e.g. app=checkout.")
+    start: Timestamp | None = Field(default=None, description="RFC 3339 window start.")
+    end: Timestamp | None = Field(default=None, description="RFC 3339 window end.")
     since: Duration | None = Field(default=None, description="Window ending now, e.g. 30m or 2h.")
     alert: AlertRef | None = None
     severity: IncidentSeverity = IncidentSeverity.sev3
@@ -117,7 +130,16 @@ class IncidentReportSpec(CamelModel):
             raise ValueError("give either since, or start and end, not both")
         if explicit and (self.start is None or self.end is None):
             raise ValueError("start and end go together")
+        if self.start is not None and self.end is not None and _instant(self.start) >= _instant(self.end):
+            raise ValueError("start must be before end")
+        if self.since is not None and parse_duration(self.since).total_seconds() <= 0:
+            raise ValueError("since must be longer than 0s")
         return self
+
+
+def _instant(text: str) -> dt.datetime:
+    """A validated Timestamp as an aware datetime (sub-microsecond digits dropped, as Python keeps none)."""
+    return dt.datetime.fromisoformat(re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text).replace("Z", "+00:00"))
 
 
 class Window(CamelModel):

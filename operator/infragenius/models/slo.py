@@ -8,7 +8,7 @@ from enum import Enum
 from pydantic import ConfigDict, Field, model_validator
 
 from infragenius.models.analysis import MIN_INTERVAL_SECONDS
-from infragenius.models.common import CamelModel, Condition, Duration, LLMSpec, parse_duration
+from infragenius.models.common import CamelModel, Condition, Duration, Instant, LLMSpec, SpecFloat, parse_duration
 from infragenius.models.explanation import ExplainedStatus
 
 PLURAL = "sloreviews"
@@ -63,7 +63,7 @@ class LatencySLI(CamelModel):
     metric: str = Field(
         max_length=200, pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket/_count)."
     )
-    threshold_seconds: float = Field(gt=0, le=3600, description="Must equal one of the histogram's bucket bounds.")
+    threshold_seconds: SpecFloat = Field(gt=0, le=3600, description="Must equal one of the histogram's bucket bounds.")
     selector: str = Field(
         default="", max_length=1024, pattern=r"^[^{}]*$", description='Label matchers without braces, e.g. job="api".'
     )
@@ -135,12 +135,12 @@ class SLOReviewSpec(CamelModel):
     )
 
     service: str = Field(min_length=1, max_length=253, pattern=NOT_BLANK)
-    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.9.")
+    objective: SpecFloat = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.9.")
     window: str = Field(default="30d", max_length=8, pattern=SLO_WINDOW_PATTERN, description="Rolling window: 30d, 28d, 4w.")
     sli: SLISpec
     prometheus: SLOPrometheusSpec = Field(default_factory=SLOPrometheusSpec)
     interval: Duration | None = Field(default=None, description="Review periodically, at least every 1m.")
-    evaluation_time: dt.datetime | None = Field(
+    evaluation_time: Instant | None = Field(
         default=None, description="Review as of this instant instead of now (postmortems, reproducible results)."
     )
     llm: LLMSpec = Field(default_factory=LLMSpec)
