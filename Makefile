@@ -46,3 +46,8 @@ test-e2e: install
 
 clean:
 	rm -rf $(STAMP) .pytest_cache
+
+# README.md's configuration table, generated from infragenius.settings.Settings (`--check` in tests).
+.PHONY: docs
+docs:
+	PYTHONPATH=operator $(PYTHON) -m infragenius.docsgen
