@@ -10,7 +10,9 @@ also granting their data, and a diagnostic tool should not hold that right.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -90,7 +92,12 @@ class KubeGatherer:
         self._limit = asyncio.Semaphore(concurrency)
 
     def _get(self, path: str, query: list[tuple[str, Any]], accept: str = "application/json") -> dict[str, Any]:
-        return kubeapi.request(self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60))
+        try:
+            return kubeapi.request(self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60))
+        except UnicodeDecodeError:
+            # Bytes that are not UTF-8 (a proxy, a webhook-mutated object, an old etcd record) must not cost
+            # the whole kind: read the page again and decode it with replacement characters.
+            return _get_lenient(self.api, path, query, accept)
 
     def _list_sync(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         items: list[Obj] = []
@@ -100,6 +107,11 @@ class KubeGatherer:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
             body = self._get(endpoint.path(namespace), page, accept)
             items.extend(body.get("items") or [])
+            if endpoint.kind == "Event":
+                # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
+                # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
+                # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
+                items = heapq.nlargest(self.event_cap, items, key=_event_time)
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 return items
@@ -193,6 +205,25 @@ def _event_time(event: Obj) -> str:
         or (event.get("metadata") or {}).get("creationTimestamp")
         or ""
     )
+
+
+# A \uXXXX escape of a surrogate that has no partner: valid JSON, but the text cannot be encoded again.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _get_lenient(api: client.ApiClient, path: str, query: list[tuple[str, Any]], accept: str) -> dict[str, Any]:
+    """GET and decode invalid UTF-8 and lone surrogate escapes as U+FFFD instead of failing."""
+    method, url, headers, body, post_params = api.param_serialize(
+        method="GET", resource_path=path, query_params=list(query), header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(method, url, header_params=headers, body=body, post_params=post_params, _request_timeout=(5, 60))
+    data = response.read()
+    if not 200 <= response.status <= 299:
+        raise client.ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+    return json.loads(_LONE_SURROGATE.sub(rb"\\ufffd", data).decode("utf-8", errors="replace"))
 
 
 def _describe(err: client.ApiException) -> str:
