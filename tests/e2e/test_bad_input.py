@@ -600,3 +600,230 @@ def test_label_selector_check_agrees_with_the_api_servers_parser(cluster: E2EClu
         if model_ok != server_ok and not (not model_ok and selector.strip() == ""):
             disagreements.append((selector, f"server {'takes' if server_ok else 'refuses'}", f"model {'takes' if model_ok else 'refuses'}"))
     assert not disagreements, disagreements
+
+
+# --- odd and oversized objects in the analysed namespace ------------------------------------------------
+
+EVENTS = 10_000
+ANNOTATION_LIMIT = 256 * 1024  # total bytes of all keys and values on one object
+STATUS_BOUND = 256 * 1024
+TEN_KB = ("ünïcödé 🚀 \u202eevil\u202c " * 500)[:10_000]
+ODD_MESSAGES = [
+    "control \x01\x02\x07 bell, \x1b[31mANSI red\x1b[0m, tab\tand DEL\x7f",
+    "\u202eRTL override\u202c, \u200fright-to-left mark\u200e, عربى עברית",
+    "emoji 🚀🔥💥, a family 👩\u200d👩\u200d👧\u200d👦 and a flag 🇺🇦",
+    "zero\u200bwidth space, \ufeffBOM, combining e\u0301\u0301\u0301",
+    "NUL \x00 inside, then text",
+    TEN_KB,
+    "",
+]
+
+
+def _huge_annotations(key_prefix: str = "example.com/blob") -> dict[str, str]:
+    """Annotations a little under the API server's 256 KiB total, with multi-byte text in them."""
+    head = "ünïcödé-🚀-"
+    budget = ANNOTATION_LIMIT - 1024 - len(key_prefix) - len("example.com/odd") - len(head.encode())
+    return {key_prefix: head + "a" * budget, "example.com/odd": "\u202e\x01"}
+
+
+def _event(namespace: str, i: int, base: float, pods: list[str]) -> dict[str, Any]:
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i))
+    # Older events repeat a few objects; the newest 600 each name their own (deleted) pod, so the newest
+    # 500 that the operator keeps make about 500 findings: the most the status can be asked to hold.
+    involved = f"gone-{i}" if i >= EVENTS - 600 else pods[i % len(pods)] if i % 3 else f"ghost-{i % 97}"
+    message = TEN_KB if i % 50 == 0 else ODD_MESSAGES[i % len(ODD_MESSAGES)] + f" #{i}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"odd.{i:05d}", "namespace": namespace},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": involved, "namespace": namespace},
+        "reason": ["FailedMount", "FailedSync", "NetworkNotReady", f"Odd{i % 40}"][i % 4],
+        "message": message,
+        "type": "Warning",
+        "count": 2**31 - 1 if i % 1000 == 0 else 1 + i % 7,
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "source": {"component": "bad-input-test"},
+    }
+
+
+@dataclass(frozen=True)
+class OddNamespace:
+    name: str
+    pods: list[str]
+    newest_event: int  # index of the newest event (the highest)
+
+
+@pytest.fixture(scope="module")
+def odd_namespace(cluster: E2ECluster, crds: None) -> Iterator[OddNamespace]:
+    core = client.CoreV1Api(cluster.api)
+    name = f"odd-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    long_name = ("p" * 60 + ".") * 4 + "p" * 8  # 252 characters: a valid, very long pod name
+    pods = ["odd-annotated", long_name[:253].rstrip(".")]
+    objects: list[tuple[str, dict[str, Any]]] = []
+    for pod in pods:
+        objects.append(("/api/v1/namespaces/{ns}/pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "annotations": _huge_annotations(), "labels": {"app": "odd"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/odd:1", "env": [
+                {"name": "ODD", "value": ODD_MESSAGES[0] + ODD_MESSAGES[2]}]}]},
+        }))
+    template = {"metadata": {"labels": {"app": "odd-deploy"}, "annotations": _huge_annotations()},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/odd:1"}]}}
+    objects.append(("/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "odd-deploy", "annotations": _huge_annotations()},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "odd-deploy"}}, "template": template},
+    }))
+    objects.append(("/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "odd-config", "annotations": _huge_annotations()},
+        "data": {"big": "d" * (900 * 1024)},
+    }))
+    objects.append(("/api/v1/namespaces/{ns}/services", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "odd-service", "annotations": _huge_annotations()},
+        "spec": {"selector": {"app": "odd"}, "ports": [{"port": 80}]},
+    }))
+    for path, body in objects:
+        kubeapi.request(cluster.api, "POST", path.format(ns=name), body=body, headers={"Content-Type": "application/json"})
+
+    base = time.time() - EVENTS - 60
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:  # the client's connection pool holds about ten
+        list(pool.map(
+            lambda i: kubeapi.request(cluster.api, "POST", f"/api/v1/namespaces/{name}/events",
+                                      body=_event(name, i, base, pods), headers={"Content-Type": "application/json"}),
+            range(EVENTS),
+        ))
+    print(f"\ncreated {EVENTS} events in {time.perf_counter() - started:.1f}s")
+    try:
+        # (remainingItemCount is not given with a field selector; the controllers add a few Normal events)
+        listed = core.list_namespaced_event(name, limit=1)
+        assert (listed.metadata.remaining_item_count or 0) + 1 >= EVENTS
+        yield OddNamespace(name, pods, EVENTS - 1)
+    finally:
+        core.delete_namespace(name)
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in KiB."""
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
+    cluster: E2ECluster, odd_namespace: OddNamespace, operator_kubeconfig: str, tmp_path: Any
+) -> None:
+    """The real operator as its own process (so its peak RSS is its own), watching only the odd namespace."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e.analysis_support import ROOT
+
+    ns = odd_namespace.name
+    env = {
+        **os.environ,
+        "KUBECONFIG": operator_kubeconfig,
+        "INFRAGENIUS_HEALTH_PORT": "0",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), os.environ.get("PYTHONPATH", "")]),
+    }
+    log_path = tmp_path / "operator.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", f"--namespace={ns}", "-m", "infragenius.handlers"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+    try:
+        # Idle first: started, watching, nothing to do yet.
+        wait_for(lambda: "Initial authentication has finished" in log_path.read_text() or proc.poll() is not None,
+                 timeout=60, what="the operator to start")
+        time.sleep(3)
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        idle = _proc_status(proc.pid)
+        started = time.perf_counter()
+        kubeapi.request(cluster.api, "POST", f"{API}/namespaces/{ns}/analyses",
+                        body=analysis("odd", {"maxFindings": 500}), headers={"Content-Type": "application/json"})
+        done = wait_phase(cluster, ns, "odd", ("Completed", "Failed"), timeout=180)
+        elapsed = time.perf_counter() - started
+        peak = _proc_status(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log_text = log_path.read_text()
+    status = done["status"]
+    size = len(json.dumps(status, ensure_ascii=False).encode())
+    print(
+        f"\nanalysis of {EVENTS} events and objects with ~256 KiB annotations: {elapsed:.1f}s; status {size / 1024:.1f} KiB, "
+        f"{len(status['findings'])} of {status['totalFindings']} findings kept; operator RSS idle {idle['VmRSS'] / 1024:.0f} MiB, "
+        f"peak {peak['VmHWM'] / 1024:.0f} MiB (+{(peak['VmHWM'] - idle['VmRSS']) / 1024:.0f} MiB)"
+    )
+    assert status["phase"] == "Completed", (status.get("summary"), log_text[-3000:])
+    assert status["missing"] == [], status["missing"]
+    assert size < STATUS_BOUND, size
+    assert "Traceback" not in log_text, log_text[-5000:]
+    # Everything the status holds is bounded, whatever the events said.
+    for f in status["findings"]:
+        assert len(f["title"]) <= 256 and len(f["remediation"]) <= 1024, f
+        assert all(len(e["value"]) <= 1024 and len(e["source"]) <= 256 for e in f["evidence"]), f
+    assert len(status["summary"]) <= 512
+    assert all(len(c["message"]) <= 1024 for c in status["conditions"])
+    # More findings than fit: the most severe are kept, and the status says that some were left out.
+    assert status["totalFindings"] >= 500 and status["truncated"] is True
+    assert 50 < len(status["findings"]) < status["totalFindings"]
+    ranks = {"critical": 0, "warning": 1, "info": 2}
+    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(ranks[f["severity"]] for f in status["findings"])
+    # The odd text arrives intact (truncated, never mangled): emoji, RTL marks and control characters.
+    evidence = " ".join(e["value"] for f in status["findings"] if f["detector"] == "events" for e in f["evidence"])
+    assert "🚀" in evidence and "\u202e" in evidence and "\x01" in evidence, evidence[:2000]
+    # Memory: generous bounds; the figures are printed above. (Before events were trimmed page by page, the
+    # analysis alone added about 115 MiB here; now about 35 MiB.)
+    assert peak["VmHWM"] < 500 * 1024, peak
+    assert peak["VmHWM"] - idle["VmRSS"] < 200 * 1024, (idle, peak)
+
+
+async def test_in_process_analysis_keeps_the_newest_events_within_the_cap(
+    cluster: E2ECluster, odd_namespace: OddNamespace
+) -> None:
+    """runner.analyze as the operator runs it, under tracemalloc: the event cap holds and the peak is bounded."""
+    from infragenius.analysis.runner import analyze
+    from infragenius.gather.kube import KubeGatherer
+
+    cap = 500
+    gatherer = KubeGatherer(cluster.api, event_cap=cap)
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        outcome = await analyze(gatherer, AnalysisSpec.model_validate({"maxFindings": 500}), odd_namespace.name)
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"\nin-process analysis: {elapsed:.1f}s, tracemalloc peak {peak / 2**20:.1f} MiB")
+    events = outcome.snapshot.events
+    assert len(events) == cap
+    # The newest ones, newest first.
+    names = [e["metadata"]["name"] for e in events]
+    assert names == [f"odd.{i:05d}" for i in range(odd_namespace.newest_event, odd_namespace.newest_event - cap, -1)]
+    report = outcome.snapshot.result("events")
+    assert report is not None and report.status.value == "ok" and report.count == cap
+    assert outcome.missing == []
+    # The objects with huge annotations were read whole.
+    pods = {p["metadata"]["name"]: p for p in outcome.snapshot.items("Pod")}
+    assert set(odd_namespace.pods) <= set(pods)
+    assert len(pods["odd-annotated"]["metadata"]["annotations"]["example.com/blob"].encode()) > 250 * 1024
+    messages = {e["message"] for e in events}
+    assert TEN_KB in messages and any(m.startswith("NUL \x00 inside") for m in messages), sorted(messages)[:5]
+    # About 25 MiB measured; 104 MiB when all 10,000 events were held before the cap applied.
+    assert peak < 80 * 2**20, peak

@@ -26,6 +26,10 @@ VERSION = "v1alpha1"
 PLURAL = "analyses"
 RERUN_ANNOTATION = "infragenius.io/rerun"
 MIN_INTERVAL_SECONDS = 60
+#: Findings kept in status stop at this many bytes of JSON (most severe first, so the tail goes); the rest
+#: still count in totalFindings and set truncated. 500 findings of a noisy namespace would otherwise make a
+#: status of about 1 MiB, close to etcd's 1.5 MiB limit on a whole object and slow for every reader.
+STATUS_FINDINGS_BUDGET = 192 * 1024
 
 
 class Phase(str, Enum):
@@ -188,3 +192,14 @@ class AnalysisStatus(CamelModel):
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
     rerun_token: str | None = Field(default=None, max_length=253, description="Last handled rerun annotation.")
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
+
+    @model_validator(mode="after")
+    def _findings_within_budget(self) -> "AnalysisStatus":
+        used = 0
+        for index, item in enumerate(self.findings):
+            used += len(item.model_dump_json(exclude_none=True).encode())
+            if used > STATUS_FINDINGS_BUDGET:
+                self.findings = self.findings[:index]
+                self.truncated = True
+                break
+        return self
