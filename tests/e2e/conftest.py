@@ -39,6 +39,7 @@ class E2ECluster:
     kubectl_path: str
     provider: str  # "existing", "kind" or "local"
     api: client.ApiClient
+    local: LocalCluster | None = None  # the local control plane, for fault tests that restart it
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -99,7 +100,7 @@ def cluster() -> Iterator[E2ECluster]:
         kubectl_path = str(ensure_binaries(echo=False).kubectl)
     api = config.new_client_from_config(config_file=kubeconfig)
     try:
-        yield E2ECluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path, provider=provider, api=api)
+        yield E2ECluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path, provider=provider, api=api, local=local)
     finally:
         api.close()
         # A local cluster is kept for the next run when asked (fast iteration), else stopped.

@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import hashlib
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping, NoReturn
+from typing import Any, AsyncIterator, Mapping, NoReturn, Sequence
 
 import kopf
 from kubernetes import client
@@ -19,6 +19,7 @@ from infragenius import kubeapi
 from infragenius.analysis import engine
 from infragenius.conditions import now_rfc3339, set_condition
 from infragenius.gather.kube import KubeGatherer
+from infragenius.snapshot import GatherStatus
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import RunRecord
 from infragenius.llm.explain import ExplainOutcome, Explainer, LLMOptions
@@ -30,6 +31,7 @@ from infragenius.settings import Settings
 
 
 KIND = "Analysis"
+HISTORY_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -277,10 +279,13 @@ async def run(
         with metrics.timed_stage(KIND, "llm"):
             explained = await explain(runtime, outcome, spec)
     final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)
+    # History first: once status says Completed, a crash must not lose the run (same run id: no double).
+    await persist(runtime, run_record(body, spec, outcome, final, reason))
+    failed_sources = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
+    problems = dependency_problems(runtime, failed_sources, explained)
+    final["conditions"] = set_degraded(final["conditions"], problems, generation)
     with metrics.timed_stage(KIND, "status"):
         await writer.patch(final)
-    if runtime.history is not None:
-        runtime.history.record(run_record(body, spec, outcome, final, reason))
     metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
     metrics.count_findings(outcome.findings)
     metrics.observe_stage(KIND, "total", outcome.timings.total_seconds)
@@ -308,6 +313,48 @@ async def work_slot(runtime: Runtime, kind: str) -> AsyncIterator[None]:
             yield
     finally:
         runtime.slots.release()
+
+
+async def persist(runtime: Runtime, record: RunRecord) -> None:
+    """Write the run to history, waiting briefly; while Postgres is away it stays buffered."""
+    if runtime.history is not None:
+        await runtime.history.record_and_wait(record, timeout=HISTORY_WAIT_SECONDS)
+
+
+def dependency_problems(
+    runtime: Runtime, failed_sources: Sequence[tuple[str, str]], explained: ExplainOutcome | None
+) -> list[tuple[str, str]]:
+    """(reason, message) for each dependency that let this run down; empty when all worked."""
+    problems = []
+    for source, error in failed_sources:
+        if source == "prometheus":
+            problems.append(("PrometheusUnavailable", f"Prometheus: {error}"))
+        else:
+            problems.append(("SourceUnavailable", f"{source}: {error}"))
+    if explained is not None and not explained.ok and explained.reason in ("ModelUnavailable", "ModelTimeout"):
+        problems.append((explained.reason, f"model server: {explained.message}"))
+    explainer = runtime.explainer
+    if explained is not None and explainer is not None and explainer.cache is not None and explainer.cache.bypassed:
+        problems.append(("CacheUnavailable", "Redis: explanation cache bypassed after an error"))
+    history = runtime.history
+    if history is not None and not history.available:
+        problems.append(
+            ("HistoryBuffered", f"Postgres: unavailable; {len(history.pending)} run(s) buffered, written when it returns")
+        )
+    return problems
+
+
+def set_degraded(
+    conditions: Sequence[dict[str, Any]], problems: Sequence[tuple[str, str]], generation: int
+) -> list[dict[str, Any]]:
+    """``Degraded`` is True while any dependency fails, and turns False on the first run after recovery."""
+    if not problems:
+        return set_condition(
+            conditions, "Degraded", ConditionStatus.false, "AllDependenciesAvailable", "every configured dependency answered", generation
+        )
+    reason = problems[0][0] if len({p[0] for p in problems}) == 1 else "MultipleDependencies"
+    message = "; ".join(m for _, m in problems)
+    return set_condition(conditions, "Degraded", ConditionStatus.true, reason, message, generation)
 
 
 def already_done(status: Mapping[str, Any], run_id: str, generation: int) -> bool:

@@ -51,6 +51,11 @@ class RedisExplanationCache:
     def _available(self) -> bool:
         return time.monotonic() >= self._skip_until
 
+    @property
+    def bypassed(self) -> bool:
+        """True while the cache is skipped after a failure."""
+        return not self._available()
+
     def _failed(self, err: Exception) -> None:
         self.errors += 1
         metrics.LLM_CACHE.labels(result="error").inc()

@@ -308,6 +308,32 @@ class LocalCluster:
         echo(f"cluster {self.name!r} is down" if stopped else f"cluster {self.name!r} was not running")
         return stopped
 
+    def restart_apiserver(self, down_seconds: float = 2.0, timeout: float = 60.0) -> float:
+        """Stop kube-apiserver, keep it down for ``down_seconds``, start it again with the same
+        arguments and wait until it is ready; returns the seconds it was unreachable.
+
+        For fault tests: clients see refused connections and torn watches, as in a control-plane upgrade.
+        """
+        info = self.info()
+        if info is None:
+            raise DevClusterError(f"cluster {self.name!r} is not running")
+        pid = info.pids["kube-apiserver"]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        stopped_at = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(down_seconds)
+        self._start("kube-apiserver", [a.decode() for a in argv])
+        self._wait(lambda: self._get_ok(info.server, "/readyz"), timeout, "kube-apiserver to be ready again")
+        pids = self._recorded_pids()
+        info.pids = pids
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        return time.monotonic() - stopped_at
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _ports(self) -> dict[str, int]:

@@ -138,6 +138,7 @@ async def _history(settings: Settings, url: str | None, logger: logging.Logger) 
         recorder.migrated = True
         logger.info("history: migrations applied now: %s", applied or "none")
     except (asyncio.TimeoutError, *TRANSIENT_ERRORS) as err:
+        recorder.available = False
         logger.warning("history: Postgres unavailable at start-up (%s); runs will be buffered", err)
     recorder.start()
     return recorder

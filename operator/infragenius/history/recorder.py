@@ -34,10 +34,12 @@ class HistoryRecorder:
         self.pending: deque[RunRecord] = deque()
         self.stats = RecorderStats()
         self.migrated = False
+        self.available = True  # False from a failed write until the next one succeeds
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._done: dict[int, asyncio.Future[bool]] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="infragenius-history")
@@ -46,12 +48,34 @@ class HistoryRecorder:
         """Queue a run; never blocks the analysis. When full, the oldest run is dropped and counted."""
         if len(self.pending) >= self.capacity:
             lost = self.pending.popleft()
+            self._settle(lost, False)
             self.stats.dropped += 1
             log.error("history buffer full (%d): dropped run %s of %s/%s", self.capacity, lost.run_id, lost.namespace, lost.name)
         self.pending.append(record)
         metrics.HISTORY_PENDING.set(len(self.pending))
         self._idle.clear()
         self._wake.set()
+
+    async def record_and_wait(self, record: RunRecord, timeout: float) -> bool:
+        """Queue a run and wait up to ``timeout`` for it to be written; False means it stays buffered.
+
+        Writing before the status says Completed means a crash right after that status loses no run.
+        """
+        if not self.available:  # Postgres is known to be away: buffer without waiting
+            self.record(record)
+            return False
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._done[id(record)] = future
+        self.record(record)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return False
+
+    def _settle(self, record: RunRecord, written: bool) -> None:
+        future = self._done.pop(id(record), None)
+        if future is not None and not future.done():
+            future.set_result(written)
 
     async def flush(self, timeout: float) -> bool:
         """Wait until everything queued is written; False on timeout."""
@@ -90,8 +114,12 @@ class HistoryRecorder:
                 with metrics.timed_stage(record.kind, "persist"):
                     written = await self.store.write_run(record)
                 metrics.dependency("postgres", True)
+                self.available = True
             except TRANSIENT_ERRORS as err:
                 metrics.dependency("postgres", False)
+                self.available = False
+                for waiting in list(self.pending):  # nobody waits out an outage
+                    self._settle(waiting, False)
                 self.stats.retries += 1
                 log.warning("history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff)
                 await asyncio.sleep(backoff)
@@ -104,6 +132,7 @@ class HistoryRecorder:
             backoff = 0.5
             if self.pending and self.pending[0] is record:
                 self.pending.popleft()
+            self._settle(record, written is not None)
             metrics.HISTORY_PENDING.set(len(self.pending))
             if written:
                 self.stats.written += 1

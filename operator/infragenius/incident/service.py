@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
 from infragenius.analysis.service import (
     already_done,
+    persist,
     work_slot,
     Runtime,
     StatusWriter,
@@ -314,10 +315,9 @@ async def run(
             final["conditions"], "Explained", ConditionStatus.false, "NotSupported",
             "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft", generation,
         )
+    await persist(runtime, run_record(body, spec, outcome, final, reason))  # before Completed: see analysis
     with metrics.timed_stage(KIND, "status"):
         await writer.patch(final)
-    if runtime.history is not None:
-        runtime.history.record(run_record(body, spec, outcome, final, reason))
     metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
     logger.info("incident report %s/%s of %s: %s", namespace, name, target, final["summary"])
     kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
