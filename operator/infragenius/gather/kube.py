@@ -106,7 +106,7 @@ class KubeGatherer:
         while True:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
             body = self._get(endpoint.path(namespace), page, accept)
-            items.extend(body.get("items") or [])
+            items.extend(_slim(body.get("items") or []))
             if endpoint.kind == "Event":
                 # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
                 # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
@@ -194,6 +194,22 @@ class KubeGatherer:
         events, event_report = results[-1]
         reports.append(event_report)
         return objects, events, reports
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _slim(items: list[Obj]) -> list[Obj]:
+    """Drop what no detector reads and what costs the most memory: ``managedFields`` (about 45% of
+    a pod as Python objects) and kubectl's last-applied copy of the whole object."""
+    for item in items:
+        meta = item.get("metadata")
+        if meta:
+            meta.pop("managedFields", None)
+            annotations = meta.get("annotations")
+            if annotations and LAST_APPLIED in annotations:
+                del annotations[LAST_APPLIED]
+    return items
 
 
 def _event_time(event: Obj) -> str:
