@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from kubernetes import client
 
 from infragenius import kubeapi
+from infragenius.gather import shared
 
 from infragenius.snapshot import GatherResult, GatherStatus, Obj
 
@@ -86,10 +87,15 @@ ENDPOINTS: dict[str, KindEndpoint] = {
 class KubeGatherer:
     """Lists objects through one ApiClient; every call runs in a worker thread."""
 
-    def __init__(self, api: client.ApiClient, *, event_cap: int = 500, concurrency: int = 8) -> None:
+    def __init__(
+        self, api: client.ApiClient, *, event_cap: int = 500, concurrency: int = 8, not_before: float | None = None
+    ) -> None:
         self.api = api
         self.event_cap = event_cap
         self._limit = asyncio.Semaphore(concurrency)
+        #: When the request being served was observed (time.monotonic()); set, identical reads that
+        #: started since then are shared with other analyses (infragenius.gather.shared).
+        self.not_before = not_before
 
     def _get(self, path: str, query: list[tuple[str, Any]], accept: str = "application/json") -> dict[str, Any]:
         try:
@@ -116,6 +122,18 @@ class KubeGatherer:
             if not token:
                 return items
 
+    async def _list(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
+        """One paginated LIST in a worker thread, shared when ``not_before`` allows (callers must not mutate it)."""
+
+        def fetch() -> Any:
+            return asyncio.to_thread(self._list_sync, endpoint, namespace, query)
+
+        if self.not_before is None:
+            return await fetch()
+        cap = self.event_cap if endpoint.kind == "Event" else None  # events come back trimmed to the cap
+        key = ("LIST", endpoint.path(namespace), endpoint.metadata_only, cap, tuple(query))
+        return await shared.for_client(self.api).read(key, fetch, self.not_before)
+
     async def list_kind(
         self, kind: str, namespace: str | None, label_selector: str | None = None
     ) -> tuple[list[Obj], GatherResult]:
@@ -127,7 +145,7 @@ class KubeGatherer:
         started = time.perf_counter()
         async with self._limit:
             try:
-                items = await asyncio.to_thread(self._list_sync, endpoint, namespace, query)
+                items = await self._list(endpoint, namespace, query)
             except client.ApiException as err:
                 return [], GatherResult(kind, GatherStatus.error, seconds=time.perf_counter() - started, error=_describe(err))
             except Exception as err:  # network errors come in many urllib3 types; all are data here
@@ -142,12 +160,11 @@ class KubeGatherer:
         started = time.perf_counter()
         async with self._limit:
             try:
-                events = await asyncio.to_thread(self._list_sync, endpoint, namespace, [("fieldSelector", "type=Warning")])
+                events = await self._list(endpoint, namespace, [("fieldSelector", "type=Warning")])
             except Exception as err:
                 message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
                 return [], GatherResult("events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
-        events.sort(key=_event_time, reverse=True)
-        kept = events[: self.event_cap]
+        kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult("events", GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
     async def events(self, namespace: str | None, field_selector: str, source: str) -> tuple[list[Obj], GatherResult]:
@@ -156,18 +173,23 @@ class KubeGatherer:
         started = time.perf_counter()
         async with self._limit:
             try:
-                events = await asyncio.to_thread(self._list_sync, endpoint, namespace, [("fieldSelector", field_selector)])
+                events = await self._list(endpoint, namespace, [("fieldSelector", field_selector)])
             except Exception as err:
                 message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
                 return [], GatherResult(source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
-        events.sort(key=_event_time, reverse=True)
-        kept = events[: self.event_cap]
+        kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult(source, GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
     async def namespace_exists(self, namespace: str) -> bool | None:
         """True/False when known; None when the API could not say (the caller retries)."""
         try:
-            await asyncio.to_thread(self._get, f"/api/v1/namespaces/{namespace}", [])
+            path = f"/api/v1/namespaces/{namespace}"
+            if self.not_before is None:
+                await asyncio.to_thread(self._get, path, [])
+            else:
+                await shared.for_client(self.api).read(
+                    ("GET", path), lambda: asyncio.to_thread(self._get, path, []), self.not_before
+                )
         except client.ApiException as err:
             if err.status == 404:
                 return False
