@@ -53,18 +53,29 @@ async def require_namespace(gatherer: KubeGatherer, namespace: str) -> None:
 async def analyze(
     gatherer: KubeGatherer,
     spec: AnalysisSpec,
-    target_namespace: str,
+    target_namespace: str | None,
     *,
     prometheus_url: str | None = None,
     prometheus_timeout: float = 10.0,
+    not_before: float | None = None,
 ) -> AnalysisOutcome:
-    """Run the whole pipeline for one namespace; gathering failures degrade, never abort."""
+    """Run the whole pipeline for one namespace (None: every namespace, cluster-wide); gathering
+    failures degrade, never abort.
+
+    ``not_before`` is when the request was observed (``time.monotonic()``, e.g. on entering the
+    handler, before waiting for a slot): LISTs that other analyses started since then are shared
+    instead of repeated (:mod:`infragenius.gather.shared`). None shares nothing.
+    """
     started = time.perf_counter()
-    await require_namespace(gatherer, target_namespace)
+    if not_before is not None:
+        gatherer.not_before = not_before
+    if target_namespace is not None:
+        await require_namespace(gatherer, target_namespace)
 
     detectors = registry.select([d.value for d in spec.detectors.include], [d.value for d in spec.detectors.exclude])
     kinds = registry.kinds_needed(detectors) & set(ENDPOINTS)
-    use_prometheus = spec.prometheus.enabled and any(d.name == "metrics" for d in detectors)
+    # Metrics are queried per namespace; a cluster-wide run goes without them.
+    use_prometheus = spec.prometheus.enabled and target_namespace is not None and any(d.name == "metrics" for d in detectors)
     url = (spec.prometheus.url or prometheus_url) if use_prometheus else None
 
     (objects, events, reports), (metrics, prom_report) = await asyncio.gather(
@@ -80,7 +91,7 @@ async def analyze(
     gathered = time.perf_counter()
 
     snapshot = Snapshot.build(
-        namespace=target_namespace,
+        namespace=target_namespace or "",  # "": detectors treat the snapshot as cluster-wide
         objects=objects,
         events=_events_in_scope(events, objects) if spec.label_selector else events,
         metrics=metrics,
@@ -97,7 +108,7 @@ async def analyze(
     ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(
-        target=target_namespace,
+        target=target_namespace or "",
         findings=findings,
         missing=missing,
         timings=Timings(
