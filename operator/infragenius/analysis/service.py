@@ -49,7 +49,11 @@ class Runtime:
 
 
 class StatusWriter:
-    """Merge-patches the status subresource (lists such as findings are replaced whole)."""
+    """Merge-patches the status subresource (lists such as findings are replaced whole).
+
+    kubeapi retries conflicts, throttling, server errors and broken connections for a few
+    seconds; what still fails becomes a TemporaryError, and Kopf runs the handler again in 5 s.
+    """
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str, plural: str = PLURAL) -> None:
         self.api, self.namespace, self.name, self.plural = api, namespace, name, plural
@@ -71,6 +75,8 @@ class StatusWriter:
             if err.status == 404:
                 return  # deleted while running: nothing to report to
             raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
+        except kubeapi.TRANSPORT_ERRORS as err:
+            raise kopf.TemporaryError(f"could not write status: {type(err).__name__}: {err}"[:300], delay=5) from err
 
 
 _KINDS = {"analyses": "Analysis", "sloreviews": "SLOReview", "incidentreports": "IncidentReport"}
