@@ -116,24 +116,17 @@ class LocalPrometheus:
         self.backfill_seconds = 0.0
         self.start_seconds = 0.0
         self._process: subprocess.Popen[bytes] | None = None
+        self._backfilled = False
 
     def start(self) -> "LocalPrometheus":
         prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
         if not prometheus or not promtool:
             raise PrometheusUnavailable("prometheus/promtool not installed (Debian: apt-get install prometheus)")
         started = time.perf_counter()
-        source = write_openmetrics(self.home / "slo.om")
-        # One block for the whole month: 2h blocks (the default) take minutes to write and compact.
-        created = subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=768h",
-             str(source), str(self.data_dir)],
-            capture_output=True, text=True, timeout=600,
-        )
-        if created.returncode != 0:
-            raise PrometheusUnavailable(f"promtool failed: {created.stderr[-500:]}")
-        source.unlink()
+        if not self._backfilled:  # a restart after stop() serves the same blocks again
+            self._backfill(promtool)
         backfilled = time.perf_counter()
-        self.backfill_seconds = backfilled - started
+        self.backfill_seconds = self.backfill_seconds or backfilled - started
         config = self.home / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 1m\n")
         with self.log.open("wb") as out:
@@ -156,6 +149,19 @@ class LocalPrometheus:
             time.sleep(0.2)
         self.start_seconds = time.perf_counter() - backfilled
         return self
+
+    def _backfill(self, promtool: str) -> None:
+        source = write_openmetrics(self.home / "slo.om")
+        # One block for the whole month: 2h blocks (the default) take minutes to write and compact.
+        created = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=768h",
+             str(source), str(self.data_dir)],
+            capture_output=True, text=True, timeout=600,
+        )
+        if created.returncode != 0:
+            raise PrometheusUnavailable(f"promtool failed: {created.stderr[-500:]}")
+        source.unlink()
+        self._backfilled = True
 
     def stop(self) -> None:
         stop_process(self._process)
