@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -24,6 +25,9 @@ CRD_NAMES = sorted(yaml.safe_load(p.read_text())["metadata"]["name"] for p in (R
 # Everything a platform team is likely to change at once.
 CUSTOM_VALUES: dict[str, Any] = {
     "image": {"repository": "registry.example.com/infragenius", "tag": "v9.9.9", "pullPolicy": "Always"},
+    "replicaCount": 3,
+    "peering": {"name": "ig-peers", "lifetimeSeconds": 20},
+    "grafanaDashboard": {"enabled": True},
     "serviceAccount": {"name": "ig-operator"},
     "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
     "operator": {
@@ -106,7 +110,11 @@ def test_template_is_accepted_by_the_api_server(
                 "Service", "ServiceAccount"}
     assert expected <= set(kinds), kinds
     if custom:
-        assert {"NetworkPolicy", "Secret"} <= set(kinds)
+        assert {"NetworkPolicy", "Secret", "PodDisruptionBudget", "ConfigMap", "KopfPeering"} <= set(kinds)
+        for watched in CUSTOM_VALUES["operator"]["namespaces"]:  # their KopfPeering objects live there
+            cluster.kubectl("create", "namespace", watched, check=False)
+    else:
+        assert "ClusterKopfPeering" in kinds and "PodDisruptionBudget" not in kinds
     result = cluster.kubectl("apply", "--dry-run=server", "--server-side", "-f", "-", input=manifest, check=False)
     assert result.returncode == 0, result.stderr
     # The Role is namespaced to the release; the ClusterRole is the generated one.
@@ -147,11 +155,20 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert settings.ollama_node_selector == {"gpu": "a100"}
     assert settings.ollama_tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert settings.ollama_storage == "200Gi" and settings.llm_breaker_threshold == 5
+    assert settings.peering_name == "ig-peers" and settings.peering_lifetime_seconds == 20
+    assert deployment["spec"]["replicas"] == 3
+    pdb = next(d for d in docs if d and d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    peerings = sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d and d["kind"] == "KopfPeering")
+    assert peerings == [("team-a", "ig-peers"), ("team-b", "ig-peers")]
+    dashboard = next(d for d in docs if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
+    assert json.loads(dashboard["data"]["infragenius-operator.json"])["uid"] == "infragenius-operator"
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     assert container["command"] == ["infragenius", "operator"]
     assert container["image"] == "registry.example.com/infragenius:v9.9.9"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert {"name": "health", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
@@ -162,8 +179,12 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert default["spec"]["replicas"] == 1
     defaults = _settings_from(default, monkeypatch)
     assert defaults.webhook_token is None and defaults.postgres_url is None and defaults.namespaces == []
+    # What the chart sets on purpose for a cluster: JSON logs, and peering so replicas can be added.
+    chart_choices = {"log_format": "json", "peering_name": "infragenius", "peering_lifetime_seconds": 30}
+    for name, value in chart_choices.items():
+        assert getattr(defaults, name) == value, name
     for name, field in Settings.model_fields.items():
-        if name in ("operator_namespace", "stack_manage"):
+        if name in ("operator_namespace", "stack_manage", *chart_choices):
             continue
         assert getattr(defaults, name) == field.get_default(call_default_factory=True), name
 
