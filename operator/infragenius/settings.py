@@ -18,21 +18,21 @@ class Settings(BaseSettings):
         description="Used outside a cluster; in a pod the service account is used.",
     )
     prometheus_url: str | None = Field(default=None, description="Default Prometheus for metrics and SLOs.")
-    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    max_concurrent_analyses: int = Field(default=4, ge=1, le=64)
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per Prometheus query.")
+    max_concurrent_analyses: int = Field(default=4, ge=1, le=64, description="Runs (of all kinds) gathering at once.")
     list_concurrency: int = Field(default=8, ge=1, le=64, description="Parallel LIST calls per analysis.")
     event_cap: int = Field(default=500, ge=10, le=10000, description="Newest warning events kept per snapshot.")
     namespaces: list[str] = Field(default_factory=list, description="Watch only these namespaces (empty: all).")
     ollama_url: str | None = Field(default=None, description="Ollama server for explanations; unset disables them.")
-    llm_model: str = Field(default="llama3.1:8b", max_length=128)
-    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    llm_model: str = Field(default="llama3.1:8b", max_length=128, description="Default model; spec.llm.model overrides it.")
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Per model call.")
     llm_num_ctx: int = Field(default=4096, ge=512, le=131072, description="Context window; bounds the prompt.")
-    llm_max_reply_tokens: int = Field(default=768, ge=1, le=8192)
+    llm_max_reply_tokens: int = Field(default=768, ge=1, le=8192, description="Reply budget, reserved in the context.")
     llm_concurrency: int = Field(default=2, ge=1, le=64, description="In-flight model calls, operator-wide.")
     llm_namespace_concurrency: int = Field(default=1, ge=1, le=64, description="In-flight model calls per namespace.")
     llm_pull: bool = Field(default=True, description="Pull the model at start-up when it is missing.")
-    llm_breaker_threshold: int = Field(default=2, ge=1)
-    llm_breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
+    llm_breaker_threshold: int = Field(default=2, ge=1, description="Failed calls that open the circuit breaker.")
+    llm_breaker_cooldown_seconds: float = Field(default=30.0, ge=0, description="How long the open breaker skips the model.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="Serves /healthz, /readyz and /metrics.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with the resource and run id."
@@ -57,8 +57,10 @@ class Settings(BaseSettings):
     # --- the Alertmanager webhook (runs only when a token is set) ---
     webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")
     webhook_host: str = Field(default="0.0.0.0", description="Address the webhook listens on.")
-    webhook_port: int = Field(default=8081, ge=1, le=65535)
-    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_port: int = Field(default=8081, ge=1, le=65535, description="Port of the Alertmanager webhook.")
+    webhook_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger webhook bodies get 413."
+    )
     webhook_slo_label: str = Field(default="slo", min_length=1, description="Alert label naming the SLOReview.")
     webhook_namespace_label: str = Field(default="namespace", min_length=1, description="Alert label naming its namespace.")
     webhook_dedupe_size: int = Field(default=10000, ge=1, description="Alert notifications remembered in memory.")
@@ -86,14 +88,14 @@ class Settings(BaseSettings):
     stack_ollama: bool = Field(default=True, description="Deploy Ollama (ignored when ollama_url is set).")
     postgres_url: SecretStr | None = Field(default=None, description="External Postgres; replaces the deployed one.")
     redis_url: SecretStr | None = Field(default=None, description="External Redis; replaces the deployed one.")
-    postgres_image: str = "postgres:16.4-alpine3.20"
-    postgres_storage: str = "10Gi"
-    redis_image: str = "redis:7.4.0-alpine3.20"
-    ollama_image: str = "ollama/ollama:0.11.4"
+    postgres_image: str = Field(default="postgres:16.4-alpine3.20", description="Image of the deployed Postgres.")
+    postgres_storage: str = Field(default="10Gi", description="PVC for the deployed Postgres.")
+    redis_image: str = Field(default="redis:7.4.0-alpine3.20", description="Image of the deployed Redis.")
+    ollama_image: str = Field(default="ollama/ollama:0.11.4", description="Image of the deployed Ollama.")
     ollama_gpus: int = Field(default=1, ge=0, le=16, description="nvidia.com/gpu requested by Ollama.")
     ollama_runtime_class: str | None = Field(default=None, description="e.g. nvidia")
-    ollama_node_selector: dict[str, str] = Field(default_factory=dict)
-    ollama_tolerations: list[dict[str, str]] = Field(default_factory=list)
+    ollama_node_selector: dict[str, str] = Field(default_factory=dict, description="Where Ollama may run (JSON).")
+    ollama_tolerations: list[dict[str, str]] = Field(default_factory=list, description="Tolerations for GPU nodes (JSON).")
     ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
