@@ -161,9 +161,12 @@ def _send(
     as long as their Retry-After says, however long, before the policy above saw them.)
     """
     headers = dict(headers)
-    payload = None
-    if body is not None:
+    payload: str | bytes | None = None
+    if isinstance(body, (str, bytes)):
+        payload = body  # already serialized, as the client would send it
+    elif body is not None:
         payload = json.dumps(body)  # JSON is also valid YAML, for server-side apply
+    if payload is not None:
         headers.setdefault("Content-Type", "application/json")
     try:
         response = api.rest_client.pool_manager.request(

@@ -201,6 +201,22 @@ def test_a_refused_connection_is_retried_then_raised() -> None:
     within_schedule(clock.waits)
 
 
+def test_bodies_are_sent_as_json_unless_already_serialized(server, api) -> None:
+    h = server.handler
+    h["post /things"] << {"ok": True}
+
+    kubeapi.request(api, "POST", "/things", body={"metadata": {"name": "a"}})
+    kubeapi.request(
+        api, "POST", "/things", body="kind: Thing\n", headers={"Content-Type": "application/apply-patch+yaml"}
+    )
+
+    first, second = h["post /things"]
+    assert first.data == {"metadata": {"name": "a"}}
+    assert first.headers["Content-Type"] == "application/json"
+    assert second.body == b"kind: Thing\n"
+    assert second.headers["Content-Type"] == "application/apply-patch+yaml"
+
+
 def test_waits_never_shrink_and_stay_within_bounds() -> None:
     policy = RetryPolicy(attempts=8, base=0.25, factor=2.0, max_delay=4.0, jitter=0.5)
     for rand in (lambda: 0.0, lambda: 0.999999, lambda: 0.5):
