@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any
 
 KEEP_SECONDS = 10.0
 #: A finished read this big is not kept for later callers (only joined while running): keeping
@@ -103,7 +104,7 @@ def _too_big(result: Any) -> bool:
     return isinstance(result, list) and len(result) > KEEP_MAX_ITEMS
 
 
-_BY_CLIENT: "weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, SharedReads]]" = weakref.WeakKeyDictionary()
+_BY_CLIENT: weakref.WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, SharedReads]] = weakref.WeakKeyDictionary()
 
 
 def for_client(api: Any) -> SharedReads:
