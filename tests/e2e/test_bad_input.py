@@ -753,6 +753,15 @@ def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
                         body=analysis("odd", {"maxFindings": 500}), headers={"Content-Type": "application/json"})
         done = wait_phase(cluster, ns, "odd", ("Completed", "Failed"), timeout=180)
         elapsed = time.perf_counter() - started
+        # An IncidentReport over the same namespace: its timeline reads the same events.
+        kubeapi.request(cluster.api, "POST", f"{API}/namespaces/{ns}/incidentreports", headers={"Content-Type": "application/json"},
+                        body={"apiVersion": "infragenius.io/v1alpha1", "kind": "IncidentReport", "metadata": {"name": "odd"},
+                              "spec": {"since": "4h"}})
+        report = wait_for(
+            lambda: (r := kubeapi.request(cluster.api, "GET", f"{API}/namespaces/{ns}/incidentreports/odd"))
+            .get("status", {}).get("phase") in ("Completed", "Failed") and r,
+            timeout=180, what="the incident report",
+        )
         peak = _proc_status(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -787,6 +796,15 @@ def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
     # The odd text arrives intact (truncated, never mangled): emoji, RTL marks and control characters.
     evidence = " ".join(e["value"] for f in status["findings"] if f["detector"] == "events" for e in f["evidence"])
     assert "🚀" in evidence and "\u202e" in evidence and "\x01" in evidence, evidence[:2000]
+    incident = report["status"]
+    incident_size = len(json.dumps(incident, ensure_ascii=False).encode())
+    print(f"incident report: status {incident_size / 1024:.1f} KiB, {len(incident['timeline'])} of "
+          f"{incident['totalTimelineEntries']} timeline entries kept")
+    assert incident["phase"] == "Completed", incident.get("summary")
+    assert incident_size < STATUS_BOUND, incident_size
+    assert incident["timelineTruncated"] is True and len(incident["timeline"]) <= 200
+    assert all(len(e["summary"]) <= 512 and all(len(d) <= 1024 for d in e["details"]) for e in incident["timeline"])
+    assert any("🚀" in e["summary"] for e in incident["timeline"])
     # Memory: generous bounds; the figures are printed above. (Before events were trimmed page by page, the
     # analysis alone added about 115 MiB here; now about 35 MiB.)
     assert peak["VmHWM"] < 500 * 1024, peak
@@ -827,3 +845,30 @@ async def test_in_process_analysis_keeps_the_newest_events_within_the_cap(
     assert TEN_KB in messages and any(m.startswith("NUL \x00 inside") for m in messages), sorted(messages)[:5]
     # About 25 MiB measured; 104 MiB when all 10,000 events were held before the cap applied.
     assert peak < 80 * 2**20, peak
+
+
+def test_unknown_fields_are_pruned_with_a_warning_unless_validation_is_strict(
+    cluster: E2ECluster, namespace: str, established: None
+) -> None:
+    """The CRDs are structural without preserve-unknown-fields: the server prunes unknown fields. Strict field
+    validation (kubectl's default) refuses them instead (400, see the fuzz test); the default for other clients
+    is Warn: stored without them, and a Warning header names them."""
+    body = analysis("pruned", {"minSeverity": "warning", "bogus": True, "llm": {"enabled": False, "temperature": 1}})
+    for mode in ("Warn", "Ignore"):
+        method, url, headers, data, post = cluster.api.param_serialize(
+            method="POST", resource_path=f"{API}/namespaces/{namespace}/analyses",
+            query_params=[("dryRun", "All"), ("fieldValidation", mode)],
+            header_params={"Content-Type": "application/json", "Accept": "application/json"}, body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = cluster.api.call_api(method, url, header_params=headers, body=data, post_params=post)
+        stored = json.loads(response.read())
+        assert response.status == 201, stored
+        assert stored["spec"] == {"minSeverity": "warning", "llm": {"enabled": False, "anonymize": True}, "maxFindings": 50}
+        warning = (response.headers.get("Warning") or "").replace('\\"', '"')  # quoted as HTTP warn-text
+        if mode == "Warn":
+            assert 'unknown field "spec.bogus"' in warning and 'unknown field "spec.llm.temperature"' in warning, warning
+        else:
+            assert warning == "", warning
+        # What the operator then reads is a valid spec.
+        assert model_accepts("Analysis", stored["spec"]) is None
