@@ -831,9 +831,12 @@ async def test_in_process_analysis_keeps_the_newest_events_within_the_cap(
     print(f"\nin-process analysis: {elapsed:.1f}s, tracemalloc peak {peak / 2**20:.1f} MiB")
     events = outcome.snapshot.events
     assert len(events) == cap
-    # The newest ones, newest first.
+    # The newest ones, newest first. (The control plane may add a few Warning events of its own, e.g. the
+    # scheduler's: those are newer, so ours are then the next newest, still in order.)
     names = [e["metadata"]["name"] for e in events]
-    assert names == [f"odd.{i:05d}" for i in range(odd_namespace.newest_event, odd_namespace.newest_event - cap, -1)]
+    ours = [n for n in names if n.startswith("odd.")]
+    assert len(names) - len(ours) <= 20, names[:30]
+    assert ours == [f"odd.{i:05d}" for i in range(odd_namespace.newest_event, odd_namespace.newest_event - len(ours), -1)]
     report = outcome.snapshot.result("events")
     assert report is not None and report.status.value == "ok" and report.count == cap
     assert outcome.missing == []
