@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 import uuid
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,29 @@ def test_dependencies_stopped_mid_batch_degrade_then_recover(
         assert _degraded(after)["status"] == "False", _degraded(after)
         assert next(c for c in after["conditions"] if c["type"] == "Explained")["status"] == "True"
         assert _history_rows(postgres, namespace) == {"before": 1, "during-0": 1, "during-1": 1, "during-2": 1, "after": 1}
+
+
+def test_interval_reruns_only_the_periodic_analysis(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str
+) -> None:
+    """spec.interval (minimum 1m) re-runs an analysis; one without it runs once. Takes about 80 s."""
+    workloads.break_namespace(cluster.kubectl, core, namespace)
+    with running_operator(operator_kubeconfig):
+        workloads.apply(cluster.kubectl, namespace, analysis("periodic", {"interval": "1m"}), analysis("once"))
+        first = wait_phase(cluster, namespace, "periodic", ("Completed",))["status"]
+        once = wait_phase(cluster, namespace, "once", ("Completed",))["status"]
+        second = wait_for(
+            lambda: (s := get_analysis(cluster, namespace, "periodic")["status"]).get("runId") != first["runId"]
+            and s.get("phase") == "Completed" and s,
+            timeout=120,
+            interval=1,
+            what="the periodic analysis to run again",
+        )
+        gap = (
+            datetime.fromisoformat(second["completedAt"].replace("Z", "+00:00"))
+            - datetime.fromisoformat(first["completedAt"].replace("Z", "+00:00"))
+        ).total_seconds()
+        assert 60 <= gap <= 100, gap  # due after 1m, checked every 15 s
+        assert get_analysis(cluster, namespace, "once")["status"]["runId"] == once["runId"]
+        events = completed_events(core.list_namespaced_event(namespace).items)
+        assert events["periodic"] == 2 and events["once"] == 1

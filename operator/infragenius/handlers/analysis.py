@@ -29,8 +29,9 @@ async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
         await service.run(body, memo.runtime, logger, retry=retry, reason="rerun annotation", cause=f"rerun:{token}")
 
 
-# Kopf evaluates `when` filters on watch events only, so the due check runs on every tick instead.
-@kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0)
+# Timers exist only for analyses with spec.interval (Kopf starts and stops them as the spec changes);
+# `when` is evaluated on watch events only, so whether a run is due is checked on every tick.
+@kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0, when=lambda spec, **_: bool(spec.get("interval")))
 async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     if service.rerun_due(body):
         # One interval run per previous completion, however often the timer fires.

@@ -33,8 +33,9 @@ async def slo_triggered(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger
         await service.review(body, memo.runtime, logger, reason="alert", triggered=True)
 
 
-# Kopf evaluates `when` filters on watch events only, so the due check runs on every tick instead.
-@kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0)
+# Timers exist only for reviews with spec.interval; whether one is due is checked on every tick
+# because `when` is evaluated on watch events only.
+@kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0, when=lambda spec, **_: bool(spec.get("interval")))
 async def slo_interval(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     if service.review_due(body):
         await service.review(body, memo.runtime, logger, reason="interval")
