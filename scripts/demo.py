@@ -75,12 +75,12 @@ def main() -> int:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
         else:
-            raise SystemExit(f"the operator did not become healthy; see {log_path}")
+            raise SystemExit(f"the operator did not become ready; see {log_path}")
 
         print(f"\n$ kubectl apply -n {NAMESPACE} -f examples/analysis.yaml")
         print(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "analysis.yaml")).stdout.strip())
