@@ -339,13 +339,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-# Experiments only: what two changes outside this benchmark's files would do, before they are made.
-# The operator is then started through a shim that applies them to the imported code:
-# --shim-not-before: analysis/service.py's run() records when the request entered the handler
-#   (before waiting for a slot) and passes it to runner.analyze(not_before=...), so LISTs other
-#   analyses started since then are shared (infragenius.gather.shared);
-# --shim-timer-when: handlers/analysis.py's 15 s timer gets when=<spec.interval is set>, so Kopf
-#   neither runs a timer nor adds its finalizer for Analyses without an interval.
+# Experiment only (--shim-not-before): what a change outside this benchmark's files would do, before
+# it is made. The operator is then started through a shim in which analysis/service.py's run()
+# records when the request entered the handler (before waiting for a slot) and passes it to
+# runner.analyze(not_before=...), so LISTs other analyses started since then are shared
+# (infragenius.gather.shared).
 SHIM_HEAD = r"""
 import sys
 import infragenius.handlers
@@ -363,16 +361,6 @@ async def analyze(*args, **kwargs):
     return await _analyze(*args, **kwargs)
 service.run, service.analyze = run, analyze
 """
-SHIM_TIMER_WHEN = r"""
-import dataclasses
-from kopf._core.intents import registries
-_spawning = registries.get_default_registry()._spawning
-_spawning._handlers = [
-    dataclasses.replace(h, when=lambda spec, **_: bool(spec.get("interval")))
-    if getattr(h.fn, "__name__", "") == "analysis_interval" else h
-    for h in _spawning._handlers
-]
-"""
 SHIM_TAIL = r"""
 from infragenius.cli import main
 sys.exit(main(["operator"]))
@@ -380,14 +368,9 @@ sys.exit(main(["operator"]))
 
 
 def operator_argv(args: argparse.Namespace) -> list[str]:
-    if not (args.shim_not_before or args.shim_timer_when):
+    if not args.shim_not_before:
         return scale.operator_command()
-    code = SHIM_HEAD
-    if args.shim_not_before:
-        code += SHIM_NOT_BEFORE
-    if args.shim_timer_when:
-        code += SHIM_TIMER_WHEN
-    return [sys.executable, "-c", code + SHIM_TAIL]
+    return [sys.executable, "-c", SHIM_HEAD + SHIM_NOT_BEFORE + SHIM_TAIL]
 
 
 def start_operator(label: str, extra_env: dict[str, str], command: list[str]) -> tuple[subprocess.Popen[bytes], int, Path]:
@@ -459,7 +442,7 @@ def measure_load(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     proc, _port, log_file = start_operator("load", dict(args.operator_env), operator_argv(args))
-    result: dict[str, Any] = {"operator_env": dict(args.operator_env), "shim_not_before": args.shim_not_before, "shim_timer_when": args.shim_timer_when}
+    result: dict[str, Any] = {"operator_env": dict(args.operator_env), "shim_not_before": args.shim_not_before}
     try:
         time.sleep(3.0)  # watch streams open, start-up settled
         before_bg = apiserver_requests(kube)
@@ -583,7 +566,7 @@ def measure_idle(kube: scale.Kube, proc: subprocess.Popen[bytes], args: argparse
 
 
 def delete_all_analyses(kube: scale.Kube) -> None:
-    """Delete every Analysis. Kopf's finalizer (it adds one for the timer) is removed first: no operator runs now."""
+    """Delete every Analysis, removing Kopf's finalizer first (an operator that ran older handlers added one): none runs now."""
     items = kube.list_all(f"/apis/{GROUP}/{VERSION}/{PLURAL}")
     if not items:
         return
@@ -918,10 +901,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--shim-not-before", action="store_true",
         help="experiment: start the operator through a shim that passes not_before to runner.analyze (shared LISTs)",
-    )
-    parser.add_argument(
-        "--shim-timer-when", action="store_true",
-        help="experiment: the shim gives the 15 s interval timer a when= filter (only Analyses with spec.interval)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     parser.add_argument("--reuse-namespaces", action="store_true", help="skip filling namespaces a kept cluster has")
