@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Mapping, NoReturn, Sequence
 
@@ -44,8 +45,14 @@ class Runtime:
     explainer: Explainer | None = None
     history: HistoryRecorder | None = None
 
-    def gatherer(self) -> KubeGatherer:
-        return KubeGatherer(self.api, event_cap=self.settings.event_cap, concurrency=self.settings.list_concurrency)
+    def gatherer(self, not_before: float | None = None) -> KubeGatherer:
+        """``not_before``: when the request was seen; reads other runs started since then are shared."""
+        return KubeGatherer(
+            self.api,
+            event_cap=self.settings.event_cap,
+            concurrency=self.settings.list_concurrency,
+            not_before=not_before,
+        )
 
 
 class StatusWriter:
@@ -242,6 +249,8 @@ async def run(
     cause: str = "spec",
 ) -> None:
     """Run one analysis for ``body`` and write its status; raise Kopf errors for retry decisions."""
+    # Taken before waiting for a slot: runs queued behind this one may share its reads, and it theirs.
+    observed = time.monotonic()
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation") or 1)
     status: dict[str, Any] = dict(body.get("status") or {})
@@ -266,7 +275,7 @@ async def run(
         await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"analysing {target} ({reason})")
         try:
             outcome = await analyze(
-                runtime.gatherer(),
+                runtime.gatherer(observed),
                 spec,
                 target,
                 prometheus_url=runtime.settings.prometheus_url,

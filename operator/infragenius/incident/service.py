@@ -274,6 +274,7 @@ def run_record(body: Mapping[str, Any], spec: IncidentReportSpec, outcome: Incid
 async def run(
     body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, retry: int = 0, reason: str = "changed", cause: str = "spec"
 ) -> None:
+    observed = time.monotonic()  # before the slot wait, so queued runs share reads (see analysis.service)
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation") or 1)
     status: dict[str, Any] = dict(body.get("status") or {})
@@ -296,7 +297,7 @@ async def run(
         await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"investigating {target} ({reason})")
         try:
             outcome = await investigate(
-                runtime.gatherer(),
+                runtime.gatherer(observed),
                 spec,
                 target,
                 title=f"{name} in {target}",
