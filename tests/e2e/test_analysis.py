@@ -193,3 +193,31 @@ def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, namespace
     assert missing["Ingress"]["status"] == "error" and missing["Ingress"]["error"].startswith("403")
     assert "could not read" in report["summary"]
 
+
+
+def test_cluster_wide_analysis_covers_every_namespace(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator: KopfRunner
+) -> None:
+    other = f"{namespace[:50]}-b"
+    cluster.kubectl("create", "namespace", other)
+    app = f"cw-{namespace[-5:]}"  # unique to this test, so other tests' namespaces cannot crowd it out
+    try:
+        for ns in (namespace, other):
+            workloads.apply(cluster.kubectl, ns, workloads.deployment(app, 1, custom_status=True))
+            for pod in workloads.wait_pods(core, ns, f"app={app}", 1):
+                workloads.patch_failure(core, pod, "CrashLoopBackOff")
+        wide = {"allNamespaces": True, "labelSelector": f"app={app}", "maxFindings": 500}
+        workloads.apply(cluster.kubectl, namespace, analysis("everywhere", wide))
+        status = wait_phase(cluster, namespace, "everywhere", ("Completed", "Failed"))["status"]
+        assert status["phase"] == "Completed", status
+        crashing = {f["resource"]["namespace"] for f in status["findings"] if f["detector"] == "pod"}
+        assert {namespace, other} <= crashing, status["findings"]
+        assert status["counts"]["critical"] >= 2 and status["summary"].startswith(f"{status['counts']['critical']} critical")
+        # Either the whole cluster or one namespace, never both.
+        refused = cluster.kubectl(
+            "apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False,
+            input=yaml.safe_dump(analysis("both", {"allNamespaces": True, "targetNamespace": other})),
+        )
+        assert refused.returncode != 0 and "allNamespaces and targetNamespace are exclusive" in refused.stderr
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)

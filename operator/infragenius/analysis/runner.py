@@ -50,6 +50,9 @@ async def require_namespace(gatherer: KubeGatherer, namespace: str) -> None:
         raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
 
 
+ALL_NAMESPACES = "all namespaces"  # the target's name in summaries and history for a cluster-wide run
+
+
 async def analyze(
     gatherer: KubeGatherer,
     spec: AnalysisSpec,
@@ -108,7 +111,7 @@ async def analyze(
     ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(
-        target=target_namespace or "",
+        target=target_namespace or ALL_NAMESPACES,
         findings=findings,
         missing=missing,
         timings=Timings(

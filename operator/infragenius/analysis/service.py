@@ -262,7 +262,7 @@ async def run(
     except ValidationError as err:
         await reject_invalid_spec(body, writer, status, generation, err)
 
-    target = spec.target_namespace or namespace
+    target = None if spec.all_namespaces else spec.target_namespace or namespace
     run_id = run_id_for(body, cause)
     if already_done(status, run_id, generation):
         # A replica that took over, or a restart after the final patch: the run is finished; do not repeat it.
@@ -272,7 +272,7 @@ async def run(
     log = with_run_id(logger, run_id)
     started_at = now_rfc3339()
     async with work_slot(runtime, KIND):
-        await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"analysing {target} ({reason})")
+        await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"analysing {target or 'all namespaces'} ({reason})")
         try:
             outcome = await analyze(
                 runtime.gatherer(observed),
@@ -308,7 +308,7 @@ async def run(
         "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
         namespace,
         name,
-        target,
+        outcome.target,
         final["summary"],
         outcome.timings.gather_seconds,
         outcome.timings.detect_seconds,

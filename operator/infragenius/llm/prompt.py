@@ -89,7 +89,10 @@ def build_prompt(
     counts = {"critical": 0, "warning": 0, "info": 0}
     for f in findings:
         counts[f.severity.value] += 1
-    namespace = anon.mask(snapshot.namespace) if anonymize else snapshot.namespace
+    if snapshot.namespace is None:  # a cluster-wide analysis
+        namespace = "(all namespaces)"
+    else:
+        namespace = anon.mask(snapshot.namespace) if anonymize else snapshot.namespace
     header_template = _TEMPLATES.get_template("explain.v1.header.j2")
     finding_template = _TEMPLATES.get_template("explain.v1.finding.j2")
 

@@ -125,13 +125,20 @@ class AnalysisSpec(CamelModel):
                 {
                     "rule": "!has(self.interval) || duration(self.interval) >= duration('60s')",
                     "message": "interval must be at least 1m",
-                }
+                },
+                {
+                    "rule": "!(has(self.allNamespaces) && self.allNamespaces && has(self.targetNamespace))",
+                    "message": "allNamespaces and targetNamespace are exclusive",
+                },
             ]
         }
     )
 
     target_namespace: str | None = Field(
         default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="Default: the Analysis's own namespace."
+    )
+    all_namespaces: bool = Field(
+        default=False, description="Analyse the whole cluster (every namespace); Prometheus metrics are skipped."
     )
     label_selector: LabelSelector | None = Field(
         default=None, description="Label selector for workloads and pods, e.g. app=web."
@@ -143,6 +150,12 @@ class AnalysisSpec(CamelModel):
     interval: Duration | None = Field(default=None, description="Re-run periodically, at least every 1m.")
     max_findings: SpecInt = Field(default=50, ge=1, le=500, description="Findings kept in status (most severe first).")
     llm: LLMSpec = Field(default_factory=LLMSpec)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "AnalysisSpec":
+        if self.all_namespaces and self.target_namespace:
+            raise ValueError("allNamespaces and targetNamespace are exclusive")
+        return self
 
     @model_validator(mode="after")
     def _interval_floor(self) -> "AnalysisSpec":
