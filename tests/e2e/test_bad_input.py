@@ -867,7 +867,9 @@ def test_unknown_fields_are_pruned_with_a_warning_unless_validation_is_strict(
         response = cluster.api.call_api(method, url, header_params=headers, body=data, post_params=post)
         stored = json.loads(response.read())
         assert response.status == 201, stored
-        assert stored["spec"] == {"minSeverity": "warning", "llm": {"enabled": False, "anonymize": True}, "maxFindings": 50}
+        assert stored["spec"] == {
+            "minSeverity": "warning", "llm": {"enabled": False, "anonymize": True}, "maxFindings": 50, "allNamespaces": False
+        }
         warning = (response.headers.get("Warning") or "").replace('\\"', '"')  # quoted as HTTP warn-text
         if mode == "Warn":
             assert 'unknown field "spec.bogus"' in warning and 'unknown field "spec.llm.temperature"' in warning, warning
