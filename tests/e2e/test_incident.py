@@ -220,3 +220,18 @@ def test_error_rate_step_becomes_a_metric_anomaly(cluster: E2ECluster, namespace
     assert float(rose.group(1)) < 0.1 and float(rose.group(2)) == pytest.approx(2.0, rel=0.05)
     assert status["impact"]["errorRate"] == pytest.approx(0.02, rel=0.05)
     assert re.search(r"Error rate: (1\.9|2\.0)[0-9]%", status["postmortem"]["markdown"])
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "False", degraded
+
+
+def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
+    from infragenius.devcluster.services import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    spec = {"since": "1h", "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]}}
+    scenarios.apply(cluster.kubectl, namespace, incident_report("blind", spec))
+    status = wait_report(cluster, namespace, "blind")["status"]
+    assert status["phase"] == "Completed" and any(m.startswith("prometheus errors") for m in status["missing"]), status
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "PrometheusUnavailable", degraded
+    assert "Prometheus: prometheus errors" in degraded["message"]

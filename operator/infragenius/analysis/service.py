@@ -342,7 +342,7 @@ def dependency_problems(
     """(reason, message) for each dependency that let this run down; empty when all worked."""
     problems = []
     for source, error in failed_sources:
-        if source == "prometheus":
+        if source.startswith("prometheus"):
             problems.append(("PrometheusUnavailable", f"Prometheus: {error}"))
         else:
             problems.append(("SourceUnavailable", f"{source}: {error}"))

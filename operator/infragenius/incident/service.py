@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
 from infragenius.analysis.service import (
     already_done,
+    dependency_problems,
     persist,
+    set_degraded,
     work_slot,
     Runtime,
     StatusWriter,
@@ -317,6 +319,8 @@ async def run(
             "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft", generation,
         )
     await persist(runtime, run_record(body, spec, outcome, final, reason))  # before Completed: see analysis
+    failed = [(m.partition(" ")[0] if m.startswith("prometheus") else m.partition(":")[0], m) for m in outcome.missing]
+    final["conditions"] = set_degraded(final["conditions"], dependency_problems(runtime, failed, None), generation)
     with metrics.timed_stage(KIND, "status"):
         await writer.patch(final)
     metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
