@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 from kubernetes import client, config
 
 from infragenius.devcluster import LocalCluster
 from infragenius.devcluster.build import ensure_binaries
+from infragenius.devcluster.errors import DevClusterError
+from infragenius.devcluster.operator_process import OperatorProcess
 from infragenius.devcluster.scenarios import break_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,27 +60,13 @@ def main() -> int:
     print(f"\ncreating broken workloads in {NAMESPACE} (crash loop, OOM kill, bad image, missing ConfigMap, quota, ...)")
     break_namespace(kubectl, core, NAMESPACE)
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     log_path = Path(info.log_dir) / "operator.log"
-    env = {**os.environ, "KUBECONFIG": info.kubeconfig, "INFRAGENIUS_HEALTH_PORT": str(port)}
     print(f"\nstarting the operator (log: {log_path})")
-    with log_path.open("w") as log:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "infragenius.cli", "operator"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"the operator did not become ready; see {log_path}")
-
+        operator = OperatorProcess.start(info.kubeconfig, log_path).wait_ready(timeout=60)
+    except DevClusterError as err:
+        raise SystemExit(str(err)) from err
+    try:
         print(f"\n$ kubectl apply -n {NAMESPACE} -f examples/analysis.yaml")
         print(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "analysis.yaml")).stdout.strip())
         kubectl("wait", "--for=jsonpath={.status.phase}=Completed", "analysis/shop-health", "-n", NAMESPACE, "--timeout=60s")
@@ -98,11 +83,7 @@ def main() -> int:
                 print(f"      {evidence['source']} = {evidence['value'][:140]}")
             print(f"      fix: {item['remediation'][:200]}")
     finally:
-        operator.send_signal(signal.SIGTERM)
-        try:
-            operator.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        operator.stop()
         api.close()
     print(f"\nThe cluster keeps running: export KUBECONFIG={info.kubeconfig}")
     print("Run the operator yourself with `infragenius operator`; stop the cluster with `infragenius devcluster down`.")

@@ -264,10 +264,7 @@ async def run(
 
     target = None if spec.all_namespaces else spec.target_namespace or namespace
     run_id = run_id_for(body, cause)
-    if already_done(status, run_id, generation):
-        # A replica that took over, or a restart after the final patch: the run is finished; do not repeat it.
-        metrics.RUNS.labels(kind=KIND, outcome="already_done").inc()
-        logger.info("run %s already completed; nothing to do", run_id)
+    if finished_before(status, run_id, generation, KIND, logger):
         return
     log = with_run_id(logger, run_id)
     started_at = now_rfc3339()
@@ -294,14 +291,10 @@ async def run(
         with metrics.timed_stage(KIND, "llm"):
             explained = await explain(runtime, outcome, spec)
     final = completed_status(outcome, spec, generation, run_id, started_at, status, explained)
-    # History first: once status says Completed, a crash must not lose the run (same run id: no double).
-    await persist(runtime, run_record(body, spec, outcome, final, reason))
     failed_sources = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
-    problems = dependency_problems(runtime, failed_sources, explained)
-    final["conditions"] = set_degraded(final["conditions"], problems, generation)
-    with metrics.timed_stage(KIND, "status"):
-        await writer.patch(final)
-    metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
+    await write_completed(
+        runtime, writer, KIND, final, run_record(body, spec, outcome, final, reason), failed_sources, explained, generation
+    )
     metrics.count_findings(outcome.findings)
     metrics.observe_stage(KIND, "total", outcome.timings.total_seconds)
     log.info(
@@ -330,10 +323,26 @@ async def work_slot(runtime: Runtime, kind: str) -> AsyncIterator[None]:
         runtime.slots.release()
 
 
-async def persist(runtime: Runtime, record: RunRecord) -> None:
-    """Write the run to history, waiting briefly; while Postgres is away it stays buffered."""
+async def write_completed(
+    runtime: Runtime,
+    writer: StatusWriter,
+    kind: str,
+    final: dict[str, Any],
+    record: RunRecord,
+    failed_sources: Sequence[tuple[str, str]],
+    explained: ExplainOutcome | None,
+    generation: int,
+) -> None:
+    """History first (waiting briefly; buffered while Postgres is away), so a crash once status says
+    Completed loses no run and a repeat writes the same run id; then Degraded, then the status."""
     if runtime.history is not None:
         await runtime.history.record_and_wait(record, timeout=HISTORY_WAIT_SECONDS)
+    # After the history write: whether Postgres took this run is part of what Degraded reports.
+    problems = dependency_problems(runtime, failed_sources, explained)
+    final["conditions"] = set_degraded(final["conditions"], problems, generation)
+    with metrics.timed_stage(kind, "status"):
+        await writer.patch(final)
+    metrics.RUNS.labels(kind=kind, outcome="completed").inc()
 
 
 def dependency_problems(
@@ -342,8 +351,8 @@ def dependency_problems(
     """(reason, message) for each dependency that let this run down; empty when all worked."""
     problems = []
     for source, error in failed_sources:
-        if source.startswith("prometheus"):
-            problems.append(("PrometheusUnavailable", f"Prometheus: {error}"))
+        if source.startswith("prometheus"):  # "prometheus", or "prometheus <query>" for named queries
+            problems.append(("PrometheusUnavailable", f"Prometheus{source[len('prometheus'):]}: {error}"))
         else:
             problems.append(("SourceUnavailable", f"{source}: {error}"))
     if explained is not None and not explained.ok and explained.reason in ("ModelUnavailable", "ModelTimeout"):
@@ -372,6 +381,15 @@ def set_degraded(
     return set_condition(conditions, "Degraded", ConditionStatus.true, reason, message, generation)
 
 
+def finished_before(status: Mapping[str, Any], run_id: str, generation: int, kind: str, logger: Any) -> bool:
+    """A replica that took over, or a restart after the final patch: this run ended; do not repeat it."""
+    if not already_done(status, run_id, generation):
+        return False
+    metrics.RUNS.labels(kind=kind, outcome="already_done").inc()
+    logger.info("run %s already completed; nothing to do", run_id)
+    return True
+
+
 def already_done(status: Mapping[str, Any], run_id: str, generation: int) -> bool:
     """This exact run (same resource, generation and cause) already ended and wrote its status."""
     return (
@@ -385,7 +403,7 @@ def _record_sources(runtime: Runtime, outcome: AnalysisOutcome) -> None:
     """Prometheus is the one optional source whose outage should show on the dependency gauge."""
     if not runtime.settings.prometheus_url:
         return
-    down = any(r.source.startswith("prometheus") for r in outcome.missing)
+    down = any(r.source.startswith("prometheus") and r.status is GatherStatus.error for r in outcome.missing)
     metrics.dependency("prometheus", not down)
 
 

@@ -62,7 +62,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logg
     # A port in use is a configuration error: fail the start-up rather than run without probes.
     port = await memo.health_server.start("0.0.0.0", ours.health_port)
     logger.info("health and metrics on :%d (/healthz, /readyz, /metrics)", port)
-    memo.health_port = port
     api = _api_client(ours)
     if ours.manages_stack:
         report = await stack.ensure(api, ours)

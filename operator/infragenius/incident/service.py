@@ -14,10 +14,8 @@ from pydantic import ValidationError
 
 from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
 from infragenius.analysis.service import (
-    already_done,
-    dependency_problems,
-    persist,
-    set_degraded,
+    finished_before,
+    write_completed,
     work_slot,
     Runtime,
     StatusWriter,
@@ -36,7 +34,6 @@ from infragenius.incident import metrics as metrics_mod
 from infragenius.incident import postmortem, timeline as timeline_mod
 from infragenius.incident.timeline import AlertInfo, Entry, parse_time, rfc3339
 from infragenius.models.common import ConditionStatus, parse_duration
-from infragenius.observability import metrics
 from infragenius.observability.logs import with_run_id
 from infragenius.models.incident import (
     MAX_CAUSES,
@@ -289,9 +286,7 @@ async def run(
 
     target = spec.target_namespace or namespace
     run_id = run_id_for(body, cause)
-    if already_done(status, run_id, generation):
-        metrics.RUNS.labels(kind=KIND, outcome="already_done").inc()
-        logger.info("run %s already completed; nothing to do", run_id)
+    if finished_before(status, run_id, generation, KIND, logger):
         return
     logger = with_run_id(logger, run_id)
     started_at = now_rfc3339()
@@ -318,12 +313,9 @@ async def run(
             final["conditions"], "Explained", ConditionStatus.false, "NotSupported",
             "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft", generation,
         )
-    await persist(runtime, run_record(body, spec, outcome, final, reason))  # before Completed: see analysis
-    failed = [(m.partition(" ")[0] if m.startswith("prometheus") else m.partition(":")[0], m) for m in outcome.missing]
-    final["conditions"] = set_degraded(final["conditions"], dependency_problems(runtime, failed, None), generation)
-    with metrics.timed_stage(KIND, "status"):
-        await writer.patch(final)
-    metrics.RUNS.labels(kind=KIND, outcome="completed").inc()
+    # Entries of `missing` read "<source>: <error>" (kinds and "prometheus <query>").
+    failed = [tuple(m.split(": ", 1)) if ": " in m else (m, "unavailable") for m in outcome.missing]
+    await write_completed(runtime, writer, KIND, final, run_record(body, spec, outcome, final, reason), failed, None, generation)
     logger.info("incident report %s/%s of %s: %s", namespace, name, target, final["summary"])
     kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
 

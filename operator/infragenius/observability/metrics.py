@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Protocol
+from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from infragenius.models.findings import Finding
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
@@ -100,18 +102,9 @@ def queued(kind: str) -> Iterator[None]:
         QUEUED.labels(kind=kind).dec()
 
 
-class _Finding(Protocol):
-    @property
-    def severity(self) -> object: ...
-
-    @property
-    def detector(self) -> str: ...
-
-
-def count_findings(findings: Iterable[_Finding]) -> None:
+def count_findings(findings: Iterable[Finding]) -> None:
     for finding in findings:
-        severity = getattr(finding.severity, "value", finding.severity)
-        FINDINGS.labels(severity=str(severity), detector=finding.detector).inc()
+        FINDINGS.labels(severity=finding.severity.value, detector=finding.detector).inc()
 
 
 def dependency(name: str, up: bool) -> None:
