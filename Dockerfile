@@ -11,6 +11,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/infragenius
 COPY pyproject.toml README.md ./
+# Only the operator package: the dev tools (devtools/) are a separate distribution, never in the image.
 COPY operator ./operator
 RUN /opt/infragenius/bin/pip install --no-compile . \
  && /opt/infragenius/bin/python -m compileall -q /opt/infragenius

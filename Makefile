@@ -50,4 +50,4 @@ clean:
 # README.md's configuration table, generated from infragenius.settings.Settings (`--check` in tests).
 .PHONY: docs
 docs:
-	PYTHONPATH=operator $(PYTHON) -m infragenius.docsgen
+	PYTHONPATH=operator $(PYTHON) -m infragenius_devtools.docsgen

@@ -79,12 +79,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "operator"),
 
 import analysis_scale as scale
 from infragenius import kubeapi
-from infragenius.devcluster import (
+from infragenius_devtools.devcluster import (
     DevClusterError,
     LocalCluster,
     scenarios,
 )
-from infragenius.devcluster.build import ensure_binaries
+from infragenius_devtools.devcluster.build import ensure_binaries
 from infragenius.models.analysis import GROUP, PLURAL, VERSION
 from kubernetes import client, watch
 

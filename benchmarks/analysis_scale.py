@@ -12,7 +12,7 @@ For each size N (``--pods``, default 1,000 and 5,000) the script:
 2. **Workload** - in a fresh namespace creates 50 healthy Deployments plus four
    "crashloop" Deployments (about 2% of N, pod template annotated
    ``kwok.x-k8s.io/status=custom``), each with a Service, all shaped like
-   ``infragenius.devcluster.scenarios.deployment(hardened=True)`` (requests, limits,
+   ``infragenius_devtools.devcluster.scenarios.deployment(hardened=True)`` (requests, limits,
    probes). The real controllers create the pods and kwok runs them; the
    crashloop pods get a CrashLoopBackOff status written as a kubelet would
    (``workloads.patch_failure``). Then N/5 Warning events (BackOff,
@@ -85,9 +85,9 @@ sys.path.insert(0, str(ROOT))
 from infragenius import kubeapi
 from infragenius.analysis import runner
 from infragenius.detectors import registry
-from infragenius.devcluster import DevClusterError, LocalCluster
-from infragenius.devcluster.build import ensure_binaries
-from infragenius.devcluster.cluster import fake_node
+from infragenius_devtools.devcluster import DevClusterError, LocalCluster
+from infragenius_devtools.devcluster.build import ensure_binaries
+from infragenius_devtools.devcluster.cluster import fake_node
 from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer
 from infragenius.models.analysis import (
     GROUP,
@@ -97,7 +97,7 @@ from infragenius.models.analysis import (
     AnalysisSpec,
 )
 
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 
 CLUSTER_NAME = "bench"
 RESULTS_DIR = ROOT / "benchmarks" / "results"

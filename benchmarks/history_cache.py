@@ -29,8 +29,8 @@ from llm_stage import synthetic_namespace  # noqa: E402  (same synthetic namespa
 from infragenius.analysis.engine import run_detectors  # noqa: E402
 from infragenius.cache.redis_cache import RedisExplanationCache  # noqa: E402
 from infragenius.detectors.registry import select  # noqa: E402
-from infragenius.devcluster.build import ensure_ollama  # noqa: E402
-from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis  # noqa: E402
+from infragenius_devtools.devcluster.build import ensure_ollama  # noqa: E402
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis  # noqa: E402
 from infragenius.history.store import HistoryStore, RunRecord  # noqa: E402
 from infragenius.llm.explain import Explainer, LLMOptions  # noqa: E402
 from infragenius.llm.ollama_llm import OllamaLLM  # noqa: E402

@@ -28,8 +28,8 @@ import httpx
 
 from infragenius.analysis.engine import run_detectors
 from infragenius.detectors.registry import select
-from infragenius.devcluster.build import ensure_ollama
-from infragenius.devcluster.tinymodel import write_modelfile
+from infragenius_devtools.devcluster.build import ensure_ollama
+from infragenius_devtools.devcluster.tinymodel import write_modelfile
 from infragenius.llm.explain import Explainer, LLMOptions
 from infragenius.llm.guard import CircuitBreaker
 from infragenius.llm.ollama_llm import OllamaLLM

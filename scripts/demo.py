@@ -11,11 +11,11 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from infragenius.devcluster import LocalCluster
-from infragenius.devcluster.build import ensure_binaries
-from infragenius.devcluster.errors import DevClusterError
-from infragenius.devcluster.operator_process import OperatorProcess
-from infragenius.devcluster.scenarios import break_namespace
+from infragenius_devtools.devcluster import LocalCluster
+from infragenius_devtools.devcluster.build import ensure_binaries
+from infragenius_devtools.devcluster.errors import DevClusterError
+from infragenius_devtools.devcluster.operator_process import OperatorProcess
+from infragenius_devtools.devcluster.scenarios import break_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_NAMESPACE = "shop"

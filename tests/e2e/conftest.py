@@ -22,8 +22,8 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
-from infragenius.devcluster import DevClusterError, LocalCluster
-from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
+from infragenius_devtools.devcluster import DevClusterError, LocalCluster
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from infragenius import rbac
 from tests.e2e.support import service_account_kubeconfig, wait_for
 
@@ -95,7 +95,7 @@ def cluster() -> Iterator[E2ECluster]:
         except DevClusterError as err:
             _unavailable(str(err))
         kubeconfig, provider = info.kubeconfig, "local"
-        from infragenius.devcluster.build import ensure_binaries
+        from infragenius_devtools.devcluster.build import ensure_binaries
 
         kubectl_path = str(ensure_binaries(echo=False).kubectl)
     api = config.new_client_from_config(config_file=kubeconfig)
@@ -190,7 +190,7 @@ TINY_MODEL = LocalOllama.MODEL
 @pytest.fixture(scope="session")
 def ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalOllama]:
     """A real Ollama (built from Go modules, CPU only) serving a tiny model made locally."""
-    from infragenius.devcluster.build import ensure_ollama
+    from infragenius_devtools.devcluster.build import ensure_ollama
 
     try:
         server = LocalOllama(tmp_path_factory.mktemp("ollama"), ensure_ollama(echo=False)).start()

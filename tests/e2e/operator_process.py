@@ -1,11 +1,11 @@
-"""Helpers for tests that run the operator as a real process (see infragenius.devcluster.operator_process)."""
+"""Helpers for tests that run the operator as a real process (see infragenius_devtools.devcluster.operator_process)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from infragenius.devcluster.operator_process import OperatorProcess
+from infragenius_devtools.devcluster.operator_process import OperatorProcess
 
 
 def start_operator(kubeconfig: str, log: Path, *, timeout: float = 60, **env: str) -> OperatorProcess:

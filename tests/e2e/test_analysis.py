@@ -14,7 +14,7 @@ import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
 
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.analysis_support import analysis, by_problem, get_analysis, wait_phase
 from tests.e2e.support import service_account_kubeconfig, wait_for

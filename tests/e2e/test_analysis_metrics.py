@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius.gather.prometheus import queries
 from kubernetes import client
 

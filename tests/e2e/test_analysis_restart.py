@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import wait_for

@@ -7,7 +7,7 @@ import json
 import pytest
 from kubernetes import client
 
-from infragenius.devcluster import LocalCluster, versions
+from infragenius_devtools.devcluster import LocalCluster, versions
 from tests.e2e.conftest import TEST_CLUSTER_NAME, E2ECluster
 from tests.e2e.support import wait_for
 

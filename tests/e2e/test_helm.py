@@ -60,7 +60,7 @@ CUSTOM_VALUES: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    from infragenius.devcluster.build import ensure_helm
+    from infragenius_devtools.devcluster.build import ensure_helm
 
     try:
         binary = ensure_helm(echo=False)

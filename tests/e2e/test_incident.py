@@ -11,8 +11,8 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 
-from infragenius.devcluster import scenarios
-from infragenius.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+from infragenius_devtools.devcluster import scenarios
+from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import wait_for
 
@@ -225,7 +225,7 @@ def test_error_rate_step_becomes_a_metric_anomaly(cluster: E2ECluster, namespace
 
 
 def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
-    from infragenius.devcluster.services import free_port
+    from infragenius_devtools.devcluster.services import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     spec = {"since": "1h", "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]}}

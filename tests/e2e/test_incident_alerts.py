@@ -10,7 +10,7 @@ import httpx
 import pytest
 from kubernetes import client
 
-from infragenius.devcluster import scenarios
+from infragenius_devtools.devcluster import scenarios
 from infragenius.models.alertmanager import Alert
 from infragenius.incident.alerts import report_name
 from tests.e2e.analysis_support import running_operator

@@ -14,9 +14,9 @@ import pytest
 from kubernetes import client
 
 from infragenius.models.explanation import ExplainedStatus
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
-from infragenius.devcluster.services import LocalOllama as OllamaServer
+from infragenius_devtools.devcluster.services import LocalOllama as OllamaServer
 from tests.e2e.conftest import TINY_MODEL, E2ECluster
 
 pytestmark = pytest.mark.e2e

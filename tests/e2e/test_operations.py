@@ -19,8 +19,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from infragenius.devcluster import scenarios as workloads
-from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
+from infragenius_devtools.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
 from tests.e2e.conftest import IN_CI, TINY_MODEL, E2ECluster
 from tests.e2e.operator_process import OperatorProcess, completed_events, start_operator

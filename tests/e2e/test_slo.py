@@ -17,7 +17,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from infragenius import kubeapi
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.slo import (
     BURN_WINDOWS,

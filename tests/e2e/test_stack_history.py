@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from infragenius.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from infragenius.history.store import HistoryStore
 from infragenius.stack.apply import POSTGRES_SECRET, stack_rules
-from infragenius.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
 from tests.e2e.conftest import TINY_MODEL, E2ECluster, OperatorAccount
 from tests.e2e.support import wait_for

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from infragenius.devcluster import DevClusterError, LocalCluster, build, versions
+from infragenius_devtools.devcluster import DevClusterError, LocalCluster, build, versions
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE_GO_MOD = """module k8s.io/kubernetes
 
@@ -28,6 +30,10 @@ replace (
 \tgithub.com/example/other => github.com/example/other v1.2.3
 )
 """
+
+
+# The CLI runs as a subprocess: it must import this checkout, not whatever the venv has installed.
+CHECKOUT_PATH = os.pathsep.join(str(ROOT / d) for d in ("operator", "devtools"))
 
 
 @pytest.fixture
@@ -73,7 +79,7 @@ def test_missing_go_is_one_clear_sentence(tmp_path: Path, isolated_cache: Path, 
 
 
 def test_cli_reports_missing_go_without_a_traceback(tmp_path: Path, isolated_cache: Path) -> None:
-    env = {**os.environ, "PATH": str(tmp_path), "INFRAGENIUS_CACHE": str(isolated_cache)}
+    env = {**os.environ, "PATH": str(tmp_path), "INFRAGENIUS_CACHE": str(isolated_cache), "PYTHONPATH": CHECKOUT_PATH}
     proc = subprocess.run(
         [sys.executable, "-m", "infragenius.cli", "devcluster", "up", "--name", "nogo"],
         capture_output=True,
@@ -135,7 +141,7 @@ def test_status_of_a_stopped_cluster(isolated_cache: Path) -> None:
         [sys.executable, "-m", "infragenius.cli", "devcluster", "status", "--name", "absent"],
         capture_output=True,
         text=True,
-        env={**os.environ, "INFRAGENIUS_CACHE": str(isolated_cache)},
+        env={**os.environ, "INFRAGENIUS_CACHE": str(isolated_cache), "PYTHONPATH": CHECKOUT_PATH},
         timeout=60,
     )
     assert proc.returncode == 1

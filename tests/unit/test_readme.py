@@ -8,7 +8,7 @@ import pytest
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infragenius import docsgen
+from infragenius_devtools import docsgen
 from infragenius.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from infragenius.devcluster.errors import DevClusterError
+from infragenius_devtools.devcluster.errors import DevClusterError
 
 
 def free_port() -> int:
@@ -149,7 +149,7 @@ class LocalOllama:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LocalOllama":
-        from infragenius.devcluster.tinymodel import write_modelfile
+        from infragenius_devtools.devcluster.tinymodel import write_modelfile
 
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:

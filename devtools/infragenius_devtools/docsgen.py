@@ -1,7 +1,7 @@
 """Generate README.md's configuration table from the settings model.
 
-    python -m infragenius.docsgen            # rewrite the table in README.md
-    python -m infragenius.docsgen --check    # exit 1 when README.md is out of date
+    python -m infragenius_devtools.docsgen            # rewrite the table in README.md
+    python -m infragenius_devtools.docsgen --check    # exit 1 when README.md is out of date
 
 The table sits between ``START`` and ``END`` markers; everything else in the README is left alone.
 It is derived from :class:`infragenius.settings.Settings` field by field, so a new setting only
@@ -178,7 +178,7 @@ def _settings_model() -> type[BaseModel]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infragenius.docsgen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m infragenius_devtools.docsgen", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the README's table is out of date")
     parser.add_argument("--readme", type=Path, default=README, help="default: %(default)s")
     args = parser.parse_args(argv)

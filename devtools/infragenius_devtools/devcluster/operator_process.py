@@ -15,8 +15,8 @@ from typing import Mapping
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from infragenius.devcluster.errors import DevClusterError
-from infragenius.devcluster.services import free_port
+from infragenius_devtools.devcluster.errors import DevClusterError
+from infragenius_devtools.devcluster.services import free_port
 
 
 @dataclass

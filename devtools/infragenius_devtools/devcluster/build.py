@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infragenius.devcluster import versions
-from infragenius.devcluster.errors import DevClusterError
+from infragenius_devtools.devcluster import versions
+from infragenius_devtools.devcluster.errors import DevClusterError
 
 _NETWORK_HINTS = ("dial tcp", "no such host", "i/o timeout", "connection refused", "TLS handshake")
 

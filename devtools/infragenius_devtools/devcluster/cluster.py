@@ -25,8 +25,8 @@ from typing import Any, Callable
 import httpx
 import yaml
 
-from infragenius.devcluster import build, pki, versions
-from infragenius.devcluster.errors import DevClusterError
+from infragenius_devtools.devcluster import build, pki, versions
+from infragenius_devtools.devcluster.errors import DevClusterError
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"

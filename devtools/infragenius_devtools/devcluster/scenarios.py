@@ -14,7 +14,7 @@ from typing import Any, Callable
 import yaml
 from kubernetes import client
 
-from infragenius.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
 
 IMAGE = "registry.example/shop/web:1.4.2"
 

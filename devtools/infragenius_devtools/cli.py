@@ -1,0 +1,104 @@
+"""``infragenius-dev``: the local control plane (``devcluster``) and the README generator (``docs``).
+
+``infragenius devcluster ...`` forwards here, so developers keep the command they know.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from infragenius_devtools.devcluster.errors import DevClusterError
+
+
+def _devcluster(args: argparse.Namespace) -> int:
+    from infragenius_devtools.devcluster import LocalCluster
+    from infragenius_devtools.devcluster.build import ensure_binaries, ensure_helm, ensure_ollama
+
+    if args.action == "build":
+        binaries = ensure_binaries(echo=True)
+        for path in vars(binaries).values():
+            print(path)
+        # Ollama and helm are opt-in: only the LLM and chart tests need them.
+        if args.ollama:
+            print(ensure_ollama())
+        if args.helm:
+            print(ensure_helm())
+        return 0
+    cluster = LocalCluster(args.name)
+    if args.action == "up":
+        info = cluster.up(timeout=args.timeout)
+        print(f"kubeconfig: {info.kubeconfig}")
+        print(f"logs:       {info.log_dir}")
+        return 0
+    if args.action == "down":
+        cluster.down()
+        return 0
+    if args.action == "kubeconfig":
+        info = cluster.info()
+        if info is None:
+            print(f"cluster {args.name!r} is not running; start it with `infragenius devcluster up`", file=sys.stderr)
+            return 1
+        print(info.kubeconfig)
+        return 0
+    # status
+    info = cluster.info()
+    healthy = info is not None and cluster.is_healthy()
+    if args.output == "json":
+        print(json.dumps({"name": args.name, "running": healthy, **(info.__dict__ if info else {})}, indent=2))
+    elif info is None:
+        print(f"cluster {args.name!r}: not running")
+        print(f"logs:       {cluster.log_dir}")
+    else:
+        print(f"cluster {args.name!r}: {'running' if healthy else 'not ready'} ({info.version}) at {info.server}")
+        for component, pid in sorted(info.pids.items()):
+            print(f"  {component:<24} pid {pid:<8} port {info.ports.get(component, '-')}")
+        print(f"kubeconfig: {info.kubeconfig}")
+        print(f"logs:       {info.log_dir}")
+    return 0 if healthy else 1
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from infragenius_devtools import docsgen
+
+    return docsgen.main([*(["--check"] if args.check else []), *(["--readme", args.readme] if args.readme else [])])
+
+
+def add_devcluster_arguments(dev: argparse.ArgumentParser) -> None:
+    dev.add_argument("action", choices=["up", "down", "status", "kubeconfig", "build"])
+    dev.add_argument("--name", default="default", help="run several clusters side by side (default: %(default)s)")
+    dev.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    dev.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    dev.add_argument("--ollama", action="store_true", help="build: also build Ollama (CPU only, cgo)")
+    dev.add_argument("--helm", action="store_true", help="build: also build helm")
+    dev.set_defaults(func=_devcluster)
+
+
+def build_parser(prog: str = "infragenius-dev") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="InfraGenius developer tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_devcluster_arguments(
+        commands.add_parser("devcluster", help="a real local Kubernetes control plane on kwok nodes")
+    )
+    docs = commands.add_parser("docs", help="regenerate README.md's configuration table from the settings model")
+    docs.add_argument("--check", action="store_true", help="exit 1 when the table is out of date")
+    docs.add_argument("--readme", default=None, help="default: the checkout's README.md")
+    docs.set_defaults(func=_docs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "infragenius-dev") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DevClusterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
