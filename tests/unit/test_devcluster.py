@@ -159,3 +159,57 @@ def test_helm_is_told_the_cluster_version() -> None:
     assert spec.binaries == ("helm",)
     assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" + versions.KUBERNETES_VERSION.split(".")[1] in spec.ldflags
     assert "require helm.sh/helm/v3 v3.22.0" in spec.go_mod
+
+
+def test_build_progress_names_the_last_module_or_package_at_most_every_interval() -> None:
+    now = [0.0]
+    printed: list[str] = []
+    progress = build.BuildProgress("building kubernetes 1.36.3", interval=20, clock=lambda: now[0], echo=printed.append)
+    stream = [
+        (1, "go: downloading k8s.io/api v0.36.3\n"),
+        (5, "go: finding module for package k8s.io/foo\n"),
+        (12, "runtime\n"),
+        (19, "internal/abi\n"),
+        (21, "k8s.io/apiserver/pkg/server\n"),  # 20 s passed: one line, naming this package
+        (22, "k8s.io/apiserver/pkg/endpoints\n"),  # 1 s later: nothing
+        (30, "# k8s.io/broken\n"),
+        (31, "pkg/x.go:3:1: undefined: y\n"),
+    ]
+    for at, line in stream:
+        now[0] = at
+        progress.feed(line)
+    assert printed == [
+        "  ... building kubernetes 1.36.3: 21s, 4 so far, last: compiling k8s.io/apiserver/pkg/server",
+    ]
+    # Silence (linking) still prints, from the once-a-second tick.
+    now[0] = 42
+    progress.tick()
+    assert printed[-1] == (
+        "  ... building kubernetes 1.36.3: 42s, 5 so far, last: compiling k8s.io/apiserver/pkg/endpoints"
+    )
+    downloading = build.BuildProgress.item("go: downloading sigs.k8s.io/kwok v0.8.0")
+    assert downloading == ("downloading", "sigs.k8s.io/kwok@v0.8.0")
+
+
+def test_build_progress_before_any_output() -> None:
+    now = [0.0]
+    printed: list[str] = []
+    progress = build.BuildProgress("building etcd 3.6.16", clock=lambda: now[0], echo=printed.append)
+    now[0] = 25
+    progress.tick()
+    assert printed == ["  ... building etcd 3.6.16: 25s, no output yet"]
+
+
+def test_go_output_reaches_the_log_and_the_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """_run_go streams `go`'s output through the progress printer (a fake `go` on PATH)."""
+    fake = tmp_path / "go"
+    fake.write_text("#!/bin/sh\necho 'go: downloading example.com/m v1.0.0'\necho example.com/m/pkg\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    printed: list[str] = []
+    progress = build.BuildProgress("building m", interval=0, echo=printed.append)
+    log = tmp_path / "build.log"
+    build._run_go(["build", "-v"], tmp_path, dict(os.environ), "building m", log, progress)
+    assert "example.com/m/pkg" in log.read_text()
+    assert progress.count == 2 and progress.last == "compiling example.com/m/pkg"
+    assert printed and printed[-1].endswith("last: compiling example.com/m/pkg")

@@ -13,13 +13,16 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from infragenius_devtools.devcluster import versions
 from infragenius_devtools.devcluster.errors import DevClusterError
 
+_PACKAGE_PATH = re.compile(r"[\w.~+-]+(/[\w.~+-]+)*")
 _NETWORK_HINTS = ("dial tcp", "no such host", "i/o timeout", "connection refused", "TLS handshake")
 
 
@@ -76,12 +79,86 @@ def go_version() -> tuple[int, int]:
     return found
 
 
-def _run_go(args: list[str], cwd: Path, env: dict[str, str], what: str, log: Path) -> None:
+class BuildProgress:
+    """Turns the output of ``go mod tidy`` and ``go build -v`` into one line every ``interval`` seconds:
+    a cold kubernetes build is silent for ~15 minutes otherwise."""
+
+    def __init__(
+        self,
+        step: str,
+        *,
+        interval: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.step = step
+        self.interval = interval
+        self.clock = clock
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.started = clock()
+        self.last_printed = self.started
+        self.count = 0
+        self.last: str | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def item(line: str) -> tuple[str, str] | None:
+        """(verb, what) for a line naming a module being downloaded or a package being compiled."""
+        line = line.strip()
+        if line.startswith("go: downloading "):
+            return "downloading", line.removeprefix("go: downloading ").replace(" ", "@", 1)
+        # `go build -v` prints each package it compiles as a bare import path.
+        if not line.startswith(("#", "go:")) and _PACKAGE_PATH.fullmatch(line):
+            return "compiling", line
+        return None
+
+    def feed(self, line: str) -> None:
+        found = self.item(line)
+        with self._lock:
+            if found is not None:
+                self.count += 1
+                self.last = f"{found[0]} {found[1]}"
+        self.tick()
+
+    def tick(self) -> None:
+        """Print a line if ``interval`` has passed since the last one (called on every line and every second)."""
+        with self._lock:
+            now = self.clock()
+            if now - self.last_printed < self.interval:
+                return
+            self.last_printed = now
+            detail = f", {self.count} so far, last: {self.last}" if self.last else ", no output yet"
+            message = f"  ... {self.step}: {now - self.started:.0f}s{detail}"
+        self.echo(message)
+
+
+def _run_go(
+    args: list[str], cwd: Path, env: dict[str, str], what: str, log: Path, progress: BuildProgress | None = None
+) -> None:
     started = time.monotonic()
     with log.open("a") as fh:
         fh.write(f"$ go {' '.join(args)}\n")
         fh.flush()
-        proc = subprocess.run(["go", *args], cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.Popen(
+            ["go", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        assert proc.stdout is not None
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                fh.write(line)
+                if progress is not None:
+                    progress.feed(line)
+
+        # A thread reads the output so that silent stretches (linking, cgo) still get a progress line.
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        while proc.poll() is None:
+            reader.join(timeout=1.0)
+            if progress is not None:
+                progress.tick()
+        reader.join()
         fh.write(f"# exit {proc.returncode} after {time.monotonic() - started:.1f}s\n")
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-15:]
@@ -117,14 +194,23 @@ def ensure_built(build: GoBuild, *, log_to: Path | None = None, echo: bool = Tru
     if echo:
         print(f"building {build.name} {build.version} from Go modules (once; cached in {target}) ...", flush=True)
     started = time.monotonic()
-    _run_go(["mod", "tidy"], work, env, f"resolving modules for {build.name} {build.version}", log)
+
+    def progress(step: str) -> BuildProgress | None:
+        return BuildProgress(f"{step} {build.name} {build.version}") if echo else None
+
+    _run_go(
+        ["mod", "tidy"], work, env, f"resolving modules for {build.name} {build.version}", log,
+        progress("downloading modules for"),
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{build.name}-", dir=target.parent))
     try:
-        args = ["build", "-trimpath", "-ldflags", build.ldflags, "-o", str(staging) + "/"]
+        # -v names each package as it is compiled: the progress lines show how far the build is.
+        args = ["build", "-v", "-trimpath", "-ldflags", build.ldflags, "-o", str(staging) + "/"]
         if build.tags:
             args += ["-tags", build.tags]
-        _run_go([*args, *build.packages], work, env, f"building {build.name} {build.version}", log)
+        what = f"building {build.name} {build.version}"
+        _run_go([*args, *build.packages], work, env, what, log, progress("building"))
         for filename, (module, paths) in build.module_files.items():
             root = _module_dir(module, work, env)
             (staging / filename).write_text("---\n".join((root / p).read_text() for p in paths))
