@@ -1,33 +1,45 @@
 # InfraGenius developer entry points. `make demo` and `make test` work on a fresh machine.
-PYTHON ?= python3
+# Everything runs from the project virtualenv that `make install` (scripts/install.sh) creates.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
 CLUSTER ?= default
 PYTEST_ARGS ?= -q -ra
-STAMP := .make
+LINT_PATHS := operator devtools tests benchmarks scripts
+# Removed with the venv, so a deleted .venv is re-created; scripts/install.sh skips what is already there.
+INSTALLED := $(VENV)/.make-installed
 
-.PHONY: install build up down status demo test test-unit test-e2e clean
+.PHONY: install build up down status demo lint test test-unit test-e2e clean docs
 
-$(STAMP)/installed: pyproject.toml
-	@mkdir -p $(STAMP)
-	$(PYTHON) -m pip install -q -e '.[test]'
+$(INSTALLED): pyproject.toml devtools/pyproject.toml scripts/install.sh
+	VENV=$(VENV) scripts/install.sh
 	@touch $@
 
-install: $(STAMP)/installed
+install:
+	VENV=$(VENV) scripts/install.sh
+	@touch $(INSTALLED)
 
 # Builds kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok once (cached by version).
-build: install
-	infragenius devcluster build
+build: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev devcluster build
 
-up: install
-	infragenius devcluster up --name $(CLUSTER)
+up: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev devcluster up --name $(CLUSTER)
 
-down:
-	infragenius devcluster down --name $(CLUSTER)
+down: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev devcluster down --name $(CLUSTER)
 
-status:
-	infragenius devcluster status --name $(CLUSTER)
+status: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev devcluster status --name $(CLUSTER)
 
-demo: install
+demo: $(INSTALLED)
 	@CLUSTER=$(CLUSTER) $(PYTHON) scripts/demo.py
+
+# ruff, mypy and import-linter read their configuration from pyproject.toml.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
 define run_pytest
@@ -35,19 +47,18 @@ define run_pytest
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in $(1): failing"; exit 1; fi; exit $$rc
 endef
 
-test: install
+test: $(INSTALLED) lint
 	$(call run_pytest,tests)
 
-test-unit: install
+test-unit: $(INSTALLED)
 	$(call run_pytest,tests/unit)
 
-test-e2e: install
+test-e2e: $(INSTALLED)
 	$(call run_pytest,tests/e2e)
 
 clean:
-	rm -rf $(STAMP) .pytest_cache
+	rm -rf $(INSTALLED) .make .pytest_cache
 
 # README.md's configuration table, generated from infragenius.settings.Settings (`--check` in tests).
-.PHONY: docs
-docs:
-	PYTHONPATH=operator $(PYTHON) -m infragenius_devtools.docsgen
+docs: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev docs

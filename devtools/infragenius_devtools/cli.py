@@ -15,17 +15,12 @@ from infragenius_devtools.devcluster.errors import DevClusterError
 
 def _devcluster(args: argparse.Namespace) -> int:
     from infragenius_devtools.devcluster import LocalCluster
-    from infragenius_devtools.devcluster.build import ensure_binaries, ensure_helm, ensure_ollama
+    from infragenius_devtools.devcluster.build import ensure_binaries
 
     if args.action == "build":
         binaries = ensure_binaries(echo=True)
         for path in vars(binaries).values():
             print(path)
-        # Ollama and helm are opt-in: only the LLM and chart tests need them.
-        if args.ollama:
-            print(ensure_ollama())
-        if args.helm:
-            print(ensure_helm())
         return 0
     cluster = LocalCluster(args.name)
     if args.action == "up":
@@ -71,8 +66,6 @@ def add_devcluster_arguments(dev: argparse.ArgumentParser) -> None:
     dev.add_argument("--name", default="default", help="run several clusters side by side (default: %(default)s)")
     dev.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     dev.add_argument("-o", "--output", choices=["text", "json"], default="text")
-    dev.add_argument("--ollama", action="store_true", help="build: also build Ollama (CPU only, cgo)")
-    dev.add_argument("--helm", action="store_true", help="build: also build helm")
     dev.set_defaults(func=_devcluster)
 
 
