@@ -17,7 +17,7 @@ from typing import Callable
 
 import httpx
 
-from infragenius_devtools.devcluster.services import free_port  # noqa: F401  (re-exported for the tests)
+from infragenius_devtools.support import free_port  # noqa: F401  (re-exported for the tests)
 
 T_END = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 STEP = 60  # seconds: one sample per minute

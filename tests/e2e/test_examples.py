@@ -35,7 +35,8 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios
-from infragenius_devtools.devcluster.services import LocalOllama, free_port
+from infragenius_devtools.devcluster.services import LocalOllama
+from infragenius_devtools.support import free_port
 from tests.e2e.analysis_support import by_problem, running_operator
 from tests.e2e.conftest import E2ECluster, _unavailable
 from tests.e2e.prometheus_support import stop_process

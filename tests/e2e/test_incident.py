@@ -225,7 +225,7 @@ def test_error_rate_step_becomes_a_metric_anomaly(cluster: E2ECluster, namespace
 
 
 def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
-    from infragenius_devtools.devcluster.services import free_port
+    from infragenius_devtools.support import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     spec = {"since": "1h", "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]}}

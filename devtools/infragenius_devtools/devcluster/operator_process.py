@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from infragenius_devtools.devcluster.errors import DevClusterError
-from infragenius_devtools.devcluster.services import free_port
+from infragenius_devtools.support import free_port
 
 
 @dataclass

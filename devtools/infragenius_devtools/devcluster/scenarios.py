@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client
 
 from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+from infragenius_devtools.support import SETUP_TIMEOUT, wait_for
 
 IMAGE = "registry.example/shop/web:1.4.2"
 
@@ -97,7 +98,9 @@ def apply(kubectl: Callable[..., Any], namespace: str, *objects: dict[str, Any])
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
 
 
-def wait_pods(core: client.CoreV1Api, namespace: str, selector: str, count: int, timeout: float = 60) -> list[client.V1Pod]:
+def wait_pods(
+    core: client.CoreV1Api, namespace: str, selector: str, count: int, timeout: float = SETUP_TIMEOUT
+) -> list[client.V1Pod]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pods = core.list_namespaced_pod(namespace, label_selector=selector).items
@@ -253,21 +256,29 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
         namespace,
         {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pods"}, "spec": {"hard": {"pods": "8"}}},
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        quota = core.read_namespaced_resource_quota("pods", namespace)
-        if (quota.status.used or {}).get("pods") == "6":
-            break
-        time.sleep(0.2)
+    # The quota controller must have counted the six pods above before search is created; otherwise
+    # search's pods may be admitted against a quota without usage. Wait on that state, not on a timer.
+    wait_for(
+        lambda: _quota_used(core, namespace, "pods", "pods") == "6",
+        timeout=SETUP_TIMEOUT,
+        what=f"ResourceQuota pods in {namespace} to count 6 pods",
+    )
     apply(kubectl, namespace, deployment("search", 3))
     apps = client.AppsV1Api(core.api_client)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def refused() -> bool:
         found = apps.read_namespaced_deployment("search", namespace)
-        if any(c.type == "ReplicaFailure" and c.status == "True" for c in found.status.conditions or []):
-            return
-        time.sleep(0.2)
-    raise AssertionError("the quota never stopped Deployment search")
+        return any(c.type == "ReplicaFailure" and c.status == "True" for c in found.status.conditions or [])
+
+    try:
+        wait_for(refused, timeout=SETUP_TIMEOUT, interval=0.5, what="ReplicaFailure on Deployment search")
+    except AssertionError as err:
+        raise AssertionError(f"the quota never stopped Deployment search: {err}") from None
+
+
+def _quota_used(core: client.CoreV1Api, namespace: str, quota: str, resource: str) -> str | None:
+    status = core.read_namespaced_resource_quota(quota, namespace).status
+    return ((status.used if status else None) or {}).get(resource)
 
 
 def healthy_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:

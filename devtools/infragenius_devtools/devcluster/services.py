@@ -19,12 +19,7 @@ from pathlib import Path
 import httpx
 
 from infragenius_devtools.devcluster.errors import DevClusterError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from infragenius_devtools.support import free_port
 
 
 def _wait_port(port: int, timeout: float, what: str) -> None:
