@@ -8,7 +8,7 @@ with ``infragenius operator`` as a subprocess (LLM off: no Ollama URL; no Promet
 no Postgres, so no history). Figures are printed, never asserted.
 
 1. **Setup** - applies ``crds/``, adds kwok Nodes for every pod of the run
-   (``analysis_scale.add_capacity``), and fills ``--namespaces`` (50) namespaces:
+   (``infragenius_devtools.bench.add_capacity``), and fills ``--namespaces`` (50) namespaces:
    every fifth one gets ``scenarios.break_namespace`` (crash loops, OOM kill, image
    pull, missing ConfigMap, quota, selector-less Service, dangling Ingress, a pod too
    big to schedule), the others ``scenarios.healthy_namespace`` plus two hardened
@@ -73,25 +73,25 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# Works from a checkout whether or not the package is installed (also for the operator subprocess).
-sys.path.insert(0, str(ROOT / "operator"))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "operator"), os.environ.get("PYTHONPATH")]))
+# Works from a checkout whether or not the packages are installed (also for the operator subprocess).
+_SOURCES = [str(ROOT / "operator"), str(ROOT / "devtools")]
+sys.path[:0] = _SOURCES
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [*_SOURCES, os.environ.get("PYTHONPATH")]))
 
-import analysis_scale as scale
-from infragenius import kubeapi
-from infragenius_devtools.devcluster import (
-    DevClusterError,
-    LocalCluster,
-    scenarios,
-)
-from infragenius_devtools.devcluster.build import ensure_binaries
-from infragenius.models.analysis import GROUP, PLURAL, VERSION
-from kubernetes import client, watch
+from kubernetes import client, watch  # noqa: E402
 
-log = scale.log
-BenchError = scale.BenchError
+from infragenius import kubeapi  # noqa: E402
+from infragenius.kube.quantity import parse_quantity  # noqa: E402
+from infragenius.models.analysis import GROUP, PLURAL, VERSION  # noqa: E402
+from infragenius_devtools import bench  # noqa: E402
+from infragenius_devtools.bench import BenchError, log  # noqa: E402
+from infragenius_devtools.devcluster import DevClusterError, LocalCluster, scenarios  # noqa: E402
+from infragenius_devtools.devcluster.build import ensure_binaries  # noqa: E402
+from infragenius_devtools.devcluster.operator_process import OperatorProcess  # noqa: E402
+
 CLUSTER_NAME = "bench-load"
-RESULTS_FILE = scale.RESULTS_DIR / "analysis_load.json"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+RESULTS_FILE = RESULTS_DIR / "analysis_load.json"
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 500.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -126,7 +126,7 @@ RequestKey = tuple[str, str, str]  # (verb, resource, subresource)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def apiserver_requests(kube: scale.Kube) -> Counter[RequestKey]:
+def apiserver_requests(kube: bench.Kube) -> Counter[RequestKey]:
     """``apiserver_request_total`` from the API server's own /metrics, summed over codes and groups."""
     api = kube.api
     method, url, headers, _body, _post = api.param_serialize(
@@ -182,40 +182,16 @@ def split(requests: dict[RequestKey, float], per: float) -> dict[str, Any]:
 # --- setup ---------------------------------------------------------------------------------------
 
 
-def kubectl_caller(kubectl: Path, kubeconfig: str):  # the callable scenarios.* expect
-    def call(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(kubectl), f"--kubeconfig={kubeconfig}", *args], input=input, text=True, capture_output=True, check=False
-        )
-        if check and done.returncode != 0:
-            raise BenchError(f"kubectl {' '.join(args)}: {done.stderr[-500:]}")
-        return done
-
-    return call
-
-
-def create_namespace(kube: scale.Kube, name: str, labels: dict[str, str] | None = None) -> None:
-    kube.create_ignoring_conflict(
-        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}}
-    )
-    scale.wait_until(
-        lambda: scale._exists(kube, f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        timeout=60,
-        what=f"the default service account in {name}",
-        interval=0.2,
-    )
-
-
 def build_namespaces(
-    kube: scale.Kube, kubectl: Path, kubeconfig: str, count: int, reuse: bool = False
+    kube: bench.Kube, kubectl: Path, kubeconfig: str, count: int, reuse: bool = False
 ) -> tuple[list[str], list[str]]:
     """``count`` namespaces; every fifth broken by scenarios.break_namespace. Returns (all, broken)."""
     names = [f"load-{i:02d}" for i in range(count)]
     broken = [n for i, n in enumerate(names) if i % 5 == 0]
-    call = kubectl_caller(kubectl, kubeconfig)
+    call = bench.kubectl_caller(kubectl, kubeconfig)
 
     def fill(name: str) -> None:
-        create_namespace(kube, name, {"infragenius.io/bench": "load"})
+        bench.create_namespace(kube, name, {"infragenius.io/bench": "load"})
         if name in broken:
             scenarios.break_namespace(call, kube.core, name)
         else:
@@ -230,7 +206,7 @@ def build_namespaces(
             )
 
     started = time.monotonic()
-    if reuse and all(scale._exists(kube, f"/api/v1/namespaces/{name}") for name in names):
+    if reuse and all(kube.exists(f"/api/v1/namespaces/{name}") for name in names):
         log(f"reusing the {count} namespaces of an earlier run (--reuse-namespaces)")
         return names, broken
     with ThreadPoolExecutor(max_workers=10) as pool:
@@ -267,7 +243,7 @@ def analysis_body(namespace: str, index: int, broken: bool) -> dict[str, Any]:
 class CompletionWatch:
     """Watches every Analysis from a given resourceVersion; records when each is first seen Completed."""
 
-    def __init__(self, kube: scale.Kube, resource_version: str) -> None:
+    def __init__(self, kube: bench.Kube, resource_version: str) -> None:
         self.custom = client.CustomObjectsApi(kube.api)
         self.resource_version = resource_version
         self.completed: dict[tuple[str, str], float] = {}
@@ -367,29 +343,19 @@ sys.exit(main(["operator"]))
 """
 
 
-def operator_argv(args: argparse.Namespace) -> list[str]:
+def operator_argv(args: argparse.Namespace) -> list[str] | None:
+    """None: the operator as OperatorProcess runs it; else the shimmed one."""
     if not args.shim_not_before:
-        return scale.operator_command()
+        return None
     return [sys.executable, "-c", SHIM_HEAD + SHIM_NOT_BEFORE + SHIM_TAIL]
 
 
-def start_operator(label: str, extra_env: dict[str, str], command: list[str]) -> tuple[subprocess.Popen[bytes], int, Path]:
-    log_file = scale.RESULTS_DIR / f"load-operator-{label}.log"
-    port = scale.free_port()
-    env = {**os.environ, **extra_env, "KUBECONFIG": os.environ["KUBECONFIG"], "INFRAGENIUS_HEALTH_PORT": str(port)}
-    env.pop("INFRAGENIUS_KUBECONFIG", None)
-    with log_file.open("wb") as out:
-        proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    scale.wait_until(lambda: scale.healthz_ok(proc, port, log_file), timeout=90, what="the operator's /healthz", interval=0.2)
-    log(f"operator {label} ready (pid {proc.pid}, log {log_file})")
-    return proc, port, log_file
-
-
-def log_problems(log_file: Path) -> list[str]:
-    text = log_file.read_text(errors="replace")
-    return [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line or "[ERROR" in line][:20]
+def start_operator(label: str, extra_env: dict[str, str], command: list[str] | None) -> tuple[OperatorProcess, Path]:
+    log_file = RESULTS_DIR / f"load-operator-{label}.log"
+    log_file.unlink(missing_ok=True)
+    operator = OperatorProcess.start(os.environ["KUBECONFIG"], log_file, extra_env, command).wait_ready(timeout=90)
+    log(f"operator {label} ready (pid {operator.process.pid}, log {log_file})")
+    return operator, log_file
 
 
 def profile_start(pid: int, seconds: int) -> tuple[subprocess.Popen[bytes], Path] | None:
@@ -400,7 +366,7 @@ def profile_start(pid: int, seconds: int) -> tuple[subprocess.Popen[bytes], Path
     if not exe:
         log("py-spy not installed; no profile")
         return None
-    out = scale.RESULTS_DIR / "load-operator-profile.txt"
+    out = RESULTS_DIR / "load-operator-profile.txt"
     proc = subprocess.Popen(
         [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "--duration", str(seconds), "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,
@@ -435,13 +401,14 @@ def profile_summary(path: Path, top: int = 25) -> dict[str, Any]:
 
 
 def measure_load(
-    kube: scale.Kube,
+    kube: bench.Kube,
     pids: dict[str, int],
     namespaces: list[str],
     broken: list[str],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    proc, _port, log_file = start_operator("load", dict(args.operator_env), operator_argv(args))
+    operator, log_file = start_operator("load", dict(args.operator_env), operator_argv(args))
+    proc = operator.process
     result: dict[str, Any] = {"operator_env": dict(args.operator_env), "shim_not_before": args.shim_not_before}
     try:
         time.sleep(3.0)  # watch streams open, start-up settled
@@ -468,21 +435,21 @@ def measure_load(
         before = apiserver_requests(kube)
         cpu_before = cpu_of({"operator": proc.pid, **pids, "benchmark": os.getpid()})
         t0 = time.perf_counter()
-        scale.parallel(lambda body: kube.post(scale.analysis_path(body["metadata"]["namespace"]), body), bodies, args.workers)
+        bench.parallel(lambda body: kube.post(bench.analysis_path(body["metadata"]["namespace"]), body), bodies, args.workers)
         created = time.perf_counter() - t0
         own[("POST", PLURAL, "")] += len(bodies)
         log(f"{len(bodies)} Analyses created in {created:.1f}s ({len(bodies) / created:.0f}/s)")
         peak_samples: list[float] = []
 
         def done() -> bool:
-            peak_samples.append(scale.proc_memory_mib(proc.pid)[0])
+            peak_samples.append(bench.proc_memory_mib(proc.pid)[0])
             if proc.poll() is not None:
-                raise BenchError(f"the operator exited ({proc.returncode}):\n{scale.log_tail(log_file)}")
+                raise BenchError(f"the operator exited ({proc.returncode}):\n{bench.log_tail(log_file)}")
             if watcher.failed:
                 raise BenchError(f"{len(watcher.failed)} Analyses Failed, e.g. {next(iter(watcher.failed.items()))}")
             return watcher.count() >= len(bodies)
 
-        scale.wait_until(
+        bench.wait_until(
             done,
             timeout=args.timeout,
             what=f"{len(bodies)} Analyses Completed",
@@ -496,7 +463,7 @@ def measure_load(
         window = time.perf_counter() - t0
         own[("WATCH", PLURAL, "")] += watcher.watch_requests
         own[("LIST", PLURAL, "")] += watcher.list_requests
-        hwm, rss = scale.proc_memory_mib(proc.pid)
+        hwm, rss = bench.proc_memory_mib(proc.pid)
         latencies = sorted(v - t0 for v in watcher.completed.values())
         operator_requests = request_delta(before, after, own, background, window)
         upper_bound = request_delta(before, after, own, {}, window)
@@ -533,14 +500,14 @@ def measure_load(
         watcher.stop()
         if args.idle > 0:
             result["idle"] = measure_idle(kube, proc, args)
-        result["vm_hwm_after_idle_mib"] = scale.proc_memory_mib(proc.pid)[0]
-        result["log_problems"] = log_problems(log_file)
+        result["vm_hwm_after_idle_mib"] = bench.proc_memory_mib(proc.pid)[0]
+        result["log_problems"] = bench.log_errors(log_file)
     finally:
-        result["exit_code"] = scale.stop_operator(proc)
+        result["exit_code"] = operator.stop(timeout=30)
     return result
 
 
-def measure_idle(kube: scale.Kube, proc: subprocess.Popen[bytes], args: argparse.Namespace) -> dict[str, Any]:
+def measure_idle(kube: bench.Kube, proc: subprocess.Popen[bytes], args: argparse.Namespace) -> dict[str, Any]:
     time.sleep(args.settle)
     before = apiserver_requests(kube)
     samples: list[float] = []
@@ -565,7 +532,7 @@ def measure_idle(kube: scale.Kube, proc: subprocess.Popen[bytes], args: argparse
     return idle
 
 
-def delete_all_analyses(kube: scale.Kube) -> None:
+def delete_all_analyses(kube: bench.Kube) -> None:
     """Delete every Analysis, removing Kopf's finalizer first (an operator that ran older handlers added one): none runs now."""
     items = kube.list_all(f"/apis/{GROUP}/{VERSION}/{PLURAL}")
     if not items:
@@ -573,7 +540,7 @@ def delete_all_analyses(kube: scale.Kube) -> None:
 
     def drop(obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        path = scale.analysis_path(meta["namespace"], meta["name"])
+        path = bench.analysis_path(meta["namespace"], meta["name"])
         try:
             if meta.get("finalizers"):
                 kube.merge_patch(path, {"metadata": {"finalizers": None}})
@@ -583,8 +550,8 @@ def delete_all_analyses(kube: scale.Kube) -> None:
                 raise
 
     started = time.monotonic()
-    scale.parallel(drop, items, 16)
-    scale.wait_until(
+    bench.parallel(drop, items, 16)
+    bench.wait_until(
         lambda: not kube.get(f"/apis/{GROUP}/{VERSION}/{PLURAL}", [("limit", 1)]).get("items"),
         timeout=120,
         what="all Analyses deleted",
@@ -607,7 +574,7 @@ def fleet_pod(namespace: str, index: int, node: str, broken: bool) -> dict[str, 
     }
 
 
-def node_slots(kube: scale.Kube) -> list[str]:
+def node_slots(kube: bench.Kube) -> list[str]:
     """Node names repeated by how many more pods each takes (pods allocatable minus pods bound)."""
     bound: Counter[str] = Counter()
     for pod in kube.list_all("/api/v1/pods"):
@@ -615,7 +582,7 @@ def node_slots(kube: scale.Kube) -> list[str]:
     slots: list[str] = []
     for node in kube.list_all("/api/v1/nodes"):
         name = node["metadata"]["name"]
-        room = int(scale.quantity(((node.get("status") or {}).get("allocatable") or {}).get("pods", "0"))) - bound[name]
+        room = int(parse_quantity(((node.get("status") or {}).get("allocatable") or {}).get("pods", "0"))) - bound[name]
         slots.extend([name] * max(0, room))
     # Interleave so consecutive pods land on different nodes.
     by_node: dict[str, int] = Counter(slots)
@@ -629,20 +596,20 @@ def node_slots(kube: scale.Kube) -> list[str]:
     return out
 
 
-def not_running(kube: scale.Kube, namespace: str) -> int:
+def not_running(kube: bench.Kube, namespace: str) -> int:
     page = kube.get(f"/api/v1/namespaces/{namespace}/pods", [("fieldSelector", "status.phase!=Running"), ("limit", 500)])
     return len(page.get("items") or [])
 
 
-def build_fleet(kube: scale.Kube, total: int, count: int) -> dict[str, Any]:
+def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     started = time.monotonic()
     namespaces = [f"fleet-{i:02d}" for i in range(count)]
-    per_ns = scale.spread(total, count)
-    if all(scale._exists(kube, f"/api/v1/namespaces/{ns}") and scale.pod_count(kube, ns) == n for ns, n in zip(namespaces, per_ns)):
+    per_ns = bench.spread(total, count)
+    if all(kube.exists(f"/api/v1/namespaces/{ns}") and bench.pod_count(kube, ns) == n for ns, n in zip(namespaces, per_ns)):
         log(f"reusing the {total:,} pods of an earlier run in {count} namespaces")
         return {"namespaces": namespaces, "pods": total, "crashlooping": round(total * FLEET_BROKEN_FRACTION), "reused": True}
     for name in namespaces:
-        create_namespace(kube, name, {"infragenius.io/bench": "fleet"})
+        bench.create_namespace(kube, name, {"infragenius.io/bench": "fleet"})
     slots = node_slots(kube)
     if len(slots) < total:
         raise BenchError(f"room for {len(slots)} pods on the nodes, {total} wanted")
@@ -659,7 +626,7 @@ def build_fleet(kube: scale.Kube, total: int, count: int) -> dict[str, Any]:
                 broken.append((namespace, pod["metadata"]["name"]))
     log(f"creating {total:,} pods ({len(broken)} crashlooping) in {count} namespaces")
     t0 = time.monotonic()
-    scale.parallel(lambda item: kube.post(f"/api/v1/namespaces/{item[0]}/pods", item[1]), work, 16)
+    bench.parallel(lambda item: kube.post(f"/api/v1/namespaces/{item[0]}/pods", item[1]), work, 16)
     created = time.monotonic() - t0
     log(f"  created in {created:.0f}s ({total / created:.0f}/s)")
 
@@ -671,8 +638,8 @@ def build_fleet(kube: scale.Kube, total: int, count: int) -> dict[str, Any]:
         )
         scenarios.patch_failure(kube.core, pod, "CrashLoopBackOff")
 
-    scale.parallel(patch, broken, 16)
-    scale.wait_until(
+    bench.parallel(patch, broken, 16)
+    bench.wait_until(
         lambda: all(not_running(kube, ns) == 0 for ns in namespaces),
         timeout=600,
         what=f"{total:,} pods Running",
@@ -755,12 +722,13 @@ def measure_cluster_wide(kubeconfig: str, runs: int, unslimmed: bool = False) ->
     return result
 
 
-def measure_fleet_operator(kube: scale.Kube, namespaces: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    proc, _port, log_file = start_operator("fleet", dict(args.operator_env), operator_argv(args))
+def measure_fleet_operator(kube: bench.Kube, namespaces: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    operator, log_file = start_operator("fleet", dict(args.operator_env), operator_argv(args))
+    proc = operator.process
     result: dict[str, Any] = {}
     try:
         time.sleep(2.0)
-        baseline_hwm = scale.proc_memory_mib(proc.pid)[0]
+        baseline_hwm = bench.proc_memory_mib(proc.pid)[0]
         rv = kube.get(f"/apis/{GROUP}/{VERSION}/{PLURAL}", [("limit", 1)])["metadata"]["resourceVersion"]
         watcher = CompletionWatch(kube, rv)
         watcher.start()
@@ -768,27 +736,27 @@ def measure_fleet_operator(kube: scale.Kube, namespaces: list[str], args: argpar
         t0 = time.perf_counter()
         for namespace in namespaces:
             kube.post(
-                scale.analysis_path(namespace),
+                bench.analysis_path(namespace),
                 {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Analysis", "metadata": {"name": "fleet"}, "spec": {}},
             )
         def fleet_done() -> bool:
             if proc.poll() is not None:
-                raise BenchError(f"the operator exited ({proc.returncode}):\n{scale.log_tail(log_file)}")
+                raise BenchError(f"the operator exited ({proc.returncode}):\n{bench.log_tail(log_file)}")
             return watcher.count() >= len(namespaces)
 
-        scale.wait_until(
+        bench.wait_until(
             fleet_done,
             timeout=600,
             what=f"{len(namespaces)} fleet Analyses Completed",
             interval=0.25,
-            progress=lambda: f"{watcher.count()}/{len(namespaces)}; VmHWM {scale.proc_memory_mib(proc.pid)[0]} MiB",
+            progress=lambda: f"{watcher.count()}/{len(namespaces)}; VmHWM {bench.proc_memory_mib(proc.pid)[0]} MiB",
             progress_every=15,
         )
         elapsed = max(watcher.completed.values()) - t0
         watcher.stop()
-        hwm, rss = scale.proc_memory_mib(proc.pid)
+        hwm, rss = bench.proc_memory_mib(proc.pid)
         statuses = [
-            (kube.get(scale.analysis_path(ns, "fleet")).get("status") or {}) for ns in namespaces
+            (kube.get(bench.analysis_path(ns, "fleet")).get("status") or {}) for ns in namespaces
         ]
         result = {
             "analyses": len(namespaces),
@@ -800,25 +768,26 @@ def measure_fleet_operator(kube: scale.Kube, namespaces: list[str], args: argpar
             "vm_hwm_mib": hwm,
             "vm_hwm_mb": mib_to_mb(hwm),
             "vm_rss_mib": rss,
-            "log_problems": log_problems(log_file),
+            "log_problems": bench.log_errors(log_file),
         }
         log(f"fleet: {len(namespaces)} Analyses Completed after {elapsed:.1f}s; operator VmHWM {hwm} MiB")
     finally:
-        result["exit_code"] = scale.stop_operator(proc)
+        result["exit_code"] = operator.stop(timeout=30)
     return result
 
 
-def measure_operator_cluster_wide(kube: scale.Kube, args: argparse.Namespace) -> dict[str, Any]:
+def measure_operator_cluster_wide(kube: bench.Kube, args: argparse.Namespace) -> dict[str, Any]:
     """One Analysis with ``spec.allNamespaces`` handled by a fresh operator process: time and memory."""
-    proc, _port, log_file = start_operator("cluster-wide", dict(args.operator_env), operator_argv(args))
+    operator, log_file = start_operator("cluster-wide", dict(args.operator_env), operator_argv(args))
+    proc = operator.process
     result: dict[str, Any] = {}
     try:
         time.sleep(2.0)
-        baseline_hwm = scale.proc_memory_mib(proc.pid)[0]
+        baseline_hwm = bench.proc_memory_mib(proc.pid)[0]
         name = f"cluster-wide-{int(time.time())}"
         t0 = time.perf_counter()
         kube.post(
-            scale.analysis_path("default"),
+            bench.analysis_path("default"),
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Analysis", "metadata": {"name": name},
              "spec": {"allNamespaces": True, "maxFindings": 100}},
         )
@@ -827,13 +796,13 @@ def measure_operator_cluster_wide(kube: scale.Kube, args: argparse.Namespace) ->
         def completed() -> bool:
             nonlocal status
             if proc.poll() is not None:
-                raise BenchError(f"the operator exited ({proc.returncode}):\n{scale.log_tail(log_file)}")
-            status = kube.get(scale.analysis_path("default", name)).get("status") or {}
+                raise BenchError(f"the operator exited ({proc.returncode}):\n{bench.log_tail(log_file)}")
+            status = kube.get(bench.analysis_path("default", name)).get("status") or {}
             return status.get("phase") in ("Completed", "Failed")
 
-        scale.wait_until(completed, timeout=600, what="the cluster-wide Analysis", interval=0.25)
+        bench.wait_until(completed, timeout=600, what="the cluster-wide Analysis", interval=0.25)
         elapsed = time.perf_counter() - t0
-        hwm, rss = scale.proc_memory_mib(proc.pid)
+        hwm, rss = bench.proc_memory_mib(proc.pid)
         result = {
             "phase": status.get("phase"),
             "apply_to_completed_seconds": round(elapsed, 2),
@@ -844,11 +813,11 @@ def measure_operator_cluster_wide(kube: scale.Kube, args: argparse.Namespace) ->
             "vm_hwm_mib": hwm,
             "vm_hwm_mb": mib_to_mb(hwm),
             "vm_rss_mib": rss,
-            "log_problems": log_problems(log_file),
+            "log_problems": bench.log_errors(log_file),
         }
         log(f"cluster-wide Analysis via the operator: {status.get('phase')} after {elapsed:.1f}s; VmHWM {hwm} MiB")
     finally:
-        result["exit_code"] = scale.stop_operator(proc)
+        result["exit_code"] = operator.stop(timeout=30)
     return result
 
 
@@ -963,9 +932,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    scale.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(CLUSTER_NAME)
-    kube: scale.Kube | None = None
+    kube: bench.Kube | None = None
     doc: dict[str, Any] = {
         "benchmark": "analysis_load",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -984,13 +953,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["KUBECONFIG"] = info.kubeconfig
         doc["cluster"] = {"name": CLUSTER_NAME, "version": info.version}
         kubectl = ensure_binaries(echo=False).kubectl
-        kube = scale.Kube(info.kubeconfig, pool=args.workers + 4)
-        scale.kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
-        scale.kubectl_run(
+        kube = bench.Kube(info.kubeconfig, pool=args.workers + 4)
+        bench.kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
+        bench.kubectl_run(
             kubectl, info.kubeconfig, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s"
         )
         load_pods = 0 if args.skip_load else args.namespaces * 8
-        doc["cluster"]["nodes"] = scale.add_capacity(kube, load_pods + args.cluster_pods)
+        doc["cluster"]["nodes"] = bench.add_capacity(kube, load_pods + args.cluster_pods)
         pids = {k: v for k, v in info.pids.items() if k in ("kube-apiserver", "etcd")}
         if not args.skip_load:
             # Leftovers of an earlier run (--keep) would conflict with the new names and load the operator.
@@ -1013,7 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("one Analysis with spec.allNamespaces, handled by the operator")
             doc["fleet"]["operator_cluster_wide"] = measure_operator_cluster_wide(kube, args)
         doc["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        doc["duration_seconds"] = round(time.monotonic() - scale.STARTED, 1)
+        doc["duration_seconds"] = round(time.monotonic() - bench.STARTED, 1)
         args.output.write_text(json.dumps(doc, indent=2) + "\n")
         print_summary(doc)
         print(f"Figures written to {args.output}; total {doc['duration_seconds']:.0f}s.")

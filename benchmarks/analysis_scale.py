@@ -60,35 +60,23 @@ import math
 import os
 import platform
 import random
-import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 from kubernetes import client, config
 
-ROOT = Path(__file__).resolve().parents[1]
-# The e2e workload shapes are reused so the benchmark's pods look like the tests' pods.
-sys.path.insert(0, str(ROOT))
-
-from infragenius import kubeapi
 from infragenius.analysis import runner
 from infragenius.detectors import registry
-from infragenius_devtools.devcluster import DevClusterError, LocalCluster
-from infragenius_devtools.devcluster.build import ensure_binaries
-from infragenius_devtools.devcluster.cluster import fake_node
 from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer
+from infragenius.kube.time import rfc3339
 from infragenius.models.analysis import (
     GROUP,
     PLURAL,
@@ -96,8 +84,30 @@ from infragenius.models.analysis import (
     VERSION,
     AnalysisSpec,
 )
-
+from infragenius_devtools.bench import (
+    STARTED,
+    BenchError,
+    Kube,
+    add_capacity,
+    analysis_path,
+    create_namespace,
+    kubectl_run,
+    log,
+    log_errors,
+    log_tail,
+    median,
+    parallel,
+    pod_count,
+    proc_memory_mib,
+    spread,
+    wait_until,
+)
+from infragenius_devtools.devcluster import DevClusterError, LocalCluster
 from infragenius_devtools.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster.build import ensure_binaries
+from infragenius_devtools.devcluster.operator_process import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLUSTER_NAME = "bench"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -109,13 +119,6 @@ HEALTHY_DEPLOYMENTS = 50
 BROKEN_DEPLOYMENTS = 4
 BROKEN_FRACTION = 0.02
 PODS_PER_EVENT = 5
-WORKERS = 16
-
-# Extra kwok nodes. With the hardened pod requests (100m CPU, 128Mi) the pod count is the
-# binding limit: 32 CPU fit 320 such pods and 128Gi fit 1,024, so each node takes 250.
-EXTRA_NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "250", "ephemeral-storage": "200Gi"}
-POD_REQUESTS = {"cpu": 0.1, "memory": 128 * 2**20}  # as in workloads.deployment(hardened=True)
-CAPACITY_SLACK = 1.10
 
 TARGET_RATIO = 1.5
 TARGET_DETECT_MS = 200.0
@@ -134,109 +137,6 @@ EVENT_REASONS: tuple[tuple[str, str], ...] = (
     ("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition"),
 )
 
-T = TypeVar("T")
-STARTED = time.monotonic()
-
-
-class BenchError(Exception):
-    """A step did not finish; the message says which and what was last seen."""
-
-
-def log(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", flush=True)
-
-
-def median(values: Iterable[float]) -> float:
-    return float(statistics.median(list(values)))
-
-
-def wait_until(
-    check: Callable[[], T | None],
-    timeout: float,
-    what: str,
-    interval: float = 1.0,
-    progress: Callable[[], str] | None = None,
-    progress_every: float = 15.0,
-) -> T:
-    """Poll ``check`` until it returns something other than None/False; raise BenchError on timeout."""
-    deadline = time.monotonic() + timeout
-    next_report = time.monotonic() + progress_every
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        now = time.monotonic()
-        if now >= deadline:
-            detail = f" (last: {progress()})" if progress else ""
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        if progress and now >= next_report:
-            log(f"  waiting for {what}: {progress()}")
-            next_report = now + progress_every
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --- Kubernetes access ---------------------------------------------------------------------------
-
-
-class Kube:
-    """Raw JSON requests through the official client (no model decoding of thousands of pods)."""
-
-    def __init__(self, kubeconfig: str, pool: int = WORKERS + 4) -> None:
-        configuration = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        configuration.connection_pool_maxsize = pool
-        self.api = client.ApiClient(configuration)
-        self.core = client.CoreV1Api(self.api)
-
-    def close(self) -> None:
-        self.api.close()
-
-    def get(self, path: str, query: Sequence[tuple[str, Any]] = ()) -> Any:
-        return kubeapi.request(self.api, "GET", path, query=query, timeout=(5, 60))
-
-    def post(self, path: str, body: Any) -> Any:
-        return kubeapi.request(self.api, "POST", path, body=body, timeout=(5, 60))
-
-    def merge_patch(self, path: str, body: Any) -> Any:
-        headers = {"Content-Type": "application/merge-patch+json"}
-        return kubeapi.request(self.api, "PATCH", path, body=body, headers=headers, timeout=(5, 60))
-
-    def list_all(self, path: str, query: Sequence[tuple[str, Any]] = ()) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = [*query, ("limit", 500)] + ([("continue", token)] if token else [])
-            body = self.get(path, page)
-            items.extend(body.get("items") or [])
-            token = (body.get("metadata") or {}).get("continue")
-            if not token:
-                return items
-
-    def create_ignoring_conflict(self, path: str, body: dict[str, Any]) -> None:
-        try:
-            self.post(path, body)
-        except client.ApiException as err:
-            if err.status != 409:
-                raise
-
-
-def parallel(func: Callable[[T], Any], items: Sequence[T], workers: int = WORKERS) -> None:
-    """Run ``func`` over ``items`` in a thread pool; the first failure is raised."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(func, items):
-            pass
-
-
-def analysis_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
-    return f"{base}/{name}" if name else base
-
 
 # --- 1. setup --------------------------------------------------------------------------------------
 
@@ -244,75 +144,6 @@ def analysis_path(namespace: str, name: str | None = None) -> str:
 def gathered_kinds() -> list[str]:
     """Exactly what runner.analyze lists with the default spec."""
     return sorted(registry.kinds_needed(registry.select()) & set(ENDPOINTS))
-
-
-def bench_node(index: int) -> dict[str, Any]:
-    return fake_node(
-        f"bench-node-{index}", f"10.0.{1 + index // 250}.{index % 250 + 1}", EXTRA_NODE_CAPACITY, zone=f"zone-{index % 3}"
-    )
-
-
-def ready_nodes(kube: Kube) -> int:
-    count = 0
-    for node in kube.list_all("/api/v1/nodes"):
-        for condition in (node.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == "Ready" and condition.get("status") == "True":
-                count += 1
-    return count
-
-
-_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity(text: str) -> float:
-    """A Kubernetes quantity such as ``8``, ``500m`` or ``32Gi`` as a number."""
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * _SUFFIXES[suffix]
-    return float(text)
-
-
-def pods_that_fit(allocatable: dict[str, str]) -> int:
-    """How many benchmark pods one node takes: the tightest of its pods, CPU and memory."""
-    return int(
-        min(
-            quantity(allocatable.get("pods", "0")),
-            quantity(allocatable.get("cpu", "0")) / POD_REQUESTS["cpu"],
-            quantity(allocatable.get("memory", "0")) / POD_REQUESTS["memory"],
-        )
-    )
-
-
-def add_capacity(kube: Kube, pods_wanted: int) -> int:
-    """Create enough extra kwok nodes for ``pods_wanted`` more pods; wait until all nodes are Ready."""
-    existing_pods = len(kube.list_all("/api/v1/pods"))
-    have = sum(pods_that_fit((n.get("status") or {}).get("allocatable") or {}) for n in kube.list_all("/api/v1/nodes"))
-    needed = math.ceil((existing_pods + pods_wanted) * CAPACITY_SLACK)
-    extra = max(0, math.ceil((needed - have) / pods_that_fit(EXTRA_NODE_CAPACITY)))
-    log(
-        f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
-        f"for {existing_pods} existing + {pods_wanted} new pods"
-    )
-    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", bench_node(i)), list(range(extra)))
-    total = len(kube.list_all("/api/v1/nodes"))
-    wait_until(
-        lambda: ready_nodes(kube) >= total,
-        timeout=120,
-        what=f"{total} nodes to be Ready",
-        progress=lambda: f"{ready_nodes(kube)}/{total} Ready",
-    )
-    return total
-
-
-def kubectl_run(kubectl: Path, kubeconfig: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    argv = [str(kubectl), f"--kubeconfig={kubeconfig}", *args]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise BenchError(f"`kubectl {' '.join(args)}` took longer than {timeout:.0f}s") from err
-    if done.returncode != 0:
-        raise BenchError(f"`kubectl {' '.join(args)}` failed ({done.returncode}): {done.stderr.decode()[-1000:]}")
-    return done
 
 
 # --- 2. workload -----------------------------------------------------------------------------------
@@ -328,15 +159,6 @@ class Workload:
     services: int
     events: int
     setup_seconds: float
-
-
-def spread(total: int, parts: int) -> list[int]:
-    base, rest = divmod(total, parts)
-    return [base + (1 if i < rest else 0) for i in range(parts)]
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str, count: int) -> dict[str, Any]:
@@ -367,12 +189,6 @@ def warning_event(namespace: str, pod: dict[str, Any], reason: str, message: str
     }
 
 
-def pod_count(kube: Kube, namespace: str) -> int:
-    """Pods in the namespace, from a one-item page (``remainingItemCount``) instead of a full LIST."""
-    page = kube.get(f"/api/v1/namespaces/{namespace}/pods", [("limit", 1)])
-    return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
-
-
 def running_pods(kube: Kube, namespace: str) -> tuple[int, int]:
     pods = kube.list_all(f"/api/v1/namespaces/{namespace}/pods")
     return len(pods), sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
@@ -382,13 +198,7 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
     started = time.monotonic()
     broken_total = max(BROKEN_DEPLOYMENTS, round(pods * BROKEN_FRACTION))
     healthy_total = pods - broken_total
-    kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    wait_until(
-        lambda: _exists(kube, f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
-        timeout=60,
-        what=f"the default service account in {namespace}",
-        interval=0.2,
-    )
+    create_namespace(kube, namespace)
 
     healthy = {f"web-{i:02d}": r for i, r in enumerate(spread(healthy_total, HEALTHY_DEPLOYMENTS))}
     broken = {f"crashloop-{i}": r for i, r in enumerate(spread(broken_total, BROKEN_DEPLOYMENTS))}
@@ -480,16 +290,6 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
         events=len(events),
         setup_seconds=round(time.monotonic() - started, 1),
     )
-
-
-def _exists(kube: Kube, path: str) -> bool:
-    try:
-        kube.get(path)
-    except client.ApiException as err:
-        if err.status == 404:
-            return False
-        raise
-    return True
 
 
 # --- 3. floor --------------------------------------------------------------------------------------
@@ -603,66 +403,6 @@ class OperatorResult:
         return median(r.wall_seconds for r in self.runs)
 
 
-def proc_memory_mib(pid: int) -> tuple[float, float]:
-    """(VmHWM, VmRSS) of a live process, in MiB."""
-    fields: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            fields[key] = int(value.split()[0]) / 1024  # kB
-    return round(fields["VmHWM"], 1), round(fields["VmRSS"], 1)
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def operator_command() -> list[str]:
-    exe = shutil.which("infragenius")
-    return [exe, "operator"] if exe else [sys.executable, "-m", "infragenius.cli", "operator"]
-
-
-def start_operator(kubeconfig: str, log_file: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "INFRAGENIUS_HEALTH_PORT": str(port)}
-    env.pop("INFRAGENIUS_KUBECONFIG", None)
-    with log_file.open("wb") as out:
-        proc = subprocess.Popen(
-            operator_command(),
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return proc, port
-
-
-def stop_operator(proc: subprocess.Popen[bytes]) -> int | None:
-    """SIGTERM, wait up to 30 s, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            log(f"operator (pid {proc.pid}) ignored SIGTERM for 30s; killing it")
-            proc.kill()
-            proc.wait(timeout=10)
-    return proc.returncode
-
-
-def healthz_ok(proc: subprocess.Popen[bytes], port: int, log_file: Path) -> bool:
-    if proc.poll() is not None:
-        raise BenchError(f"the operator exited with code {proc.returncode} before it was ready:\n{log_tail(log_file)}")
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def wait_completed(
     kube: Kube,
     proc: subprocess.Popen[bytes],
@@ -693,14 +433,16 @@ def wait_completed(
 
 def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> OperatorResult:
     log_file = RESULTS_DIR / f"operator-{pods}.log"
+    log_file.unlink(missing_ok=True)
     started = time.monotonic()
-    proc, port = start_operator(kubeconfig, log_file)
-    log(f"operator started (pid {proc.pid}, health port {port}, log {log_file})")
+    operator = OperatorProcess.start(kubeconfig, log_file)
+    proc = operator.process
+    log(f"operator started (pid {proc.pid}, health port {operator.port}, log {log_file})")
     runs: list[OperatorRun] = []
     exit_code: int | None = None
     hwm = rss = ready = math.nan
     try:
-        wait_until(lambda: healthz_ok(proc, port, log_file), timeout=90, what="the operator's /healthz", interval=0.2)
+        operator.wait_ready(timeout=90)
         ready = time.monotonic() - started
         log(f"operator ready after {ready:.1f}s")
         time.sleep(2.0)  # let its watch stream open, so run 1 is not measured against operator start-up
@@ -751,10 +493,8 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
             raise BenchError(f"the operator exited with code {proc.returncode} after the runs:\n{log_tail(log_file)}")
         hwm, rss = proc_memory_mib(proc.pid)
     finally:
-        exit_code = stop_operator(proc)
+        exit_code = operator.stop(timeout=30)
         log(f"operator stopped (exit code {exit_code})")
-    text = log_file.read_text(errors="replace")
-    errors = [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line or "[ERROR" in line]
     return OperatorResult(
         runs=runs,
         vm_hwm_mib=hwm,
@@ -762,7 +502,7 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
         ready_seconds=round(ready, 2),
         log_file=str(log_file),
         exit_code=exit_code,
-        log_errors=errors[:20],
+        log_errors=log_errors(log_file),
     )
 
 

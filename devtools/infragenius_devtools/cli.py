@@ -24,9 +24,9 @@ def _devcluster(args: argparse.Namespace) -> int:
         return 0
     cluster = LocalCluster(args.name)
     if args.action == "up":
-        info = cluster.up(timeout=args.timeout)
-        print(f"kubeconfig: {info.kubeconfig}")
-        print(f"logs:       {info.log_dir}")
+        started = cluster.up(timeout=args.timeout)
+        print(f"kubeconfig: {started.kubeconfig}")
+        print(f"logs:       {started.log_dir}")
         return 0
     if args.action == "down":
         cluster.down()

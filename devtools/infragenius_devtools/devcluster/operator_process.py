@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,14 +26,21 @@ class OperatorProcess:
     log: Path
 
     @classmethod
-    def start(cls, kubeconfig: str, log: Path, env: Mapping[str, str] | None = None) -> "OperatorProcess":
-        """Start it with ``KUBECONFIG`` and a free health port; ``env`` adds settings (INFRAGENIUS_*)."""
+    def start(
+        cls,
+        kubeconfig: str,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> "OperatorProcess":
+        """Start it with ``KUBECONFIG`` and a free health port; ``env`` adds settings (INFRAGENIUS_*).
+        ``command`` replaces ``python -m infragenius.cli operator`` (benchmarks run patched operators)."""
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if k != "INFRAGENIUS_KUBECONFIG"}
         environment.update({"KUBECONFIG": kubeconfig, "INFRAGENIUS_HEALTH_PORT": str(port), **(env or {})})
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "infragenius.cli", "operator"],
+                list(command or [sys.executable, "-m", "infragenius.cli", "operator"]),
                 env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,
