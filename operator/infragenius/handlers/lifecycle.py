@@ -9,7 +9,6 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from infragenius.analysis.service import Runtime
 from infragenius.cache.redis_cache import RedisExplanationCache
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore
@@ -19,6 +18,7 @@ from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
 from infragenius.observability import metrics
 from infragenius.observability.server import HealthServer, HealthState
+from infragenius.runs.lifecycle import Runtime
 from infragenius.settings import Settings
 from infragenius.stack import apply as stack
 
