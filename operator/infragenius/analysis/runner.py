@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from infragenius.analysis import engine
 from infragenius.detectors import registry
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
-from infragenius.gather.prometheus import gather_metrics
+from infragenius.gather.container_metrics import gather_metrics
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
 from infragenius.models.findings import Finding
 from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
