@@ -48,7 +48,7 @@ def _operator(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from infragenius.analysis.report import run_cli_analysis
+    from infragenius.analysis.cli_output import run_cli_analysis
 
     return run_cli_analysis(args)
 

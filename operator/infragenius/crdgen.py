@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel
 
 from infragenius.models import analysis, incident, slo
+from infragenius.models.api import ANALYSIS, GROUP, INCIDENT_REPORT, SLO_REVIEW, VERSION, ResourceKind
 
 _DROP = {"title", "$defs"}
 
@@ -56,14 +57,14 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _crd(
     *,
-    kind: str,
-    plural: str,
+    resource: ResourceKind,
     singular: str,
     short_names: list[str],
     spec: type[BaseModel],
     status: type[BaseModel],
     columns: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    kind, plural = resource.kind, resource.plural
     status_schema = model_schema(status)
     status_schema.pop("additionalProperties", None)
     spec_schema = model_schema(spec)
@@ -71,11 +72,11 @@ def _crd(
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{plural}.{analysis.GROUP}",
+            "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/part-of": "infragenius", "app.kubernetes.io/managed-by": "infragenius-crdgen"},
         },
         "spec": {
-            "group": analysis.GROUP,
+            "group": GROUP,
             "scope": "Namespaced",
             "names": {
                 "kind": kind,
@@ -87,7 +88,7 @@ def _crd(
             },
             "versions": [
                 {
-                    "name": analysis.VERSION,
+                    "name": VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
@@ -115,8 +116,7 @@ def _crd(
 
 def analysis_crd() -> dict[str, Any]:
     return _crd(
-        kind="Analysis",
-        plural=analysis.PLURAL,
+        resource=ANALYSIS,
         singular="analysis",
         short_names=["ana"],
         spec=analysis.AnalysisSpec,
@@ -132,8 +132,7 @@ def analysis_crd() -> dict[str, Any]:
 
 def slo_review_crd() -> dict[str, Any]:
     return _crd(
-        kind="SLOReview",
-        plural=slo.PLURAL,
+        resource=SLO_REVIEW,
         singular="sloreview",
         short_names=["slo"],
         spec=slo.SLOReviewSpec,
@@ -149,8 +148,7 @@ def slo_review_crd() -> dict[str, Any]:
 
 def incident_report_crd() -> dict[str, Any]:
     return _crd(
-        kind="IncidentReport",
-        plural=incident.PLURAL,
+        resource=INCIDENT_REPORT,
         singular="incidentreport",
         short_names=["ir"],
         spec=incident.IncidentReportSpec,

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from infragenius.gather.kube import ENDPOINTS
-from infragenius.models.analysis import GROUP
+from infragenius.models.api import GROUP
 
 READ = ["get", "list", "watch"]
 

@@ -35,7 +35,7 @@ import jsonpatch
 import kmock
 import yaml
 from infragenius.gather.kube import ENDPOINTS
-from infragenius.models.analysis import GROUP, VERSION
+from infragenius.models.api import GROUP, VERSION
 
 H = TypeVar("H", bound=kmock.RawHandler)
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from infragenius_devtools.devcluster import scenarios as workloads
-from infragenius.gather.prometheus import queries
+from infragenius.gather.container_metrics import queries
 from kubernetes import client
 
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase

@@ -24,7 +24,7 @@ from typing import Any
 import kmock
 import pytest
 from infragenius.kubeapi import DEFAULT_POLICY
-from infragenius.models.analysis import GROUP, VERSION
+from infragenius.models.api import GROUP, VERSION
 from kopf.testing import KopfRunner
 
 from tests.e2e.analysis_support import running_operator

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios
 from infragenius.models.alertmanager import Alert
-from infragenius.incident.alerts import report_name
+from infragenius.alerts.incidents import report_name
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import free_port

@@ -74,14 +74,33 @@ def test_failures_end_completed_with_the_right_reason(
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     cases = [
-        # (name, operator settings, spec, expected reason)
-        ("stopped", llm_env(dead), LLM_ON, "ModelUnavailable"),
-        ("slow", llm_env(ollama.url, INFRAGENIUS_LLM_TIMEOUT_SECONDS="0.001"), LLM_ON, "Timeout"),
-        ("missing", llm_env(ollama.url), {"llm": {"enabled": True, "model": "no-such-model"}}, "ModelUnavailable"),
-        # A reply cut off after 3 tokens is never valid JSON: retried once, then given up.
-        ("truncated", llm_env(ollama.url, INFRAGENIUS_LLM_MAX_REPLY_TOKENS="3"), LLM_ON, "InvalidModelOutput"),
+        # (name, operator settings, spec, expected Explained reason, expected Degraded status and reason)
+        ("stopped", llm_env(dead), LLM_ON, "ModelUnavailable", ("True", "ModelUnavailable")),
+        (
+            "slow",
+            llm_env(ollama.url, INFRAGENIUS_LLM_TIMEOUT_SECONDS="0.001"),
+            LLM_ON,
+            "ModelTimeout",
+            ("True", "ModelTimeout"),
+        ),
+        (
+            "missing",
+            llm_env(ollama.url),
+            {"llm": {"enabled": True, "model": "no-such-model"}},
+            "ModelUnavailable",
+            ("True", "ModelUnavailable"),
+        ),
+        # A reply cut off after 3 tokens is never valid JSON: retried once, then given up. The model server
+        # worked, so the run is not degraded.
+        (
+            "truncated",
+            llm_env(ollama.url, INFRAGENIUS_LLM_MAX_REPLY_TOKENS="3"),
+            LLM_ON,
+            "InvalidModelOutput",
+            ("False", "AllDependenciesAvailable"),
+        ),
     ]
-    for name, env, spec, reason in cases:
+    for name, env, spec, reason, degraded in cases:
         with running_operator(operator_kubeconfig, **env):
             workloads.apply(cluster.kubectl, namespace, analysis(name, spec))
             status = wait_phase(cluster, namespace, name, ("Completed", "Failed"), timeout=180)["status"]
@@ -89,6 +108,8 @@ def test_failures_end_completed_with_the_right_reason(
         assert status["counts"]["critical"] >= 1, name  # rule-based findings are kept
         condition = explained(status)
         assert (condition["status"], condition["reason"]) == ("False", reason), (name, condition)
+        dependency = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        assert (dependency["status"], dependency["reason"]) == degraded, (name, dependency)
         assert "explanation" not in status or status["explanation"] is None
         if name == "missing":
             assert "no-such-model" in condition["message"]

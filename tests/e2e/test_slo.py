@@ -30,8 +30,8 @@ from infragenius.models.slo import (
 )
 from infragenius.slo import math as slo_math
 from infragenius.slo.review import collect
-from infragenius.slo.service import KubeTriggerSink, TriggerUnavailable, UnknownSLO
-from infragenius.slo.webhook import PATH, AlertWebhook, WebhookOptions
+from infragenius.alerts.slo_triggers import KubeTriggerSink, TriggerUnavailable, UnknownSLO
+from infragenius.alerts.receiver import PATH, AlertWebhook, WebhookOptions
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 from pydantic import SecretStr

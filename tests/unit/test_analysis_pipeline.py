@@ -11,8 +11,10 @@ import yaml
 from pydantic import ValidationError
 
 from infragenius.analysis import engine
-from infragenius.analysis.service import needs_run_on_resume, rerun_due, rerun_requested
-from infragenius.conditions import set_condition
+from infragenius.analysis.reconcile import rerun_due
+from infragenius.runs.lifecycle import needs_run_on_resume, rerun_requested
+from infragenius.models.api import ConditionType, Reason
+from infragenius.runs.conditions import set_condition
 from infragenius.detectors.base import finding
 from infragenius.detectors.registry import DETECTORS, kinds_needed, select
 from infragenius.gather.kube import ENDPOINTS
@@ -151,11 +153,11 @@ def test_rerun_decisions() -> None:
 
 
 def test_conditions_keep_transition_time_until_status_changes() -> None:
-    first = set_condition([], "Ready", ConditionStatus.false, "Running", "go", 1)
+    first = set_condition([], ConditionType.ready, ConditionStatus.false, Reason.running, "go", 1)
     stamp = first[0]["lastTransitionTime"]
-    again = set_condition([{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}], "Ready", ConditionStatus.false, "Running", "still", 2)
+    again = set_condition([{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}], ConditionType.ready, ConditionStatus.false, Reason.running, "still", 2)
     assert again[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z" and again[0]["observedGeneration"] == 2
-    flipped = set_condition(again, "Ready", ConditionStatus.true, "AnalysisCompleted", "done", 2)
+    flipped = set_condition(again, ConditionType.ready, ConditionStatus.true, Reason.analysis_completed, "done", 2)
     assert flipped[0]["lastTransitionTime"] != "2020-01-01T00:00:00Z" and flipped[0]["status"] == "True"
     assert stamp.endswith("Z") and len(flipped) == 1
 

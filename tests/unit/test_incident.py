@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from infragenius.incident import causes, postmortem, timeline
-from infragenius.incident.service import bounded_timeline, report, window_for
+from infragenius.incident.reconcile import bounded_timeline, report, window_for
 from infragenius.models.incident import IncidentReportSpec
 from infragenius.snapshot import Snapshot
 
@@ -253,7 +253,7 @@ def test_bounded_timeline_keeps_changes_and_order() -> None:
 
 # --- alert-triggered reports ------------------------------------------------------------------------
 
-from infragenius.incident import alerts  # noqa: E402
+from infragenius.alerts import incidents as alerts  # noqa: E402
 from infragenius.models.alertmanager import Alert  # noqa: E402
 
 
@@ -298,7 +298,7 @@ async def test_webhook_creates_one_report_per_alert() -> None:
     from pydantic import SecretStr
 
     from infragenius.models.alertmanager import WebhookPayload
-    from infragenius.slo.webhook import AlertWebhook, WebhookOptions
+    from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
 
     sink = _FakeIncidents()
     hook = AlertWebhook(
@@ -317,7 +317,7 @@ async def test_webhook_creates_one_report_per_alert() -> None:
 
 # --- metric anomalies --------------------------------------------------------------------------------
 
-from infragenius.incident import metrics  # noqa: E402
+from infragenius.incident import anomalies as metrics  # noqa: E402
 from infragenius.models.incident import MetricKind, MetricQuery  # noqa: E402
 
 

@@ -15,7 +15,7 @@ import pytest
 from kopf._core.actions.loggers import make_formatter
 from kopf import LogFormat
 
-from infragenius.analysis.service import already_done
+from infragenius.runs.lifecycle import already_done
 from infragenius.observability import metrics
 from infragenius.observability.logs import with_run_id
 from infragenius.observability.server import HealthServer, HealthState

@@ -19,7 +19,8 @@ from infragenius.models.slo import (
     Verdict,
 )
 from infragenius.slo import math as slo_math
-from infragenius.slo import queries, service
+from infragenius.slo import queries
+from infragenius.slo import reconcile as service
 
 DAY = 86400.0
 
@@ -261,7 +262,7 @@ def test_examples_are_valid() -> None:
     import yaml
 
     from infragenius.settings import Settings
-    from infragenius.slo.webhook import PATH
+    from infragenius.alerts.receiver import PATH
 
     root = Path(__file__).resolve().parents[2] / "examples"
     for name in ("sloreview-ratio.yaml", "sloreview-latency.yaml"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from infragenius.models.alertmanager import Alert
-from infragenius.slo.webhook import (
+from infragenius.alerts.receiver import (
     MAX_LABEL_VALUE,
     MAX_LABELS,
     AlertWebhook,

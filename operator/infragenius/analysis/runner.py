@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from dataclasses import dataclass
 
 from infragenius.analysis import engine
 from infragenius.detectors import registry
-from infragenius.gather.kube import ENDPOINTS, KubeGatherer
-from infragenius.gather.prometheus import gather_metrics
+from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
+from infragenius.gather.container_metrics import gather_metrics
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
 from infragenius.models.findings import Finding
 from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
-
-
-class TargetNamespaceMissing(Exception):
-    """The namespace to analyse does not exist; re-running will not help until it is created."""
-
-
-class ApiUnavailable(Exception):
-    """The Kubernetes API could not answer at all; worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +30,6 @@ class AnalysisOutcome:
             )
             for r in self.missing
         ]
-
-
-async def require_namespace(gatherer: KubeGatherer, namespace: str) -> None:
-    """Raise TargetNamespaceMissing (permanent) or ApiUnavailable (retry) unless the namespace exists."""
-    exists = await gatherer.namespace_exists(namespace)
-    if exists is False:
-        raise TargetNamespaceMissing(f"target namespace {namespace!r} does not exist")
-    if exists is None:
-        raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
 
 
 ALL_NAMESPACES = "all namespaces"  # the target's name in summaries and history for a cluster-wide run
@@ -73,7 +55,7 @@ async def analyze(
     if not_before is not None:
         gatherer.not_before = not_before
     if target_namespace is not None:
-        await require_namespace(gatherer, target_namespace)
+        await gatherer.require_namespace(target_namespace)
 
     detectors = registry.select([d.value for d in spec.detectors.include], [d.value for d in spec.detectors.exclude])
     kinds = registry.kinds_needed(detectors) & set(ENDPOINTS)
@@ -87,8 +69,7 @@ async def analyze(
         if use_prometheus
         else _no_metrics(),
     )
-    if reports and all(r.status is GatherStatus.error for r in reports):
-        raise ApiUnavailable(f"every LIST call failed, e.g. {reports[0].error}")
+    require_some_answer(reports)
     if use_prometheus:
         reports.append(prom_report)
     gathered = time.perf_counter()
@@ -96,7 +77,7 @@ async def analyze(
     snapshot = Snapshot.build(
         namespace=target_namespace or "",  # "": detectors treat the snapshot as cluster-wide
         objects=objects,
-        events=_events_in_scope(events, objects) if spec.label_selector else events,
+        events=events_in_scope(events, objects) if spec.label_selector else events,
         metrics=metrics,
         results=reports,
         metrics_window=spec.prometheus.lookback,
@@ -125,13 +106,3 @@ async def analyze(
 
 async def _no_metrics() -> tuple[dict, GatherResult]:
     return {}, GatherResult("prometheus", GatherStatus.no_data, error="disabled")
-
-
-def _events_in_scope(events: list, objects: dict) -> list:
-    """With a label selector, keep only events about objects that the selector let in."""
-    names = {(kind, o["metadata"]["name"]) for kind, items in objects.items() for o in items}
-    return [e for e in events if ((e.get("involvedObject") or {}).get("kind"), (e.get("involvedObject") or {}).get("name")) in names]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)

@@ -28,6 +28,14 @@ PAGE_SIZE = 500
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
+class TargetNamespaceMissing(Exception):
+    """The namespace to analyse does not exist; re-running will not help until it is created."""
+
+
+class ApiUnavailable(Exception):
+    """The Kubernetes API could not answer at all; worth retrying."""
+
+
 @dataclass(frozen=True)
 class KindEndpoint:
     kind: str
@@ -200,6 +208,14 @@ class KubeGatherer:
             return None
         return True
 
+    async def require_namespace(self, namespace: str) -> None:
+        """Raise TargetNamespaceMissing (permanent) or ApiUnavailable (retry) unless the namespace exists."""
+        exists = await self.namespace_exists(namespace)
+        if exists is False:
+            raise TargetNamespaceMissing(f"target namespace {namespace!r} does not exist")
+        if exists is None:
+            raise ApiUnavailable("the Kubernetes API did not answer while checking the target namespace")
+
     async def gather(
         self, kinds: Iterable[str], namespace: str | None, label_selector: str | None = None
     ) -> tuple[dict[str, list[Obj]], list[Obj], list[GatherResult]]:
@@ -216,6 +232,22 @@ class KubeGatherer:
         events, event_report = results[-1]
         reports.append(event_report)
         return objects, events, reports
+
+
+def require_some_answer(reports: list[GatherResult]) -> None:
+    """Raise ApiUnavailable when every LIST failed: there is nothing to analyse, and a retry may help."""
+    if reports and all(r.status is GatherStatus.error for r in reports):
+        raise ApiUnavailable(f"every LIST call failed, e.g. {reports[0].error}")
+
+
+def events_in_scope(events: list[Obj], objects: dict[str, list[Obj]]) -> list[Obj]:
+    """With a label selector, keep only events about objects that the selector let in."""
+    names = {(kind, o["metadata"]["name"]) for kind, items in objects.items() for o in items}
+    return [e for e in events if (_involved(e).get("kind"), _involved(e).get("name")) in names]
+
+
+def _involved(event: Obj) -> dict[str, Any]:
+    return event.get("involvedObject") or {}
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

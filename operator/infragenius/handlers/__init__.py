@@ -1,8 +1,8 @@
-"""Kopf wiring only: decorators that delegate to one service module per resource kind.
+"""Kopf wiring only: decorators that delegate to one module per resource kind (and the alert receiver).
 
 Importing this package registers every handler.
 """
 
-from infragenius.handlers import analysis, incident, lifecycle, slo, webhook
+from infragenius.handlers import alerts, analysis, incident, lifecycle, slo
 
-__all__ = ["analysis", "incident", "lifecycle", "slo", "webhook"]
+__all__ = ["alerts", "analysis", "incident", "lifecycle", "slo"]

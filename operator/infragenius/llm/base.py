@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from infragenius.models.api import Reason
+
 
 class LLMError(Exception):
     """Base for failures the explanation stage turns into an ``Explained=False`` condition."""
 
-    reason = "ModelUnavailable"
+    reason = Reason.model_unavailable
 
 
 class ModelUnavailable(LLMError):
-    reason = "ModelUnavailable"
+    reason = Reason.model_unavailable
 
     def __init__(self, message: str, *, server_down: bool = True) -> None:
         super().__init__(message)
@@ -23,11 +25,11 @@ class ModelUnavailable(LLMError):
 
 
 class ModelTimeout(LLMError):
-    reason = "Timeout"
+    reason = Reason.model_timeout
 
 
 class InvalidModelOutput(LLMError):
-    reason = "InvalidModelOutput"
+    reason = Reason.invalid_model_output
 
 
 @dataclass(frozen=True)

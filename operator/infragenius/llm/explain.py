@@ -18,6 +18,7 @@ from infragenius.llm.base import LLM, InvalidModelOutput, LLMError, ModelTimeout
 from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
 from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
 from infragenius.models.explanation import Explanation, ExplainedStatus, explanation_schema
+from infragenius.models.api import Reason
 from infragenius.models.findings import Finding
 from infragenius.observability import metrics
 from infragenius.snapshot import Snapshot
@@ -35,7 +36,7 @@ class LLMOptions:
 @dataclass(frozen=True)
 class ExplainOutcome:
     ok: bool
-    reason: str
+    reason: Reason
     message: str
     status: ExplainedStatus | None = None
     prompt: Prompt | None = field(default=None, repr=False)
@@ -77,7 +78,7 @@ class Explainer:
     ) -> ExplainOutcome:
         started = time.perf_counter()
         if not findings:
-            return ExplainOutcome(False, "NoFindings", "nothing to explain")
+            return ExplainOutcome(False, Reason.no_findings, "nothing to explain")
         if self.cache is None and self.breaker.is_open:
             # Nothing could answer: skip even building the prompt, so a dead server costs microseconds.
             try:
@@ -93,7 +94,7 @@ class Explainer:
             anonymize=options.anonymize,
         )
         if not prompt.finding_ids:
-            return ExplainOutcome(False, "ContextTooSmall", f"num_ctx {options.num_ctx} leaves no room for a finding")
+            return ExplainOutcome(False, Reason.context_too_small, f"num_ctx {options.num_ctx} leaves no room for a finding")
         schema = explanation_schema(prompt.finding_ids)
         key = cache_key(options.model, PROMPT_VERSION, prompt.system, prompt.user, json.dumps(schema, sort_keys=True))
         if self.cache is not None:
@@ -106,7 +107,7 @@ class Explainer:
                 if cached is not None:
                     status = self._status(options, prompt, restore(cached, prompt), hit, started, attempts=0)
                     status.cached = True
-                    return ExplainOutcome(True, "Explained", f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt)
+                    return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt)
         try:
             self.breaker.check()
         except CircuitOpen as err:
@@ -149,7 +150,7 @@ class Explainer:
                     # Stored anonymized: names are restored per request from that request's placeholders.
                     await self.cache.set(key, {"explanation": json.loads(explanation.model_dump_json(by_alias=True)), **usage})
                 status = self._status(options, prompt, restore(explanation, prompt), usage, started, attempts)
-                return ExplainOutcome(True, "Explained", f"{options.model} ({PROMPT_VERSION})", status, prompt)
+                return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION})", status, prompt)
         assert last_error is not None
         return ExplainOutcome(False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt)
 

@@ -18,25 +18,15 @@ from infragenius.models.common import (
     SpecInt,
     parse_duration,
 )
+from infragenius.models.api import RunStatus
 from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.findings import Finding, Severity
 
-GROUP = "infragenius.io"
-VERSION = "v1alpha1"
-PLURAL = "analyses"
-RERUN_ANNOTATION = "infragenius.io/rerun"
 MIN_INTERVAL_SECONDS = 60
 #: Findings kept in status stop at this many bytes of JSON (most severe first, so the tail goes); the rest
 #: still count in totalFindings and set truncated. 500 findings of a noisy namespace would otherwise make a
 #: status of about 1 MiB, close to etcd's 1.5 MiB limit on a whole object and slow for every reader.
 STATUS_FINDINGS_BUDGET = 192 * 1024
-
-
-class Phase(str, Enum):
-    pending = "Pending"
-    running = "Running"
-    completed = "Completed"
-    failed = "Failed"
 
 
 class ResourceKind(str, Enum):
@@ -186,16 +176,13 @@ class Timings(CamelModel):
     total_seconds: float = 0.0
 
 
-class AnalysisStatus(CamelModel):
+class AnalysisStatus(RunStatus):
     """What the operator writes back."""
 
-    phase: Phase = Phase.pending
-    observed_generation: int | None = None
     run_id: str | None = Field(default=None, max_length=64)
     started_at: str | None = None
     completed_at: str | None = None
     duration_seconds: float | None = None
-    summary: str = Field(default="", max_length=512)
     counts: SeverityCounts = Field(default_factory=SeverityCounts)
     total_findings: int = 0
     truncated: bool = False
@@ -203,8 +190,6 @@ class AnalysisStatus(CamelModel):
     missing: list[SourceReport] = Field(default_factory=list, max_length=64, description="Sources that failed.")
     timings: Timings = Field(default_factory=Timings)
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
-    rerun_token: str | None = Field(default=None, max_length=253, description="Last handled rerun annotation.")
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
 
     @model_validator(mode="after")
     def _findings_within_budget(self) -> "AnalysisStatus":

@@ -20,22 +20,14 @@ from infragenius.models.common import (
     Timestamp,
     parse_duration,
 )
+from infragenius.models.api import RunStatus
 from infragenius.models.findings import ResourceRef
 
-PLURAL = "incidentreports"
-RERUN_ANNOTATION = "infragenius.io/rerun"
 MAX_TIMELINE = 200
 MAX_CAUSES = 10
 MAX_EVIDENCE = 10
 # The status keeps this much of the postmortem; history keeps the whole.
 MAX_POSTMORTEM_CHARS = 16000
-
-
-class IncidentPhase(str, Enum):
-    pending = "Pending"
-    running = "Running"
-    completed = "Completed"
-    failed = "Failed"
 
 
 class IncidentSeverity(str, Enum):
@@ -189,13 +181,10 @@ class IncidentTimings(CamelModel):
     total_seconds: float = 0.0
 
 
-class IncidentReportStatus(CamelModel):
-    phase: IncidentPhase = IncidentPhase.pending
-    observed_generation: int | None = None
+class IncidentReportStatus(RunStatus):
     run_id: str | None = Field(default=None, max_length=64)
     started_at: str | None = None
     completed_at: str | None = None
-    summary: str = Field(default="", max_length=512)
     top_cause: str | None = Field(default=None, max_length=256, description="Title of the top suspected cause.")
     window: Window | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list, max_length=MAX_TIMELINE)
@@ -206,5 +195,3 @@ class IncidentReportStatus(CamelModel):
     postmortem: Postmortem = Field(default_factory=Postmortem)
     missing: list[str] = Field(default_factory=list, max_length=64, description="Sources that failed.")
     timings: IncidentTimings = Field(default_factory=IncidentTimings)
-    rerun_token: str | None = Field(default=None, max_length=253)
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)

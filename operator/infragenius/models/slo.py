@@ -9,12 +9,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from infragenius.models.analysis import MIN_INTERVAL_SECONDS
 from infragenius.models.common import CamelModel, Condition, Duration, Instant, LLMSpec, SpecFloat, parse_duration
+from infragenius.models.api import RunStatus
 from infragenius.models.explanation import ExplainedStatus
 
-PLURAL = "sloreviews"
-RERUN_ANNOTATION = "infragenius.io/rerun"
-# The webhook sets this to "<fingerprint>@<startsAt>" of the alert that asks for a review.
-TRIGGER_ANNOTATION = "infragenius.io/trigger"
 WINDOW_PLACEHOLDER = "$window"
 MAX_TRIGGERS = 20
 # Burn-rate lookbacks reported in status (the multi-window alert pairs use these).
@@ -25,13 +22,6 @@ SLO_WINDOW_PATTERN = r"^[1-9][0-9]{0,2}(d|w)$"
 # At least one non-blank character (unanchored: JSON schema and Go both search).
 NOT_BLANK = r"\S"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-
-
-class SLOPhase(str, Enum):
-    pending = "Pending"
-    running = "Running"
-    completed = "Completed"
-    failed = "Failed"
 
 
 class Verdict(str, Enum):
@@ -220,13 +210,10 @@ class LastReview(CamelModel):
     duration_seconds: float | None = None
 
 
-class SLOReviewStatus(CamelModel):
+class SLOReviewStatus(RunStatus):
     """What the operator writes back."""
 
-    phase: SLOPhase = SLOPhase.pending
-    observed_generation: int | None = None
     verdict: Verdict | None = None
-    summary: str = Field(default="", max_length=512)
     evaluated_at: str | None = Field(default=None, description="The instant the values describe.")
     sli: float | None = Field(default=None, description="Good events / all events over the window.")
     error_budget: ErrorBudget | None = None
@@ -239,6 +226,4 @@ class SLOReviewStatus(CamelModel):
         default_factory=list, max_length=MAX_TRIGGERS, description="Newest last; bounded."
     )
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's narrative.")
-    rerun_token: str | None = Field(default=None, max_length=253)
     trigger_token: str | None = Field(default=None, max_length=253, description="Last handled trigger annotation.")
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import datetime as dt
-import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
-
+from infragenius.gather.prometheus import PrometheusError, connect, describe
 from infragenius.models.slo import BURN_WINDOWS, SLISpec
 from infragenius.slo.queries import window_queries
 
@@ -43,24 +39,7 @@ class QueryFailed(Exception):
     pass
 
 
-# prometheus-api-client reports a non-200 reply as "HTTP Status Code 400 (b'<body>')".
-_HTTP_ERROR = re.compile(r"^HTTP Status Code (\d+) \((b'.*'|b\".*\")\)$", re.S)
-
-
-def _describe(err: Exception) -> str:
-    """Prometheus's own message for a rejected query (e.g. its parse error), else the exception's."""
-    text = str(err)
-    found = _HTTP_ERROR.match(text)
-    if found:
-        try:
-            body = json.loads(ast.literal_eval(found.group(2)))
-            return f"HTTP {found.group(1)} {body.get('errorType', '')}: {body.get('error', '')}"[:400]
-        except (ValueError, SyntaxError, AttributeError):
-            pass
-    return f"{type(err).__name__}: {text}"[:400]
-
-
-def _value(result: list[dict]) -> float | None:
+def _value(result: list[dict[str, Any]]) -> float | None:
     if not result:
         return None
     if len(result) > 1:
@@ -73,23 +52,18 @@ def _value(result: list[dict]) -> float | None:
     return value
 
 
-def _query_all(url: str, queries: dict[str, str], at: dt.datetime, timeout: float) -> tuple[dict, dict]:
-    # No retries: an outage should cost one quick failure per review, not a backoff loop.
-    prom = PrometheusConnect(url=url, disable_ssl=True, timeout=math.ceil(timeout), retry=Retry(total=0))
+def _query_all(
+    url: str, queries: dict[str, str], at: dt.datetime, timeout: float
+) -> tuple[dict[str, float | None], dict[str, str]]:
     values: dict[str, float | None] = {}
     errors: dict[str, str] = {}
-    params = {"time": f"{at.timestamp():.3f}", "timeout": f"{math.ceil(timeout)}s"}
-    try:
+    with connect(url, timeout) as prom:
         for window, promql in queries.items():
             try:
-                values[window] = _value(prom.custom_query(promql, params=params))
-            except Exception as err:  # HTTP errors, bad PromQL, connection refused, odd JSON: all reported alike
-                errors[window] = str(err)[:400] if isinstance(err, QueryFailed) else _describe(err)
+                values[window] = _value(prom.instant(promql, at))
+            except (PrometheusError, QueryFailed) as err:
+                errors[window] = str(err)[:400]
                 break  # one failure already costs the verdict; the other lookbacks would mostly fail alike
-    finally:
-        close = getattr(prom, "close", None)
-        if close is not None:
-            close()
     return values, errors
 
 
@@ -114,7 +88,7 @@ async def collect(
             asyncio.to_thread(_query_all, url, queries, at, timeout), timeout * len(queries) + 1
         )
     except Exception as err:  # the overall deadline, or anything the thread could not report
-        values, errors = {}, {"*": _describe(err) if str(err) else type(err).__name__}
+        values, errors = {}, {"*": describe(err) if str(err) else type(err).__name__}
     return ReviewData(
         evaluated_at=at,
         slo_window=slo_window,

@@ -1,4 +1,4 @@
-"""IncidentReports created by Alertmanager alerts (through the SLOReview webhook).
+"""IncidentReports created by Alertmanager alerts (through the alert receiver).
 
 A firing alert whose labels match the configured ones (e.g. ``severity=critical``) and that names a
 namespace gets one IncidentReport whose window starts ``lead`` minutes before ``startsAt``. The report's
@@ -8,19 +8,19 @@ so the same alert never creates two, across retries, replicas and restarts.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from kubernetes import client
 
-from infragenius import kubeapi
-from infragenius.incident.timeline import parse_time, rfc3339
+from infragenius.kube.time import parse_time, rfc3339
 from infragenius.models.alertmanager import Alert, AlertState
-from infragenius.models.analysis import GROUP, VERSION
-from infragenius.models.incident import PLURAL, IncidentSeverity
+from infragenius.models.api import API_VERSION, INCIDENT_REPORT
+from infragenius.models.incident import IncidentSeverity
+from infragenius.runs.resources import CustomResources
 
 FINGERPRINT_LABEL = "infragenius.io/alert-fingerprint"
 ALERTNAME_ANNOTATION = "infragenius.io/alertname"
@@ -52,8 +52,8 @@ def report_for(alert: Alert, namespace: str, lead_minutes: float, now: dt.dateti
     end = max(now, starts + dt.timedelta(minutes=1))
     severity = SEVERITY_MAP.get(alert.labels.get("severity", "").lower(), IncidentSeverity.sev3)
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "IncidentReport",
+        "apiVersion": API_VERSION,
+        "kind": INCIDENT_REPORT.kind,
         "metadata": {
             "name": report_name(alert),
             "namespace": namespace,
@@ -73,17 +73,14 @@ class KubeIncidentSink:
     """Creates the IncidentReport for an alert; 409 (already there) means this alert was handled."""
 
     def __init__(self, api: client.ApiClient, lead_minutes: float = 15) -> None:
-        self.api, self.lead_minutes = api, lead_minutes
+        self.reports = CustomResources(api, INCIDENT_REPORT)
+        self.lead_minutes = lead_minutes
 
     async def create(self, namespace: str, alert: Alert) -> str:
         """'created' or 'duplicate'; raises IncidentUnavailable when the API cannot say (the webhook answers 503)."""
-        body = report_for(alert, namespace, self.lead_minutes, dt.datetime.now(dt.timezone.utc))
+        body = report_for(alert, namespace, self.lead_minutes, dt.datetime.now(dt.UTC))
         try:
-            await asyncio.to_thread(
-                kubeapi.request, self.api, "POST", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}",
-                headers={"Content-Type": "application/json"},
-                body=body, timeout=(5, 15),
-            )
+            await self.reports.create(namespace, body)
         except client.ApiException as err:
             if err.status == 409:
                 return "duplicate"

@@ -18,11 +18,12 @@ from typing import Any, Awaitable, Callable, Hashable, Protocol
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
-from infragenius.conditions import now_rfc3339
-from infragenius.incident.alerts import IncidentUnavailable, matches as incident_matches
+from infragenius.alerts.incidents import IncidentUnavailable
+from infragenius.alerts.incidents import matches as incident_matches
+from infragenius.alerts.slo_triggers import TriggerUnavailable, UnknownSLO
+from infragenius.kube.time import now_rfc3339
 from infragenius.models.alertmanager import Alert, WebhookPayload
 from infragenius.models.slo import AlertStatus, TriggerRecord
-from infragenius.slo.service import TriggerUnavailable, UnknownSLO
 from infragenius.observability import metrics
 
 PATH = "/alertmanager"

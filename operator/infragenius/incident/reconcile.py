@@ -1,4 +1,4 @@
-"""Operator-side handling of one IncidentReport: validate, gather, build the report, write status."""
+"""The operator's side of one IncidentReport: the run lifecycle (``runs``) around gather and report."""
 
 from __future__ import annotations
 
@@ -6,49 +6,42 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
-from infragenius.analysis.runner import ApiUnavailable, TargetNamespaceMissing, _events_in_scope, require_namespace
-from infragenius.analysis.service import (
-    finished_before,
-    write_completed,
-    work_slot,
-    Runtime,
-    StatusWriter,
-    _time,
-    fail_target_missing,
-    mark_running,
-    reject_invalid_spec,
-    retry_later,
-    run_id_for,
+from infragenius.gather.kube import (
+    ENDPOINTS,
+    ApiUnavailable,
+    KubeGatherer,
+    TargetNamespaceMissing,
+    events_in_scope,
+    require_some_answer,
 )
-from infragenius.conditions import now_rfc3339, set_condition
-from infragenius.gather.kube import ENDPOINTS, KubeGatherer
 from infragenius.history.store import RunRecord
+from infragenius.incident import anomalies, postmortem
 from infragenius.incident import causes as causes_mod
-from infragenius.incident import metrics as metrics_mod
-from infragenius.incident import postmortem, timeline as timeline_mod
-from infragenius.incident.timeline import AlertInfo, Entry, parse_time, rfc3339
+from infragenius.incident import timeline as timeline_mod
+from infragenius.incident.timeline import AlertInfo, Entry
+from infragenius.kube.time import now_rfc3339, parse_time, rfc3339
+from infragenius.models.api import INCIDENT_REPORT, ConditionType, Phase, Reason
 from infragenius.models.common import ConditionStatus, parse_duration
-from infragenius.observability.logs import with_run_id
 from infragenius.models.incident import (
     MAX_CAUSES,
     MAX_POSTMORTEM_CHARS,
     MAX_TIMELINE,
-    PLURAL,
-    RERUN_ANNOTATION,
-    IncidentPhase,
     IncidentReportSpec,
     IncidentReportStatus,
 )
+from infragenius.observability.logs import with_run_id
+from infragenius.runs import lifecycle as runs
+from infragenius.runs.conditions import ready, set_condition
+from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.snapshot import GatherStatus, Snapshot
 
-KIND = "IncidentReport"
-
+KIND = INCIDENT_REPORT
 # What a timeline reads; ControllerRevisions give StatefulSet and DaemonSet revisions.
 KINDS = (
     "Pod",
@@ -127,13 +120,13 @@ def report(
 
 async def _metrics(
     spec: IncidentReportSpec, window: tuple[dt.datetime, dt.datetime], target: str, default_url: str | None, timeout: float
-) -> metrics_mod.MetricsOutcome:
+) -> anomalies.MetricsOutcome:
     url = spec.prometheus.url or default_url
     if not spec.prometheus.enabled or not spec.prometheus.queries:
-        return metrics_mod.MetricsOutcome([], None, [], 0.0)
+        return anomalies.MetricsOutcome([], None, [], 0.0)
     if not url:
-        return metrics_mod.MetricsOutcome([], None, ["prometheus: not configured (spec.prometheus.url, INFRAGENIUS_PROMETHEUS_URL)"], 0.0)
-    return await asyncio.to_thread(metrics_mod.gather, url, spec.prometheus.queries, window[0], window[1], target, timeout)
+        return anomalies.MetricsOutcome([], None, ["prometheus: not configured (spec.prometheus.url, INFRAGENIUS_PROMETHEUS_URL)"], 0.0)
+    return await asyncio.to_thread(anomalies.gather, url, spec.prometheus.queries, window[0], window[1], target, timeout)
 
 
 async def investigate(
@@ -146,19 +139,18 @@ async def investigate(
     prometheus_timeout: float = 10.0,
 ) -> IncidentOutcome:
     started = time.perf_counter()
-    await require_namespace(gatherer, target)
+    await gatherer.require_namespace(target)
     window = window_for(spec, dt.datetime.now(dt.timezone.utc))
     (objects, events, reports), (scaling_events, scaling_report), measured = await asyncio.gather(
         gatherer.gather([k for k in KINDS if k in ENDPOINTS], target, spec.label_selector),
         gatherer.events(target, SCALING_EVENTS, "scaling-events"),
         _metrics(spec, window, target, prometheus_url, prometheus_timeout),
     )
-    if reports and all(r.status is GatherStatus.error for r in reports):
-        raise ApiUnavailable(f"every LIST call failed, e.g. {reports[0].error}")
+    require_some_answer(reports)
     reports.append(scaling_report)
     if spec.label_selector:
-        events = _events_in_scope(events, objects)
-        scaling_events = _events_in_scope(scaling_events, objects)
+        events = events_in_scope(events, objects)
+        scaling_events = events_in_scope(scaling_events, objects)
     snapshot = Snapshot.build(namespace=target, objects=objects, events=events, results=reports)
     gathered = time.perf_counter()
     built, ranked, figures, summary, markdown = await asyncio.to_thread(
@@ -196,17 +188,13 @@ def bounded_timeline(entries: list[Entry], limit: int = MAX_TIMELINE) -> list[En
     return [entries[i] for i in kept]
 
 
-def _ready(status: Mapping[str, Any], ok: ConditionStatus, reason: str, message: str, generation: int) -> list:
-    return set_condition(status.get("conditions"), "Ready", ok, reason, message, generation)
-
-
 def completed_status(
     outcome: IncidentOutcome, generation: int, run_id: str, started_at: str, previous: Mapping[str, Any]
 ) -> dict[str, Any]:
     entries = bounded_timeline(outcome.timeline.entries)
     status = IncidentReportStatus.model_validate(
         {
-            "phase": IncidentPhase.completed.value,
+            "phase": Phase.completed.value,
             "observedGeneration": generation,
             "runId": run_id,
             "startedAt": started_at,
@@ -231,32 +219,24 @@ def completed_status(
     ).model_dump(by_alias=True, mode="json", exclude_none=True)
     status.setdefault("topCause", None)  # merge patch: clear a cause from an earlier run
     degraded = f"; degraded: {', '.join(outcome.missing)}" if outcome.missing else ""
-    status["conditions"] = _ready(previous, ConditionStatus.true, "ReportCompleted", f"{outcome.summary}{degraded}", generation)
+    message = f"{outcome.summary}{degraded}"
+    status["conditions"] = ready(previous, True, Reason.report_completed, message, generation)
     return status
 
 
-def run_record(body: Mapping[str, Any], spec: IncidentReportSpec, outcome: IncidentOutcome, final: Mapping[str, Any], trigger: str) -> RunRecord:
+def run_record(
+    request: Request, spec: IncidentReportSpec, outcome: IncidentOutcome, final: Mapping[str, Any], trigger: str
+) -> RunRecord:
     """History keeps the whole report: every timeline entry and the full postmortem."""
-    meta = body["metadata"]
-    started = _time(final.get("startedAt"))
-    return RunRecord(
-        kind="IncidentReport",
-        namespace=meta["namespace"],
-        name=meta["name"],
-        resource_uid=meta["uid"],
-        generation=int(meta.get("generation") or 1),
-        run_id=final["runId"],
-        trigger=trigger,
-        requested_at=started or dt.datetime.now(dt.timezone.utc),
-        target_namespace=outcome.target,
-        phase=final["phase"],
-        started_at=started,
-        completed_at=_time(final.get("completedAt")),
+    return runs.run_record(
+        request,
+        final,
+        trigger,
+        outcome.target,
         duration_seconds=outcome.total_seconds,
         gather_seconds=outcome.gather_seconds,
         detect_seconds=outcome.analyse_seconds,
         counts={"timeline": len(outcome.timeline.entries), "causes": len(outcome.causes)},
-        summary=final.get("summary", ""),
         missing=[{"source": m} for m in outcome.missing],
         findings=[],
         spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -271,63 +251,54 @@ def run_record(body: Mapping[str, Any], spec: IncidentReportSpec, outcome: Incid
 
 
 async def run(
-    body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, retry: int = 0, reason: str = "changed", cause: str = "spec"
+    body: Mapping[str, Any],
+    runtime: Runtime,
+    logger: logging.Logger,
+    *,
+    retry: int = 0,
+    reason: str = "changed",
+    cause: str = "spec",
 ) -> None:
-    observed = time.monotonic()  # before the slot wait, so queued runs share reads (see analysis.service)
-    meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], int(meta.get("generation") or 1)
-    status: dict[str, Any] = dict(body.get("status") or {})
-    writer = StatusWriter(runtime.api, namespace, name, plural=PLURAL)
-    rerun_token = (meta.get("annotations") or {}).get(RERUN_ANNOTATION)
-    try:
-        spec = IncidentReportSpec.model_validate(body.get("spec") or {})
-    except ValidationError as err:
-        await reject_invalid_spec(body, writer, status, generation, err)
-
-    target = spec.target_namespace or namespace
-    run_id = run_id_for(body, cause)
-    if finished_before(status, run_id, generation, KIND, logger):
+    """Build one incident report for ``body`` and write its status; raise Kopf errors for retry decisions."""
+    observed = time.monotonic()  # before the slot wait, so queued runs share reads (as analyses do)
+    request = Request.of(body, KIND, runtime.api)
+    spec = await request.validated(IncidentReportSpec)
+    target = spec.target_namespace or request.namespace
+    run_id = runs.run_id_for(body, cause)
+    if runs.finished_before(request, run_id, logger):
         return
-    logger = with_run_id(logger, run_id)
+    log = with_run_id(logger, run_id)
     started_at = now_rfc3339()
-    async with work_slot(runtime, KIND):
-        await mark_running(writer, status, generation, run_id, started_at, rerun_token, f"investigating {target} ({reason})")
+    async with runs.work_slot(runtime, KIND):
+        await runs.mark_running(request, run_id, started_at, f"investigating {target} ({reason})")
         try:
             outcome = await investigate(
                 runtime.gatherer(observed),
                 spec,
                 target,
-                title=f"{name} in {target}",
+                title=f"{request.name} in {target}",
                 prometheus_url=runtime.settings.prometheus_url,
                 prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
             )
         except TargetNamespaceMissing as err:
-            await fail_target_missing(body, writer, status, generation, err)
+            await runs.fail_target_missing(request, err)
         except ApiUnavailable as err:
-            await retry_later(writer, status, generation, retry, err)
+            await runs.retry_later(request, retry, err)
 
-    final = completed_status(outcome, generation, run_id, started_at, status)
+    final = completed_status(outcome, request.generation, run_id, started_at, request.status)
     if spec.llm.enabled:
         # Not built yet: say so rather than ignore the request. The rule-based draft is complete without it.
         final["conditions"] = set_condition(
-            final["conditions"], "Explained", ConditionStatus.false, "NotSupported",
-            "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft", generation,
+            final["conditions"],
+            ConditionType.explained,
+            ConditionStatus.false,
+            Reason.not_supported,
+            "LLM polishing of IncidentReports is not implemented yet; the postmortem is the rule-based draft",
+            request.generation,
         )
     # Entries of `missing` read "<source>: <error>" (kinds and "prometheus <query>").
-    failed = [tuple(m.split(": ", 1)) if ": " in m else (m, "unavailable") for m in outcome.missing]
-    await write_completed(runtime, writer, KIND, final, run_record(body, spec, outcome, final, reason), failed, None, generation)
-    logger.info("incident report %s/%s of %s: %s", namespace, name, target, final["summary"])
+    failed = [(m.split(": ", 1)[0], m.split(": ", 1)[1] if ": " in m else "unavailable") for m in outcome.missing]
+    record = run_record(request, spec, outcome, final, reason)
+    await runs.write_completed(runtime, request, final, record, failed, None)
+    log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
     kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
-
-
-def needs_run_on_resume(body: Mapping[str, Any]) -> bool:
-    status = body.get("status") or {}
-    generation = (body.get("metadata") or {}).get("generation")
-    if status.get("phase") in (None, IncidentPhase.pending.value, IncidentPhase.running.value):
-        return True
-    return status.get("observedGeneration") != generation and status.get("phase") != IncidentPhase.failed.value
-
-
-def rerun_requested(body: Mapping[str, Any]) -> bool:
-    token = ((body.get("metadata") or {}).get("annotations") or {}).get(RERUN_ANNOTATION)
-    return bool(token) and token != (body.get("status") or {}).get("rerunToken")

@@ -1,4 +1,4 @@
-"""Start and stop the Alertmanager webhook with the operator; the server itself is :mod:`infragenius.slo.webhook`."""
+"""Start and stop the Alertmanager receiver with the operator; the server itself is :mod:`infragenius.alerts.receiver`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import kopf
 
-from infragenius.incident.alerts import KubeIncidentSink
-from infragenius.slo.service import KubeTriggerSink
-from infragenius.slo.webhook import AlertWebhook, WebhookOptions
+from infragenius.alerts.incidents import KubeIncidentSink
+from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
+from infragenius.alerts.slo_triggers import KubeTriggerSink
 
 
 @kopf.on.startup()

@@ -13,17 +13,15 @@ import math
 import time
 from dataclasses import dataclass
 
-import httpx
-
-from infragenius.incident.timeline import Entry, rfc3339
+from infragenius.gather.prometheus import PrometheusError, Samples, connect
+from infragenius.incident.timeline import Entry
+from infragenius.kube.time import rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.models.incident import MetricKind, MetricQuery
 
 MIN_POINTS = 3
 RATIO = 2.0
 MAX_POINTS = 500  # Prometheus allows 11000; a step is visible long before that
-
-Samples = list[tuple[dt.datetime, float]]
 
 
 @dataclass(frozen=True)
@@ -66,27 +64,6 @@ def step_seconds(start: dt.datetime, end: dt.datetime) -> int:
     return max(15, math.ceil((end - start).total_seconds() / MAX_POINTS))
 
 
-def range_query(url: str, query: str, start: dt.datetime, end: dt.datetime, timeout: float) -> Samples:
-    """One series (the first) of a range query; raises on HTTP or Prometheus errors."""
-    reply = httpx.get(
-        f"{url.rstrip('/')}/api/v1/query_range",
-        params={"query": query, "start": start.timestamp(), "end": end.timestamp(), "step": step_seconds(start, end), "timeout": f"{int(timeout)}s"},
-        timeout=timeout,
-    )
-    body = reply.json() if reply.headers.get("content-type", "").startswith("application/json") else {}
-    if reply.status_code != 200 or body.get("status") != "success":
-        raise RuntimeError(f"{reply.status_code}: {body.get('error') or reply.text[:200]}")
-    result = (body.get("data") or {}).get("result") or []
-    if not result:
-        return []
-    samples: Samples = []
-    for ts, raw in result[0].get("values") or []:
-        value = float(raw)
-        if not math.isnan(value) and not math.isinf(value):
-            samples.append((dt.datetime.fromtimestamp(float(ts), dt.timezone.utc), value))
-    return samples
-
-
 def _format(value: float, kind: MetricKind) -> str:
     if kind is MetricKind.error_rate:
         return f"{value * 100:.3g}%"
@@ -118,28 +95,39 @@ class MetricsOutcome:
     seconds: float
 
 
-def gather(url: str, queries: list[MetricQuery], start: dt.datetime, end: dt.datetime, namespace: str, timeout: float) -> MetricsOutcome:
+def gather(
+    url: str, queries: list[MetricQuery], start: dt.datetime, end: dt.datetime, namespace: str, timeout: float
+) -> MetricsOutcome:
     """Blocking: run in a worker thread."""
     began = time.perf_counter()
     entries: list[Entry] = []
     errors: list[str] = []
     error_rate: float | None = None
-    for query in queries:
-        try:
-            samples = range_query(url, query.query, start, end, timeout)
-        except Exception as err:  # Prometheus down, query rejected: reported, never fatal
-            errors.append(f"prometheus {query.name}: {type(err).__name__}: {err}"[:256])
-            continue
-        if not samples:
-            continue
-        step = detect_step(samples, query.min_change)
-        if step is not None:
-            entries.append(anomaly_entry(query, step, namespace))
-        if query.kind is MetricKind.error_rate and error_rate is None:
-            # Impact: the mean over the incident (after the step), else over the window.
-            tail = [v for t, v in samples if step is None or t >= step.time]
-            error_rate = sum(tail) / len(tail)
+    with connect(url, timeout) as prom:
+        for query in queries:
+            try:
+                samples = prom.first_series(query.query, start, end, step_seconds(start, end))
+            except PrometheusError as err:  # Prometheus down, query rejected: reported, never fatal
+                errors.append(f"prometheus {query.name}: {err}"[:256])
+                continue
+            error_rate = _note(query, samples, namespace, entries, error_rate)
     return MetricsOutcome(entries, error_rate, errors, time.perf_counter() - began)
+
+
+def _note(
+    query: MetricQuery, samples: Samples, namespace: str, entries: list[Entry], error_rate: float | None
+) -> float | None:
+    """Adds the query's step (if any) to ``entries``; returns the incident's error rate once known."""
+    if not samples:
+        return error_rate
+    step = detect_step(samples, query.min_change)
+    if step is not None:
+        entries.append(anomaly_entry(query, step, namespace))
+    if query.kind is MetricKind.error_rate and error_rate is None:
+        # Impact: the mean over the incident (after the step), else over the window.
+        tail = [v for t, v in samples if step is None or t >= step.time]
+        error_rate = sum(tail) / len(tail)
+    return error_rate
 
 
 def window_text(start: dt.datetime, end: dt.datetime) -> str:

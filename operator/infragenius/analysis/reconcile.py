@@ -1,0 +1,171 @@
+"""The operator's side of one Analysis: the run lifecycle (``runs``) around the pipeline (``runner``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from infragenius.analysis import engine
+from infragenius.analysis.runner import AnalysisOutcome, analyze
+from infragenius.gather.kube import ApiUnavailable, TargetNamespaceMissing
+from infragenius.history.store import RunRecord
+from infragenius.kube.time import now_rfc3339
+from infragenius.llm.explain import ExplainOutcome
+from infragenius.models.analysis import AnalysisSpec, AnalysisStatus
+from infragenius.models.api import ANALYSIS, Phase, Reason
+from infragenius.observability import metrics
+from infragenius.observability.logs import with_run_id
+from infragenius.runs import lifecycle as runs
+from infragenius.runs.lifecycle import Request, Runtime
+from infragenius.snapshot import GatherStatus
+
+KIND = ANALYSIS
+
+
+async def explain(runtime: Runtime, outcome: AnalysisOutcome, spec: AnalysisSpec) -> ExplainOutcome:
+    """The optional LLM stage; it cannot fail the analysis."""
+    if runtime.explainer is None:
+        return runs.NO_MODEL_SERVER
+    missing = [r.source for r in outcome.missing]
+    options = runtime.llm_options(spec.llm)
+    return await runtime.explainer.explain(outcome.snapshot, outcome.findings, missing, options)
+
+
+def completed_status(
+    outcome: AnalysisOutcome,
+    spec: AnalysisSpec,
+    generation: int,
+    run_id: str,
+    started_at: str,
+    previous: Mapping[str, Any],
+    explained: ExplainOutcome | None = None,
+) -> dict[str, Any]:
+    kept = outcome.findings[: spec.max_findings]
+    summary = engine.summarise(outcome.findings, outcome.target, outcome.missing)
+    status = AnalysisStatus(
+        phase=Phase.completed,
+        observed_generation=generation,
+        run_id=run_id,
+        started_at=started_at,
+        completed_at=now_rfc3339(),
+        duration_seconds=outcome.timings.total_seconds,
+        summary=summary,
+        counts=engine.count(outcome.findings),
+        total_findings=len(outcome.findings),
+        truncated=len(outcome.findings) > len(kept),
+        findings=kept,
+        missing=outcome.source_reports(),
+        timings=outcome.timings,
+        explanation=explained.status if explained else None,
+        rerun_token=previous.get("rerunToken"),
+    ).model_dump(by_alias=True, mode="json", exclude_none=True)
+    if explained is None or explained.status is None:
+        status["explanation"] = None  # merge patch: drop an explanation from an earlier run
+    degraded = f"; degraded: {', '.join(r.source for r in outcome.missing)}" if outcome.missing else ""
+    conditions = runs.ready(previous, True, Reason.analysis_completed, f"{summary}{degraded}", generation)
+    status["conditions"] = runs.explained_conditions(conditions, explained, generation)
+    return status
+
+
+def run_record(
+    request: Request, spec: AnalysisSpec, outcome: AnalysisOutcome, final: Mapping[str, Any], trigger: str
+) -> RunRecord:
+    """History keeps every finding, not only the ones that fit in status."""
+    return runs.run_record(
+        request,
+        final,
+        trigger,
+        outcome.target,
+        duration_seconds=outcome.timings.total_seconds,
+        gather_seconds=outcome.timings.gather_seconds,
+        detect_seconds=outcome.timings.detect_seconds,
+        counts=dict(final.get("counts") or {}),
+        missing=list(final.get("missing") or []),
+        findings=[f.model_dump(mode="json", exclude_none=True) for f in outcome.findings],
+        explanation=final.get("explanation"),
+        spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
+
+
+async def run(
+    body: Mapping[str, Any],
+    runtime: Runtime,
+    logger: logging.Logger,
+    *,
+    retry: int = 0,
+    reason: str = "changed",
+    cause: str = "spec",
+) -> None:
+    """Run one analysis for ``body`` and write its status; raise Kopf errors for retry decisions."""
+    # Taken before waiting for a slot: runs queued behind this one may share its reads, and it theirs.
+    observed = time.monotonic()
+    request = Request.of(body, KIND, runtime.api)
+    spec = await request.validated(AnalysisSpec)
+    target = None if spec.all_namespaces else spec.target_namespace or request.namespace
+    run_id = runs.run_id_for(body, cause)
+    if runs.finished_before(request, run_id, logger):
+        return
+    log = with_run_id(logger, run_id)
+    started_at = now_rfc3339()
+    async with runs.work_slot(runtime, KIND):
+        await runs.mark_running(request, run_id, started_at, f"analysing {target or 'all namespaces'} ({reason})")
+        try:
+            outcome = await analyze(
+                runtime.gatherer(observed),
+                spec,
+                target,
+                prometheus_url=runtime.settings.prometheus_url,
+                prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
+            )
+        except TargetNamespaceMissing as err:
+            await runs.fail_target_missing(request, err)
+        except ApiUnavailable as err:
+            await runs.retry_later(request, retry, err)
+    metrics.observe_stage(KIND.kind, "gather", outcome.timings.gather_seconds)
+    metrics.observe_stage(KIND.kind, "detect", outcome.timings.detect_seconds)
+    _record_sources(runtime, outcome)
+
+    explained = None
+    if spec.llm.enabled:
+        with metrics.timed_stage(KIND.kind, "llm"):
+            explained = await explain(runtime, outcome, spec)
+    final = completed_status(outcome, spec, request.generation, run_id, started_at, request.status, explained)
+    failed = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
+    record = run_record(request, spec, outcome, final, reason)
+    await runs.write_completed(runtime, request, final, record, failed, explained)
+    metrics.count_findings(outcome.findings)
+    metrics.observe_stage(KIND.kind, "total", outcome.timings.total_seconds)
+    timings = outcome.timings
+    log.info(
+        "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
+        request.namespace,
+        request.name,
+        outcome.target,
+        final["summary"],
+        timings.gather_seconds,
+        timings.detect_seconds,
+    )
+    # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
+    # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
+    kopf.event(body, type="Normal", reason=Reason.analysis_completed.value, message=final["summary"][:1024])
+
+
+def _record_sources(runtime: Runtime, outcome: AnalysisOutcome) -> None:
+    """Prometheus is the one optional source whose outage should show on the dependency gauge."""
+    if not runtime.settings.prometheus_url:
+        return
+    down = any(r.source.startswith("prometheus") and r.status is GatherStatus.error for r in outcome.missing)
+    metrics.dependency("prometheus", not down)
+
+
+def rerun_due(body: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
+    """True when ``spec.interval`` has passed since the last completed run."""
+    status = body.get("status") or {}
+    if status.get("phase") != Phase.completed.value:
+        return False
+    return runs.interval_elapsed((body.get("spec") or {}).get("interval"), status.get("completedAt"), now)

@@ -1,0 +1,355 @@
+"""One run of any kind: request → validate → work slot → Running → work → history → Degraded → Completed.
+
+Each kind's module supplies the work and its status; the steps around it, and the decisions Kopf needs
+(retry soon, retry never, skip a repeat), are here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
+
+import kopf
+from kubernetes import client
+from pydantic import BaseModel, ValidationError
+
+from infragenius.gather.kube import KubeGatherer
+from infragenius.history.recorder import HistoryRecorder
+from infragenius.history.store import RunRecord
+from infragenius.kube.time import now_rfc3339, parse_time
+from infragenius.llm.explain import Explainer, ExplainOutcome, LLMOptions
+from infragenius.models.api import (
+    MODEL_SERVER_REASONS,
+    RERUN_ANNOTATION,
+    ConditionType,
+    Phase,
+    Reason,
+    ResourceKind,
+)
+from infragenius.models.common import ConditionStatus, LLMSpec, parse_duration
+from infragenius.observability import metrics
+from infragenius.runs.conditions import ready, set_condition, without_condition
+from infragenius.runs.resources import StatusWriter
+from infragenius.settings import Settings
+
+HISTORY_WAIT_SECONDS = 5.0
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+@dataclass
+class Runtime:
+    """Clients and limits shared by all handlers; created at start-up and kept in Kopf's memo."""
+
+    settings: Settings
+    api: client.ApiClient
+    slots: asyncio.Semaphore
+    explainer: Explainer | None = None
+    history: HistoryRecorder | None = None
+
+    def gatherer(self, not_before: float | None = None) -> KubeGatherer:
+        """``not_before``: when the request was seen; reads other runs started since then are shared."""
+        return KubeGatherer(
+            self.api,
+            event_cap=self.settings.event_cap,
+            concurrency=self.settings.list_concurrency,
+            not_before=not_before,
+        )
+
+    def llm_options(self, spec: LLMSpec) -> LLMOptions:
+        settings = self.settings
+        return LLMOptions(
+            model=spec.model or settings.llm_model,
+            num_ctx=settings.llm_num_ctx,
+            max_reply_tokens=settings.llm_max_reply_tokens,
+            timeout=settings.llm_timeout_seconds,
+            anonymize=spec.anonymize,
+        )
+
+
+NO_MODEL_SERVER = ExplainOutcome(False, Reason.model_unavailable, "no model server configured (INFRAGENIUS_OLLAMA_URL)")
+
+
+@dataclass
+class Request:
+    """One object asking for a run, as the handler saw it."""
+
+    body: Mapping[str, Any]
+    kind: ResourceKind
+    writer: StatusWriter
+    namespace: str
+    name: str
+    generation: int
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], kind: ResourceKind, api: client.ApiClient) -> Request:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        return cls(
+            body=body,
+            kind=kind,
+            writer=StatusWriter(api, kind, namespace, name),
+            namespace=namespace,
+            name=name,
+            generation=int(meta.get("generation") or 1),
+            status=dict(body.get("status") or {}),
+        )
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.body["metadata"].get("annotations") or {}
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid"))
+
+    def ready(self, ok: bool, reason: Reason, message: str) -> list[dict[str, Any]]:
+        return ready(self.status, ok, reason, message, self.generation)
+
+    async def validated(self, model: type[SpecT]) -> SpecT:
+        """The spec as ``model``; an invalid one fails the run permanently (see ``reject_invalid_spec``)."""
+        try:
+            return model.model_validate(self.body.get("spec") or {})
+        except ValidationError as err:
+            await reject_invalid_spec(self, err)
+
+
+def run_id_for(body: Mapping[str, Any], cause: str) -> str:
+    """The same request (resource, generation, cause) always gets the same run id, so a run repeated
+    after a crash is written to history once."""
+    meta = body["metadata"]
+    key = f"{meta.get('uid')}|{meta.get('generation')}|{cause}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def already_done(status: Mapping[str, Any], run_id: str, generation: int) -> bool:
+    """This exact run (same resource, generation and cause) already ended and wrote its status."""
+    return (
+        status.get("runId") == run_id
+        and status.get("phase") in (Phase.completed.value, Phase.failed.value)
+        and status.get("observedGeneration") == generation
+    )
+
+
+def finished_before(request: Request, run_id: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> bool:
+    """A replica that took over, or a restart after the final patch: this run ended; do not repeat it."""
+    if not already_done(request.status, run_id, request.generation):
+        return False
+    metrics.RUNS.labels(kind=request.kind.kind, outcome="already_done").inc()
+    logger.info("run %s already completed; nothing to do", run_id)
+    return True
+
+
+@contextlib.asynccontextmanager
+async def work_slot(runtime: Runtime, kind: ResourceKind) -> AsyncIterator[None]:
+    """One of ``max_concurrent_analyses`` slots, with the wait and the work visible in metrics."""
+    with metrics.queued(kind.kind):
+        await runtime.slots.acquire()
+    try:
+        with metrics.in_flight(kind.kind):
+            yield
+    finally:
+        runtime.slots.release()
+
+
+async def mark_running(request: Request, run_id: str, started_at: str, message: str) -> None:
+    """Phase Running with Ready=False; records the rerun token so the annotation is handled once."""
+    rerun_token = request.annotations.get(RERUN_ANNOTATION)
+    await request.writer.patch(
+        {
+            "phase": Phase.running.value,
+            "runId": run_id,
+            "startedAt": started_at,
+            "rerunToken": rerun_token,
+            "conditions": request.ready(False, Reason.running, message),
+        }
+    )
+    request.status["rerunToken"] = rerun_token
+
+
+async def fail_target_missing(request: Request, err: Exception) -> NoReturn:
+    """Phase Failed, permanently: re-running cannot help until the namespace exists (a spec change or rerun will)."""
+    metrics.RUNS.labels(kind=request.kind.kind, outcome="target_missing").inc()
+    await request.writer.patch(
+        {
+            "phase": Phase.failed.value,
+            "observedGeneration": request.generation,
+            "completedAt": now_rfc3339(),
+            "summary": str(err),
+            "conditions": request.ready(False, Reason.target_not_found, str(err)),
+        }
+    )
+    kopf.warn(request.body, reason=Reason.target_not_found.value, message=str(err))
+    raise kopf.PermanentError(str(err)) from err
+
+
+async def retry_later(request: Request, retry: int, err: Exception) -> NoReturn:
+    """The API could not answer: Pending, and Kopf retries with exponential backoff (5 s to 5 min)."""
+    metrics.RUNS.labels(kind=request.kind.kind, outcome="retrying").inc()
+    delay = min(300, 5 * 2 ** min(retry, 6))
+    await request.writer.patch(
+        {
+            "phase": Phase.pending.value,
+            "conditions": request.ready(False, Reason.retrying, f"{err}; retrying in {delay}s"),
+        }
+    )
+    raise kopf.TemporaryError(str(err), delay=delay) from err
+
+
+async def reject_invalid_spec(request: Request, err: ValidationError) -> NoReturn:
+    """Phase Failed with every validation error in one message; permanent, so Kopf does not retry."""
+    metrics.RUNS.labels(kind=request.kind.kind, outcome="invalid").inc()
+    message = "invalid spec: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
+    )
+    await request.writer.patch(
+        {
+            "phase": Phase.failed.value,
+            "observedGeneration": request.generation,
+            "summary": message[:512],
+            "conditions": request.ready(False, Reason.invalid_spec, message),
+        }
+    )
+    kopf.warn(request.body, reason=Reason.invalid_spec.value, message=message[:1024])
+    raise kopf.PermanentError(message)
+
+
+def explained_conditions(
+    conditions: Sequence[Mapping[str, Any]], explained: ExplainOutcome | None, generation: int
+) -> list[dict[str, Any]]:
+    """``Explained`` from the LLM stage's outcome; removed when the run did not ask for one."""
+    if explained is None:
+        return without_condition(conditions, ConditionType.explained)
+    ok = ConditionStatus.true if explained.ok else ConditionStatus.false
+    return set_condition(conditions, ConditionType.explained, ok, explained.reason, explained.message, generation)
+
+
+Problem = tuple[Reason, str]
+
+
+def dependency_problems(
+    runtime: Runtime, failed_sources: Sequence[tuple[str, str]], explained: ExplainOutcome | None
+) -> list[Problem]:
+    """(reason, message) for each dependency that let this run down; empty when all worked."""
+    problems: list[Problem] = []
+    for source, error in failed_sources:
+        if source.startswith("prometheus"):  # "prometheus", or "prometheus <query>" for named queries
+            problems.append((Reason.prometheus_unavailable, f"Prometheus{source[len('prometheus') :]}: {error}"))
+        else:
+            problems.append((Reason.source_unavailable, f"{source}: {error}"))
+    if explained is not None and not explained.ok and explained.reason in MODEL_SERVER_REASONS:
+        problems.append((explained.reason, f"model server: {explained.message}"))
+    explainer = runtime.explainer
+    if explained is not None and explainer is not None and explainer.cache is not None and explainer.cache.bypassed:
+        problems.append((Reason.cache_unavailable, "Redis: explanation cache bypassed after an error"))
+    history = runtime.history
+    if history is not None and not history.available:
+        buffered = len(history.pending)
+        message = f"Postgres: unavailable; {buffered} run(s) buffered, written when it returns"
+        problems.append((Reason.history_buffered, message))
+    return problems
+
+
+def set_degraded(
+    conditions: Sequence[Mapping[str, Any]], problems: Sequence[Problem], generation: int
+) -> list[dict[str, Any]]:
+    """``Degraded`` is True while any dependency fails, and turns False on the first run after recovery."""
+    if not problems:
+        message = "every configured dependency answered"
+        reason = Reason.all_dependencies_available
+        return set_condition(conditions, ConditionType.degraded, ConditionStatus.false, reason, message, generation)
+    reasons = {reason for reason, _ in problems}
+    reason = problems[0][0] if len(reasons) == 1 else Reason.multiple_dependencies
+    message = "; ".join(m for _, m in problems)
+    return set_condition(conditions, ConditionType.degraded, ConditionStatus.true, reason, message, generation)
+
+
+async def write_completed(
+    runtime: Runtime,
+    request: Request,
+    final: dict[str, Any],
+    record: RunRecord,
+    failed_sources: Sequence[tuple[str, str]],
+    explained: ExplainOutcome | None,
+) -> None:
+    """History first (waiting briefly; buffered while Postgres is away), so a crash once status says
+    Completed loses no run and a repeat writes the same run id; then Degraded, then the status."""
+    if runtime.history is not None:
+        await runtime.history.record_and_wait(record, timeout=HISTORY_WAIT_SECONDS)
+    # After the history write: whether Postgres took this run is part of what Degraded reports.
+    problems = dependency_problems(runtime, failed_sources, explained)
+    final["conditions"] = set_degraded(final["conditions"], problems, request.generation)
+    with metrics.timed_stage(request.kind.kind, "status"):
+        await request.writer.patch(final)
+    metrics.RUNS.labels(kind=request.kind.kind, outcome="completed").inc()
+
+
+def run_record(request: Request, final: Mapping[str, Any], trigger: str, target: str, **fields: Any) -> RunRecord:
+    """The history row of a run that wrote ``final`` as its status; ``fields`` are the kind's own."""
+    started = parse_time(final.get("startedAt"))
+    return RunRecord(
+        kind=request.kind.kind,
+        namespace=request.namespace,
+        name=request.name,
+        resource_uid=request.uid,
+        generation=request.generation,
+        run_id=final["runId"],
+        trigger=trigger,
+        requested_at=started or dt.datetime.now(dt.UTC),
+        target_namespace=target,
+        phase=final["phase"],
+        started_at=started,
+        completed_at=parse_time(final.get("completedAt")),
+        summary=final.get("summary", ""),
+        **fields,
+    )
+
+
+# --- when a run is due ------------------------------------------------------------------------------------
+
+
+def token_pending(body: Mapping[str, Any], annotation: str, handled_key: str) -> bool:
+    """The annotation holds a value this resource's status has not recorded as handled yet."""
+    token = ((body.get("metadata") or {}).get("annotations") or {}).get(annotation)
+    return bool(token) and token != (body.get("status") or {}).get(handled_key)
+
+
+def rerun_requested(body: Mapping[str, Any]) -> bool:
+    """The rerun annotation holds a value this resource has not handled yet."""
+    return token_pending(body, RERUN_ANNOTATION, "rerunToken")
+
+
+def never_finished(body: Mapping[str, Any]) -> bool:
+    """No run of this object ever ended (an operator stopped in the middle of one, or never started it)."""
+    return (body.get("status") or {}).get("phase") in (None, Phase.pending.value, Phase.running.value)
+
+
+def behind_spec(body: Mapping[str, Any]) -> bool:
+    """The last run ended for an older generation of the spec."""
+    status = body.get("status") or {}
+    return status.get("observedGeneration") != (body.get("metadata") or {}).get("generation")
+
+
+def needs_run_on_resume(body: Mapping[str, Any]) -> bool:
+    """After an operator restart: re-run what never finished or is behind its spec (a failed run waits for
+    a spec change or a rerun)."""
+    failed = (body.get("status") or {}).get("phase") == Phase.failed.value
+    return never_finished(body) or (behind_spec(body) and not failed)
+
+
+def interval_elapsed(interval: str | None, last: str | None, now: dt.datetime | None = None) -> bool:
+    """``interval`` (a duration) has passed since ``last`` (RFC 3339); False when either is missing or odd."""
+    if not interval or not last:
+        return False
+    try:
+        every = parse_duration(interval)
+        previous = parse_time(last)
+    except ValueError:
+        return False
+    return previous is not None and (now or dt.datetime.now(dt.UTC)) - previous >= every

@@ -1,0 +1,66 @@
+"""One client for our custom resources: it knows each kind's group, version and plural (``models.api``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from infragenius import kubeapi
+from infragenius.models.api import ResourceKind
+
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+JSON = {"Content-Type": "application/json"}
+
+
+class CustomResources:
+    """Raw requests on one kind (blocking calls run in worker threads; kubeapi retries transient failures).
+
+    Errors are the client's: ``ApiException`` with the HTTP status, or a transport error from ``kubeapi``.
+    """
+
+    def __init__(self, api: client.ApiClient, kind: ResourceKind, timeout: tuple[float, float] = (5, 15)) -> None:
+        self.api, self.kind, self.timeout = api, kind, timeout
+
+    async def _call(self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        return await asyncio.to_thread(
+            kubeapi.request, self.api, method, path, headers=dict(headers or {}), body=body, timeout=self.timeout
+        )
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return dict(await self._call("GET", self.kind.path(namespace, name)))
+
+    async def create(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(await self._call("POST", self.kind.collection_path(namespace), dict(body), JSON))
+
+    async def merge_patch(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Any:
+        return await self._call("PATCH", self.kind.path(namespace, name), dict(patch), MERGE_PATCH)
+
+    async def merge_patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> Any:
+        path = self.kind.path(namespace, name) + "/status"
+        return await self._call("PATCH", path, {"status": dict(status)}, MERGE_PATCH)
+
+
+class StatusWriter:
+    """Merge-patches one object's status subresource (lists such as findings are replaced whole).
+
+    kubeapi retries conflicts, throttling, server errors and broken connections for a few
+    seconds; what still fails becomes a TemporaryError, and Kopf runs the handler again in 5 s.
+    """
+
+    def __init__(self, api: client.ApiClient, kind: ResourceKind, namespace: str, name: str) -> None:
+        self.resources = CustomResources(api, kind, timeout=(5, 30))
+        self.kind, self.namespace, self.name = kind, namespace, name
+
+    async def patch(self, status: Mapping[str, Any]) -> None:
+        try:
+            await self.resources.merge_patch_status(self.namespace, self.name, status)
+        except client.ApiException as err:
+            if err.status == 404:
+                return  # deleted while running: nothing to report to
+            raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
+        except kubeapi.TRANSPORT_ERRORS as err:
+            raise kopf.TemporaryError(f"could not write status: {type(err).__name__}: {err}"[:300], delay=5) from err

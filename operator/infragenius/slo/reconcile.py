@@ -1,0 +1,290 @@
+"""The operator's side of one SLOReview: query Prometheus, compute the budget, write status, post events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from infragenius.detectors.base import finding
+from infragenius.kube.time import now_rfc3339, rfc3339
+from infragenius.llm.explain import ExplainOutcome
+from infragenius.models.api import RERUN_ANNOTATION, SLO_REVIEW, TRIGGER_ANNOTATION, ConditionType, Phase, Reason
+from infragenius.models.findings import Finding, ResourceRef, Severity
+from infragenius.models.slo import (
+    AlertCondition,
+    AlertSeverity,
+    AlertStatus,
+    BurnRates,
+    ErrorBudget,
+    LastReview,
+    SLOReviewSpec,
+    TriggerRecord,
+    Verdict,
+)
+from infragenius.observability import metrics
+from infragenius.runs import lifecycle as runs
+from infragenius.runs.conditions import without_condition
+from infragenius.runs.lifecycle import Request, Runtime
+from infragenius.slo import math as slo_math
+from infragenius.slo.review import collect
+from infragenius.snapshot import Snapshot
+
+KIND = SLO_REVIEW
+
+
+# Cleared in a merge patch when a review cannot compute them (a stale verdict would mislead).
+_COMPUTED = ("verdict", "sli", "errorBudget", "burnRates", "alerts", "timeToExhaustion", "timeToExhaustionSeconds")
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def summarise(report: slo_math.BudgetReport, slo_window: str) -> str:
+    """One line for status, events and the log, e.g. 'Breaching: 47.3% of the 30d budget left, ...'."""
+    burn = report.burn_rates.get(slo_math.CURRENT_BURN_WINDOW)
+    firing = [a.policy.name for a in report.alerts if a.firing]
+    parts = [
+        f"{report.verdict.value}: {_pct(max(report.remaining, 0.0))} of the {slo_window} budget left",
+        f"SLI {report.sli * 100:.4f}%",
+        f"burn {burn:.2f}x over 1h" if burn is not None else "no events in the last 1h",
+    ]
+    if firing:
+        parts.append(f"firing: {', '.join(firing)}")
+    return "; ".join(parts)[:512]
+
+
+def computed_status(report: slo_math.BudgetReport) -> dict[str, Any]:
+    """The values a successful review writes (None values become nulls, clearing older values)."""
+    return {
+        "verdict": report.verdict.value,
+        "sli": report.sli,
+        "errorBudget": ErrorBudget(
+            total=report.budget,
+            consumed=report.consumed,
+            remaining=report.remaining,
+            remaining_percent=round(report.remaining * 100, 2),
+        ).model_dump(by_alias=True, mode="json"),
+        # Every key present: a lookback without events must overwrite the previous review's number.
+        "burnRates": BurnRates.model_validate(report.burn_rates).model_dump(by_alias=True, mode="json"),
+        "alerts": [
+            AlertCondition(
+                name=a.policy.name,
+                severity=a.policy.severity,
+                long_window=a.policy.long_window,
+                short_window=a.policy.short_window,
+                budget_fraction=a.policy.budget_fraction,
+                factor=a.factor,
+                threshold=a.threshold,
+                long_burn_rate=a.long_burn,
+                short_burn_rate=a.short_burn,
+                firing=a.firing,
+            ).model_dump(by_alias=True, mode="json", exclude_none=True)
+            for a in report.alerts
+        ],
+        "timeToExhaustion": None
+        if report.time_to_exhaustion_s is None
+        else slo_math.format_seconds(report.time_to_exhaustion_s),
+        "timeToExhaustionSeconds": report.time_to_exhaustion_s,
+    }
+
+
+def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, service: str) -> list[Finding]:
+    """The review as findings, so the LLM stage can explain it exactly as it explains an Analysis."""
+    resource = ResourceRef(kind="SLOReview", name=name, namespace=namespace)
+    owners = [ResourceRef(kind="Service", name=service, namespace=namespace)]
+    burns = [(f"burnRate:{w}", "no events" if v is None else f"{v:.4g}") for w, v in report.burn_rates.items()]
+    found = []
+    if report.verdict is Verdict.exhausted:
+        found.append(
+            finding(
+                detector="slo",
+                severity=Severity.critical,
+                resource=resource,
+                owners=owners,
+                problem="exhausted",
+                title=f"Error budget exhausted: {_pct(report.consumed)} spent (objective {report.objective}%)",
+                evidence=[("errorBudget.consumed", f"{report.consumed:.6g}"), ("sli", f"{report.sli:.6g}"), *burns],
+                remediation="Freeze risky changes and spend effort on reliability until the budget recovers.",
+            )
+        )
+    for alert in report.alerts:
+        if not alert.firing:
+            continue
+        policy = alert.policy
+        found.append(
+            finding(
+                detector="slo",
+                severity=Severity.critical if policy.severity is AlertSeverity.page else Severity.warning,
+                resource=resource,
+                owners=owners,
+                problem=policy.name,
+                title=(
+                    f"Burning {alert.long_burn:.2f}x over {policy.long_window} and {alert.short_burn:.2f}x over "
+                    f"{policy.short_window} (threshold {alert.factor:g}x, {policy.severity.value})"
+                ),
+                evidence=[
+                    (f"burnRate:{policy.long_window}", f"{alert.long_burn:.6g}"),
+                    (f"burnRate:{policy.short_window}", f"{alert.short_burn:.6g}"),
+                    ("factor", f"{alert.factor:g}"),
+                    ("errorBudget.remaining", f"{report.remaining:.6g}"),
+                ],
+                remediation="Find what changed when the burn started (deploys, dependencies, traffic) and roll it back.",
+            )
+        )
+    return found
+
+
+async def explain(
+    runtime: Runtime, report: slo_math.BudgetReport, spec: SLOReviewSpec, namespace: str, name: str
+) -> ExplainOutcome:
+    """The optional LLM narrative, through the Analysis machinery; it cannot fail the review."""
+    if runtime.explainer is None:
+        return runs.NO_MODEL_SERVER
+    options = runtime.llm_options(spec.llm)
+    findings = review_findings(report, namespace, name, spec.service)
+    return await runtime.explainer.explain(Snapshot.build(namespace=namespace, objects={}), findings, [], options)
+
+
+def trigger_record(status: Mapping[str, Any], token: str | None) -> TriggerRecord | None:
+    """The recorded alert behind a trigger annotation value."""
+    if not token:
+        return None
+    for raw in reversed(status.get("triggers") or []):
+        try:
+            record = TriggerRecord.model_validate(raw)
+        except ValidationError:
+            continue
+        if record.token == token and record.status is AlertStatus.firing:
+            return record
+    return None
+
+
+class _Review:
+    """One review in progress: what it writes when it ends, whichever way it ends."""
+
+    def __init__(self, request: Request, last: LastReview) -> None:
+        self.request, self.last = request, last
+
+    def finish(self, phase: Phase, ok: bool, why: Reason, message: str, seconds: float) -> dict[str, Any]:
+        done = self.last.model_copy(update={"completed_at": now_rfc3339(), "duration_seconds": round(seconds, 4)})
+        return {
+            "phase": phase.value,
+            "observedGeneration": self.request.generation,
+            "summary": message[:512],
+            "lastReview": done.model_dump(by_alias=True, mode="json", exclude_none=True),
+            "conditions": self.request.ready(ok, why, message),
+        }
+
+
+async def _start(request: Request, reason: str, triggered: bool) -> _Review:
+    """Phase Running, with the alert that asked for the review (if any) and the tokens handled."""
+    annotations = request.annotations
+    trigger = trigger_record(request.status, annotations.get(TRIGGER_ANNOTATION)) if triggered else None
+    if trigger is not None:
+        reason = f"alert {trigger.alertname or '?'} ({trigger.fingerprint})"
+    last = LastReview(run_id=uuid.uuid4().hex[:12], reason=reason[:256], trigger=trigger, started_at=now_rfc3339())
+    await request.writer.patch(
+        {
+            "phase": Phase.running.value,
+            "lastReview": last.model_dump(by_alias=True, mode="json", exclude_none=True),
+            "rerunToken": annotations.get(RERUN_ANNOTATION),
+            "triggerToken": annotations.get(TRIGGER_ANNOTATION),
+            "conditions": request.ready(False, Reason.running, f"reviewing ({reason})"),
+        }
+    )
+    return _Review(request, last)
+
+
+async def _explained(
+    runtime: Runtime, review: _Review, report: slo_math.BudgetReport, spec: SLOReviewSpec, final: dict[str, Any]
+) -> None:
+    """Adds the LLM narrative (or clears an earlier one) and the Explained condition to ``final``."""
+    request = review.request
+    explained = None
+    if spec.llm.enabled:
+        explained = await explain(runtime, report, spec, request.namespace, request.name)
+    status = explained.status if explained is not None else None
+    final["explanation"] = status.model_dump(by_alias=True, mode="json", exclude_none=True) if status else None
+    final["conditions"] = runs.explained_conditions(final["conditions"], explained, request.generation)
+
+
+async def review(
+    body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, reason: str, triggered: bool = False
+) -> None:
+    """Review one SLO and write its status; failures become conditions, never crashes."""
+    request = Request.of(body, KIND, runtime.api)
+    spec = await request.validated(SLOReviewSpec)
+    current = await _start(request, reason, triggered)
+    where = f"{request.namespace}/{request.name}"
+    url = spec.prometheus.url or runtime.settings.prometheus_url
+    if not url:
+        message = "no Prometheus: set spec.prometheus.url or INFRAGENIUS_PROMETHEUS_URL"
+        await request.writer.patch(current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0))
+        kopf.warn(body, reason=Reason.prometheus_not_configured.value, message=message)
+        return
+
+    timeout = runtime.settings.prometheus_timeout_seconds
+    data = await collect(url, spec.sli, spec.window, at=spec.evaluation_time, timeout=timeout)
+    metrics.dependency("prometheus", not data.failed)
+    if data.failed:
+        metrics.RUNS.labels(kind=KIND.kind, outcome="query_failed").inc()
+        detail = "; ".join(f"{window}: {error}" for window, error in data.errors.items())
+        message = f"Prometheus {url} could not answer: {detail}"
+        # Keep the last good values: Ready=False says they are stale; lastReview says since when.
+        await request.writer.patch(current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds))
+        kopf.warn(body, reason=Reason.query_failed.value, message=message[:1024])
+        logger.info("slo review %s failed: %s (reason: %s)", where, message, reason)
+        return
+    if data.no_data:
+        metrics.RUNS.labels(kind=KIND.kind, outcome="no_data").inc()
+        message = f"no events over {spec.window} at {rfc3339(data.evaluated_at)}: {data.queries[spec.window]}"
+        final = current.finish(Phase.completed, False, Reason.no_data, message, data.seconds)
+        final.update({key: None for key in (*_COMPUTED, "explanation")})
+        final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
+        final["evaluatedAt"] = rfc3339(data.evaluated_at)
+        await request.writer.patch(final)
+        kopf.warn(body, reason=Reason.no_data.value, message=message[:1024])
+        logger.info("slo review %s: no data (reason: %s)", where, reason)
+        return
+
+    assert data.window_error_ratio is not None
+    report = slo_math.evaluate(spec.objective, spec.window, data.window_error_ratio, data.error_ratios)
+    summary = summarise(report, spec.window)
+    final = current.finish(Phase.completed, True, Reason.reviewed, summary, data.seconds)
+    final.update(computed_status(report))
+    final["evaluatedAt"] = rfc3339(data.evaluated_at)
+    await _explained(runtime, current, report, spec, final)
+    await request.writer.patch(final)
+    metrics.RUNS.labels(kind=KIND.kind, outcome="completed").inc()
+    metrics.observe_stage(KIND.kind, "query", data.seconds)
+    logger.info("slo review %s: %s (reason: %s)", where, summary, reason)
+    kopf.event(body, type="Normal", reason="SLOReviewed", message=summary[:1024])  # kopf.info: filtered by level
+
+
+def needs_review_on_resume(body: Mapping[str, Any]) -> bool:
+    """After an operator restart: review what never finished, is behind its spec (failed reviews too: a
+    review's failure is Prometheus's, worth trying again), or has an unhandled request."""
+    return runs.never_finished(body) or rerun_requested(body) or trigger_pending(body) or runs.behind_spec(body)
+
+
+def review_due(body: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
+    """``spec.interval`` has passed since the last review finished (failed ones too: that is their retry)."""
+    status = body.get("status") or {}
+    if status.get("phase") == Phase.running.value:
+        return False
+    completed = (status.get("lastReview") or {}).get("completedAt")
+    return runs.interval_elapsed((body.get("spec") or {}).get("interval"), completed, now)
+
+
+rerun_requested = runs.rerun_requested
+
+
+def trigger_pending(body: Mapping[str, Any]) -> bool:
+    return runs.token_pending(body, TRIGGER_ANNOTATION, "triggerToken")
