@@ -82,7 +82,7 @@ from kubernetes import client, watch  # noqa: E402
 
 from infragenius import kubeapi  # noqa: E402
 from infragenius.kube.quantity import parse_quantity  # noqa: E402
-from infragenius.models.analysis import GROUP, PLURAL, VERSION  # noqa: E402
+from infragenius.models.api import ANALYSIS, GROUP, VERSION  # noqa: E402
 from infragenius_devtools import bench  # noqa: E402
 from infragenius_devtools.bench import BenchError, log  # noqa: E402
 from infragenius_devtools.devcluster import DevClusterError, LocalCluster, scenarios  # noqa: E402
@@ -90,6 +90,7 @@ from infragenius_devtools.devcluster.build import ensure_binaries  # noqa: E402
 from infragenius_devtools.devcluster.operator_process import OperatorProcess  # noqa: E402
 
 CLUSTER_NAME = "bench-load"
+PLURAL = ANALYSIS.plural
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS_FILE = RESULTS_DIR / "analysis_load.json"
 TARGET_SECONDS = 60.0

@@ -77,13 +77,8 @@ from infragenius.analysis import runner
 from infragenius.detectors import registry
 from infragenius.gather.kube import ENDPOINTS, KindEndpoint, KubeGatherer
 from infragenius.kube.time import rfc3339
-from infragenius.models.analysis import (
-    GROUP,
-    PLURAL,
-    RERUN_ANNOTATION,
-    VERSION,
-    AnalysisSpec,
-)
+from infragenius.models.analysis import AnalysisSpec
+from infragenius.models.api import ANALYSIS, GROUP, RERUN_ANNOTATION, VERSION
 from infragenius_devtools.bench import (
     STARTED,
     BenchError,
@@ -110,6 +105,7 @@ from infragenius_devtools.devcluster.operator_process import OperatorProcess
 ROOT = Path(__file__).resolve().parents[1]
 
 CLUSTER_NAME = "bench"
+PLURAL = ANALYSIS.plural
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS_FILE = RESULTS_DIR / "analysis_scale.json"
 

@@ -16,7 +16,7 @@ from kubernetes import client, config
 
 from infragenius import kubeapi
 from infragenius.kube.quantity import parse_quantity
-from infragenius.models.analysis import GROUP, PLURAL, VERSION
+from infragenius.models.api import ANALYSIS
 from infragenius_devtools.devcluster.cluster import fake_node
 
 T = TypeVar("T")
@@ -129,8 +129,7 @@ def parallel(func: Callable[[T], Any], items: Sequence[T], workers: int = WORKER
 
 
 def analysis_path(namespace: str, name: str | None = None) -> str:
-    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
-    return f"{base}/{name}" if name else base
+    return ANALYSIS.path(namespace, name) if name else ANALYSIS.collection_path(namespace)
 
 
 def pod_count(kube: Kube, namespace: str) -> int:
@@ -162,9 +161,8 @@ def create_namespace(kube: Kube, name: str, labels: dict[str, str] | None = None
 
 
 def bench_node(index: int) -> dict[str, Any]:
-    return fake_node(
-        f"bench-node-{index}", f"10.0.{1 + index // 250}.{index % 250 + 1}", EXTRA_NODE_CAPACITY, zone=f"zone-{index % 3}"
-    )
+    address = f"10.0.{1 + index // 250}.{index % 250 + 1}"
+    return fake_node(f"bench-node-{index}", address, EXTRA_NODE_CAPACITY, zone=f"zone-{index % 3}")
 
 
 def ready_nodes(kube: Kube) -> int:
@@ -226,9 +224,8 @@ def kubectl_caller(kubectl: Path, kubeconfig: str) -> Callable[..., subprocess.C
     """The ``kubectl(*args, input=..., check=...)`` callable that ``scenarios.*`` expect."""
 
     def call(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(kubectl), f"--kubeconfig={kubeconfig}", *args], input=input, text=True, capture_output=True, check=False
-        )
+        argv = [str(kubectl), f"--kubeconfig={kubeconfig}", *args]
+        done = subprocess.run(argv, input=input, text=True, capture_output=True, check=False)
         if check and done.returncode != 0:
             raise BenchError(f"kubectl {' '.join(args)}: {done.stderr[-500:]}")
         return done

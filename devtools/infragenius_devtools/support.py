@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Set-up waits (pods scheduled, quota counted, controllers reacting) are bounded generously: a loaded
 # 2-core machine makes the controllers take tens of seconds where they usually take one.

@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from infragenius_devtools.devcluster import versions
 from infragenius_devtools.devcluster.errors import DevClusterError
