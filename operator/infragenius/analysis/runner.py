@@ -63,10 +63,11 @@ async def analyze(
     use_prometheus = spec.prometheus.enabled and target_namespace is not None and any(d.name == "metrics" for d in detectors)
     url = (spec.prometheus.url or prometheus_url) if use_prometheus else None
 
+    lookback = spec.prometheus.lookback
     (objects, events, reports), (metrics, prom_report) = await asyncio.gather(
         gatherer.gather(kinds, target_namespace, spec.label_selector),
-        gather_metrics(url, target_namespace, spec.prometheus.lookback, prometheus_timeout)
-        if use_prometheus
+        gather_metrics(url, target_namespace, lookback, prometheus_timeout)
+        if use_prometheus and target_namespace is not None
         else _no_metrics(),
     )
     require_some_answer(reports)

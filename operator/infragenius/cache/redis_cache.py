@@ -22,6 +22,10 @@ KEY_PREFIX = "infragenius:explain:v1:"
 
 
 class ExplanationCache(Protocol):
+    @property
+    def bypassed(self) -> bool:
+        """True after an error made the cache step aside (runs report it as Degraded)."""
+
     async def get(self, key: str) -> dict[str, Any] | None: ...
 
     async def set(self, key: str, value: dict[str, Any]) -> None: ...

@@ -19,6 +19,7 @@ shutdown, handler timeout) does not cancel it for the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
@@ -68,7 +69,7 @@ class SharedReads:
             return await asyncio.shield(entry.task)
         entry = _Read(started=now, task=asyncio.ensure_future(fetch()))
         self.started += 1
-        entry.task.add_done_callback(lambda task, e=entry, k=key: self._done(k, e, task))
+        entry.task.add_done_callback(functools.partial(self._done, key, entry))
         self._reads.setdefault(key, []).append(entry)
         return await asyncio.shield(entry.task)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
+from infragenius.observability.logs import HandlerLogger
 from infragenius.alerts.incidents import KubeIncidentSink
 from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
 from infragenius.alerts.slo_triggers import KubeTriggerSink
 
 
 @kopf.on.startup()
-async def start_webhook(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def start_webhook(memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is None:  # the lifecycle start-up handler creates it; wait for it
         raise kopf.TemporaryError("runtime not ready", delay=1)

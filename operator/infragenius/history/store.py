@@ -165,12 +165,10 @@ class HistoryStore:
             + (" AND f.severity = %(severity)s" if severity else "")
             + " ORDER BY f.observed_at DESC"
         )
-        async with self.pool.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            rows = await (
-                await conn.execute(query, {"ns": namespace, "kind": kind, "name": name, "days": days, "severity": severity})
-            ).fetchall()
-        return list(rows)
+        params = {"ns": namespace, "kind": kind, "name": name, "days": days, "severity": severity}
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, params)
+            return list(await cursor.fetchall())
 
 
 def _finding_row(request_id: int, finding: dict[str, Any], observed: dt.datetime) -> Sequence[Any]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
 
 from infragenius.gather.kube import (
     ENDPOINTS,
@@ -35,7 +33,7 @@ from infragenius.models.incident import (
     IncidentReportSpec,
     IncidentReportStatus,
 )
-from infragenius.observability.logs import with_run_id
+from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import ready, set_condition
 from infragenius.runs.lifecycle import Request, Runtime
@@ -253,7 +251,7 @@ def run_record(
 async def run(
     body: Mapping[str, Any],
     runtime: Runtime,
-    logger: logging.Logger,
+    logger: HandlerLogger,
     *,
     retry: int = 0,
     reason: str = "changed",
@@ -301,4 +299,4 @@ async def run(
     record = run_record(request, spec, outcome, final, reason)
     await runs.write_completed(runtime, request, final, record, failed, None)
     log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
-    kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
+    runs.announce(body, "IncidentReported", final["summary"])
