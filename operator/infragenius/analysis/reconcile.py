@@ -7,8 +7,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
 from infragenius.analysis import engine
 from infragenius.analysis.runner import AnalysisOutcome, analyze
 from infragenius.gather.kube import ApiUnavailable, TargetNamespaceMissing

@@ -11,8 +11,8 @@ write the requester made before asking (LISTs without a resourceVersion are quor
 reads), so sharing never hands out a snapshot older than the request. Without a
 ``not_before`` a caller shares nothing.
 
-Failed reads, and results longer than ``KEEP_MAX_ITEMS``, are never kept: whoever joined them gets the error, the next caller
-reads again. A read runs as its own task, so a caller that is cancelled (operator
+Failed reads, and results longer than ``KEEP_MAX_ITEMS``, are never kept: whoever joined them gets the error,
+the next caller reads again. A read runs as its own task, so a caller that is cancelled (operator
 shutdown, handler timeout) does not cancel it for the others.
 """
 

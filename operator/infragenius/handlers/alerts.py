@@ -1,4 +1,4 @@
-"""Start and stop the Alertmanager receiver with the operator; the server itself is :mod:`infragenius.alerts.receiver`."""
+"""Start and stop the Alertmanager receiver with the operator (the server: :mod:`infragenius.alerts.receiver`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 import kopf
 
-from infragenius.observability.logs import HandlerLogger
 from infragenius.alerts.incidents import KubeIncidentSink
 from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
 from infragenius.alerts.slo_triggers import KubeTriggerSink
+from infragenius.observability.logs import HandlerLogger
 
 
 @kopf.on.startup()

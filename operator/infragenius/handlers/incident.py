@@ -6,9 +6,9 @@ from typing import Any
 
 import kopf
 
-from infragenius.observability.logs import HandlerLogger
 from infragenius.incident import reconcile
 from infragenius.models.api import GROUP, INCIDENT_REPORT, RERUN_ANNOTATION, VERSION
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.lifecycle import needs_run_on_resume, rerun_requested
 
 RESOURCE = (GROUP, VERSION, INCIDENT_REPORT.plural)

@@ -7,8 +7,8 @@ from typing import Any
 
 import kopf
 
-from infragenius.observability.logs import HandlerLogger
 from infragenius.observability import metrics
+from infragenius.observability.logs import HandlerLogger
 from infragenius.observability.server import HealthServer, HealthState
 from infragenius.runs import startup
 from infragenius.settings import Settings

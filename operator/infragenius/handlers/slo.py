@@ -6,8 +6,8 @@ from typing import Any
 
 import kopf
 
-from infragenius.observability.logs import HandlerLogger
 from infragenius.models.api import GROUP, RERUN_ANNOTATION, SLO_REVIEW, TRIGGER_ANNOTATION, VERSION
+from infragenius.observability.logs import HandlerLogger
 from infragenius.slo import reconcile
 
 RESOURCE = (GROUP, VERSION, SLO_REVIEW.plural)

@@ -134,7 +134,7 @@ def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, se
                     ("factor", f"{alert.factor:g}"),
                     ("errorBudget.remaining", f"{report.remaining:.6g}"),
                 ],
-                remediation="Find what changed when the burn started (deploys, dependencies, traffic) and roll it back.",
+                remediation="Find what changed when the burn started (deploys, dependencies, traffic); roll it back.",
             )
         )
     return found
@@ -245,7 +245,7 @@ async def review(
         metrics.RUNS.labels(kind=KIND.kind, outcome="no_data").inc()
         message = f"no events over {spec.window} at {rfc3339(data.evaluated_at)}: {data.queries[spec.window]}"
         final = current.finish(Phase.completed, False, Reason.no_data, message, data.seconds)
-        final.update({key: None for key in (*_COMPUTED, "explanation")})
+        final.update(dict.fromkeys((*_COMPUTED, "explanation")))
         final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
         final["evaluatedAt"] = rfc3339(data.evaluated_at)
         await request.writer.patch(final)
