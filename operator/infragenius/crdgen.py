@@ -73,7 +73,10 @@ def _crd(
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "infragenius", "app.kubernetes.io/managed-by": "infragenius-crdgen"},
+            "labels": {
+                "app.kubernetes.io/part-of": "infragenius",
+                "app.kubernetes.io/managed-by": "infragenius-crdgen",
+            },
         },
         "spec": {
             "group": GROUP,

@@ -182,7 +182,9 @@ def _send(
         raise client.ApiException(status=0, reason=f"SSLError: {tls}") from tls
     data = response.data
     if not 200 <= response.status <= 299:
-        failure = client.ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))
+        failure = client.ApiException(
+            status=response.status, reason=response.reason, body=data.decode(errors="replace")
+        )
         failure.headers = response.headers
         raise failure
     return json.loads(data) if data else None

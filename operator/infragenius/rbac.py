@@ -44,7 +44,11 @@ def operator_rules() -> list[dict[str, Any]]:
         # Events about our own resources.
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         # HA: replicas keep their liveness and priority in Kopf's peering objects.
-        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings", "kopfpeerings"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
         # Kopf discovers the resources it serves.
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": list(READ)},
     ]

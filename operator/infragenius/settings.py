@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     event_cap: int = Field(default=500, ge=10, le=10000, description="Newest warning events kept per snapshot.")
     namespaces: list[str] = Field(default_factory=list, description="Watch only these namespaces (empty: all).")
     ollama_url: str | None = Field(default=None, description="Ollama server for explanations; unset disables them.")
-    llm_model: str = Field(default="llama3.1:8b", max_length=128, description="Default model; spec.llm.model overrides it.")
+    llm_model: str = Field(
+        default="llama3.1:8b", max_length=128, description="Default model; spec.llm.model overrides it."
+    )
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600, description="Per model call.")
     llm_num_ctx: int = Field(default=4096, ge=512, le=131072, description="Context window; bounds the prompt.")
     llm_max_reply_tokens: int = Field(default=768, ge=1, le=8192, description="Reply budget, reserved in the context.")
@@ -32,7 +34,9 @@ class Settings(BaseSettings):
     llm_namespace_concurrency: int = Field(default=1, ge=1, le=64, description="In-flight model calls per namespace.")
     llm_pull: bool = Field(default=True, description="Pull the model at start-up when it is missing.")
     llm_breaker_threshold: int = Field(default=2, ge=1, description="Failed calls that open the circuit breaker.")
-    llm_breaker_cooldown_seconds: float = Field(default=30.0, ge=0, description="How long the open breaker skips the model.")
+    llm_breaker_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="How long the open breaker skips the model."
+    )
     health_port: int = Field(default=8080, ge=0, le=65535, description="Serves /healthz, /readyz and /metrics.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with the resource and run id."
@@ -62,14 +66,18 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger webhook bodies get 413."
     )
     webhook_slo_label: str = Field(default="slo", min_length=1, description="Alert label naming the SLOReview.")
-    webhook_namespace_label: str = Field(default="namespace", min_length=1, description="Alert label naming its namespace.")
+    webhook_namespace_label: str = Field(
+        default="namespace", min_length=1, description="Alert label naming its namespace."
+    )
     webhook_dedupe_size: int = Field(default=10000, ge=1, description="Alert notifications remembered in memory.")
     incident_alert_labels: dict[str, str] = Field(
         default_factory=dict,
         description='Firing alerts with all these labels (JSON, e.g. {"severity": "critical"}) create an '
         "IncidentReport in the namespace their namespace label names; empty: none do.",
     )
-    incident_lead_minutes: float = Field(default=15, ge=0, le=1440, description="Report window starts this long before startsAt.")
+    incident_lead_minutes: float = Field(
+        default=15, ge=0, le=1440, description="Report window starts this long before startsAt."
+    )
 
     # --- the stack the operator deploys in its own namespace ---
     operator_namespace: str = Field(
@@ -95,7 +103,9 @@ class Settings(BaseSettings):
     ollama_gpus: int = Field(default=1, ge=0, le=16, description="nvidia.com/gpu requested by Ollama.")
     ollama_runtime_class: str | None = Field(default=None, description="e.g. nvidia")
     ollama_node_selector: dict[str, str] = Field(default_factory=dict, description="Where Ollama may run (JSON).")
-    ollama_tolerations: list[dict[str, str]] = Field(default_factory=list, description="Tolerations for GPU nodes (JSON).")
+    ollama_tolerations: list[dict[str, str]] = Field(
+        default_factory=list, description="Tolerations for GPU nodes (JSON)."
+    )
     ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")

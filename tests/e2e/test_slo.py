@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from infragenius import kubeapi
 from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius.models.explanation import ExplainedStatus
+from infragenius.models.api import TRIGGER_ANNOTATION
 from infragenius.models.slo import (
     BURN_WINDOWS,
-    TRIGGER_ANNOTATION,
     LatencySLI,
     RatioSLI,
     RawSLI,

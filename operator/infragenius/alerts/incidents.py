@@ -26,8 +26,14 @@ FINGERPRINT_LABEL = "infragenius.io/alert-fingerprint"
 ALERTNAME_ANNOTATION = "infragenius.io/alertname"
 _SAFE = re.compile(r"[^a-z0-9-]+")
 # Alert severities mapped onto the report's; anything else is SEV3.
-SEVERITY_MAP = {"critical": IncidentSeverity.sev1, "page": IncidentSeverity.sev2, "error": IncidentSeverity.sev2,
-                "warning": IncidentSeverity.sev3, "ticket": IncidentSeverity.sev3, "info": IncidentSeverity.sev4}
+SEVERITY_MAP = {
+    "critical": IncidentSeverity.sev1,
+    "page": IncidentSeverity.sev2,
+    "error": IncidentSeverity.sev2,
+    "warning": IncidentSeverity.sev3,
+    "ticket": IncidentSeverity.sev3,
+    "info": IncidentSeverity.sev4,
+}
 
 
 class IncidentUnavailable(Exception):
@@ -36,7 +42,9 @@ class IncidentUnavailable(Exception):
 
 def matches(alert: Alert, wanted: Mapping[str, str]) -> bool:
     """A firing alert carrying every wanted label value (an empty selection matches nothing)."""
-    return bool(wanted) and alert.status is AlertState.firing and all(alert.labels.get(k) == v for k, v in wanted.items())
+    return (
+        bool(wanted) and alert.status is AlertState.firing and all(alert.labels.get(k) == v for k, v in wanted.items())
+    )
 
 
 def report_name(alert: Alert) -> str:
@@ -64,7 +72,11 @@ def report_for(alert: Alert, namespace: str, lead_minutes: float, now: dt.dateti
             "start": rfc3339(start),
             "end": rfc3339(end),
             "severity": severity.value,
-            "alert": {"name": alert.labels.get("alertname", "alert")[:253], "fingerprint": alert.fingerprint, "startsAt": rfc3339(starts)},
+            "alert": {
+                "name": alert.labels.get("alertname", "alert")[:253],
+                "fingerprint": alert.fingerprint,
+                "startsAt": rfc3339(starts),
+            },
         },
     }
 

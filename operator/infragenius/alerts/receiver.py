@@ -12,8 +12,9 @@ import json
 import logging
 import re
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Hashable, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
@@ -206,8 +207,12 @@ class AlertWebhook:
         if outcome == "no-namespace":
             self.recent.discard(key)
         elif outcome == "created":
-            logger.info("webhook: alert %s (%s) opened an incident report in %s",
-                        alert.labels.get("alertname"), alert.fingerprint, namespace)
+            logger.info(
+                "webhook: alert %s (%s) opened an incident report in %s",
+                alert.labels.get("alertname"),
+                alert.fingerprint,
+                namespace,
+            )
         return outcome
 
     async def _process(self, payload: WebhookPayload) -> web.Response:
@@ -242,8 +247,13 @@ class AlertWebhook:
                 self.recent.discard(key)  # let Alertmanager's retry through
                 result.update(action="unavailable", reason=str(err)[:300])
             if result["action"] == "triggered":
-                logger.info("webhook: alert %s (%s) triggers a review of %s/%s",
-                            record.alertname, record.fingerprint, namespace, name)
+                logger.info(
+                    "webhook: alert %s (%s) triggers a review of %s/%s",
+                    record.alertname,
+                    record.fingerprint,
+                    namespace,
+                    name,
+                )
         actions = {r["action"] for r in results}
         if "unavailable" in actions or any(r.get("incident") == "unavailable" for r in results):
             return _reply(503, error="unavailable", reason="could not record every alert; retry", results=results)

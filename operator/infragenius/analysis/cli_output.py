@@ -13,8 +13,8 @@ from kubernetes import config
 from pydantic import ValidationError
 
 from infragenius.analysis import engine
-from infragenius.analysis.runner import AnalysisOutcome, ApiUnavailable, TargetNamespaceMissing, analyze
-from infragenius.gather.kube import KubeGatherer
+from infragenius.analysis.runner import AnalysisOutcome, analyze
+from infragenius.gather.kube import ApiUnavailable, KubeGatherer, TargetNamespaceMissing
 from infragenius.models.analysis import AnalysisSpec
 from infragenius.models.findings import Severity
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from infragenius.detectors.base import Detector
 from infragenius.models.analysis import SeverityCounts
@@ -35,7 +35,9 @@ def run_detectors(snapshot: Snapshot, detectors: Sequence[Detector]) -> DetectRe
             found = list(detector.detect(snapshot))
         except Exception as err:  # a detector bug must not cost the user the other detectors' findings
             failures.append(
-                GatherResult(f"detector:{detector.name}", GatherStatus.error, error=f"{type(err).__name__}: {err}"[:500])
+                GatherResult(
+                    f"detector:{detector.name}", GatherStatus.error, error=f"{type(err).__name__}: {err}"[:500]
+                )
             )
             continue
         for item in found:
@@ -59,9 +61,7 @@ def filter_findings(findings: Iterable[Finding], min_severity: Severity, kinds: 
 
 def count(findings: Iterable[Finding]) -> SeverityCounts:
     tally = Counter(f.severity for f in findings)
-    return SeverityCounts(
-        critical=tally[Severity.critical], warning=tally[Severity.warning], info=tally[Severity.info]
-    )
+    return SeverityCounts(critical=tally[Severity.critical], warning=tally[Severity.warning], info=tally[Severity.info])
 
 
 def summarise(findings: Sequence[Finding], target: str, missing: Sequence[GatherResult]) -> str:

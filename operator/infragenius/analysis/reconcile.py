@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
-
-import kopf
 
 from infragenius.analysis import engine
 from infragenius.analysis.runner import AnalysisOutcome, analyze
@@ -19,7 +16,7 @@ from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.analysis import AnalysisSpec, AnalysisStatus
 from infragenius.models.api import ANALYSIS, Phase, Reason
 from infragenius.observability import metrics
-from infragenius.observability.logs import with_run_id
+from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.snapshot import GatherStatus
@@ -95,7 +92,7 @@ def run_record(
 async def run(
     body: Mapping[str, Any],
     runtime: Runtime,
-    logger: logging.Logger,
+    logger: HandlerLogger,
     *,
     retry: int = 0,
     reason: str = "changed",
@@ -152,7 +149,7 @@ async def run(
     )
     # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
     # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
-    kopf.event(body, type="Normal", reason=Reason.analysis_completed.value, message=final["summary"][:1024])
+    runs.announce(body, Reason.analysis_completed, final["summary"])
 
 
 def _record_sources(runtime: Runtime, outcome: AnalysisOutcome) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from infragenius.analysis import engine
 from infragenius.detectors import registry
-from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
 from infragenius.gather.container_metrics import gather_metrics
+from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
 from infragenius.models.findings import Finding
 from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
@@ -60,13 +60,16 @@ async def analyze(
     detectors = registry.select([d.value for d in spec.detectors.include], [d.value for d in spec.detectors.exclude])
     kinds = registry.kinds_needed(detectors) & set(ENDPOINTS)
     # Metrics are queried per namespace; a cluster-wide run goes without them.
-    use_prometheus = spec.prometheus.enabled and target_namespace is not None and any(d.name == "metrics" for d in detectors)
+    use_prometheus = (
+        spec.prometheus.enabled and target_namespace is not None and any(d.name == "metrics" for d in detectors)
+    )
     url = (spec.prometheus.url or prometheus_url) if use_prometheus else None
 
+    lookback = spec.prometheus.lookback
     (objects, events, reports), (metrics, prom_report) = await asyncio.gather(
         gatherer.gather(kinds, target_namespace, spec.label_selector),
-        gather_metrics(url, target_namespace, spec.prometheus.lookback, prometheus_timeout)
-        if use_prometheus
+        gather_metrics(url, target_namespace, lookback, prometheus_timeout)
+        if use_prometheus and target_namespace is not None
         else _no_metrics(),
     )
     require_some_answer(reports)
@@ -88,7 +91,9 @@ async def analyze(
     # A configured Prometheus that has no series for the namespace is reported too: otherwise a
     # misconfigured one would look exactly like healthy metrics.
     missing = [
-        r for r in reports if r.status is GatherStatus.error or (r.source == "prometheus" and url and r.status is GatherStatus.no_data)
+        r
+        for r in reports
+        if r.status is GatherStatus.error or (r.source == "prometheus" and url and r.status is GatherStatus.no_data)
     ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(

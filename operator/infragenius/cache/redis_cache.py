@@ -22,6 +22,10 @@ KEY_PREFIX = "infragenius:explain:v1:"
 
 
 class ExplanationCache(Protocol):
+    @property
+    def bypassed(self) -> bool:
+        """True after an error made the cache step aside (runs report it as Degraded)."""
+
     async def get(self, key: str) -> dict[str, Any] | None: ...
 
     async def set(self, key: str, value: dict[str, Any]) -> None: ...
@@ -39,7 +43,9 @@ def cache_key(model: str, prompt_version: str, *parts: str) -> str:
 
 
 class RedisExplanationCache:
-    def __init__(self, url: str, *, ttl_seconds: int = 86400, timeout: float = 0.25, skip_after_error: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, ttl_seconds: int = 86400, timeout: float = 0.25, skip_after_error: float = 10.0
+    ) -> None:
         self.ttl = ttl_seconds
         self.skip_after_error = skip_after_error
         self._skip_until = 0.0

@@ -20,11 +20,12 @@ def queries(namespace: str, window: str) -> dict[str, str]:
     """The PromQL behind each ContainerMetrics field, scoped to one namespace."""
     ns = namespace.replace("\\", "\\\\").replace('"', '\\"')
     by = "by (namespace, pod, container)"
+    cfs = f'{{namespace="{ns}",container!=""}}[{window}]'  # the CFS counters' selector and range
     return {
         "restarts": f'sum {by} (increase(kube_pod_container_status_restarts_total{{namespace="{ns}"}}[{window}]))',
         "cpu_throttled_ratio": (
-            f'sum {by} (increase(container_cpu_cfs_throttled_periods_total{{namespace="{ns}",container!=""}}[{window}]))'
-            f' / sum {by} (increase(container_cpu_cfs_periods_total{{namespace="{ns}",container!=""}}[{window}]))'
+            f"sum {by} (increase(container_cpu_cfs_throttled_periods_total{cfs}))"
+            f" / sum {by} (increase(container_cpu_cfs_periods_total{cfs}))"
         ),
         "memory_working_set_bytes": (
             f'max {by} (max_over_time(container_memory_working_set_bytes{{namespace="{ns}",container!=""}}[{window}]))'
@@ -65,7 +66,10 @@ async def gather_metrics(
         raw = await asyncio.wait_for(asyncio.to_thread(_query_all, url, namespace, window, timeout), timeout * 4 + 1)
     except Exception as err:  # connection refused, timeouts, HTTP errors and bad JSON all degrade the same way
         return {}, GatherResult(
-            SOURCE, GatherStatus.error, seconds=time.perf_counter() - started, error=f"{type(err).__name__}: {err}"[:500]
+            SOURCE,
+            GatherStatus.error,
+            seconds=time.perf_counter() - started,
+            error=f"{type(err).__name__}: {err}"[:500],
         )
     metrics = {key: ContainerMetrics(**fields) for key, fields in raw.items()}
     status = GatherStatus.ok if metrics else GatherStatus.no_data

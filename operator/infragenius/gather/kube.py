@@ -14,14 +14,14 @@ import heapq
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from kubernetes import client
 
 from infragenius import kubeapi
 from infragenius.gather import shared
-
 from infragenius.snapshot import GatherResult, GatherStatus, Obj
 
 PAGE_SIZE = 500
@@ -155,10 +155,15 @@ class KubeGatherer:
             try:
                 items = await self._list(endpoint, namespace, query)
             except client.ApiException as err:
-                return [], GatherResult(kind, GatherStatus.error, seconds=time.perf_counter() - started, error=_describe(err))
+                return [], GatherResult(
+                    kind, GatherStatus.error, seconds=time.perf_counter() - started, error=_describe(err)
+                )
             except Exception as err:  # network errors come in many urllib3 types; all are data here
                 return [], GatherResult(
-                    kind, GatherStatus.error, seconds=time.perf_counter() - started, error=f"{type(err).__name__}: {err}"[:500]
+                    kind,
+                    GatherStatus.error,
+                    seconds=time.perf_counter() - started,
+                    error=f"{type(err).__name__}: {err}"[:500],
                 )
         return items, GatherResult(kind, GatherStatus.ok, count=len(items), seconds=time.perf_counter() - started)
 
@@ -171,7 +176,9 @@ class KubeGatherer:
                 events = await self._list(endpoint, namespace, [("fieldSelector", "type=Warning")])
             except Exception as err:
                 message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
-                return [], GatherResult("events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
+                return [], GatherResult(
+                    "events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
+                )
         kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult("events", GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
@@ -184,7 +191,9 @@ class KubeGatherer:
                 events = await self._list(endpoint, namespace, [("fieldSelector", field_selector)])
             except Exception as err:
                 message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
-                return [], GatherResult(source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500])
+                return [], GatherResult(
+                    source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
+                )
         kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult(source, GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
@@ -225,7 +234,7 @@ class KubeGatherer:
         results = await asyncio.gather(*tasks, self.warning_events(namespace))
         objects: dict[str, list[Obj]] = {}
         reports: list[GatherResult] = []
-        for kind, (items, report) in zip(kinds, results[:-1]):
+        for kind, (items, report) in zip(kinds, results[:-1], strict=True):
             reports.append(report)
             if report.status is GatherStatus.ok:
                 objects[kind] = items
@@ -286,10 +295,15 @@ _LONE_SURROGATE = re.compile(
 def _get_lenient(api: client.ApiClient, path: str, query: list[tuple[str, Any]], accept: str) -> dict[str, Any]:
     """GET and decode invalid UTF-8 and lone surrogate escapes as U+FFFD instead of failing."""
     method, url, headers, body, post_params = api.param_serialize(
-        method="GET", resource_path=path, query_params=list(query), header_params={"Accept": accept},
+        method="GET",
+        resource_path=path,
+        query_params=list(query),
+        header_params={"Accept": accept},
         auth_settings=["BearerToken"],
     )
-    response = api.call_api(method, url, header_params=headers, body=body, post_params=post_params, _request_timeout=(5, 60))
+    response = api.call_api(
+        method, url, header_params=headers, body=body, post_params=post_params, _request_timeout=(5, 60)
+    )
     data = response.read()
     if not 200 <= response.status <= 299:
         raise client.ApiException(status=response.status, reason=response.reason, body=data.decode(errors="replace"))

@@ -11,14 +11,15 @@ write the requester made before asking (LISTs without a resourceVersion are quor
 reads), so sharing never hands out a snapshot older than the request. Without a
 ``not_before`` a caller shares nothing.
 
-Failed reads, and results longer than ``KEEP_MAX_ITEMS``, are never kept: whoever joined them gets the error, the next caller
-reads again. A read runs as its own task, so a caller that is cancelled (operator
+Failed reads, and results longer than ``KEEP_MAX_ITEMS``, are never kept: whoever joined them gets the error,
+the next caller reads again. A read runs as its own task, so a caller that is cancelled (operator
 shutdown, handler timeout) does not cancel it for the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
@@ -68,7 +69,7 @@ class SharedReads:
             return await asyncio.shield(entry.task)
         entry = _Read(started=now, task=asyncio.ensure_future(fetch()))
         self.started += 1
-        entry.task.add_done_callback(lambda task, e=entry, k=key: self._done(k, e, task))
+        entry.task.add_done_callback(functools.partial(self._done, key, entry))
         self._reads.setdefault(key, []).append(entry)
         return await asyncio.shield(entry.task)
 

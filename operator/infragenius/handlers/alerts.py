@@ -1,8 +1,7 @@
-"""Start and stop the Alertmanager receiver with the operator; the server itself is :mod:`infragenius.alerts.receiver`."""
+"""Start and stop the Alertmanager receiver with the operator (the server: :mod:`infragenius.alerts.receiver`)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -10,10 +9,11 @@ import kopf
 from infragenius.alerts.incidents import KubeIncidentSink
 from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
 from infragenius.alerts.slo_triggers import KubeTriggerSink
+from infragenius.observability.logs import HandlerLogger
 
 
 @kopf.on.startup()
-async def start_webhook(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def start_webhook(memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
     runtime = getattr(memo, "runtime", None)
     if runtime is None:  # the lifecycle start-up handler creates it; wait for it
         raise kopf.TemporaryError("runtime not ready", delay=1)

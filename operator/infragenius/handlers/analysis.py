@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
 from infragenius.analysis import reconcile
 from infragenius.models.api import ANALYSIS, GROUP, RERUN_ANNOTATION, VERSION
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.lifecycle import needs_run_on_resume, rerun_requested
 
 RESOURCE = (GROUP, VERSION, ANALYSIS.plural)
@@ -18,13 +18,13 @@ RESOURCE = (GROUP, VERSION, ANALYSIS.plural)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 async def analysis_changed(
-    body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, reason: str, **_: Any
+    body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, retry: int, reason: str, **_: Any
 ) -> None:
     await reconcile.run(body, memo.runtime, logger, retry=retry, reason=str(reason), cause="spec")
 
 
 @kopf.on.field(*RESOURCE, field=("metadata", "annotations", RERUN_ANNOTATION))
-async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int, **_: Any) -> None:
+async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, retry: int, **_: Any) -> None:
     if rerun_requested(body):
         token = body["metadata"]["annotations"][RERUN_ANNOTATION]
         await reconcile.run(body, memo.runtime, logger, retry=retry, reason="rerun annotation", cause=f"rerun:{token}")
@@ -33,7 +33,7 @@ async def analysis_rerun(body: kopf.Body, memo: kopf.Memo, logger: logging.Logge
 # Timers exist only for analyses with spec.interval (Kopf starts and stops them as the spec changes);
 # `when` is evaluated on watch events only, so whether a run is due is checked on every tick.
 @kopf.timer(*RESOURCE, interval=15.0, initial_delay=15.0, when=lambda spec, **_: bool(spec.get("interval")))
-async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
     if reconcile.rerun_due(body):
         # One interval run per previous completion, however often the timer fires.
         previous = (body.get("status") or {}).get("completedAt")

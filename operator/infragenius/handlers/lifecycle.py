@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from infragenius.observability import metrics
+from infragenius.observability.logs import HandlerLogger
 from infragenius.observability.server import HealthServer, HealthState
 from infragenius.runs import startup
 from infragenius.settings import Settings
@@ -23,7 +24,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
     # Progress and diff-base live in our own annotations, so status stays ours alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

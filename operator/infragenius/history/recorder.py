@@ -7,6 +7,7 @@ commit reply was lost cannot double it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -50,7 +51,13 @@ class HistoryRecorder:
             lost = self.pending.popleft()
             self._settle(lost, False)
             self.stats.dropped += 1
-            log.error("history buffer full (%d): dropped run %s of %s/%s", self.capacity, lost.run_id, lost.namespace, lost.name)
+            log.error(
+                "history buffer full (%d): dropped run %s of %s/%s",
+                self.capacity,
+                lost.run_id,
+                lost.namespace,
+                lost.name,
+            )
         self.pending.append(record)
         metrics.HISTORY_PENDING.set(len(self.pending))
         self._idle.clear()
@@ -69,7 +76,7 @@ class HistoryRecorder:
         self.record(record)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def _settle(self, record: RunRecord, written: bool) -> None:
@@ -81,7 +88,7 @@ class HistoryRecorder:
         """Wait until everything queued is written; False on timeout."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -90,10 +97,8 @@ class HistoryRecorder:
             await self.flush(flush_timeout)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self.pending:
             log.error("history: %d run(s) not written at shutdown (Postgres unavailable)", len(self.pending))
         await self.store.close()
@@ -121,13 +126,17 @@ class HistoryRecorder:
                 for waiting in list(self.pending):  # nobody waits out an outage
                     self._settle(waiting, False)
                 self.stats.retries += 1
-                log.warning("history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff)
+                log.warning(
+                    "history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(self.max_backoff, backoff * 2)
                 continue
             except Exception:  # a record the database rejects will never succeed; do not block the others
                 self.stats.failed += 1
-                log.exception("history: run %s of %s/%s could not be written", record.run_id, record.namespace, record.name)
+                log.exception(
+                    "history: run %s of %s/%s could not be written", record.run_id, record.namespace, record.name
+                )
                 written = None
             backoff = 0.5
             if self.pending and self.pending[0] is record:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -88,7 +89,9 @@ class HistoryStore:
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
                 )
-                done = {row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()}
+                done = {
+                    row[0] for row in await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()
+                }
                 for version, name, sql in migrations():
                     if version in done:
                         continue
@@ -107,8 +110,15 @@ class HistoryStore:
                         " requested_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                         " ON CONFLICT (resource_uid, generation, run_id) DO NOTHING RETURNING id",
                         (
-                            record.kind, record.namespace, record.name, record.resource_uid, record.generation,
-                            record.run_id, record.trigger, Jsonb(record.spec), record.requested_at,
+                            record.kind,
+                            record.namespace,
+                            record.name,
+                            record.resource_uid,
+                            record.generation,
+                            record.run_id,
+                            record.trigger,
+                            Jsonb(record.spec),
+                            record.requested_at,
                         ),
                     )
                 ).fetchone()
@@ -120,10 +130,20 @@ class HistoryStore:
                     " duration_seconds, gather_seconds, detect_seconds, critical, warning, info, summary, missing,"
                     " metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
-                        request_id, record.target_namespace, record.phase, record.started_at, record.completed_at,
-                        record.duration_seconds, record.gather_seconds, record.detect_seconds,
-                        record.counts.get("critical", 0), record.counts.get("warning", 0), record.counts.get("info", 0),
-                        record.summary, Jsonb(record.missing), Jsonb(record.metadata),
+                        request_id,
+                        record.target_namespace,
+                        record.phase,
+                        record.started_at,
+                        record.completed_at,
+                        record.duration_seconds,
+                        record.gather_seconds,
+                        record.detect_seconds,
+                        record.counts.get("critical", 0),
+                        record.counts.get("warning", 0),
+                        record.counts.get("info", 0),
+                        record.summary,
+                        Jsonb(record.missing),
+                        Jsonb(record.metadata),
                     ),
                 )
                 explanation = record.explanation or {}
@@ -131,9 +151,14 @@ class HistoryStore:
                     "INSERT INTO results (request_id, findings, explanation, recommendations, confidence, model,"
                     " prompt_version, cached) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     (
-                        request_id, Jsonb(record.findings), Jsonb(record.explanation) if record.explanation else None,
-                        Jsonb(explanation.get("remediation", [])), explanation.get("confidence"),
-                        explanation.get("model"), explanation.get("promptVersion"), bool(explanation.get("cached")),
+                        request_id,
+                        Jsonb(record.findings),
+                        Jsonb(record.explanation) if record.explanation else None,
+                        Jsonb(explanation.get("remediation", [])),
+                        explanation.get("confidence"),
+                        explanation.get("model"),
+                        explanation.get("promptVersion"),
+                        bool(explanation.get("cached")),
                     ),
                 )
                 observed = record.completed_at or record.requested_at
@@ -165,12 +190,10 @@ class HistoryStore:
             + (" AND f.severity = %(severity)s" if severity else "")
             + " ORDER BY f.observed_at DESC"
         )
-        async with self.pool.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]
-            rows = await (
-                await conn.execute(query, {"ns": namespace, "kind": kind, "name": name, "days": days, "severity": severity})
-            ).fetchall()
-        return list(rows)
+        params = {"ns": namespace, "kind": kind, "name": name, "days": days, "severity": severity}
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, params)
+            return list(await cursor.fetchall())
 
 
 def _finding_row(request_id: int, finding: dict[str, Any], observed: dt.datetime) -> Sequence[Any]:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import kopf
 
 from infragenius.gather.kube import (
     ENDPOINTS,
@@ -35,7 +32,7 @@ from infragenius.models.incident import (
     IncidentReportSpec,
     IncidentReportStatus,
 )
-from infragenius.observability.logs import with_run_id
+from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import ready, set_condition
 from infragenius.runs.lifecycle import Request, Runtime
@@ -85,7 +82,9 @@ def window_for(spec: IncidentReportSpec, now: dt.datetime) -> tuple[dt.datetime,
 def alert_info(spec: IncidentReportSpec) -> AlertInfo | None:
     if spec.alert is None:
         return None
-    return AlertInfo(name=spec.alert.name, starts_at=parse_time(spec.alert.starts_at), fingerprint=spec.alert.fingerprint)
+    return AlertInfo(
+        name=spec.alert.name, starts_at=parse_time(spec.alert.starts_at), fingerprint=spec.alert.fingerprint
+    )
 
 
 def report(
@@ -119,14 +118,22 @@ def report(
 
 
 async def _metrics(
-    spec: IncidentReportSpec, window: tuple[dt.datetime, dt.datetime], target: str, default_url: str | None, timeout: float
+    spec: IncidentReportSpec,
+    window: tuple[dt.datetime, dt.datetime],
+    target: str,
+    default_url: str | None,
+    timeout: float,
 ) -> anomalies.MetricsOutcome:
     url = spec.prometheus.url or default_url
     if not spec.prometheus.enabled or not spec.prometheus.queries:
         return anomalies.MetricsOutcome([], None, [], 0.0)
     if not url:
-        return anomalies.MetricsOutcome([], None, ["prometheus: not configured (spec.prometheus.url, INFRAGENIUS_PROMETHEUS_URL)"], 0.0)
-    return await asyncio.to_thread(anomalies.gather, url, spec.prometheus.queries, window[0], window[1], target, timeout)
+        return anomalies.MetricsOutcome(
+            [], None, ["prometheus: not configured (spec.prometheus.url, INFRAGENIUS_PROMETHEUS_URL)"], 0.0
+        )
+    return await asyncio.to_thread(
+        anomalies.gather, url, spec.prometheus.queries, window[0], window[1], target, timeout
+    )
 
 
 async def investigate(
@@ -140,7 +147,7 @@ async def investigate(
 ) -> IncidentOutcome:
     started = time.perf_counter()
     await gatherer.require_namespace(target)
-    window = window_for(spec, dt.datetime.now(dt.timezone.utc))
+    window = window_for(spec, dt.datetime.now(dt.UTC))
     (objects, events, reports), (scaling_events, scaling_report), measured = await asyncio.gather(
         gatherer.gather([k for k in KINDS if k in ENDPOINTS], target, spec.label_selector),
         gatherer.events(target, SCALING_EVENTS, "scaling-events"),
@@ -183,7 +190,9 @@ def bounded_timeline(entries: list[Entry], limit: int = MAX_TIMELINE) -> list[En
     """At most ``limit`` entries, still sorted by time; changes and node conditions are kept first."""
     if len(entries) <= limit:
         return entries
-    order = sorted(range(len(entries)), key=lambda i: (_KEEP_ORDER.get(entries[i].kind, 3), entries[i].severity == "info", i))
+    order = sorted(
+        range(len(entries)), key=lambda i: (_KEEP_ORDER.get(entries[i].kind, 3), entries[i].severity == "info", i)
+    )
     kept = sorted(order[:limit])
     return [entries[i] for i in kept]
 
@@ -253,7 +262,7 @@ def run_record(
 async def run(
     body: Mapping[str, Any],
     runtime: Runtime,
-    logger: logging.Logger,
+    logger: HandlerLogger,
     *,
     retry: int = 0,
     reason: str = "changed",
@@ -301,4 +310,4 @@ async def run(
     record = run_record(request, spec, outcome, final, reason)
     await runs.write_completed(runtime, request, final, record, failed, None)
     log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
-    kopf.event(body, type="Normal", reason="IncidentReported", message=final["summary"][:1024])
+    runs.announce(body, "IncidentReported", final["summary"])

@@ -8,7 +8,7 @@ Secret-looking values are masked and never restored.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 _IPV4 = re.compile(r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?:/\d{1,2})?\b")
 # Four or more hextets, or a "::" compression; three-part forms would swallow times such as 11:54:00.

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -17,8 +18,8 @@ from infragenius.cache.redis_cache import ExplanationCache, cache_key
 from infragenius.llm.base import LLM, InvalidModelOutput, LLMError, ModelTimeout, ModelUnavailable
 from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
 from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
-from infragenius.models.explanation import Explanation, ExplainedStatus, explanation_schema
 from infragenius.models.api import Reason
+from infragenius.models.explanation import ExplainedStatus, Explanation, explanation_schema
 from infragenius.models.findings import Finding
 from infragenius.observability import metrics
 from infragenius.snapshot import Snapshot
@@ -94,7 +95,9 @@ class Explainer:
             anonymize=options.anonymize,
         )
         if not prompt.finding_ids:
-            return ExplainOutcome(False, Reason.context_too_small, f"num_ctx {options.num_ctx} leaves no room for a finding")
+            return ExplainOutcome(
+                False, Reason.context_too_small, f"num_ctx {options.num_ctx} leaves no room for a finding"
+            )
         schema = explanation_schema(prompt.finding_ids)
         key = cache_key(options.model, PROMPT_VERSION, prompt.system, prompt.user, json.dumps(schema, sort_keys=True))
         if self.cache is not None:
@@ -107,7 +110,9 @@ class Explainer:
                 if cached is not None:
                     status = self._status(options, prompt, restore(cached, prompt), hit, started, attempts=0)
                     status.cached = True
-                    return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt)
+                    return ExplainOutcome(
+                        True, Reason.explained, f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt
+                    )
         try:
             self.breaker.check()
         except CircuitOpen as err:
@@ -148,16 +153,24 @@ class Explainer:
                 }
                 if self.cache is not None:
                     # Stored anonymized: names are restored per request from that request's placeholders.
-                    await self.cache.set(key, {"explanation": json.loads(explanation.model_dump_json(by_alias=True)), **usage})
+                    await self.cache.set(
+                        key, {"explanation": json.loads(explanation.model_dump_json(by_alias=True)), **usage}
+                    )
                 status = self._status(options, prompt, restore(explanation, prompt), usage, started, attempts)
                 return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION})", status, prompt)
         assert last_error is not None
-        return ExplainOutcome(False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt)
-
+        return ExplainOutcome(
+            False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt
+        )
 
     @staticmethod
     def _status(
-        options: LLMOptions, prompt: Prompt, explanation: Explanation, usage: dict[str, Any], started: float, attempts: int
+        options: LLMOptions,
+        prompt: Prompt,
+        explanation: Explanation,
+        usage: dict[str, Any],
+        started: float,
+        attempts: int,
     ) -> ExplainedStatus:
         seconds = usage.get("modelSeconds")
         return ExplainedStatus(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable
 
 
 class CircuitOpen(Exception):
@@ -25,9 +25,8 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         if self._opened_at is None:
             return False
-        if self._clock() - self._opened_at >= self.cooldown:
-            return False  # half-open: let one call through
-        return True
+        # Past the cooldown it is half-open: one call goes through.
+        return self._clock() - self._opened_at < self.cooldown
 
     def check(self) -> None:
         if self.is_open:
@@ -49,7 +48,9 @@ class Limiter:
     def __init__(self, global_limit: int = 2, per_namespace: int = 1) -> None:
         self._global = asyncio.Semaphore(global_limit)
         self._per_namespace_limit = per_namespace
-        self._namespaces: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(self._per_namespace_limit))
+        self._namespaces: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self._per_namespace_limit)
+        )
         self.in_flight = 0
         self.peak = 0
 

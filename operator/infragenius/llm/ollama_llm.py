@@ -39,7 +39,7 @@ class OllamaLLM:
                 ),
                 timeout,
             )
-        except asyncio.TimeoutError as err:
+        except TimeoutError as err:
             raise ModelTimeout(f"no reply from {model} within {timeout:g}s") from err
         except ollama.ResponseError as err:
             raise ModelUnavailable(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import jinja2
 
@@ -48,9 +48,21 @@ def anonymizer_for(snapshot: Snapshot, findings: Sequence[Finding]) -> Anonymize
     anon.add_names("SERVICE", [s.get("metadata", {}).get("name", "") for s in snapshot.items("Service")])
     workloads = [
         o.get("metadata", {}).get("name", "")
-        for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Ingress",
-                     "PersistentVolumeClaim", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-                     "NetworkPolicy", "ResourceQuota")
+        for kind in (
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+            "Job",
+            "CronJob",
+            "Ingress",
+            "PersistentVolumeClaim",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "ConfigMap",
+            "NetworkPolicy",
+            "ResourceQuota",
+        )
         for o in snapshot.items(kind)
     ]
     workloads += [f.resource.name for f in findings if f.resource.kind not in ("Pod", "Node", "Service")]
@@ -97,7 +109,9 @@ def build_prompt(
     finding_template = _TEMPLATES.get_template("explain.v1.finding.j2")
 
     def header(omitted: int) -> str:
-        return header_template.render(namespace=namespace, counts=counts, omitted=omitted, missing=list(missing_sources))
+        return header_template.render(
+            namespace=namespace, counts=counts, omitted=omitted, missing=list(missing_sources)
+        )
 
     # Budget against the longest header (with the "omitted" note), so the final text always fits.
     budget = num_ctx - reserve_for_reply - estimate_tokens(system) - estimate_tokens(header(len(findings)))

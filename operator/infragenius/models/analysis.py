@@ -6,10 +6,10 @@ from enum import Enum
 
 from pydantic import ConfigDict, Field, model_validator
 
+from infragenius.models.api import RunStatus
 from infragenius.models.common import (
     DNS_LABEL_PATTERN,
     CamelModel,
-    Condition,
     Duration,
     LabelSelector,
     LLMSpec,
@@ -18,7 +18,6 @@ from infragenius.models.common import (
     SpecInt,
     parse_duration,
 )
-from infragenius.models.api import RunStatus
 from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.findings import Finding, Severity
 
@@ -93,7 +92,7 @@ class DetectorSelection(CamelModel):
     exclude: list[DetectorName] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "DetectorSelection":
+    def _disjoint(self) -> DetectorSelection:
         overlap = set(self.include) & set(self.exclude)
         if overlap:
             raise ValueError(f"detectors both included and excluded: {', '.join(sorted(d.value for d in overlap))}")
@@ -142,13 +141,13 @@ class AnalysisSpec(CamelModel):
     llm: LLMSpec = Field(default_factory=LLMSpec)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "AnalysisSpec":
+    def _one_target(self) -> AnalysisSpec:
         if self.all_namespaces and self.target_namespace:
             raise ValueError("allNamespaces and targetNamespace are exclusive")
         return self
 
     @model_validator(mode="after")
-    def _interval_floor(self) -> "AnalysisSpec":
+    def _interval_floor(self) -> AnalysisSpec:
         if self.interval is not None and parse_duration(self.interval).total_seconds() < MIN_INTERVAL_SECONDS:
             raise ValueError(f"interval must be at least {MIN_INTERVAL_SECONDS}s")
         return self
@@ -192,7 +191,7 @@ class AnalysisStatus(RunStatus):
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
 
     @model_validator(mode="after")
-    def _findings_within_budget(self) -> "AnalysisStatus":
+    def _findings_within_budget(self) -> AnalysisStatus:
         used = 0
         for index, item in enumerate(self.findings):
             used += len(item.model_dump_json(exclude_none=True).encode())

@@ -25,9 +25,10 @@ RFC3339_PATTERN = (
 
 # The string syntax of a Kubernetes label selector (what `kubectl get -l` takes): comma-separated
 # requirements `key`, `!key`, `key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`,
-# `key>1`, `key<1` (a set may hold empty values, `()` included, as the API server's parser allows). Checked here because the API server stores any string, and a malformed selector would
-# only surface later as a 400 on every LIST the operator makes. The regex is written for both RE2 (CEL's
-# matches()) and Python's re.
+# `key>1`, `key<1` (a set may hold empty values, `()` included, as the API server's parser allows).
+# Checked here because the API server stores any string, and a malformed selector would only surface
+# later as a 400 on every LIST the operator makes. The regex is written for both RE2 (CEL's matches())
+# and Python's re.
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 _LABEL_KEY = rf"({_LABEL_PREFIX}/)?{_LABEL_NAME}"
@@ -76,7 +77,9 @@ def _instant(value: str) -> str:
 
 # An RFC 3339 instant kept as the string the user wrote (the API server checks it as format date-time).
 Timestamp = Annotated[
-    str, Field(max_length=64, pattern=RFC3339_PATTERN, json_schema_extra={"format": "date-time"}), AfterValidator(_instant)
+    str,
+    Field(max_length=64, pattern=RFC3339_PATTERN, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_instant),
 ]
 
 

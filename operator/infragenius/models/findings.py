@@ -18,7 +18,7 @@ class Severity(str, Enum):
         """Lower is more severe; used for sorting and thresholds."""
         return _RANK[self]
 
-    def at_least(self, minimum: "Severity") -> bool:
+    def at_least(self, minimum: Severity) -> bool:
         return self.rank <= minimum.rank
 
 

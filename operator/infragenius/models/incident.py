@@ -8,10 +8,10 @@ from enum import Enum
 
 from pydantic import ConfigDict, Field, model_validator
 
+from infragenius.models.api import RunStatus
 from infragenius.models.common import (
     DNS_LABEL_PATTERN,
     CamelModel,
-    Condition,
     Duration,
     LabelSelector,
     LLMSpec,
@@ -20,7 +20,6 @@ from infragenius.models.common import (
     Timestamp,
     parse_duration,
 )
-from infragenius.models.api import RunStatus
 from infragenius.models.findings import ResourceRef
 
 MAX_TIMELINE = 200
@@ -98,7 +97,10 @@ class IncidentReportSpec(CamelModel):
                     "rule": "!has(self.start) || !has(self.end) || timestamp(self.start) < timestamp(self.end)",
                     "message": "start must be before end",
                 },
-                {"rule": "!has(self.since) || duration(self.since) > duration('0s')", "message": "since must be longer than 0s"},
+                {
+                    "rule": "!has(self.since) || duration(self.since) > duration('0s')",
+                    "message": "since must be longer than 0s",
+                },
             ]
         }
     )
@@ -116,7 +118,7 @@ class IncidentReportSpec(CamelModel):
     llm: LLMSpec = Field(default_factory=LLMSpec)
 
     @model_validator(mode="after")
-    def _one_window(self) -> "IncidentReportSpec":
+    def _one_window(self) -> IncidentReportSpec:
         explicit = self.start is not None or self.end is not None
         if (self.since is not None) == explicit:
             raise ValueError("give either since, or start and end, not both")

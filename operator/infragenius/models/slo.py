@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import Enum
 
 from pydantic import ConfigDict, Field, model_validator
 
 from infragenius.models.analysis import MIN_INTERVAL_SECONDS
-from infragenius.models.common import CamelModel, Condition, Duration, Instant, LLMSpec, SpecFloat, parse_duration
 from infragenius.models.api import RunStatus
+from infragenius.models.common import CamelModel, Duration, Instant, LLMSpec, SpecFloat, parse_duration
 from infragenius.models.explanation import ExplainedStatus
 
 WINDOW_PLACEHOLDER = "$window"
@@ -36,7 +35,6 @@ class Verdict(str, Enum):
 class AlertSeverity(str, Enum):
     page = "page"
     ticket = "ticket"
-
 
 
 class RatioSLI(CamelModel):
@@ -73,7 +71,7 @@ class RawSLI(CamelModel):
     error_ratio_query: str = Field(min_length=1, max_length=2048, pattern=NOT_BLANK)
 
     @model_validator(mode="after")
-    def _uses_window(self) -> "RawSLI":
+    def _uses_window(self) -> RawSLI:
         if WINDOW_PLACEHOLDER not in self.error_ratio_query:
             raise ValueError("errorRatioQuery must use $window")
         return self
@@ -98,7 +96,7 @@ class SLISpec(CamelModel):
     raw: RawSLI | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "SLISpec":
+    def _exactly_one(self) -> SLISpec:
         if sum(x is not None for x in (self.ratio, self.latency, self.raw)) != 1:
             raise ValueError("set exactly one SLI type: ratio, latency or raw")
         return self
@@ -126,7 +124,9 @@ class SLOReviewSpec(CamelModel):
 
     service: str = Field(min_length=1, max_length=253, pattern=NOT_BLANK)
     objective: SpecFloat = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.9.")
-    window: str = Field(default="30d", max_length=8, pattern=SLO_WINDOW_PATTERN, description="Rolling window: 30d, 28d, 4w.")
+    window: str = Field(
+        default="30d", max_length=8, pattern=SLO_WINDOW_PATTERN, description="Rolling window: 30d, 28d, 4w."
+    )
     sli: SLISpec
     prometheus: SLOPrometheusSpec = Field(default_factory=SLOPrometheusSpec)
     interval: Duration | None = Field(default=None, description="Review periodically, at least every 1m.")
@@ -136,7 +136,7 @@ class SLOReviewSpec(CamelModel):
     llm: LLMSpec = Field(default_factory=LLMSpec)
 
     @model_validator(mode="after")
-    def _interval_floor(self) -> "SLOReviewSpec":
+    def _interval_floor(self) -> SLOReviewSpec:
         if self.interval is not None and parse_duration(self.interval).total_seconds() < MIN_INTERVAL_SECONDS:
             raise ValueError(f"interval must be at least {MIN_INTERVAL_SECONDS}s")
         return self

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 import kopf
 
+#: What Kopf passes handlers as ``logger``.
+HandlerLogger = logging.Logger | logging.LoggerAdapter[Any]
 
-class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
     """Adds ``run_id`` to every record, on top of whatever the wrapped (Kopf) logger adds."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
@@ -16,8 +20,9 @@ class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-def with_run_id(logger: logging.Logger | logging.LoggerAdapter, run_id: str) -> RunLogger:  # type: ignore[type-arg]
-    return RunLogger(logger, {"run_id": run_id})  # type: ignore[arg-type]
+def with_run_id(logger: HandlerLogger, run_id: str) -> RunLogger:
+    # A LoggerAdapter wraps Kopf's adapter as well as a plain logger; only its log() method is used.
+    return RunLogger(cast(logging.Logger, logger), {"run_id": run_id})
 
 
 def configure(log_format: str, verbose: bool = False) -> None:

@@ -7,8 +7,8 @@ process do not collide with the client library's global registry.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
@@ -51,7 +51,10 @@ LLM_TOKENS = Counter(
     "infragenius_llm_tokens", "Tokens sent to and received from the model.", ["direction"], registry=REGISTRY
 )
 LLM_CACHE = Counter(
-    "infragenius_llm_cache_lookups", "Explanation cache lookups, by result (hit, miss, error).", ["result"], registry=REGISTRY
+    "infragenius_llm_cache_lookups",
+    "Explanation cache lookups, by result (hit, miss, error).",
+    ["result"],
+    registry=REGISTRY,
 )
 WEBHOOK_REQUESTS = Counter(
     "infragenius_webhook_requests",

@@ -10,10 +10,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import kopf
 from kubernetes import client
@@ -34,6 +33,7 @@ from infragenius.models.api import (
 )
 from infragenius.models.common import ConditionStatus, LLMSpec, parse_duration
 from infragenius.observability import metrics
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.conditions import ready, set_condition, without_condition
 from infragenius.runs.resources import StatusWriter
 from infragenius.settings import Settings
@@ -137,7 +137,7 @@ def already_done(status: Mapping[str, Any], run_id: str, generation: int) -> boo
     )
 
 
-def finished_before(request: Request, run_id: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> bool:
+def finished_before(request: Request, run_id: str, logger: HandlerLogger) -> bool:
     """A replica that took over, or a restart after the final patch: this run ended; do not repeat it."""
     if not already_done(request.status, run_id, request.generation):
         return False
@@ -185,7 +185,7 @@ async def fail_target_missing(request: Request, err: Exception) -> NoReturn:
             "conditions": request.ready(False, Reason.target_not_found, str(err)),
         }
     )
-    kopf.warn(request.body, reason=Reason.target_not_found.value, message=str(err))
+    announce(request.body, Reason.target_not_found, str(err), warning=True)
     raise kopf.PermanentError(str(err)) from err
 
 
@@ -216,8 +216,13 @@ async def reject_invalid_spec(request: Request, err: ValidationError) -> NoRetur
             "conditions": request.ready(False, Reason.invalid_spec, message),
         }
     )
-    kopf.warn(request.body, reason=Reason.invalid_spec.value, message=message[:1024])
+    announce(request.body, Reason.invalid_spec, message, warning=True)
     raise kopf.PermanentError(message)
+
+
+def announce(body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:
+    """A Kubernetes Event on the object (Normal, or Warning), bounded as the API wants it."""
+    kopf.event(cast(kopf.Body, body), type="Warning" if warning else "Normal", reason=reason, message=message[:1024])
 
 
 def explained_conditions(

@@ -6,7 +6,6 @@ The Kopf handlers in ``handlers/lifecycle.py`` call these and keep the results i
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 from kubernetes import client, config
@@ -18,9 +17,13 @@ from infragenius.llm.base import LLMError
 from infragenius.llm.explain import Explainer
 from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.lifecycle import Runtime
 from infragenius.settings import Settings
 from infragenius.stack import apply as stack
+
+# Postgres not there yet, or too slow to answer: the recorder buffers until it is.
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT_ERRORS)
 
 
 @dataclass
@@ -42,7 +45,7 @@ def api_client(settings: Settings) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-async def start(settings: Settings, logger: logging.Logger) -> Started:
+async def start(settings: Settings, logger: HandlerLogger) -> Started:
     """Deploy the stack (when managed), then connect to what it and the settings provide."""
     api = api_client(settings)
     stack_task = None
@@ -82,14 +85,14 @@ async def stop(started: Started) -> None:
     runtime.api.close()
 
 
-def _log_stack(report: stack.EnsureReport, logger: logging.Logger) -> None:
+def _log_stack(report: stack.EnsureReport, logger: HandlerLogger) -> None:
     if report.errors:
         logger.warning("stack: could not apply %s", "; ".join(report.errors))
     created = ", created the Postgres secret" if report.secret_created else ""
     logger.info("stack: applied %d object(s)%s", len(report.applied), created)
 
 
-async def _keep_stack(api: client.ApiClient, settings: Settings, logger: logging.Logger) -> None:
+async def _keep_stack(api: client.ApiClient, settings: Settings, logger: HandlerLogger) -> None:
     """Repair drift and recreate deleted objects, for as long as the operator runs."""
     while True:
         await asyncio.sleep(settings.stack_resync_seconds)
@@ -103,7 +106,7 @@ async def _keep_stack(api: client.ApiClient, settings: Settings, logger: logging
 
 
 async def _explainer(
-    settings: Settings, url: str | None, cache: RedisExplanationCache | None, logger: logging.Logger
+    settings: Settings, url: str | None, cache: RedisExplanationCache | None, logger: HandlerLogger
 ) -> Explainer | None:
     if not url:
         return None
@@ -120,7 +123,7 @@ async def _explainer(
     )
 
 
-async def _history(settings: Settings, url: str | None, logger: logging.Logger) -> HistoryRecorder | None:
+async def _history(settings: Settings, url: str | None, logger: HandlerLogger) -> HistoryRecorder | None:
     if not url:
         return None
     store = HistoryStore(url)
@@ -130,7 +133,7 @@ async def _history(settings: Settings, url: str | None, logger: logging.Logger) 
         applied = await asyncio.wait_for(store.migrate(), timeout=10)
         recorder.migrated = True
         logger.info("history: migrations applied now: %s", applied or "none")
-    except (TimeoutError, *TRANSIENT_ERRORS) as err:
+    except STARTUP_ERRORS as err:
         recorder.available = False
         logger.warning("history: Postgres unavailable at start-up (%s); runs will be buffered", err)
     recorder.start()

@@ -13,9 +13,9 @@ Terms (Google SRE workbook, chapter "Alerting on SLOs"):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 from infragenius.models.common import parse_duration
 from infragenius.models.slo import AlertSeverity, Verdict
@@ -100,7 +100,10 @@ class AlertEvaluation:
 
 
 def evaluate_alerts(
-    burn_rates: Mapping[str, float | None], budget: float, slo_window_s: float, policies: Sequence[AlertPolicy] = POLICIES
+    burn_rates: Mapping[str, float | None],
+    budget: float,
+    slo_window_s: float,
+    policies: Sequence[AlertPolicy] = POLICIES,
 ) -> list[AlertEvaluation]:
     out = []
     for policy in policies:

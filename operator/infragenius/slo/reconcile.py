@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
 from infragenius.detectors.base import finding
@@ -28,6 +26,7 @@ from infragenius.models.slo import (
     Verdict,
 )
 from infragenius.observability import metrics
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import without_condition
 from infragenius.runs.lifecycle import Request, Runtime
@@ -135,7 +134,7 @@ def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, se
                     ("factor", f"{alert.factor:g}"),
                     ("errorBudget.remaining", f"{report.remaining:.6g}"),
                 ],
-                remediation="Find what changed when the burn started (deploys, dependencies, traffic) and roll it back.",
+                remediation="Find what changed when the burn started (deploys, dependencies, traffic); roll it back.",
             )
         )
     return found
@@ -216,7 +215,7 @@ async def _explained(
 
 
 async def review(
-    body: Mapping[str, Any], runtime: Runtime, logger: logging.Logger, *, reason: str, triggered: bool = False
+    body: Mapping[str, Any], runtime: Runtime, logger: HandlerLogger, *, reason: str, triggered: bool = False
 ) -> None:
     """Review one SLO and write its status; failures become conditions, never crashes."""
     request = Request.of(body, KIND, runtime.api)
@@ -227,7 +226,7 @@ async def review(
     if not url:
         message = "no Prometheus: set spec.prometheus.url or INFRAGENIUS_PROMETHEUS_URL"
         await request.writer.patch(current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0))
-        kopf.warn(body, reason=Reason.prometheus_not_configured.value, message=message)
+        runs.announce(body, Reason.prometheus_not_configured, message, warning=True)
         return
 
     timeout = runtime.settings.prometheus_timeout_seconds
@@ -239,18 +238,18 @@ async def review(
         message = f"Prometheus {url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
         await request.writer.patch(current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds))
-        kopf.warn(body, reason=Reason.query_failed.value, message=message[:1024])
+        runs.announce(body, Reason.query_failed, message, warning=True)
         logger.info("slo review %s failed: %s (reason: %s)", where, message, reason)
         return
     if data.no_data:
         metrics.RUNS.labels(kind=KIND.kind, outcome="no_data").inc()
         message = f"no events over {spec.window} at {rfc3339(data.evaluated_at)}: {data.queries[spec.window]}"
         final = current.finish(Phase.completed, False, Reason.no_data, message, data.seconds)
-        final.update({key: None for key in (*_COMPUTED, "explanation")})
+        final.update(dict.fromkeys((*_COMPUTED, "explanation")))
         final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
         final["evaluatedAt"] = rfc3339(data.evaluated_at)
         await request.writer.patch(final)
-        kopf.warn(body, reason=Reason.no_data.value, message=message[:1024])
+        runs.announce(body, Reason.no_data, message, warning=True)
         logger.info("slo review %s: no data (reason: %s)", where, reason)
         return
 
@@ -265,7 +264,7 @@ async def review(
     metrics.RUNS.labels(kind=KIND.kind, outcome="completed").inc()
     metrics.observe_stage(KIND.kind, "query", data.seconds)
     logger.info("slo review %s: %s (reason: %s)", where, summary, reason)
-    kopf.event(body, type="Normal", reason="SLOReviewed", message=summary[:1024])  # kopf.info: filtered by level
+    runs.announce(body, "SLOReviewed", summary)
 
 
 def needs_review_on_resume(body: Mapping[str, Any]) -> bool:

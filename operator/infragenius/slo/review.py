@@ -77,9 +77,9 @@ async def collect(
     windows: tuple[str, ...] = BURN_WINDOWS,
 ) -> ReviewData:
     """Query the error ratio over the SLO window and every burn lookback at ``at`` (default: now). Never raises."""
-    at = at or dt.datetime.now(dt.timezone.utc)
+    at = at or dt.datetime.now(dt.UTC)
     if at.tzinfo is None:  # an evaluationTime without an offset means UTC, as in Kubernetes
-        at = at.replace(tzinfo=dt.timezone.utc)
+        at = at.replace(tzinfo=dt.UTC)
     lookbacks = tuple(dict.fromkeys((slo_window, *windows)))
     queries = window_queries(sli, lookbacks)
     started = time.perf_counter()

@@ -123,7 +123,10 @@ def _ensure_secret_sync(api: client.ApiClient, namespace: str) -> bool:
             },
         },
         "type": "Opaque",
-        "data": {"password": base64.b64encode(password.encode()).decode(), "username": base64.b64encode(b"infragenius").decode()},
+        "data": {
+            "password": base64.b64encode(password.encode()).decode(),
+            "username": base64.b64encode(b"infragenius").decode(),
+        },
     }
     try:
         kubeapi.request(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
@@ -182,8 +185,16 @@ def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoi
 def stack_rules() -> list[dict[str, Any]]:
     """The namespaced Role the operator needs in its own namespace to manage the stack."""
     return [
-        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get", "list", "watch", "create", "patch"]},
-        {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": ["get", "list", "watch", "create", "patch"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "statefulsets"],
+            "verbs": ["get", "list", "watch", "create", "patch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["services", "persistentvolumeclaims"],
+            "verbs": ["get", "list", "watch", "create", "patch"],
+        },
         # Secrets: create the Postgres password once and read it back; never update or list others' data.
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [POSTGRES_SECRET], "verbs": ["get"]},
