@@ -14,14 +14,17 @@ DEVTOOLS_MISSING = (
 
 def _devcluster(argv: Sequence[str]) -> int:
     """Forward to ``infragenius-dev devcluster``, imported only now: the operator wheel does not ship it."""
+    # importlib, not an import statement: the operator package must not depend on its dev tools.
+    import importlib
+
     try:
-        from infragenius_devtools.cli import main as devtools_main
+        devtools = importlib.import_module("infragenius_devtools.cli")
     except ImportError as err:
         if not (err.name or "").startswith("infragenius_devtools"):
             raise
         print(f"infragenius: {DEVTOOLS_MISSING}", file=sys.stderr)
         return 2
-    return devtools_main(["devcluster", *argv], prog="infragenius")
+    return int(devtools.main(["devcluster", *argv], prog="infragenius"))
 
 
 def _operator(args: argparse.Namespace) -> int:
