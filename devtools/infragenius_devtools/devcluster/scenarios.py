@@ -14,6 +14,7 @@ from typing import Any, Callable
 import yaml
 from kubernetes import client
 
+from infragenius.kube.time import rfc3339
 from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
 from infragenius_devtools.support import SETUP_TIMEOUT, wait_for
 
@@ -21,8 +22,7 @@ IMAGE = "registry.example/shop/web:1.4.2"
 
 
 def _now(offset_minutes: float = 0) -> str:
-    moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=offset_minutes)
-    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return rfc3339(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=offset_minutes))
 
 
 def deployment(
