@@ -316,45 +316,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[index]
 
 
-# Experiment only (--shim-not-before): what a change outside this benchmark's files would do, before
-# it is made. The operator is then started through a shim in which analysis/service.py's run()
-# records when the request entered the handler (before waiting for a slot) and passes it to
-# runner.analyze(not_before=...), so LISTs other analyses started since then are shared
-# (infragenius.gather.shared).
-SHIM_HEAD = r"""
-import sys
-import infragenius.handlers
-"""
-SHIM_NOT_BEFORE = r"""
-import contextvars, time
-from infragenius.analysis import service
-_observed = contextvars.ContextVar("observed", default=None)
-_run, _analyze = service.run, service.analyze
-async def run(*args, **kwargs):
-    _observed.set(time.monotonic())
-    return await _run(*args, **kwargs)
-async def analyze(*args, **kwargs):
-    kwargs.setdefault("not_before", _observed.get())
-    return await _analyze(*args, **kwargs)
-service.run, service.analyze = run, analyze
-"""
-SHIM_TAIL = r"""
-from infragenius.cli import main
-sys.exit(main(["operator"]))
-"""
-
-
-def operator_argv(args: argparse.Namespace) -> list[str] | None:
-    """None: the operator as OperatorProcess runs it; else the shimmed one."""
-    if not args.shim_not_before:
-        return None
-    return [sys.executable, "-c", SHIM_HEAD + SHIM_NOT_BEFORE + SHIM_TAIL]
-
-
-def start_operator(label: str, extra_env: dict[str, str], command: list[str] | None) -> tuple[OperatorProcess, Path]:
+def start_operator(label: str, extra_env: dict[str, str]) -> tuple[OperatorProcess, Path]:
     log_file = RESULTS_DIR / f"load-operator-{label}.log"
     log_file.unlink(missing_ok=True)
-    operator = OperatorProcess.start(os.environ["KUBECONFIG"], log_file, extra_env, command).wait_ready(timeout=90)
+    operator = OperatorProcess.start(os.environ["KUBECONFIG"], log_file, extra_env).wait_ready(timeout=90)
     log(f"operator {label} ready (pid {operator.process.pid}, log {log_file})")
     return operator, log_file
 
@@ -408,9 +373,9 @@ def measure_load(
     broken: list[str],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    operator, log_file = start_operator("load", dict(args.operator_env), operator_argv(args))
+    operator, log_file = start_operator("load", dict(args.operator_env))
     proc = operator.process
-    result: dict[str, Any] = {"operator_env": dict(args.operator_env), "shim_not_before": args.shim_not_before}
+    result: dict[str, Any] = {"operator_env": dict(args.operator_env)}
     try:
         time.sleep(3.0)  # watch streams open, start-up settled
         before_bg = apiserver_requests(kube)
@@ -724,7 +689,7 @@ def measure_cluster_wide(kubeconfig: str, runs: int, unslimmed: bool = False) ->
 
 
 def measure_fleet_operator(kube: bench.Kube, namespaces: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    operator, log_file = start_operator("fleet", dict(args.operator_env), operator_argv(args))
+    operator, log_file = start_operator("fleet", dict(args.operator_env))
     proc = operator.process
     result: dict[str, Any] = {}
     try:
@@ -779,7 +744,7 @@ def measure_fleet_operator(kube: bench.Kube, namespaces: list[str], args: argpar
 
 def measure_operator_cluster_wide(kube: bench.Kube, args: argparse.Namespace) -> dict[str, Any]:
     """One Analysis with ``spec.allNamespaces`` handled by a fresh operator process: time and memory."""
-    operator, log_file = start_operator("cluster-wide", dict(args.operator_env), operator_argv(args))
+    operator, log_file = start_operator("cluster-wide", dict(args.operator_env))
     proc = operator.process
     result: dict[str, Any] = {}
     try:
@@ -920,10 +885,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--operator-env", type=parse_env, action="append", default=[], metavar="KEY=VALUE",
         help="extra environment for the operator, e.g. INFRAGENIUS_MAX_CONCURRENT_ANALYSES=8",
-    )
-    parser.add_argument(
-        "--shim-not-before", action="store_true",
-        help="experiment: start the operator through a shim that passes not_before to runner.analyze (shared LISTs)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     parser.add_argument("--reuse-namespaces", action="store_true", help="skip filling namespaces a kept cluster has")
