@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, map_selector_matches
+from infragenius.detectors._index import SpecSource, Target, workload_targets
+from infragenius.detectors.base import finding
+from infragenius.kube.meta import namespace_of, ref_from_key
+from infragenius.kube.pods import containers
+from infragenius.kube.selectors import map_selector_matches
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Snapshot
 
@@ -51,9 +54,9 @@ class BestpracticeDetector:
         selectors: dict[str | None, list[Mapping[str, str]]] = {}
         for svc in snapshot.items("Service"):
             if (svc.get("spec") or {}).get("selector"):
-                selectors.setdefault(u.ns_of(svc), []).append(svc["spec"]["selector"])
+                selectors.setdefault(namespace_of(svc), []).append(svc["spec"]["selector"])
         findings: list[Finding] = []
-        for target in u.targets_of(snapshot).values():
+        for target in workload_targets(snapshot).values():
             source = target.template or next(iter(target.sources()), None)
             if source is None:
                 continue
@@ -61,7 +64,7 @@ class BestpracticeDetector:
             findings.extend(self._check(snapshot, target, source, served))
         return findings
 
-    def _check(self, snapshot: Snapshot, target: u.Target, source: u.SpecSource, served: bool) -> list[Finding]:
+    def _check(self, snapshot: Snapshot, target: Target, source: SpecSource, served: bool) -> list[Finding]:
         kind, namespace, name = target.key
         spec, prefix = source.spec, source.path
         sample_pod = (target.pods[0].get("spec") or {}) if target.pods and source.kind != "Pod" else None
@@ -106,7 +109,7 @@ class BestpracticeDetector:
                 ))
 
         unpinned = []
-        for field_name, container in u.containers(spec):
+        for field_name, container in containers(spec):
             image = container.get("image") or ""
             tag = image_tag(image)
             if image and (tag is None or tag == "latest"):
@@ -126,7 +129,7 @@ class BestpracticeDetector:
 
         return [
             finding(
-                detector=self.name, severity=severity, resource=u.ref(target.key), owners=u.owners_of(snapshot, target.key),
+                detector=self.name, severity=severity, resource=ref_from_key(target.key), owners=snapshot.owners_of(target.key),
                 problem=problem, title=title, evidence=evidence, remediation=remediation, docs=docs,
                 affected=max(1, len(target.pods)),
             )
@@ -138,7 +141,7 @@ class BestpracticeDetector:
         out: list[tuple[str, Severity, str, list[tuple[str, str]], str, str]] = []
         privileged = [
             (f"{prefix}.{f}[{c.get('name')}].securityContext.privileged", "true")
-            for f, c in u.containers(spec) if (c.get("securityContext") or {}).get("privileged") is True
+            for f, c in containers(spec) if (c.get("securityContext") or {}).get("privileged") is True
         ]
         if privileged:
             out.append((
@@ -175,7 +178,7 @@ class BestpracticeDetector:
 
         pod_sc = spec.get("securityContext") or {}
         as_root = []
-        for f, c in u.containers(spec):
+        for f, c in containers(spec):
             sc = c.get("securityContext") or {}
             non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
             user = sc.get("runAsUser", pod_sc.get("runAsUser"))

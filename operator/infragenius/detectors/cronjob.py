@@ -13,15 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    conditions,
-    controller_ref,
-    event_evidence,
-    is_true,
-    name_of,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence
+from infragenius.kube.conditions import conditions_by_type, is_true
+from infragenius.kube.meta import name_of, ref_of
+from infragenius.kube.owners import controller_ref
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -298,7 +294,7 @@ class CronJobDetector:
         """The newest finished run, if it failed (a run still going says nothing yet)."""
         newest: tuple[str, Obj, Obj | None] | None = None
         for job in jobs:
-            conds = conditions(job)
+            conds = conditions_by_type(job)
             failed = next((conds[t] for t in ("Failed", "FailureTarget") if is_true(conds.get(t))), None)
             complete = is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet"))
             if not failed and not complete:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    event_evidence,
-    image_evidence,
-    PodsByController,
-    int_or,
-    shortfall_persists,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or, shortfall_persists
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
+from infragenius.kube.meta import ref_of
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -23,16 +18,15 @@ class DaemonSetDetector:
     kinds = frozenset({"DaemonSet", "Pod"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods_of = PodsByController(snapshot)
         findings: list[Finding] = []
         for ds in snapshot.items("DaemonSet"):
             status = ds.get("status")
             if not status or "desiredNumberScheduled" not in status:
                 continue  # not observed by the controller yet
-            findings.extend(self._check(snapshot, ds, status, pods_of))
+            findings.extend(self._check(snapshot, ds, status))
         return findings
 
-    def _check(self, snapshot: Snapshot, ds: Obj, status: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _check(self, snapshot: Snapshot, ds: Obj, status: Obj) -> list[Finding]:
         desired = int_or(status.get("desiredNumberScheduled"))
         ready = int_or(status.get("numberReady"))
         unavailable = int_or(status.get("numberUnavailable"))
@@ -54,7 +48,7 @@ class DaemonSetDetector:
         owners = snapshot.owner_chain(ds)
         out: list[Finding] = []
         if unavailable > 0 or ready < desired:
-            persists, stale = shortfall_persists(snapshot, ds, pods_of(ds), desired)
+            persists, stale = shortfall_persists(snapshot, ds, snapshot.owned_pods(ds), desired)
             if persists:
                 missing = max(desired - ready, unavailable)
                 out.append(

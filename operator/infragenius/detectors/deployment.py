@@ -5,29 +5,21 @@ A rollout still inside its progressDeadlineSeconds is normal and never reported.
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DEFAULT_PROGRESS_DEADLINE,
-    DOCS,
-    GRACE_SECONDS,
-    NO_DEADLINE,
-    conditions,
-    event_evidence,
-    human_duration,
-    image_evidence,
-    index_by_controller,
-    int_or,
-    is_false,
-    is_true,
-    name_of,
-    seconds_since,
-    shorten,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import GRACE_SECONDS, int_or
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence, shorten
+from infragenius.kube.conditions import conditions_by_type, is_false, is_true
+from infragenius.kube.meta import name_of, ref_of
+from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS_FAILED = f"{DOCS}/concepts/workloads/controllers/deployment/#failed-deployment"
 _DOCS_PAUSED = f"{DOCS}/concepts/workloads/controllers/deployment/#pausing-and-resuming-a-deployment"
+#: Deployment's API default for spec.progressDeadlineSeconds.
+DEFAULT_PROGRESS_DEADLINE = 600
+#: spec.progressDeadlineSeconds at MaxInt32 means "no deadline" to the controller.
+NO_DEADLINE = 2147483647
 #: With no progress deadline the controller never flags a stall; this is when we do.
 _STALL_WITHOUT_DEADLINE = 3600
 
@@ -71,7 +63,7 @@ class DeploymentDetector:
             if _looks_healthy(deploy):
                 continue
             if rs_by_owner is None:  # only needed for the images of a deployment with a problem
-                rs_by_owner = index_by_controller(snapshot.items("ReplicaSet"))
+                rs_by_owner = snapshot.by_controller("ReplicaSet")
             findings.extend(self._check(snapshot, deploy, rs_by_owner))
         return findings
 
@@ -99,7 +91,7 @@ class DeploymentDetector:
         if not status.get("conditions") and "observedGeneration" not in status:
             return out  # the controller has not reported yet: nothing observed, nothing to say
 
-        conds = conditions(deploy)
+        conds = conditions_by_type(deploy)
         progressing = conds.get("Progressing")
         available = conds.get("Available")
         failure = conds.get("ReplicaFailure")

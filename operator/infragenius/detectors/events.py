@@ -6,8 +6,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from infragenius.detectors import _infra_util as u
 from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.events import event_count, event_last_seen
+from infragenius.kube.meta import Key, ref_from_key
+from infragenius.kube.time import human_duration
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import WORKLOAD_KINDS, Obj, Snapshot
 
@@ -61,8 +64,7 @@ class EventsDetector:
     kinds: frozenset[str] = frozenset(ROLLUP_KINDS)
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        rollup = u.Rollup.of(snapshot)
-        groups: dict[tuple[u.Key, str], _Group] = {}
+        groups: dict[tuple[Key, str], _Group] = {}
         for event in snapshot.events:
             reason = event.get("reason") or ""
             if event.get("type") != "Warning" or not reason or reason in EXPLAINED_REASONS:
@@ -74,15 +76,15 @@ class EventsDetector:
                 continue
             if (involved.get("apiVersion") or "").startswith(OWN_GROUP + "/"):
                 continue  # events about our own resources (a failed Analysis) are not the workload's problems
-            count = u.event_count(event)
-            when = u.event_time(event)
+            count = event_count(event)
+            when = event_last_seen(event)
             if when is not None and count <= 1 and snapshot.taken_at - when > STALE_AFTER:
                 continue  # a one-off blip long ago
             if self._explained_by_configmap(snapshot, reason, event, namespace):
                 continue
             obj = snapshot.get(kind, name, namespace) if kind in ROLLUP_KINDS else None
             # Objects that no longer exist are still reported under their own name.
-            key = rollup.key(obj, kind) if obj is not None else (kind, namespace, name)
+            key = snapshot.rollup_key(obj, kind) if obj is not None else (kind, namespace, name)
             group = groups.get((key, reason))
             if group is None:
                 group = groups[(key, reason)] = _Group()
@@ -103,7 +105,7 @@ class EventsDetector:
         match = _CONFIGMAP_NOT_FOUND.search(_message(event))
         return match is not None and snapshot.get("ConfigMap", match.group(1), namespace) is None
 
-    def _finding(self, snapshot: Snapshot, key: u.Key, reason: str, group: _Group) -> Finding:
+    def _finding(self, snapshot: Snapshot, key: Key, reason: str, group: _Group) -> Finding:
         kind, namespace, name = key
         newest = _message(group.newest or {})
         age = (snapshot.taken_at - group.newest_at).total_seconds() if group.newest_at else None
@@ -111,13 +113,13 @@ class EventsDetector:
         involved = (group.newest or {}).get("involvedObject") or (group.newest or {}).get("regarding") or {}
         first_kind, first_name = involved.get("kind", kind), involved.get("name", name)
         ns_flag = f"-n {namespace} " if namespace else ""
-        evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {u.human_age(age)} ago: {newest}")]
+        evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {human_duration(age, coarse=True)} ago: {newest}")]
         evidence += [(f"event:{reason}", msg) for msg in group.messages if msg != newest][:3]
         objects = list(group.objects)
         if objects != [name] or first_kind != kind:
-            evidence.append((f"involvedObject ({first_kind})", u.examples(objects)))
+            evidence.append((f"involvedObject ({first_kind})", examples(objects)))
         return finding(
-            detector=self.name, severity=Severity.warning, resource=u.ref(key), owners=u.owners_of(snapshot, key),
+            detector=self.name, severity=Severity.warning, resource=ref_from_key(key), owners=snapshot.owners_of(key),
             problem=reason,
             title=f"{kind} {name}: {reason} x{group.total} - {newest[:160]}",
             evidence=evidence,

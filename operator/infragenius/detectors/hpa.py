@@ -7,19 +7,13 @@ resting state, not a problem. Empty status (no HPA controller, or not synced yet
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    GRACE_SECONDS,
-    conditions,
-    event_evidence,
-    int_or,
-    is_false,
-    is_true,
-    seconds_since,
-    shorten,
-    template_containers,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import GRACE_SECONDS, int_or
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, shorten
+from infragenius.kube.conditions import conditions_by_type, is_false, is_true
+from infragenius.kube.meta import ref_of
+from infragenius.kube.pods import template_containers
+from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -106,7 +100,7 @@ class HpaDetector:
                 )
                 return out  # everything else about this HPA follows from the missing target
 
-        conds = conditions(hpa)
+        conds = conditions_by_type(hpa)
         maximum = int_or(spec.get("maxReplicas"))
         minimum = int_or(spec.get("minReplicas"), 1)
         current = int_or(status.get("currentReplicas"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import meta, name_of, namespace_of, ref_of
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -33,7 +34,7 @@ class IngressDetector:
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         findings: list[Finding] = []
         default_class = any(
-            (u.meta(c).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+            (meta(c).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
             for c in snapshot.items("IngressClass")
         )
         for ing in snapshot.items("Ingress"):
@@ -45,7 +46,7 @@ class IngressDetector:
     def _backends(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         # One finding per missing service / port, listing every path that uses it.
         missing: dict[str, list[tuple[str, str]]] = {}
         bad_port: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -75,7 +76,7 @@ class IngressDetector:
             out.append(finding(
                 detector=self.name, severity=Severity.critical, resource=resource, owners=owners,
                 problem=f"BackendServiceMissing:{service}",
-                title=f"Ingress {name} routes {u.examples([w[1] for w in wheres], 3)} to Service {service}, which does not exist",
+                title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, which does not exist",
                 evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]] + [("Service", f"{namespace}/{service} not found")],
                 remediation=(
                     f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
@@ -102,13 +103,13 @@ class IngressDetector:
     def _class(self, snapshot: Snapshot, ing: Obj, default_class: bool) -> list[Finding]:
         if not snapshot.has("IngressClass"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         resource, owners = ref_of(ing, "Ingress"), snapshot.owner_chain(ing)
         class_name = (ing.get("spec") or {}).get("ingressClassName")
         if class_name:
             if snapshot.get("IngressClass", class_name) is not None:
                 return []
-            known = ", ".join(u.name_of(c) for c in snapshot.items("IngressClass")) or "<none>"
+            known = ", ".join(name_of(c) for c in snapshot.items("IngressClass")) or "<none>"
             return [finding(
                 detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
                 problem="IngressClassMissing",
@@ -117,7 +118,7 @@ class IngressDetector:
                 remediation=f"Set spec.ingressClassName to an installed class ({known}) or install its controller: kubectl -n {namespace} edit ingress {name}",
                 docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class",
             )]
-        if (u.meta(ing).get("annotations") or {}).get(LEGACY_CLASS_ANNOTATION) or default_class:
+        if (meta(ing).get("annotations") or {}).get(LEGACY_CLASS_ANNOTATION) or default_class:
             return []  # the legacy annotation or the default class picks a controller
         return [finding(
             detector=self.name, severity=Severity.info, resource=resource, owners=owners,
@@ -134,7 +135,7 @@ class IngressDetector:
     def _tls(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Secret"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         out = []
         for i, tls in enumerate((ing.get("spec") or {}).get("tls") or []):
             secret = tls.get("secretName")

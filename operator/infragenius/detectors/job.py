@@ -5,18 +5,13 @@ A Job a CronJob created stays the finding's resource, with the CronJob as its ow
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    conditions,
-    controller_ref,
-    event_evidence,
-    human_duration,
-    int_or,
-    is_true,
-    seconds_since,
-    shorten,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, shorten
+from infragenius.kube.conditions import conditions_by_type, is_true
+from infragenius.kube.meta import ref_of
+from infragenius.kube.owners import controller_ref
+from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -28,7 +23,7 @@ RETRY_WARNING_FAILURES = 2
 
 def job_finished(job: Obj) -> str | None:
     """"Complete" or "Failed" once the Job is done (FailureTarget means failing, pods still stopping)."""
-    conds = conditions(job)
+    conds = conditions_by_type(job)
     if is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet")):
         return "Complete"
     if is_true(conds.get("Failed")) or is_true(conds.get("FailureTarget")):
@@ -66,7 +61,7 @@ class JobDetector:
         ref = ref_of(job, "Job")
         ns = ref.namespace or snapshot.namespace
         owners = snapshot.owner_chain(job)
-        conds = conditions(job)
+        conds = conditions_by_type(job)
         events = event_evidence(snapshot.events_for("Job", ref.name))
         failed_pods = int_or(status.get("failed"))
         backoff = int_or(spec.get("backoffLimit"), 6)

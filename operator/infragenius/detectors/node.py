@@ -6,8 +6,10 @@ A namespace analysis only cares about the nodes its pods run on; a cluster-wide 
 
 from __future__ import annotations
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import meta, name_of, ref_of
+from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -36,37 +38,37 @@ class NodeDetector:
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         pods_on: dict[str, list[str]] = {}
-        for pods in u.PodIndex.of(snapshot).by_ns.values():  # active pods only, index shared with other detectors
+        for pods in snapshot.active_pods.by_ns.values():  # active pods only, index shared with other detectors
             for pod in pods:
                 node = (pod.get("spec") or {}).get("nodeName")
                 if node:
                     pods_on.setdefault(node, []).append(pod["metadata"].get("name", ""))
         findings: list[Finding] = []
         for node in snapshot.items("Node"):
-            name = u.name_of(node)
+            name = name_of(node)
             if snapshot.namespace and name not in pods_on:
                 continue  # this namespace has nothing running there
             findings.extend(self._check(snapshot, node, pods_on.get(name, [])))
         return findings
 
     def _check(self, snapshot: Snapshot, node: Obj, pods: list[str]) -> list[Finding]:
-        name = u.name_of(node)
+        name = name_of(node)
         resource = ref_of(node, "Node")
         hosted = f"; {len(pods)} pods of {snapshot.namespace} run there" if snapshot.namespace and pods else ""
-        pod_evidence = [("pods on node", u.examples(sorted(pods)))] if pods else []
+        pod_evidence = [("pods on node", examples(sorted(pods)))] if pods else []
         out: list[Finding] = []
         conditions = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
 
         not_ready = False
         ready = conditions.get("Ready")
-        node_age = u.age_seconds(snapshot, u.meta(node).get("creationTimestamp"))
+        node_age = seconds_since(snapshot.taken_at, meta(node).get("creationTimestamp"))
         if ready is not None and ready.get("status") != "True" and not (
             ready.get("status") == "False" and node_age is not None and node_age < NEW_NODE_GRACE_SECONDS
         ):
             not_ready = True
-            heartbeat_age = u.age_seconds(snapshot, ready.get("lastHeartbeatTime"))
+            heartbeat_age = seconds_since(snapshot.taken_at, ready.get("lastHeartbeatTime"))
             if ready.get("status") == "Unknown":
-                why = f"kubelet stopped posting status {u.human_age(heartbeat_age)} ago"
+                why = f"kubelet stopped posting status {human_duration(heartbeat_age, coarse=True)} ago"
             else:
                 why = ready.get("reason") or "NotReady"
             out.append(finding(
@@ -76,7 +78,7 @@ class NodeDetector:
                     ("status.conditions[Ready].status", ready.get("status")),
                     ("status.conditions[Ready].reason", ready.get("reason") or ""),
                     ("status.conditions[Ready].message", ready.get("message") or ""),
-                    ("status.conditions[Ready].lastHeartbeatTime", f"{ready.get('lastHeartbeatTime')} ({u.human_age(heartbeat_age)} ago)"),
+                    ("status.conditions[Ready].lastHeartbeatTime", f"{ready.get('lastHeartbeatTime')} ({human_duration(heartbeat_age, coarse=True)} ago)"),
                     *pod_evidence,
                 ],
                 remediation=(

@@ -7,8 +7,11 @@ serves zeros for every counter before that.
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import DOCS, conditions, event_evidence, int_or, is_false, shorten
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, shorten
+from infragenius.kube.conditions import conditions_by_type, is_false
+from infragenius.kube.meta import ref_of
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -53,7 +56,7 @@ class PdbDetector:
         healthy = int_or(status.get("currentHealthy"))
         desired = int_or(status.get("desiredHealthy"))
         expected = int_or(status.get("expectedPods"))
-        allowed_cond = conditions(pdb).get("DisruptionAllowed")
+        allowed_cond = conditions_by_type(pdb).get("DisruptionAllowed")
         sync_failed = is_false(allowed_cond) and allowed_cond.get("reason") == "SyncFailed"  # type: ignore[union-attr]
         if allowed >= 1 and expected > 0 and healthy >= desired and not sync_failed:
             return None  # the common, healthy case, before building anything

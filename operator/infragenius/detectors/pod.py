@@ -12,19 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
-from infragenius.detectors._infra_util import parse_quantity
-from infragenius.detectors._workload_util import (
-    DOCS,
-    GRACE_SECONDS,
-    controller_ref,
-    event_evidence,
-    example_names,
-    human_duration,
-    kubectl_ref,
-    seconds_since,
-    shorten,
-)
+from infragenius.detectors._controllers import GRACE_SECONDS
 from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, examples, kubectl_ref, shorten
+from infragenius.kube.owners import controller_ref
+from infragenius.kube.quantity import quantity_or_none
+from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, ResourceRef, Severity
 from infragenius.snapshot import WORKLOAD_KINDS, Obj, Snapshot
 
@@ -699,7 +692,7 @@ class PodDetector:
             events.extend(snapshot.events_for("Pod", (pod.get("metadata") or {}).get("name", "")))
         evidence.extend(event_evidence(events, info.events, limit=4))
         if rolled:
-            evidence.append(("pods", example_names(names)))
+            evidence.append(("pods", examples(names)))
 
         obj = snapshot.get(target.kind, target.name, target.namespace) if rolled else None
         ns = target.namespace or snapshot.namespace
@@ -731,12 +724,12 @@ def _exceeds_every_node(pod: Obj, snapshot: Snapshot) -> list[tuple[str, str, st
     for resource in ("cpu", "memory"):
         total = Decimal(0)
         for container in (pod.get("spec") or {}).get("containers") or ():
-            value = parse_quantity(((container.get("resources") or {}).get("requests") or {}).get(resource))
+            value = quantity_or_none(((container.get("resources") or {}).get("requests") or {}).get(resource))
             total += value or 0
         if not total:
             continue
         allocatable = [
-            parse_quantity(((n.get("status") or {}).get("allocatable") or {}).get(resource)) for n in nodes
+            quantity_or_none(((n.get("status") or {}).get("allocatable") or {}).get(resource)) for n in nodes
         ]
         largest = max((a for a in allocatable if a is not None), default=None)
         if largest is not None and total > largest:

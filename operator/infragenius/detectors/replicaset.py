@@ -6,19 +6,12 @@ reads their failures); reporting them again here would double every finding.
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    conditions,
-    event_evidence,
-    image_evidence,
-    index_by_controller,
-    int_or,
-    is_true,
-    seconds_since,
-    shorten,
-    shortfall_persists,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or, shortfall_persists
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence, shorten
+from infragenius.kube.conditions import conditions_by_type, is_true
+from infragenius.kube.meta import ref_of
+from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -46,7 +39,7 @@ class ReplicaSetDetector:
             ):
                 continue
             if pods_by_owner is None and snapshot.has("Pod"):
-                pods_by_owner = index_by_controller(snapshot.items("Pod"))
+                pods_by_owner = snapshot.by_controller("Pod")
             findings.extend(self._check(snapshot, rs, bool(owners), pods_by_owner))
         return findings
 
@@ -69,7 +62,7 @@ class ReplicaSetDetector:
         ]
         events = event_evidence(snapshot.events_for("ReplicaSet", ref.name))
         out: list[Finding] = []
-        failure = conditions(rs).get("ReplicaFailure")
+        failure = conditions_by_type(rs).get("ReplicaFailure")
         if is_true(failure):
             message = failure.get("message") or ""
             out.append(

@@ -3,16 +3,11 @@ absent StorageClass, and updates that do not finish."""
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    event_evidence,
-    image_evidence,
-    PodsByController,
-    int_or,
-    seconds_since,
-    shortfall_persists,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or, shortfall_persists
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
+from infragenius.kube.meta import ref_of
+from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -26,17 +21,16 @@ class StatefulSetDetector:
     kinds = frozenset({"StatefulSet", "Pod", "Service", "StorageClass"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods_of = PodsByController(snapshot)
         classes = {(sc.get("metadata") or {}).get("name") for sc in snapshot.items("StorageClass")}
         findings: list[Finding] = []
         for sts in snapshot.items("StatefulSet"):
-            findings.extend(self._not_ready(snapshot, sts, pods_of))
+            findings.extend(self._not_ready(snapshot, sts))
             findings.extend(self._service(snapshot, sts))
             findings.extend(self._storage_classes(snapshot, sts, classes))
-            findings.extend(self._stuck_update(snapshot, sts, pods_of))
+            findings.extend(self._stuck_update(snapshot, sts))
         return findings
 
-    def _not_ready(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _not_ready(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
         status = sts.get("status")
         if not status or "observedGeneration" not in status and "replicas" not in status:
             return []
@@ -44,7 +38,7 @@ class StatefulSetDetector:
         ready = int_or(status.get("readyReplicas"))
         if replicas == 0 or ready >= replicas:
             return []
-        pods = pods_of(sts)
+        pods = snapshot.owned_pods(sts)
         persists, stale = shortfall_persists(snapshot, sts, pods, replicas)
         if not persists:
             return []  # pods being created or replaced right now
@@ -141,7 +135,7 @@ class StatefulSetDetector:
             )
         ]
 
-    def _stuck_update(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _stuck_update(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
         status = sts.get("status") or {}
         current, update = status.get("currentRevision"), status.get("updateRevision")
         if not current or not update or current == update:
@@ -150,7 +144,7 @@ class StatefulSetDetector:
         strategy = spec.get("updateStrategy") or {}
         kind = strategy.get("type", "RollingUpdate")
         partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"))
-        pods = pods_of(sts)
+        pods = snapshot.owned_pods(sts)
         if pods is not None:
             # A rolling update creates a pod every few moments; only a quiet one is stuck.
             ages = [seconds_since(snapshot.taken_at, (p.get("metadata") or {}).get("creationTimestamp")) for p in pods]

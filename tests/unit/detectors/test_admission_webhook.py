@@ -2,7 +2,7 @@ from tests.unit.detectors.infra_factories import (
     deployment_with_pods, healthy_events, healthy_namespace, pod, service, slice_for, snap, webhook, webhook_config,
 )
 
-from infragenius.detectors.webhook import DETECTOR
+from infragenius.detectors.admission_webhook import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
 
 HOOK = "validate.shop.example.com"

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from infragenius.detectors import _infra_util as u
+from infragenius.detectors._index import endpoint_health
 from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import name_of
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Finding, ResourceRef, Severity
-from infragenius.snapshot import Obj, Snapshot
+from infragenius.snapshot import Obj, PodIndex, Snapshot
 
 DOCS = "https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/"
 CONFIG_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
@@ -25,23 +28,22 @@ class WebhookDetector:
     kinds: frozenset[str] = frozenset({*CONFIG_KINDS, "Service", "EndpointSlice", "Pod"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods = u.PodIndex.of(snapshot) if snapshot.has("Pod") else None
-        slices = u.SliceIndex.of(snapshot)
+        pods = snapshot.active_pods if snapshot.has("Pod") else None
         findings: list[Finding] = []
         for kind in CONFIG_KINDS:
             for cfg in snapshot.items(kind):
-                resource = ResourceRef(kind=kind, name=u.name_of(cfg))
+                resource = ResourceRef(kind=kind, name=name_of(cfg))
                 for hook in cfg.get("webhooks") or []:
                     service = (hook.get("clientConfig") or {}).get("service") or {}
                     if not service.get("name"):
                         continue  # URL webhooks point outside the cluster
                     if snapshot.namespace and service.get("namespace") != snapshot.namespace:
                         continue
-                    findings.extend(self._check(snapshot, kind, resource, hook, service, pods, slices))
+                    findings.extend(self._check(snapshot, kind, resource, hook, service, pods))
         return findings
 
     def _check(self, snapshot: Snapshot, kind: str, resource: ResourceRef, hook: Obj,
-               service: Mapping[str, Any], pods: u.PodIndex | None, slices: u.SliceIndex) -> list[Finding]:
+               service: Mapping[str, Any], pods: PodIndex | None) -> list[Finding]:
         hook_name = hook.get("name", "?")
         policy = hook.get("failurePolicy") or "Fail"  # the admissionregistration/v1 default
         blocking = policy == "Fail"
@@ -93,22 +95,22 @@ class WebhookDetector:
             ))
 
         selector = (svc.get("spec") or {}).get("selector") or {}
-        if not slices.gathered and (pods is None or not selector):
+        if not snapshot.has("EndpointSlice") and (pods is None or not selector):
             return out  # nothing to judge the backends by
         selected = pods.select_map(svc_ns, selector) if pods is not None else []
-        health = u.endpoint_health(snapshot, svc_ns, svc_name, selected, slices)
+        health = endpoint_health(snapshot, svc_ns, svc_name, selected)
         if health.ready or health.starting:
             return out
         if health.total == 0 and (not selector or pods is None):
             return out  # manual endpoints not listed, or pods unknown: cannot tell
-        backends = u.examples(list(health.not_ready)) if health.not_ready else f"no pods match {u.format_selector(selector)}"
+        backends = examples(list(health.not_ready)) if health.not_ready else f"no pods match {selector_text(selector)}"
         out.append(finding(
             detector=self.name, severity=severity, resource=resource, problem=f"NoReadyEndpoints:{hook_name}",
             title=f"{what} webhook {hook_name}: Service {svc_ns}/{svc_name} has no ready endpoints; {impact}",
             evidence=[*base_evidence, ("not ready backends", backends),
                       ("ready endpoints", f"0 of {health.total} ({health.source})")],
             remediation=(
-                f"Bring the webhook server back: kubectl -n {svc_ns} get pods -l {u.format_selector(selector)}; "
+                f"Bring the webhook server back: kubectl -n {svc_ns} get pods -l {selector_text(selector)}; "
                 f"kubectl -n {svc_ns} describe endpointslices -l kubernetes.io/service-name={svc_name}. {fix_disable}"
             ),
             docs=DOCS, affected=max(1, len(health.not_ready)),
