@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from infragenius.incident import causes, postmortem, timeline
 from infragenius.incident.service import bounded_timeline, report, window_for
+from infragenius.kube.time import rfc3339
 from infragenius.models.incident import IncidentReportSpec
 from infragenius.snapshot import Snapshot
 
@@ -18,7 +19,7 @@ NS = "shop"
 
 
 def ts(minutes_ago: float) -> str:
-    return timeline.rfc3339(NOW - dt.timedelta(minutes=minutes_ago))
+    return rfc3339(NOW - dt.timedelta(minutes=minutes_ago))
 
 
 def template(image: str, env: str = "1", memory: str = "256Mi") -> dict:

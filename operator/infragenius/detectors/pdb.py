@@ -12,28 +12,11 @@ from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import DOCS, event_evidence, shorten
 from infragenius.kube.conditions import conditions_by_type, is_false
 from infragenius.kube.meta import ref_of
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS = f"{DOCS}/tasks/run-application/configure-pdb/"
-
-
-def selector_text(selector: Obj | None) -> str:
-    """A label selector as kubectl -l syntax, for evidence and commands."""
-    if not selector:
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or ():
-        op, key, values = expr.get("operator"), expr.get("key"), ",".join(expr.get("values") or ())
-        if op == "In":
-            parts.append(f"{key} in ({values})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({values})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) or "<everything>"
 
 
 class PdbDetector:

@@ -9,7 +9,9 @@ from functools import lru_cache
 import jinja2
 
 from infragenius.incident.causes import Cause
-from infragenius.incident.timeline import Timeline, rfc3339
+from infragenius.incident.timeline import Timeline
+from infragenius.kube.meta import name_of
+from infragenius.kube.time import rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.snapshot import Snapshot
 
@@ -41,7 +43,7 @@ def impact(snapshot: Snapshot, timeline: Timeline, error_rate: float | None = No
     pods = [
         p
         for p in snapshot.items("Pod")
-        if (p.get("metadata") or {}).get("name") in symptom_pods or (p.get("spec") or {}).get("nodeName") in bad_nodes
+        if name_of(p) in symptom_pods or (p.get("spec") or {}).get("nodeName") in bad_nodes
     ]
     workloads: dict[tuple[str, str], ResourceRef] = {}
     for pod in pods:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from infragenius.detectors.pdb import DETECTOR, selector_text
+from infragenius.detectors.pdb import DETECTOR
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Severity
 from tests.unit.detectors.workload_factories import cond, ev, healthy_objects, only, pdb, snap
 
