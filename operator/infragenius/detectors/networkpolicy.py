@@ -48,7 +48,7 @@ class NetworkpolicyDetector:
 
     def _selects_nothing(self, snapshot: Snapshot, policy: Obj, selector: Mapping[str, Any], in_ns: int) -> Finding:
         namespace, name = namespace_of(policy), name_of(policy)
-        text = selector_text(selector)
+        text = selector_text(selector, api_operators=True)  # the wording its findings have always had
         return finding(
             detector=self.name, severity=Severity.warning, resource=ref_of(policy, "NetworkPolicy"),
             owners=snapshot.owner_chain(policy), problem="SelectsNoPods",

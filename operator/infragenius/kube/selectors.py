@@ -41,9 +41,11 @@ def is_label_selector(selector: Mapping[str, Any]) -> bool:
     return "matchLabels" in selector or "matchExpressions" in selector
 
 
-def selector_text(selector: Mapping[str, Any] | None) -> str:
-    """A LabelSelector or a map selector in ``kubectl -l`` syntax, for evidence and commands.
+def selector_text(selector: Mapping[str, Any] | None, *, api_operators: bool = False) -> str:
+    """A LabelSelector or a map selector as text for evidence and commands.
 
+    Expressions read in ``kubectl -l`` syntax ("env in (a,b)", "!canary"); ``api_operators`` spells them
+    as the API does ("env In (a,b)", "canary DoesNotExist"), which some findings' titles have always used.
     "<none>" for a missing selector, "<everything>" for an empty LabelSelector.
     """
     if not selector:
@@ -52,13 +54,23 @@ def selector_text(selector: Mapping[str, Any] | None) -> str:
         return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
     parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or ():
-        op, key, values = expr.get("operator"), expr.get("key"), ",".join(expr.get("values") or ())
-        if op == "In":
-            parts.append(f"{key} in ({values})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({values})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) or "<everything>"
+        parts.append(_api_expression(expr) if api_operators else _kubectl_expression(expr))
+    return ",".join(p for p in parts if p) or "<everything>"
+
+
+def _kubectl_expression(expr: Mapping[str, Any]) -> str:
+    op, key, values = expr.get("operator"), expr.get("key"), ",".join(expr.get("values") or ())
+    if op == "In":
+        return f"{key} in ({values})"
+    if op == "NotIn":
+        return f"{key} notin ({values})"
+    if op == "Exists":
+        return str(key)
+    if op == "DoesNotExist":
+        return f"!{key}"
+    return ""
+
+
+def _api_expression(expr: Mapping[str, Any]) -> str:
+    values = ",".join(expr.get("values") or [])
+    return f"{expr.get('key')} {expr.get('operator')} ({values})" if values else f"{expr.get('key')} {expr.get('operator')}"

@@ -34,3 +34,15 @@ def test_selector_text() -> None:
     assert selector_text(sel) == "env notin (dev),gpu"
     assert selector_text(None) == "<none>"
     assert selector_text({"matchLabels": {}}) == "<everything>"
+
+
+def test_selector_text_with_api_operators() -> None:
+    sel = {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [
+            {"key": "env", "operator": "In", "values": ["prod", "stage"]},
+            {"key": "canary", "operator": "DoesNotExist"},
+        ],
+    }
+    assert selector_text(sel, api_operators=True) == "app=web,env In (prod,stage),canary DoesNotExist"
+    assert selector_text(sel) == "app=web,env in (prod,stage),!canary"
