@@ -3,8 +3,8 @@
 import importlib
 import time
 
-from tests.unit.detectors.infra_factories import (
-    container, deployment_with_pods, event, healthy_namespace, owner_ref, pod, pod_spec, service, slice_for, snap, workload,
+from tests.unit.factories import (
+    app_container, deployment_with_pods, event, healthy_namespace, owner_ref, app_pod, pod_spec, service, slice_for, snap, workload,
 )
 
 from infragenius.detectors._index import endpoint_health
@@ -20,10 +20,10 @@ def test_rollup_matches_snapshot_rollup_target() -> None:
     cron = workload("CronJob", "report")
     job = workload("Job", "report-1")
     job["metadata"]["ownerReferences"] = [owner_ref("CronJob", "report")]
-    job_pod = pod("report-1-x", owner=owner_ref("Job", "report-1"))
-    orphan_rs_pod = pod("lost-abc", owner=owner_ref("ReplicaSet", "lost"))
-    custom = pod("custom-0", owner={**owner_ref("StatefulSet", "custom"), "controller": False})
-    bare = pod("bare")
+    job_pod = app_pod("report-1-x", owner=owner_ref("Job", "report-1"))
+    orphan_rs_pod = app_pod("lost-abc", owner=owner_ref("ReplicaSet", "lost"))
+    custom = app_pod("custom-0", owner={**owner_ref("StatefulSet", "custom"), "controller": False})
+    bare = app_pod("bare")
     s = snap(deploy, rs, *pods, cron, job, job_pod, orphan_rs_pod, custom, bare)
     for obj in [*pods, job_pod, orphan_rs_pod, custom, bare]:
         expected = s.rollup_target(obj, "Pod")
@@ -44,7 +44,7 @@ def test_endpoint_health_counts() -> None:
 def test_whole_infra_group_is_fast_on_5000_pods() -> None:
     detectors = [importlib.import_module(f"infragenius.detectors.{name}").DETECTOR for name in INFRA]
     objs = list(healthy_namespace())
-    spec = pod_spec(container("app", image="nginx", resources={}),
+    spec = pod_spec(app_container("app", image="nginx", resources={}),
                     volumes=[{"name": "c", "configMap": {"name": "missing"}}])
     metrics = {}
     events = []

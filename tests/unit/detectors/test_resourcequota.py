@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import NS, healthy_events, healthy_namespace, resource_quota, snap
+from tests.unit.factories import NS, healthy_events, healthy_namespace, resource_quota, snap
 
 from infragenius.detectors.resourcequota import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
