@@ -11,6 +11,8 @@ so they are rejected here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 from dataclasses import dataclass
 
@@ -216,7 +218,7 @@ class _Cron:
         self.schedule = self.spec.get("schedule", "")
         self.events = event_evidence(snapshot.events_for("CronJob", self.ref.name))
 
-    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: object) -> Finding:
+    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
         rule = _PROBLEMS[problem]
         return rule.finding(
             CronJobDetector.name, problem, self.ref, evidence, self.owners, ns=self.ns, schedule=self.schedule, **fields

@@ -6,6 +6,8 @@ A rollout still inside its progressDeadlineSeconds is normal and never reported.
 
 from __future__ import annotations
 
+from typing import Any
+
 from infragenius.detectors._controllers import GRACE_SECONDS, int_or, replica_failure
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
@@ -116,9 +118,8 @@ class _Rollout:
         self.deadline = int_or(spec.get("progressDeadlineSeconds"), DEFAULT_PROGRESS_DEADLINE)
         self.stall_limit = _STALL_WITHOUT_DEADLINE if self.deadline >= NO_DEADLINE else self.deadline
         self.rollout_done = self.progressing is not None and self.progressing.get("reason") == "NewReplicaSetAvailable"
-        progressed = self.progressing and (
-            self.progressing.get("lastUpdateTime") or self.progressing.get("lastTransitionTime")
-        )
+        progressing = self.progressing or {}
+        progressed = progressing.get("lastUpdateTime") or progressing.get("lastTransitionTime")
         self.last_progress = seconds_since(self.now, progressed) if self.progressing else None
 
     @property
@@ -142,7 +143,7 @@ class _Rollout:
             and self.last_progress > self.stall_limit
         )
 
-    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: object) -> Finding:
+    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
         return _PROBLEMS[problem].finding(
             DeploymentDetector.name, problem, self.ref, evidence, self.owners,
             ns=self.ns, available=self.available, replicas=self.replicas, **fields,

@@ -7,6 +7,8 @@ resting state, not a problem. Empty status (no HPA controller, or not synced yet
 
 from __future__ import annotations
 
+from typing import Any
+
 from infragenius.detectors._controllers import GRACE_SECONDS, int_or
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import DOCS, event_evidence, shorten
@@ -109,7 +111,7 @@ class _Hpa:
     def events(self) -> list[tuple[str, str]]:
         return event_evidence(self._snapshot.events_for("HorizontalPodAutoscaler", self.ref.name))
 
-    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: object) -> Finding:
+    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
         return _PROBLEMS[problem].finding(
             HpaDetector.name, problem, self.ref, evidence, self.owners, ns=self.ns, target=self.label, **fields
         )

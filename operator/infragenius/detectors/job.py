@@ -5,6 +5,8 @@ A Job a CronJob created stays the finding's resource, with the CronJob as its ow
 
 from __future__ import annotations
 
+from typing import Any
+
 from infragenius.detectors._controllers import int_or
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import DOCS, event_evidence, shorten
@@ -95,7 +97,7 @@ class _Job:
             ("spec.backoffLimit", self.backoff),
         ]
 
-    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: object) -> Finding:
+    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
         rule = _PROBLEMS[problem]
         return rule.finding(JobDetector.name, problem, self.ref, evidence, self.owners, ns=self.ns, **fields)
 

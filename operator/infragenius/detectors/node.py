@@ -6,6 +6,8 @@ A namespace analysis only cares about the nodes its pods run on; a cluster-wide 
 
 from __future__ import annotations
 
+from typing import Any
+
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import examples
 from infragenius.kube.conditions import conditions_by_type
@@ -75,7 +77,7 @@ class _Node:
         self.pod_evidence: list[tuple[str, object]] = [("pods on node", examples(sorted(pods)))] if pods else []
         self.conditions = conditions_by_type(node)
 
-    def finding(self, rule: Problem, problem: str, evidence: list[tuple[str, object]], **fields: object) -> Finding:
+    def finding(self, rule: Problem, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
         return rule.finding(
             NodeDetector.name, problem, self.ref, [*evidence, *self.pod_evidence], hosted=self.hosted, **fields
         )

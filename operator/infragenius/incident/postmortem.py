@@ -137,9 +137,9 @@ def bounded(markdown: str, limit: int) -> dict:
 
 
 def summarise(timeline: Timeline, causes: list[Cause], figures: ImpactFigures) -> str:
-    if not timeline.symptoms:
-        return f"No symptom in the window ({len(timeline.entries)} timeline entries)."
     first = timeline.first_symptom
+    if first is None:
+        return f"No symptom in the window ({len(timeline.entries)} timeline entries)."
     top = f"; most likely cause: {causes[0].title}" if causes else ""
     return (
         f"{len(timeline.symptoms)} symptoms from {rfc3339(first.time)} affecting {figures.pods_affected} pods in "
