@@ -6,12 +6,16 @@ from __future__ import annotations
 from infragenius.detectors._controllers import int_or, shortfall_persists
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
-from infragenius.kube.meta import ref_of
+from infragenius.kube.meta import meta, ref_of
 from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS = f"{DOCS}/concepts/workloads/controllers/statefulset/"
+_ORDERED_READY = (
+    "With podManagementPolicy OrderedReady, later pods are not created until earlier ones are Ready, so fix the "
+    "lowest ordinal first."
+)
 #: How long an update may sit half done, with no pod created, before we call it stuck.
 _UPDATE_STUCK_SECONDS = 600.0
 
@@ -56,7 +60,11 @@ class StatefulSetDetector:
             evidence.append(("pods present", f"{len(pods)} of {replicas}"))
         evidence.extend(image_evidence(sts, "StatefulSet"))
         evidence.extend(event_evidence(snapshot.events_for("StatefulSet", ref.name)))
-        policy = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady")
+        ordered = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+        remediation = (
+            f"Find the first unready pod (kubectl get pods -n {ns} -l <selector>) and its cause in the pod findings. "
+            + (_ORDERED_READY if ordered else "")
+        ).strip()
         return [
             finding(
                 detector=self.name,
@@ -65,16 +73,7 @@ class StatefulSetDetector:
                 problem="NotReady",
                 title=f"StatefulSet {ref.name} has {ready}/{replicas} replicas ready",
                 evidence=evidence,
-                remediation=(
-                    f"Find the first unready pod (kubectl get pods -n {ns} -l <selector>) and its cause in the pod "
-                    "findings. "
-                    + (
-                        "With podManagementPolicy OrderedReady, later pods are not created until earlier ones are "
-                        "Ready, so fix the lowest ordinal first."
-                        if policy == "OrderedReady"
-                        else ""
-                    )
-                ).strip(),
+                remediation=remediation,
                 docs=_DOCS,
                 owners=snapshot.owner_chain(sts),
             )
@@ -138,60 +137,70 @@ class StatefulSetDetector:
     def _stuck_update(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
         status = sts.get("status") or {}
         current, update = status.get("currentRevision"), status.get("updateRevision")
-        if not current or not update or current == update:
+        if not current or not update or current == update or _updating_now(snapshot, sts):
             return []
         spec = sts.get("spec") or {}
         strategy = spec.get("updateStrategy") or {}
         kind = strategy.get("type", "RollingUpdate")
         partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"))
-        pods = snapshot.owned_pods(sts)
-        if pods is not None:
-            # A rolling update creates a pod every few moments; only a quiet one is stuck.
-            ages = [seconds_since(snapshot.taken_at, (p.get("metadata") or {}).get("creationTimestamp")) for p in pods]
-            if any(a is not None and a < _UPDATE_STUCK_SECONDS for a in ages):
-                return []
+        held = "OnDelete" if kind == "OnDelete" else "Partition" if partition else "Stalled"
+        why, remediation, anchor = _UPDATE_HELD[held]
         ref = ref_of(sts, "StatefulSet")
-        replicas = int_or(spec.get("replicas"), 1)
         updated = int_or(status.get("updatedReplicas"))
-        if kind == "OnDelete":
-            why = "updateStrategy OnDelete: pods change only when deleted"
-        elif partition:
-            why = f"rollingUpdate.partition={partition} holds back ordinals below it"
-        else:
-            why = "the rolling update is not progressing"
-        age = seconds_since(snapshot.taken_at, (sts.get("metadata") or {}).get("creationTimestamp"))
-        if age is not None and age < _UPDATE_STUCK_SECONDS:
-            return []
+        evidence: list[tuple[str, object]] = [
+            ("status.currentRevision", current),
+            ("status.updateRevision", update),
+            ("status.updatedReplicas", updated),
+            ("spec.updateStrategy.type", kind),
+            *([("spec.updateStrategy.rollingUpdate.partition", partition)] if partition else []),
+        ]
         return [
             finding(
                 detector=self.name,
                 severity=Severity.info,
                 resource=ref,
                 problem="UpdateStuck",
-                title=f"StatefulSet {ref.name} update incomplete: {updated}/{replicas} pods on revision {update} ({why})",
-                evidence=[
-                    ("status.currentRevision", current),
-                    ("status.updateRevision", update),
-                    ("status.updatedReplicas", updated),
-                    ("spec.updateStrategy.type", kind),
-                    *([("spec.updateStrategy.rollingUpdate.partition", partition)] if partition else []),
-                ],
-                remediation=(
-                    f"Delete the old pods one by one to move them to {update}"
-                    if kind == "OnDelete"
-                    else "Lower the partition to continue"
-                    if partition
-                    else "A pod of the new revision is probably not becoming Ready (see the NotReady finding); "
-                    "fix it, or roll back the template. A broken revision can need its pod deleted by hand "
-                    "(forced rollback)"
-                )
+                title=f"StatefulSet {ref.name} update incomplete: {updated}/{int_or(spec.get('replicas'), 1)} pods on "
+                f"revision {update} ({why.format(partition=partition)})",
+                evidence=evidence,
+                remediation=remediation.format(update=update)
                 + f" (kubectl rollout status -n {ref.namespace} statefulset/{ref.name}).",
-                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/#forced-rollback"
-                if kind != "OnDelete" and not partition
-                else f"{DOCS}/concepts/workloads/controllers/statefulset/#update-strategies",
+                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/{anchor}",
                 owners=snapshot.owner_chain(sts),
             )
         ]
+
+
+#: Why a StatefulSet's update is held back -> (title reason, remediation, docs anchor).
+_UPDATE_HELD = {
+    "OnDelete": (
+        "updateStrategy OnDelete: pods change only when deleted",
+        "Delete the old pods one by one to move them to {update}",
+        "#update-strategies",
+    ),
+    "Partition": (
+        "rollingUpdate.partition={partition} holds back ordinals below it",
+        "Lower the partition to continue",
+        "#update-strategies",
+    ),
+    "Stalled": (
+        "the rolling update is not progressing",
+        "A pod of the new revision is probably not becoming Ready (see the NotReady finding); fix it, or roll back "
+        "the template. A broken revision can need its pod deleted by hand (forced rollback)",
+        "#forced-rollback",
+    ),
+}
+
+
+def _updating_now(snapshot: Snapshot, sts: Obj) -> bool:
+    """A pod created (or the StatefulSet itself) within the settle time: a rolling update at work, not stuck."""
+    pods = snapshot.owned_pods(sts)
+    if pods is not None:
+        ages = [seconds_since(snapshot.taken_at, meta(p).get("creationTimestamp")) for p in pods]
+        if any(a is not None and a < _UPDATE_STUCK_SECONDS for a in ages):
+            return True
+    age = seconds_since(snapshot.taken_at, meta(sts).get("creationTimestamp"))
+    return age is not None and age < _UPDATE_STUCK_SECONDS
 
 
 DETECTOR = StatefulSetDetector()
