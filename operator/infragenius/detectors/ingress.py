@@ -27,6 +27,43 @@ def _backends(ing: Obj) -> Iterator[tuple[str, str, Any]]:
                 yield f"spec.rules[{i}].http.paths[{j}].backend", where, path["backend"]
 
 
+Where = tuple[str, str]  # (field path, readable host+path)
+
+
+def _broken_backends(snapshot: Snapshot, ing: Obj) -> tuple[dict[str, list[Where]], dict[tuple[str, str], list[Where]]]:
+    """Backends naming a missing Service, and ones naming a port their Service lacks; each with every
+    path that uses it, so one finding per missing service / port lists them all."""
+    namespace = namespace_of(ing)
+    missing: dict[str, list[Where]] = {}
+    bad_port: dict[tuple[str, str], list[Where]] = {}
+    for path, where_text, backend in _backends(ing):
+        service = backend.get("service")
+        if not service or not service.get("name"):
+            continue  # a resource backend (e.g. a storage bucket) is not ours to check
+        svc = snapshot.get("Service", service["name"], namespace)
+        if svc is None:
+            missing.setdefault(service["name"], []).append((path, where_text))
+            continue
+        port = service.get("port") or {}
+        ports = (svc.get("spec") or {}).get("ports") or []
+        if "number" in port and port["number"] is not None:
+            wanted, ok = str(port["number"]), any(p.get("port") == port["number"] for p in ports)
+        elif port.get("name"):
+            wanted, ok = port["name"], any(p.get("name") == port["name"] for p in ports)
+        else:
+            continue
+        if not ok:
+            bad_port.setdefault((service["name"], wanted), []).append((path, where_text))
+    return missing, bad_port
+
+
+def _ports_text(svc: Obj) -> str:
+    return ", ".join(
+        f"{p.get('name')}:{p.get('port')}" if p.get("name") else str(p.get("port"))
+        for p in (svc.get("spec") or {}).get("ports") or []
+    )
+
+
 class IngressDetector:
     name: str = "ingress"
     kinds: frozenset[str] = frozenset({"Ingress", "Service", "IngressClass", "Secret"})
@@ -46,38 +83,18 @@ class IngressDetector:
     def _backends(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
+        missing, bad_port = _broken_backends(snapshot, ing)
         namespace, name = namespace_of(ing), name_of(ing)
-        # One finding per missing service / port, listing every path that uses it.
-        missing: dict[str, list[tuple[str, str]]] = {}
-        bad_port: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for path, where_text, backend in _backends(ing):
-            service = backend.get("service")
-            if not service or not service.get("name"):
-                continue  # a resource backend (e.g. a storage bucket) is not ours to check
-            svc = snapshot.get("Service", service["name"], namespace)
-            where = (path, where_text)
-            if svc is None:
-                missing.setdefault(service["name"], []).append(where)
-                continue
-            port = service.get("port") or {}
-            ports = (svc.get("spec") or {}).get("ports") or []
-            if "number" in port and port["number"] is not None:
-                wanted, ok = str(port["number"]), any(p.get("port") == port["number"] for p in ports)
-            elif port.get("name"):
-                wanted, ok = port["name"], any(p.get("name") == port["name"] for p in ports)
-            else:
-                continue
-            if not ok:
-                bad_port.setdefault((service["name"], wanted), []).append(where)
-
         resource, owners = ref_of(ing, "Ingress"), snapshot.owner_chain(ing)
         out = []
         for service, wheres in missing.items():
             out.append(finding(
                 detector=self.name, severity=Severity.critical, resource=resource, owners=owners,
                 problem=f"BackendServiceMissing:{service}",
-                title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, which does not exist",
-                evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]] + [("Service", f"{namespace}/{service} not found")],
+                title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, "
+                "which does not exist",
+                evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]]
+                + [("Service", f"{namespace}/{service} not found")],
                 remediation=(
                     f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
                     f"kubectl -n {namespace} edit ingress {name}"
@@ -85,17 +102,15 @@ class IngressDetector:
                 docs=DOCS, affected=len(wheres),
             ))
         for (service, port), wheres in bad_port.items():
-            svc = snapshot.get("Service", service, namespace) or {}
-            have = ", ".join(
-                f"{p.get('name')}:{p.get('port')}" if p.get("name") else str(p.get("port"))
-                for p in (svc.get("spec") or {}).get("ports") or []
-            )
+            have = _ports_text(snapshot.get("Service", service, namespace) or {})
             out.append(finding(
                 detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
                 problem=f"BackendPortMissing:{service}:{port}",
                 title=f"Ingress {name} uses port {port} of Service {service}, which the Service does not expose",
-                evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]] + [(f"Service/{service}.spec.ports", have or "<none>")],
-                remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: kubectl -n {namespace} edit ingress {name}",
+                evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]]
+                + [(f"Service/{service}.spec.ports", have or "<none>")],
+                remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: "
+                f"kubectl -n {namespace} edit ingress {name}",
                 docs=DOCS, affected=len(wheres),
             ))
         return out

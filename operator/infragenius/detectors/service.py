@@ -33,60 +33,65 @@ class ServiceDetector:
     def _check(self, snapshot: Snapshot, svc: Obj, pods: PodIndex | None) -> list[Finding]:
         spec = svc.get("spec") or {}
         selector = spec.get("selector") or {}
-        namespace, name = namespace_of(svc), name_of(svc)
         resource = ref_of(svc, "Service")
         owners = snapshot.owner_chain(svc)
         out: list[Finding] = []
-
-        if spec.get("type") == "LoadBalancer" and not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
-            out.append(finding(
-                detector=self.name, severity=Severity.info, resource=resource, owners=owners,
-                problem="LoadBalancerPending",
-                title=f"LoadBalancer Service {name} has no external address assigned",
-                evidence=[("status.loadBalancer.ingress", "<empty>"), ("spec.type", "LoadBalancer")],
-                remediation=(
-                    f"Check the cloud controller or load-balancer implementation (e.g. MetalLB): "
-                    f"kubectl -n {namespace} describe service {name}. If no load balancer is available, "
-                    "use type NodePort or ClusterIP with an Ingress."
-                ),
-                docs="https://kubernetes.io/docs/concepts/services-networking/service/#loadbalancer",
-            ))
-
+        lb_ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        if spec.get("type") == "LoadBalancer" and not lb_ingress:
+            out.append(self._lb_pending(svc, resource, owners))
         # Services without a selector (manual endpoints, ExternalName) route where their owner says.
         if not selector or spec.get("type") == "ExternalName" or pods is None:
             return out
-
-        selected = pods.select_map(namespace, selector)
-        shown = selector_text(selector)
+        selected = pods.select_map(namespace_of(svc), selector)
         if not selected:
-            scaled_to_zero = self._scaled_to_zero(snapshot, namespace, selector)
-            if scaled_to_zero:
-                out.append(finding(
-                    detector=self.name, severity=Severity.info, resource=resource, owners=owners,
-                    problem="SelectorMatchesNoPods",
-                    title=f"Service {name} has no backends: its workloads are scaled to zero ({examples(scaled_to_zero)})",
-                    evidence=[("spec.selector", shown), ("spec.replicas", f"0 on {examples(scaled_to_zero)}")],
-                    remediation=f"Scale the workload up if the Service should serve traffic: kubectl -n {namespace} scale {scaled_to_zero[0].lower()} --replicas=1",
-                    docs=DEBUG_DOCS,
-                ))
-                return out
-            in_ns = len(pods.by_ns.get(namespace, []))
-            out.append(finding(
-                detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-                problem="SelectorMatchesNoPods",
-                title=f"Service {name} selector {shown} matches no running pods",
-                evidence=[("spec.selector", shown), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
-                remediation=(
-                    f"Compare the selector with the pod labels: kubectl -n {namespace} get pods --show-labels -l {shown}. "
-                    "Fix the Service selector or the workload's pod template labels."
-                ),
-                docs=DEBUG_DOCS,
-            ))
-            return out
-
+            return [*out, self._no_pods(snapshot, svc, pods, resource, owners)]
         out.extend(self._endpoints(snapshot, svc, selected, resource, owners))
         out.extend(self._named_ports(svc, selected, resource, owners))
         return out
+
+    def _lb_pending(self, svc: Obj, resource: Any, owners: list[Any]) -> Finding:
+        namespace, name = namespace_of(svc), name_of(svc)
+        return finding(
+            detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+            problem="LoadBalancerPending",
+            title=f"LoadBalancer Service {name} has no external address assigned",
+            evidence=[("status.loadBalancer.ingress", "<empty>"), ("spec.type", "LoadBalancer")],
+            remediation=(
+                f"Check the cloud controller or load-balancer implementation (e.g. MetalLB): "
+                f"kubectl -n {namespace} describe service {name}. If no load balancer is available, "
+                "use type NodePort or ClusterIP with an Ingress."
+            ),
+            docs="https://kubernetes.io/docs/concepts/services-networking/service/#loadbalancer",
+        )
+
+    def _no_pods(self, snapshot: Snapshot, svc: Obj, pods: PodIndex, resource: Any, owners: list[Any]) -> Finding:
+        """The selector picks no active pod: deliberately (workloads scaled to zero) or by mistake."""
+        namespace, name = namespace_of(svc), name_of(svc)
+        selector = svc["spec"]["selector"]
+        shown = selector_text(selector)
+        scaled_to_zero = self._scaled_to_zero(snapshot, namespace, selector)
+        if scaled_to_zero:
+            return finding(
+                detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+                problem="SelectorMatchesNoPods",
+                title=f"Service {name} has no backends: its workloads are scaled to zero ({examples(scaled_to_zero)})",
+                evidence=[("spec.selector", shown), ("spec.replicas", f"0 on {examples(scaled_to_zero)}")],
+                remediation="Scale the workload up if the Service should serve traffic: "
+                f"kubectl -n {namespace} scale {scaled_to_zero[0].lower()} --replicas=1",
+                docs=DEBUG_DOCS,
+            )
+        in_ns = len(pods.by_ns.get(namespace, []))
+        return finding(
+            detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
+            problem="SelectorMatchesNoPods",
+            title=f"Service {name} selector {shown} matches no running pods",
+            evidence=[("spec.selector", shown), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
+            remediation=(
+                f"Compare the selector with the pod labels: kubectl -n {namespace} get pods --show-labels -l {shown}. "
+                "Fix the Service selector or the workload's pod template labels."
+            ),
+            docs=DEBUG_DOCS,
+        )
 
     def _endpoints(self, snapshot: Snapshot, svc: Obj, selected: list[Obj],
                    resource: Any, owners: list[Any]) -> list[Finding]:
