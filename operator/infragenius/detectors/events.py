@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import examples
-from infragenius.kube.events import event_count, event_last_seen
+from infragenius.kube.events import event_count, event_last_seen, event_message, involved_object
 from infragenius.kube.meta import Key, ref_from_key
 from infragenius.kube.time import human_duration
 from infragenius.models.findings import Finding, Severity
@@ -55,10 +55,6 @@ class _Group:
     messages: dict[str, None] = field(default_factory=dict)
 
 
-def _message(event: Obj) -> str:
-    return (event.get("message") or event.get("note") or "").strip()
-
-
 class EventsDetector:
     name: str = "events"
     kinds: frozenset[str] = frozenset(ROLLUP_KINDS)
@@ -69,7 +65,7 @@ class EventsDetector:
             reason = event.get("reason") or ""
             if event.get("type") != "Warning" or not reason or reason in EXPLAINED_REASONS:
                 continue
-            involved = event.get("involvedObject") or event.get("regarding") or {}
+            involved = involved_object(event)
             kind, name = involved.get("kind") or "", involved.get("name") or ""
             namespace = involved.get("namespace") or None
             if not kind or not name or (snapshot.namespace and namespace not in (None, snapshot.namespace)):
@@ -90,7 +86,7 @@ class EventsDetector:
                 group = groups[(key, reason)] = _Group()
             group.total += count
             group.objects[name] = None
-            msg = _message(event)
+            msg = event_message(event).strip()
             if msg and len(group.messages) < 10:  # a few distinct messages are enough evidence
                 group.messages[msg] = None
             if group.newest is None or (when is not None and (group.newest_at is None or when > group.newest_at)):
@@ -102,15 +98,15 @@ class EventsDetector:
         """A mount failure for a missing ConfigMap is the configmap detector's finding already."""
         if reason != "FailedMount" or not snapshot.has("ConfigMap"):
             return False
-        match = _CONFIGMAP_NOT_FOUND.search(_message(event))
+        match = _CONFIGMAP_NOT_FOUND.search(event_message(event).strip())
         return match is not None and snapshot.get("ConfigMap", match.group(1), namespace) is None
 
     def _finding(self, snapshot: Snapshot, key: Key, reason: str, group: _Group) -> Finding:
         kind, namespace, name = key
-        newest = _message(group.newest or {})
+        newest = event_message(group.newest or {}).strip()
         age = (snapshot.taken_at - group.newest_at).total_seconds() if group.newest_at else None
         hint, docs = HINTS.get(reason, ("", DEFAULT_DOCS))
-        involved = (group.newest or {}).get("involvedObject") or (group.newest or {}).get("regarding") or {}
+        involved = involved_object(group.newest or {})
         first_kind, first_name = involved.get("kind", kind), involved.get("name", name)
         ns_flag = f"-n {namespace} " if namespace else ""
         evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {human_duration(age, coarse=True)} ago: {newest}")]

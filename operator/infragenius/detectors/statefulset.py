@@ -6,7 +6,7 @@ from __future__ import annotations
 from infragenius.detectors._controllers import int_or, shortfall_persists
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
-from infragenius.kube.meta import meta, ref_of
+from infragenius.kube.meta import meta, name_of, namespace_of, ref_of
 from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
@@ -25,7 +25,7 @@ class StatefulSetDetector:
     kinds = frozenset({"StatefulSet", "Pod", "Service", "StorageClass"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        classes = {(sc.get("metadata") or {}).get("name") for sc in snapshot.items("StorageClass")}
+        classes = {name_of(sc) for sc in snapshot.items("StorageClass")}
         findings: list[Finding] = []
         for sts in snapshot.items("StatefulSet"):
             findings.extend(self._not_ready(snapshot, sts))
@@ -83,7 +83,7 @@ class StatefulSetDetector:
         service = (sts.get("spec") or {}).get("serviceName")
         if not service or not snapshot.has("Service"):
             return []
-        if snapshot.get("Service", service, (sts.get("metadata") or {}).get("namespace")) is not None:
+        if snapshot.get("Service", service, namespace_of(sts)) is not None:
             return []
         ref = ref_of(sts, "StatefulSet")
         return [

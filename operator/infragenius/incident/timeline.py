@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from infragenius.kube.events import event_count, event_first_seen, event_last_seen, event_message, involved_ref
-from infragenius.kube.meta import annotations_of, name_of, ref_of
+from infragenius.kube.meta import annotations_of, meta, name_of, ref_of
 from infragenius.kube.owners import controller_ref
 from infragenius.kube.time import parse_time, rfc3339
 from infragenius.models.findings import ResourceRef
@@ -176,7 +176,7 @@ def rollouts(snapshot: Snapshot) -> list[Entry]:
         revisions.sort(key=lambda r: r[0])
         workload = ResourceRef(kind=kind, name=name, namespace=snapshot.namespace)
         for i, (revision, obj, template) in enumerate(revisions):
-            created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+            created = parse_time(meta(obj).get("creationTimestamp"))
             if created is None:
                 continue
             previous = revisions[i - 1] if i > 0 else None

@@ -19,6 +19,7 @@ from infragenius.detectors.pod.problems import (
     fixed,
 )
 from infragenius.kube.conditions import condition, conditions_by_type
+from infragenius.kube.meta import meta, name_of
 from infragenius.kube.quantity import quantity_or_none
 from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Severity
@@ -29,7 +30,7 @@ def unschedulable(pod: Obj, now: dt.datetime, snapshot: Snapshot) -> Hit | None:
     cond = condition(pod, "PodScheduled")
     if not cond or cond.get("status") != "False" or cond.get("reason") != "Unschedulable":
         return None
-    created = (pod.get("metadata") or {}).get("creationTimestamp")
+    created = meta(pod).get("creationTimestamp")
     pending = seconds_since(now, created)
     if pending is None:
         pending = seconds_since(now, cond.get("lastTransitionTime")) or 0.0
@@ -173,7 +174,7 @@ def stuck_creating(pod: Obj, snapshot: Snapshot, now: dt.datetime) -> Hit | None
     ]
     events = [
         e
-        for e in snapshot.events_for("Pod", (pod.get("metadata") or {}).get("name", ""))
+        for e in snapshot.events_for("Pod", name_of(pod))
         if e.get("reason") in VOLUME_EVENT_REASONS
     ]
     # Slow image pulls also sit in ContainerCreating; only a Warning event proves it is stuck.
