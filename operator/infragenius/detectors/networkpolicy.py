@@ -76,20 +76,7 @@ class NetworkpolicyDetector:
                     if namespace_of(s) == namespace and (s.get("spec") or {}).get("selector")]
         if not services:
             return []
-        if pods is None:
-            if allowing:
-                return []  # other policies may open exactly these services; without pods we cannot tell
-            blocked = [name_of(s) for s in services]
-        else:
-            # Pods some policy admits traffic to; a deny-all plus targeted allows is the recommended pattern.
-            allowed: set[int] = set()
-            for policy in allowing:
-                allowed.update(id(p) for p in pods.select(namespace, (policy.get("spec") or {}).get("podSelector") or {}))
-            blocked = []
-            for svc in services:
-                backing = pods.select_map(namespace, svc["spec"]["selector"])
-                if backing and not any(id(p) in allowed for p in backing):
-                    blocked.append(name_of(svc))
+        blocked = _blocked(namespace, services, allowing, pods)
         if not blocked:
             return []
         policy = deny[0]
@@ -107,6 +94,24 @@ class NetworkpolicyDetector:
             docs="https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-ingress-traffic",
             affected=len(blocked),
         )]
+
+
+def _blocked(namespace: str | None, services: list[Obj], allowing: list[Obj], pods: PodIndex | None) -> list[str]:
+    """Services whose backing pods no allowing policy admits traffic to."""
+    if pods is None:
+        if allowing:
+            return []  # other policies may open exactly these services; without pods we cannot tell
+        return [name_of(s) for s in services]
+    # Pods some policy admits traffic to; a deny-all plus targeted allows is the recommended pattern.
+    allowed: set[int] = set()
+    for policy in allowing:
+        allowed.update(id(p) for p in pods.select(namespace, (policy.get("spec") or {}).get("podSelector") or {}))
+    blocked = []
+    for svc in services:
+        backing = pods.select_map(namespace, svc["spec"]["selector"])
+        if backing and not any(id(p) in allowed for p in backing):
+            blocked.append(name_of(svc))
+    return blocked
 
 
 DETECTOR = NetworkpolicyDetector()

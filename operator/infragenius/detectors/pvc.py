@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.base import finding
 from infragenius.kube.events import event_count
-from infragenius.kube.meta import meta, name_of, namespace_of, ref_of
+from infragenius.kube.meta import annotations_of, meta, name_of, namespace_of, ref_of
 from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
@@ -57,13 +57,8 @@ class PvcDetector:
         elif failed:
             severity, detail = Severity.critical, "volume provisioning failed"
         else:
-            if age is not None and age < PENDING_GRACE_SECONDS:
-                return []  # provisioning still in progress
-            node_selected = bool((meta(pvc).get("annotations") or {}).get(SELECTED_NODE_ANNOTATION))
-            if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not node_selected:
-                return []  # by design: binds once a pod using it is scheduled
-            if not snapshot.has("StorageClass") and not node_selected:
-                return []  # StorageClass not gathered: cannot tell "waiting for a consumer" from stuck
+            if _waiting_by_design(snapshot, pvc, sc, age):
+                return []
             severity = Severity.warning
             if sc_name == "" or (sc_name is None and snapshot.has("StorageClass") and default_sc is None):
                 detail = "it has no StorageClass and waits for a matching pre-provisioned PersistentVolume"
@@ -119,6 +114,17 @@ class PvcDetector:
                 docs="https://kubernetes.io/docs/concepts/storage/persistent-volumes/#expanding-persistent-volumes-claims",
             ))
         return out
+
+
+def _waiting_by_design(snapshot: Snapshot, pvc: Obj, sc: Obj | None, age: float | None) -> bool:
+    """Pending for a reason that is not a fault (or that the snapshot cannot tell from one)."""
+    if age is not None and age < PENDING_GRACE_SECONDS:
+        return True  # provisioning still in progress
+    node_selected = bool(annotations_of(pvc).get(SELECTED_NODE_ANNOTATION))
+    if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not node_selected:
+        return True  # by design: binds once a pod using it is scheduled
+    # StorageClass not gathered: cannot tell "waiting for a consumer" from stuck.
+    return not snapshot.has("StorageClass") and not node_selected
 
 
 DETECTOR = PvcDetector()
