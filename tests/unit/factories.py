@@ -70,14 +70,16 @@ def cond(type_: str, status: str = "True", reason: str = "", message: str = "", 
 
 
 def event(kind: str, name: str, reason: str, message: str, count: int = 1, ago: float = 60, *,
-          type_: str = "Warning", series_count: int | None = None, namespace: str | None = NS) -> Obj:
-    """A core/v1 Event last seen ``ago`` seconds before NOW; ``series_count`` makes it a series."""
+          type_: str = "Warning", series_count: int | None = None, namespace: str | None = NS,
+          first_ago: float | None = None) -> Obj:
+    """A core/v1 Event last seen ``ago`` seconds before NOW, first seen ``first_ago`` (default 10 minutes
+    earlier); ``series_count`` makes it a series."""
     ev: Obj = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": f"{name}.{reason.lower()}", "namespace": namespace or "default"},
         "involvedObject": {"kind": kind, "name": name, "namespace": namespace, "uid": uid(kind, name, namespace)},
         "reason": reason, "message": message, "type": type_, "count": count,
-        "firstTimestamp": ts(ago + 600), "lastTimestamp": ts(ago),
+        "firstTimestamp": ts(ago + 600 if first_ago is None else first_ago), "lastTimestamp": ts(ago),
     }
     if series_count is not None:
         ev["series"] = {"count": series_count, "lastObservedTime": ts(ago)}
@@ -154,6 +156,7 @@ def pod(
     reason: str | None = None,
     message: str | None = None,
     labels: Obj | None = None,
+    node: str = "node-1",
     **meta_extra: Any,
 ) -> Obj:
     statuses = statuses if statuses is not None else ([cstatus()] if phase == "Running" else [])
@@ -176,7 +179,7 @@ def pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata("Pod", name, labels=labels or {"app": "web"}, owner=owner, age=age, **meta_extra),
-        "spec": {"containers": containers or [container()], "nodeName": "node-1", "restartPolicy": "Always"},
+        "spec": {"containers": containers or [container()], "nodeName": node, "restartPolicy": "Always"},
         "status": status,
     }
 
@@ -245,6 +248,7 @@ def replicaset(
     conditions: list[Obj] | None = None,
     age: float = DAY,
     owner: tuple[str, str] | None = None,
+    pod_template: Obj | None = None,
 ) -> Obj:
     ready = replicas if ready is None else ready
     m = metadata("ReplicaSet", name, owner=owner or (("Deployment", deploy) if deploy else None), age=age)
@@ -256,7 +260,7 @@ def replicaset(
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": m,
-        "spec": {"replicas": replicas, "template": template([container(image=image)])},
+        "spec": {"replicas": replicas, "template": pod_template or template([container(image=image)])},
         "status": status,
     }
 
@@ -698,14 +702,15 @@ def storage_class(name: str = "standard", *, binding: str = "Immediate", default
 
 def node(name: str = "node-1", *, ready: str = "True", reason: str = "KubeletReady", message: str = "kubelet is posting ready status",
          heartbeat_ago: float = 10, pressure: Mapping[str, str] | None = None, unschedulable: bool = False,
-         taints: list[Obj] | None = None, age: float = 86400 * 30) -> Obj:
+         taints: list[Obj] | None = None, age: float = 86400 * 30, ready_changed_ago: float | None = None) -> Obj:
     conditions = [
         {"type": t, "status": (pressure or {}).get(t, "False"), "reason": f"KubeletHas{'No' if (pressure or {}).get(t) != 'True' else ''}{t}",
          "message": f"{t} status", "lastHeartbeatTime": ts(heartbeat_ago), "lastTransitionTime": ts(age)}
         for t in ("MemoryPressure", "DiskPressure", "PIDPressure")
     ]
     conditions.append({"type": "Ready", "status": ready, "reason": reason, "message": message,
-                       "lastHeartbeatTime": ts(heartbeat_ago), "lastTransitionTime": ts(min(age, 600))})
+                       "lastHeartbeatTime": ts(heartbeat_ago),
+                       "lastTransitionTime": ts(min(age, 600) if ready_changed_ago is None else ready_changed_ago)})
     if pressure and "NetworkUnavailable" in pressure:
         conditions.insert(0, {"type": "NetworkUnavailable", "status": pressure["NetworkUnavailable"], "reason": "NoRouteCreated",
                               "message": "routes not created", "lastTransitionTime": ts(300)})
