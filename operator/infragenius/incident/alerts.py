@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.kube.time import parse_time, rfc3339
+from infragenius.incident.timeline import parse_time, rfc3339
 from infragenius.models.alertmanager import Alert, AlertState
 from infragenius.models.analysis import GROUP, VERSION
 from infragenius.models.incident import PLURAL, IncidentSeverity

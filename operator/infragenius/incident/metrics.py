@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from infragenius.incident.timeline import Entry
-from infragenius.kube.time import rfc3339
+from infragenius.incident.timeline import Entry, rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.models.incident import MetricKind, MetricQuery
 

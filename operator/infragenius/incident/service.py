@@ -32,8 +32,7 @@ from infragenius.history.store import RunRecord
 from infragenius.incident import causes as causes_mod
 from infragenius.incident import metrics as metrics_mod
 from infragenius.incident import postmortem, timeline as timeline_mod
-from infragenius.incident.timeline import AlertInfo, Entry
-from infragenius.kube.time import parse_time, rfc3339
+from infragenius.incident.timeline import AlertInfo, Entry, parse_time, rfc3339
 from infragenius.models.common import ConditionStatus, parse_duration
 from infragenius.observability.logs import with_run_id
 from infragenius.models.incident import (
