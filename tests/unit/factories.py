@@ -35,18 +35,42 @@ def uid(kind: str, name: str, namespace: str | None = NS) -> str:
 
 
 def owner_ref(kind: str, name: str, namespace: str | None = NS) -> Obj:
-    api = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
-           "Job": "batch/v1", "CronJob": "batch/v1"}.get(kind, "v1")
-    return {"apiVersion": api, "kind": kind, "name": name, "uid": uid(kind, name, namespace), "controller": True,
-            "blockOwnerDeletion": True}
+    api = {
+        "ReplicaSet": "apps/v1",
+        "Deployment": "apps/v1",
+        "StatefulSet": "apps/v1",
+        "DaemonSet": "apps/v1",
+        "Job": "batch/v1",
+        "CronJob": "batch/v1",
+    }.get(kind, "v1")
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "name": name,
+        "uid": uid(kind, name, namespace),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
-def metadata(kind: str, name: str, namespace: str | None = NS, labels: Mapping[str, str] | None = None,
-             annotations: Mapping[str, str] | None = None, owner: Obj | tuple[str, str] | None = None,
-             age: float = DAY, **extra: Any) -> Obj:
+def metadata(
+    kind: str,
+    name: str,
+    namespace: str | None = NS,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    owner: Obj | tuple[str, str] | None = None,
+    age: float = DAY,
+    **extra: Any,
+) -> Obj:
     """``owner`` is an ownerReference, or (kind, name) of a controller in the same namespace."""
-    meta: Obj = {"name": name, "uid": uid(kind, name, namespace), "creationTimestamp": ts(age),
-                 "resourceVersion": "1", "generation": 1}
+    meta: Obj = {
+        "name": name,
+        "uid": uid(kind, name, namespace),
+        "creationTimestamp": ts(age),
+        "resourceVersion": "1",
+        "generation": 1,
+    }
     if namespace:
         meta["namespace"] = namespace
     if labels:
@@ -69,17 +93,32 @@ def cond(type_: str, status: str = "True", reason: str = "", message: str = "", 
     return c
 
 
-def event(kind: str, name: str, reason: str, message: str, count: int = 1, ago: float = 60, *,
-          type_: str = "Warning", series_count: int | None = None, namespace: str | None = NS,
-          first_ago: float | None = None) -> Obj:
+def event(
+    kind: str,
+    name: str,
+    reason: str,
+    message: str,
+    count: int = 1,
+    ago: float = 60,
+    *,
+    type_: str = "Warning",
+    series_count: int | None = None,
+    namespace: str | None = NS,
+    first_ago: float | None = None,
+) -> Obj:
     """A core/v1 Event last seen ``ago`` seconds before NOW, first seen ``first_ago`` (default 10 minutes
     earlier); ``series_count`` makes it a series."""
     ev: Obj = {
-        "apiVersion": "v1", "kind": "Event",
+        "apiVersion": "v1",
+        "kind": "Event",
         "metadata": {"name": f"{name}.{reason.lower()}", "namespace": namespace or "default"},
         "involvedObject": {"kind": kind, "name": name, "namespace": namespace, "uid": uid(kind, name, namespace)},
-        "reason": reason, "message": message, "type": type_, "count": count,
-        "firstTimestamp": ts(ago + 600 if first_ago is None else first_ago), "lastTimestamp": ts(ago),
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": count,
+        "firstTimestamp": ts(ago + 600 if first_ago is None else first_ago),
+        "lastTimestamp": ts(ago),
     }
     if series_count is not None:
         ev["series"] = {"count": series_count, "lastObservedTime": ts(ago)}
@@ -228,8 +267,13 @@ def deployment(
             if conditions is not None
             else [
                 cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                cond("Progressing", "True", "NewReplicaSetAvailable", f'ReplicaSet "{name}-abc" has successfully progressed.',
-                     lastUpdateTime=ts(DAY)),
+                cond(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{name}-abc" has successfully progressed.',
+                    lastUpdateTime=ts(DAY),
+                ),
             ],  # fmt: skip
         }
         if replicas - available > 0:
@@ -290,7 +334,10 @@ def statefulset(
         spec["serviceName"] = service
     if storage_class is not None:
         spec["volumeClaimTemplates"] = [
-            {"metadata": {"name": "data"}, "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]}}
+            {
+                "metadata": {"name": "data"},
+                "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]},
+            }
         ]
     return {
         "apiVersion": "apps/v1",
@@ -393,7 +440,10 @@ def cronjob(
     starting_deadline: int | None = None,
     time_zone: str | None = None,
 ) -> Obj:
-    spec: Obj = {"schedule": schedule, "jobTemplate": {"spec": {"template": template([container(image="shop/batch:1")])}}}
+    spec: Obj = {
+        "schedule": schedule,
+        "jobTemplate": {"spec": {"template": template([container(image="shop/batch:1")])}},
+    }
     if suspend:
         spec["suspend"] = True
     if starting_deadline is not None:
@@ -432,20 +482,37 @@ def hpa(
             "maxReplicas": max_replicas,
             "metrics": metrics
             if metrics is not None
-            else [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+            else [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
         },
     }
     if with_status:
         obj["status"] = {
             "currentReplicas": current,
             "desiredReplicas": current if desired is None else desired,
-            "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 30}}}],
+            "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 30}}}
+            ],
             "conditions": conditions
             if conditions is not None
             else [
                 cond("AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size"),
-                cond("ScalingActive", "True", "ValidMetricFound", "the HPA was able to successfully calculate a replica count"),
-                cond("ScalingLimited", "True", "TooFewReplicas", "the desired replica count is less than the minimum replica count"),
+                cond(
+                    "ScalingActive",
+                    "True",
+                    "ValidMetricFound",
+                    "the HPA was able to successfully calculate a replica count",
+                ),
+                cond(
+                    "ScalingLimited",
+                    "True",
+                    "TooFewReplicas",
+                    "the desired replica count is less than the minimum replica count",
+                ),
             ],  # fmt: skip
         }
     return obj
@@ -468,11 +535,18 @@ def pdb(
         spec["minAvailable"] = min_available
     if max_unavailable is not None:
         spec["maxUnavailable"] = max_unavailable
-    status: Obj = {"disruptionsAllowed": allowed, "currentHealthy": healthy, "desiredHealthy": desired, "expectedPods": expected}
+    status: Obj = {
+        "disruptionsAllowed": allowed,
+        "currentHealthy": healthy,
+        "desiredHealthy": desired,
+        "expectedPods": expected,
+    }
     if observed:
         status["observedGeneration"] = 1
         status["conditions"] = conditions or [
-            cond("DisruptionAllowed", "True" if allowed else "False", "SufficientPods" if allowed else "InsufficientPods")
+            cond(
+                "DisruptionAllowed", "True" if allowed else "False", "SufficientPods" if allowed else "InsufficientPods"
+            )
         ]
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata("PodDisruptionBudget", name),
             "spec": spec, "status": status}  # fmt: skip
@@ -481,15 +555,23 @@ def pdb(
 # --- a well-behaved app (pod templates), networking, storage, cluster ---------------------------
 
 
-def app_container(name: str = "app", image: str = "registry.example.com/shop/app:1.4.2", *, ports: list[Obj] | None = None,
-              resources: Obj | None = None, readiness: bool = True, **extra: Any) -> Obj:
+def app_container(
+    name: str = "app",
+    image: str = "registry.example.com/shop/app:1.4.2",
+    *,
+    ports: list[Obj] | None = None,
+    resources: Obj | None = None,
+    readiness: bool = True,
+    **extra: Any,
+) -> Obj:
     """A well-behaved container by default (pinned image, requests+limits, readiness, non-root)."""
     c: Obj = {
         "name": name,
         "image": image,
         "ports": ports if ports is not None else [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-        "resources": resources if resources is not None else {
-            "requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "resources": resources
+        if resources is not None
+        else {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
     }
     if readiness:
@@ -504,11 +586,21 @@ def pod_spec(*containers: Obj, **extra: Any) -> Obj:
     return spec
 
 
-def app_pod(name: str, labels: Mapping[str, str] | None = None, *, owner: Obj | None = None, ready: bool = True,
-        node: str = "node-1", phase: str = "Running", spec: Obj | None = None, age: float = 3600,
-        namespace: str = NS) -> Obj:
+def app_pod(
+    name: str,
+    labels: Mapping[str, str] | None = None,
+    *,
+    owner: Obj | None = None,
+    ready: bool = True,
+    node: str = "node-1",
+    phase: str = "Running",
+    spec: Obj | None = None,
+    age: float = 3600,
+    namespace: str = NS,
+) -> Obj:
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": metadata("Pod", name, namespace, labels or {"app": "web"}, owner=owner, age=age),
         "spec": {**copy.deepcopy(spec or pod_spec()), "nodeName": node},
         "status": {
@@ -528,30 +620,53 @@ def app_template(labels: Mapping[str, str], spec: Obj | None = None) -> Obj:
     return {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(spec or pod_spec())}
 
 
-def app_deployment(name: str, labels: Mapping[str, str] | None = None, *, replicas: int = 3, spec: Obj | None = None,
-               namespace: str = NS) -> Obj:
+def app_deployment(
+    name: str,
+    labels: Mapping[str, str] | None = None,
+    *,
+    replicas: int = 3,
+    spec: Obj | None = None,
+    namespace: str = NS,
+) -> Obj:
     labels = labels or {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": metadata("Deployment", name, namespace, labels),
-        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)}, "template": app_template(labels, spec)},
-        "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "updatedReplicas": replicas},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": app_template(labels, spec),
+        },
+        "status": {
+            "replicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "updatedReplicas": replicas,
+        },
     }
 
 
 def app_replicaset(name: str, deploy: Obj, namespace: str = NS) -> Obj:
     labels = deploy["spec"]["template"]["metadata"]["labels"]
     return {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": metadata("ReplicaSet", name, namespace, labels, owner=owner_ref("Deployment", deploy["metadata"]["name"], namespace)),
-        "spec": {"replicas": deploy["spec"]["replicas"], "selector": deploy["spec"]["selector"],
-                 "template": copy.deepcopy(deploy["spec"]["template"])},
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": metadata(
+            "ReplicaSet", name, namespace, labels, owner=owner_ref("Deployment", deploy["metadata"]["name"], namespace)
+        ),
+        "spec": {
+            "replicas": deploy["spec"]["replicas"],
+            "selector": deploy["spec"]["selector"],
+            "template": copy.deepcopy(deploy["spec"]["template"]),
+        },
         "status": {"replicas": deploy["spec"]["replicas"], "readyReplicas": deploy["spec"]["replicas"]},
     }
 
 
-def workload(kind: str, name: str, labels: Mapping[str, str] | None = None, spec: Obj | None = None,
-             namespace: str = NS) -> Obj:
+def workload(
+    kind: str, name: str, labels: Mapping[str, str] | None = None, spec: Obj | None = None, namespace: str = NS
+) -> Obj:
     """A StatefulSet, DaemonSet, Job or CronJob with a pod template."""
     labels = labels or {"app": name}
     tmpl = app_template(labels, spec)
@@ -560,18 +675,38 @@ def workload(kind: str, name: str, labels: Mapping[str, str] | None = None, spec
     body: Obj = {"selector": {"matchLabels": dict(labels)}, "template": tmpl}
     if kind == "CronJob":
         body = {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": tmpl}}}
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": metadata(kind, name, namespace, labels), "spec": body, "status": {}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": metadata(kind, name, namespace, labels),
+        "spec": body,
+        "status": {},
+    }
 
 
-def deployment_with_pods(name: str, n: int = 3, *, ready: bool | list[bool] = True, spec: Obj | None = None,
-                         node: str = "node-1", age: float = 3600) -> tuple[Obj, Obj, list[Obj]]:
+def deployment_with_pods(
+    name: str,
+    n: int = 3,
+    *,
+    ready: bool | list[bool] = True,
+    spec: Obj | None = None,
+    node: str = "node-1",
+    age: float = 3600,
+) -> tuple[Obj, Obj, list[Obj]]:
     """A Deployment, its ReplicaSet and ``n`` pods owned by the ReplicaSet."""
     deploy = app_deployment(name, replicas=n, spec=spec)
     rs = app_replicaset(f"{name}-7d9f8b", deploy)
     readiness = ready if isinstance(ready, list) else [ready] * n
     pods = [
-        app_pod(f"{name}-7d9f8b-{i:05d}", {"app": name, "pod-template-hash": "7d9f8b"},
-            owner=owner_ref("ReplicaSet", rs["metadata"]["name"]), ready=readiness[i], spec=spec, node=node, age=age)
+        app_pod(
+            f"{name}-7d9f8b-{i:05d}",
+            {"app": name, "pod-template-hash": "7d9f8b"},
+            owner=owner_ref("ReplicaSet", rs["metadata"]["name"]),
+            ready=readiness[i],
+            spec=spec,
+            node=node,
+            age=age,
+        )
         for i in range(n)
     ]
     return deploy, rs, pods
@@ -580,32 +715,67 @@ def deployment_with_pods(name: str, n: int = 3, *, ready: bool | list[bool] = Tr
 # --- networking ------------------------------------------------------------------------------
 
 
-def service(name: str, selector: Mapping[str, str] | None = None, *, ports: list[Obj] | None = None,
-            type_: str = "ClusterIP", status: Obj | None = None, namespace: str = NS) -> Obj:
-    spec: Obj = {"type": type_, "ports": ports if ports is not None else [
-        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}
+def service(
+    name: str,
+    selector: Mapping[str, str] | None = None,
+    *,
+    ports: list[Obj] | None = None,
+    type_: str = "ClusterIP",
+    status: Obj | None = None,
+    namespace: str = NS,
+) -> Obj:
+    spec: Obj = {
+        "type": type_,
+        "ports": ports
+        if ports is not None
+        else [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+    }
     if selector is not None:
         spec["selector"] = dict(selector)
     if type_ == "ExternalName":
         spec = {"type": "ExternalName", "externalName": "db.example.com"}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata("Service", name, namespace),
-            "spec": spec, "status": status or {"loadBalancer": {}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata("Service", name, namespace),
+        "spec": spec,
+        "status": status or {"loadBalancer": {}},
+    }
 
 
-def endpoint_slice(svc: str, endpoints: Iterable[tuple[str, bool | None, bool]], *, suffix: str = "abcde",
-                   namespace: str = NS) -> Obj:
+def endpoint_slice(
+    svc: str, endpoints: Iterable[tuple[str, bool | None, bool]], *, suffix: str = "abcde", namespace: str = NS
+) -> Obj:
     """``endpoints``: (pod name, ready, terminating); ready None omits the condition."""
     eps = []
     for i, (pod_name, ready, terminating) in enumerate(endpoints):
         conditions: Obj = {"serving": bool(ready), "terminating": terminating}
         if ready is not None:
             conditions["ready"] = ready
-        eps.append({"addresses": [f"10.0.1.{i + 1}"], "conditions": conditions, "nodeName": "node-1",
-                    "targetRef": {"kind": "Pod", "name": pod_name, "namespace": namespace, "uid": uid("Pod", pod_name, namespace)}})
+        eps.append(
+            {
+                "addresses": [f"10.0.1.{i + 1}"],
+                "conditions": conditions,
+                "nodeName": "node-1",
+                "targetRef": {
+                    "kind": "Pod",
+                    "name": pod_name,
+                    "namespace": namespace,
+                    "uid": uid("Pod", pod_name, namespace),
+                },
+            }
+        )
     return {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-        "metadata": metadata("EndpointSlice", f"{svc}-{suffix}", namespace, {"kubernetes.io/service-name": svc},
-                             owner=owner_ref("Service", svc, namespace)),
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "addressType": "IPv4",
+        "metadata": metadata(
+            "EndpointSlice",
+            f"{svc}-{suffix}",
+            namespace,
+            {"kubernetes.io/service-name": svc},
+            owner=owner_ref("Service", svc, namespace),
+        ),
         "endpoints": eps or None,
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
     }
@@ -613,58 +783,111 @@ def endpoint_slice(svc: str, endpoints: Iterable[tuple[str, bool | None, bool]],
 
 def slice_for(svc: str, pods: Iterable[Obj]) -> Obj:
     """An EndpointSlice that mirrors the pods' readiness, as the controller would write it."""
-    return endpoint_slice(svc, [(p["metadata"]["name"], p["status"]["conditions"][1]["status"] == "True", False) for p in pods])
+    return endpoint_slice(
+        svc, [(p["metadata"]["name"], p["status"]["conditions"][1]["status"] == "True", False) for p in pods]
+    )
 
 
-def ingress(name: str, backends: list[tuple[str, Obj]] | None = None, *, class_name: str | None = "nginx",
-            tls: list[Obj] | None = None, default_backend: Obj | None = None, annotations: Mapping[str, str] | None = None) -> Obj:
+def ingress(
+    name: str,
+    backends: list[tuple[str, Obj]] | None = None,
+    *,
+    class_name: str | None = "nginx",
+    tls: list[Obj] | None = None,
+    default_backend: Obj | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> Obj:
     """``backends``: (path, {"name": svc, "port": {"number": 80}}) on host shop.example.com."""
     spec: Obj = {}
     if class_name:
         spec["ingressClassName"] = class_name
     if backends is not None:
-        spec["rules"] = [{"host": "shop.example.com", "http": {"paths": [
-            {"path": path, "pathType": "Prefix", "backend": {"service": svc}} for path, svc in backends]}}]
+        spec["rules"] = [
+            {
+                "host": "shop.example.com",
+                "http": {
+                    "paths": [
+                        {"path": path, "pathType": "Prefix", "backend": {"service": svc}} for path, svc in backends
+                    ]
+                },
+            }
+        ]
     if default_backend is not None:
         spec["defaultBackend"] = {"service": default_backend}
     if tls is not None:
         spec["tls"] = tls
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": metadata("Ingress", name, NS, annotations=annotations), "spec": spec, "status": {}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata("Ingress", name, NS, annotations=annotations),
+        "spec": spec,
+        "status": {},
+    }
 
 
 def ingress_class(name: str = "nginx", *, default: bool = False) -> Obj:
     annotations = {"ingressclass.kubernetes.io/is-default-class": "true"} if default else None
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-            "metadata": metadata("IngressClass", name, None, annotations=annotations),
-            "spec": {"controller": "k8s.io/ingress-nginx"}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": metadata("IngressClass", name, None, annotations=annotations),
+        "spec": {"controller": "k8s.io/ingress-nginx"},
+    }
 
 
 def secret(name: str, namespace: str = NS) -> Obj:
-    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": metadata("Secret", name, namespace)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": metadata("Secret", name, namespace),
+    }
 
 
-def network_policy(name: str, pod_selector: Obj | None, *, types: list[str] | None = None, ingress_rules: list[Obj] | None = None) -> Obj:
+def network_policy(
+    name: str, pod_selector: Obj | None, *, types: list[str] | None = None, ingress_rules: list[Obj] | None = None
+) -> Obj:
     spec: Obj = {"podSelector": pod_selector if pod_selector is not None else {}}
     if types is not None:
         spec["policyTypes"] = types
     if ingress_rules is not None:
         spec["ingress"] = ingress_rules
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata("NetworkPolicy", name), "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata("NetworkPolicy", name),
+        "spec": spec,
+    }
 
 
 def webhook_config(name: str, hooks: list[Obj], *, kind: str = "ValidatingWebhookConfiguration") -> Obj:
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": metadata(kind, name, None), "webhooks": hooks}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": metadata(kind, name, None),
+        "webhooks": hooks,
+    }
 
 
-def webhook(name: str, svc: str, *, namespace: str = NS, port: int | None = 443, failure_policy: str | None = "Fail",
-            timeout: int | None = 10) -> Obj:
+def webhook(
+    name: str,
+    svc: str,
+    *,
+    namespace: str = NS,
+    port: int | None = 443,
+    failure_policy: str | None = "Fail",
+    timeout: int | None = 10,
+) -> Obj:
     service_ref: Obj = {"namespace": namespace, "name": svc, "path": "/validate"}
     if port is not None:
         service_ref["port"] = port
-    hook: Obj = {"name": name, "clientConfig": {"service": service_ref, "caBundle": "LS0t"},
-                 "admissionReviewVersions": ["v1"], "sideEffects": "None",
-                 "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}
+    hook: Obj = {
+        "name": name,
+        "clientConfig": {"service": service_ref, "caBundle": "LS0t"},
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+    }
     if failure_policy is not None:
         hook["failurePolicy"] = failure_policy
     if timeout is not None:
@@ -675,13 +898,27 @@ def webhook(name: str, svc: str, *, namespace: str = NS, port: int | None = 443,
 # --- storage, config, cluster ----------------------------------------------------------------
 
 
-def configmap(name: str, *, owner: Obj | None = None, annotations: Mapping[str, str] | None = None, namespace: str = NS) -> Obj:
+def configmap(
+    name: str, *, owner: Obj | None = None, annotations: Mapping[str, str] | None = None, namespace: str = NS
+) -> Obj:
     """Metadata only, as the gatherer stores ConfigMaps."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata("ConfigMap", name, namespace, owner=owner, annotations=annotations)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata("ConfigMap", name, namespace, owner=owner, annotations=annotations),
+    }
 
 
-def pvc(name: str, *, phase: str = "Bound", storage_class: str | None = "standard", age: float = 3600,
-        annotations: Mapping[str, str] | None = None, conditions: list[Obj] | None = None, volume: str | None = "pv-1") -> Obj:
+def pvc(
+    name: str,
+    *,
+    phase: str = "Bound",
+    storage_class: str | None = "standard",
+    age: float = 3600,
+    annotations: Mapping[str, str] | None = None,
+    conditions: list[Obj] | None = None,
+    volume: str | None = "pv-1",
+) -> Obj:
     spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
     if storage_class is not None:
         spec["storageClassName"] = storage_class
@@ -690,42 +927,94 @@ def pvc(name: str, *, phase: str = "Bound", storage_class: str | None = "standar
     status: Obj = {"phase": phase}
     if conditions:
         status["conditions"] = conditions
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": metadata("PersistentVolumeClaim", name, annotations=annotations, age=age), "spec": spec, "status": status}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": metadata("PersistentVolumeClaim", name, annotations=annotations, age=age),
+        "spec": spec,
+        "status": status,
+    }
 
 
 def storage_class(name: str = "standard", *, binding: str = "Immediate", default: bool = False) -> Obj:
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else None
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": metadata("StorageClass", name, None, annotations=annotations),
-            "provisioner": "rancher.io/local-path", "volumeBindingMode": binding, "reclaimPolicy": "Delete"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": metadata("StorageClass", name, None, annotations=annotations),
+        "provisioner": "rancher.io/local-path",
+        "volumeBindingMode": binding,
+        "reclaimPolicy": "Delete",
+    }
 
 
-def node(name: str = "node-1", *, ready: str = "True", reason: str = "KubeletReady", message: str = "kubelet is posting ready status",
-         heartbeat_ago: float = 10, pressure: Mapping[str, str] | None = None, unschedulable: bool = False,
-         taints: list[Obj] | None = None, age: float = 86400 * 30, ready_changed_ago: float | None = None) -> Obj:
+def node(
+    name: str = "node-1",
+    *,
+    ready: str = "True",
+    reason: str = "KubeletReady",
+    message: str = "kubelet is posting ready status",
+    heartbeat_ago: float = 10,
+    pressure: Mapping[str, str] | None = None,
+    unschedulable: bool = False,
+    taints: list[Obj] | None = None,
+    age: float = 86400 * 30,
+    ready_changed_ago: float | None = None,
+) -> Obj:
     conditions = [
-        {"type": t, "status": (pressure or {}).get(t, "False"), "reason": f"KubeletHas{'No' if (pressure or {}).get(t) != 'True' else ''}{t}",
-         "message": f"{t} status", "lastHeartbeatTime": ts(heartbeat_ago), "lastTransitionTime": ts(age)}
+        {
+            "type": t,
+            "status": (pressure or {}).get(t, "False"),
+            "reason": f"KubeletHas{'No' if (pressure or {}).get(t) != 'True' else ''}{t}",
+            "message": f"{t} status",
+            "lastHeartbeatTime": ts(heartbeat_ago),
+            "lastTransitionTime": ts(age),
+        }
         for t in ("MemoryPressure", "DiskPressure", "PIDPressure")
     ]
-    conditions.append({"type": "Ready", "status": ready, "reason": reason, "message": message,
-                       "lastHeartbeatTime": ts(heartbeat_ago),
-                       "lastTransitionTime": ts(min(age, 600) if ready_changed_ago is None else ready_changed_ago)})
+    conditions.append(
+        {
+            "type": "Ready",
+            "status": ready,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": ts(heartbeat_ago),
+            "lastTransitionTime": ts(min(age, 600) if ready_changed_ago is None else ready_changed_ago),
+        }
+    )
     if pressure and "NetworkUnavailable" in pressure:
-        conditions.insert(0, {"type": "NetworkUnavailable", "status": pressure["NetworkUnavailable"], "reason": "NoRouteCreated",
-                              "message": "routes not created", "lastTransitionTime": ts(300)})
+        conditions.insert(
+            0,
+            {
+                "type": "NetworkUnavailable",
+                "status": pressure["NetworkUnavailable"],
+                "reason": "NoRouteCreated",
+                "message": "routes not created",
+                "lastTransitionTime": ts(300),
+            },
+        )
     spec: Obj = {"podCIDR": "10.244.0.0/24"}
     if unschedulable:
         spec["unschedulable"] = True
     if taints:
         spec["taints"] = taints
-    return {"apiVersion": "v1", "kind": "Node", "metadata": metadata("Node", name, None, age=age), "spec": spec,
-            "status": {"conditions": conditions}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": metadata("Node", name, None, age=age),
+        "spec": spec,
+        "status": {"conditions": conditions},
+    }
 
 
 def resource_quota(name: str, hard: Mapping[str, str], used: Mapping[str, str]) -> Obj:
-    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": metadata("ResourceQuota", name),
-            "spec": {"hard": dict(hard)}, "status": {"hard": dict(hard), "used": dict(used)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": metadata("ResourceQuota", name),
+        "spec": {"hard": dict(hard)},
+        "status": {"hard": dict(hard), "used": dict(used)},
+    }
 
 
 # --- snapshots ---------------------------------------------------------------------------------
@@ -746,9 +1035,15 @@ def group(objs: Iterable[Obj]) -> dict[str, list[Obj]]:
     return out
 
 
-def snap(*objects: Obj | Iterable[Obj], events: Iterable[Obj] = (),
-         metrics: Mapping[tuple[str, str, str], ContainerMetrics] | None = None, without: Iterable[str] = (),
-         namespace: str = NS, results: Iterable[GatherResult] = (), window: str = "1h") -> Snapshot:
+def snap(
+    *objects: Obj | Iterable[Obj],
+    events: Iterable[Obj] = (),
+    metrics: Mapping[tuple[str, str, str], ContainerMetrics] | None = None,
+    without: Iterable[str] = (),
+    namespace: str = NS,
+    results: Iterable[GatherResult] = (),
+    window: str = "1h",
+) -> Snapshot:
     """A snapshot taken at NOW in which every kind was gathered (possibly empty) except those in ``without``.
 
     ``objects`` are objects or iterables of them.
@@ -759,8 +1054,15 @@ def snap(*objects: Obj | Iterable[Obj], events: Iterable[Obj] = (),
     for kind, items in group(flat).items():
         if kind not in skip:
             grouped[kind] = items
-    return Snapshot.build(namespace=namespace, objects=grouped, events=events, metrics=metrics, results=results,
-                          taken_at=NOW, metrics_window=window)
+    return Snapshot.build(
+        namespace=namespace,
+        objects=grouped,
+        events=events,
+        metrics=metrics,
+        results=results,
+        taken_at=NOW,
+        metrics_window=window,
+    )
 
 
 def metrics_for(pod_name: str, container_name: str = "app", **values: float) -> dict:
@@ -797,35 +1099,63 @@ def healthy_namespace() -> list[Obj]:
     """Everything a well-run namespace has: ready Deployment behind a Service and an Ingress, bound
     PVC, a used ConfigMap, a default-deny policy with an allow rule, a quota with headroom, a webhook
     whose server is up, on a Ready node."""
-    spec = pod_spec(app_container(
-        volumeMounts=[{"name": "config", "mountPath": "/etc/app"}, {"name": "data", "mountPath": "/data"}],
-        envFrom=[{"configMapRef": {"name": "web-env"}}],
-    ), volumes=[
-        {"name": "config", "configMap": {"name": "web-config"}},
-        {"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}},
-        {"name": "token", "projected": {"sources": [{"configMap": {"name": "kube-root-ca.crt"}}]}},
-    ], securityContext={"runAsNonRoot": True})
+    spec = pod_spec(
+        app_container(
+            volumeMounts=[{"name": "config", "mountPath": "/etc/app"}, {"name": "data", "mountPath": "/data"}],
+            envFrom=[{"configMapRef": {"name": "web-env"}}],
+        ),
+        volumes=[
+            {"name": "config", "configMap": {"name": "web-config"}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}},
+            {"name": "token", "projected": {"sources": [{"configMap": {"name": "kube-root-ca.crt"}}]}},
+        ],
+        securityContext={"runAsNonRoot": True},
+    )
     deploy, rs, pods = deployment_with_pods("web", 3, spec=spec)
     hook_deploy, hook_rs, hook_pods = deployment_with_pods("policy-server", 2)
     return [
-        deploy, rs, *pods, hook_deploy, hook_rs, *hook_pods,
-        service("web", {"app": "web"}), slice_for("web", pods),
-        service("policy-server", {"app": "policy-server"}, ports=[{"name": "https", "port": 443, "targetPort": "http"}]),
+        deploy,
+        rs,
+        *pods,
+        hook_deploy,
+        hook_rs,
+        *hook_pods,
+        service("web", {"app": "web"}),
+        slice_for("web", pods),
+        service(
+            "policy-server", {"app": "policy-server"}, ports=[{"name": "https", "port": 443, "targetPort": "http"}]
+        ),
         slice_for("policy-server", hook_pods),
-        ingress("web", [("/", {"name": "web", "port": {"number": 80}}), ("/api", {"name": "web", "port": {"name": "http"}})],
-                tls=[{"hosts": ["shop.example.com"], "secretName": "web-tls"}]),
-        ingress_class("nginx", default=True), secret("web-tls"),
-        configmap("web-config"), configmap("web-env"), configmap("kube-root-ca.crt"),
-        pvc("web-data"), storage_class("standard", default=True),
-        node("node-1"), node("node-2"),
+        ingress(
+            "web",
+            [("/", {"name": "web", "port": {"number": 80}}), ("/api", {"name": "web", "port": {"name": "http"}})],
+            tls=[{"hosts": ["shop.example.com"], "secretName": "web-tls"}],
+        ),
+        ingress_class("nginx", default=True),
+        secret("web-tls"),
+        configmap("web-config"),
+        configmap("web-env"),
+        configmap("kube-root-ca.crt"),
+        pvc("web-data"),
+        storage_class("standard", default=True),
+        node("node-1"),
+        node("node-2"),
         network_policy("default-deny", {}, types=["Ingress"]),
         network_policy("allow-web", {"matchLabels": {"app": "web"}}, types=["Ingress"], ingress_rules=[{}]),
-        network_policy("allow-policy-server", {"matchLabels": {"app": "policy-server"}}, types=["Ingress"], ingress_rules=[{}]),
-        resource_quota("compute", {"requests.cpu": "4", "requests.memory": "8Gi", "pods": "20"},
-                       {"requests.cpu": "500m", "requests.memory": "640Mi", "pods": "5"}),
+        network_policy(
+            "allow-policy-server", {"matchLabels": {"app": "policy-server"}}, types=["Ingress"], ingress_rules=[{}]
+        ),
+        resource_quota(
+            "compute",
+            {"requests.cpu": "4", "requests.memory": "8Gi", "pods": "20"},
+            {"requests.cpu": "500m", "requests.memory": "640Mi", "pods": "5"},
+        ),
         webhook_config("shop-policy", [webhook("validate.shop.example.com", "policy-server")]),
-        webhook_config("shop-defaults", [webhook("mutate.shop.example.com", "policy-server", failure_policy="Ignore")],
-                       kind="MutatingWebhookConfiguration"),
+        webhook_config(
+            "shop-defaults",
+            [webhook("mutate.shop.example.com", "policy-server", failure_policy="Ignore")],
+            kind="MutatingWebhookConfiguration",
+        ),
     ]
 
 

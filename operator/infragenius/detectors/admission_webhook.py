@@ -7,7 +7,7 @@ Webhooks served from other namespaces are skipped: their Services are not in the
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from infragenius.detectors._index import endpoint_health
 from infragenius.detectors.base import Problem
@@ -80,7 +80,7 @@ class _Hook:
             (f"webhooks[{self.name}].failurePolicy", self.policy),
         ]
 
-    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
+    def finding(self, problem: str, evidence: Sequence[tuple[str, object]], **fields: Any) -> Finding:
         # Unreachable Fail webhooks block the API; Ignore ones only skip their checks.
         severity = fields.pop("severity", None) or (Severity.critical if self.blocking else Severity.warning)
         return _PROBLEMS[problem].finding(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from infragenius.detectors._controllers import int_or, shortfall_persists
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
@@ -63,7 +65,7 @@ class DaemonSetDetector:
             ("status.updatedNumberScheduled", int_or(status.get("updatedNumberScheduled"))),
         ]
         events = event_evidence(snapshot.events_for("DaemonSet", ref.name))
-        fields = {"ns": ref.namespace or snapshot.namespace, "desired": desired, "ready": ready}
+        fields: dict[str, Any] = {"ns": ref.namespace or snapshot.namespace, "desired": desired, "ready": ready}
         out: list[Finding] = []
         if unavailable > 0 or ready < desired:
             persists, stale = shortfall_persists(snapshot, ds, snapshot.owned_pods(ds), desired)

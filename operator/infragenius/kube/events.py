@@ -18,7 +18,8 @@ def involved_object(event: Obj) -> Mapping[str, Any]:
 
 def involved_ref(event: Obj) -> ResourceRef:
     involved = involved_object(event)
-    return ResourceRef(kind=involved.get("kind", ""), name=involved.get("name", ""), namespace=involved.get("namespace"))
+    kind, name = involved.get("kind", ""), involved.get("name", "")
+    return ResourceRef(kind=kind, name=name, namespace=involved.get("namespace"))
 
 
 def event_count(event: Obj) -> int:

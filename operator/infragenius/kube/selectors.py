@@ -73,4 +73,5 @@ def _kubectl_expression(expr: Mapping[str, Any]) -> str:
 
 def _api_expression(expr: Mapping[str, Any]) -> str:
     values = ",".join(expr.get("values") or [])
-    return f"{expr.get('key')} {expr.get('operator')} ({values})" if values else f"{expr.get('key')} {expr.get('operator')}"
+    text = f"{expr.get('key')} {expr.get('operator')}"
+    return f"{text} ({values})" if values else text

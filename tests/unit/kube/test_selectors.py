@@ -30,7 +30,12 @@ def test_map_selector_matching() -> None:
 def test_selector_text() -> None:
     assert selector_text({"app": "web", "tier": "fe"}) == "app=web,tier=fe"  # map selectors too
     assert selector_text({"matchLabels": {"tier": "fe", "app": "web"}}) == "app=web,tier=fe"
-    sel = {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["dev"]}, {"key": "gpu", "operator": "Exists"}]}
+    sel = {
+        "matchExpressions": [
+            {"key": "env", "operator": "NotIn", "values": ["dev"]},
+            {"key": "gpu", "operator": "Exists"},
+        ]
+    }
     assert selector_text(sel) == "env notin (dev),gpu"
     assert selector_text(None) == "<none>"
     assert selector_text({"matchLabels": {}}) == "<everything>"
