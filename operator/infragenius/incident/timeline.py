@@ -154,9 +154,13 @@ def diff_templates(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> lis
 # --- sources ----------------------------------------------------------------------------------------
 
 
-def rollouts(snapshot: Snapshot) -> list[Entry]:
-    entries: list[Entry] = []
-    by_owner: dict[tuple[str, str], list[tuple[int, Obj, Mapping[str, Any]]]] = {}
+Revision = tuple[int, Obj, Mapping[str, Any]]  # (revision number, ReplicaSet or ControllerRevision, pod template)
+
+
+def _revisions(snapshot: Snapshot) -> dict[tuple[str, str], list[Revision]]:
+    """Pod-template revisions per workload: a Deployment's ReplicaSets, a StatefulSet's or DaemonSet's
+    ControllerRevisions."""
+    by_owner: dict[tuple[str, str], list[Revision]] = {}
     for rs in snapshot.items("ReplicaSet"):
         owner = controller_ref(rs)
         if not owner or owner.get("kind") != "Deployment":
@@ -165,14 +169,20 @@ def rollouts(snapshot: Snapshot) -> list[Entry]:
             revision = int(annotations_of(rs).get(REVISION_ANNOTATION, ""))
         except ValueError:
             continue
-        by_owner.setdefault(("Deployment", owner["name"]), []).append((revision, rs, (rs.get("spec") or {}).get("template") or {}))
+        template = (rs.get("spec") or {}).get("template") or {}
+        by_owner.setdefault(("Deployment", owner["name"]), []).append((revision, rs, template))
     for cr in snapshot.items("ControllerRevision"):
         owner = controller_ref(cr)
         if not owner or owner.get("kind") not in ("StatefulSet", "DaemonSet"):
             continue
         template = (((cr.get("data") or {}).get("spec") or {}).get("template")) or {}
         by_owner.setdefault((owner["kind"], owner["name"]), []).append((int(cr.get("revision") or 0), cr, template))
-    for (kind, name), revisions in by_owner.items():
+    return by_owner
+
+
+def rollouts(snapshot: Snapshot) -> list[Entry]:
+    entries: list[Entry] = []
+    for (kind, name), revisions in _revisions(snapshot).items():
         revisions.sort(key=lambda r: r[0])
         workload = ResourceRef(kind=kind, name=name, namespace=snapshot.namespace)
         for i, (revision, obj, template) in enumerate(revisions):
