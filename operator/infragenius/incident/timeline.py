@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from infragenius.kube.events import event_count, event_first_seen, event_last_seen, event_message, involved_ref
 from infragenius.kube.meta import annotations_of, meta, name_of, ref_of
 from infragenius.kube.owners import controller_ref
-from infragenius.kube.time import parse_time, rfc3339  # noqa: F401 (re-exported: incident modules import them here)
+from infragenius.kube.time import parse_time, rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.snapshot import Obj, Snapshot
 

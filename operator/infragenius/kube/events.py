@@ -58,6 +58,14 @@ def event_last_seen(event: Obj) -> dt.datetime | None:
     return None
 
 
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def event_recency(event: Obj) -> dt.datetime:
+    """A sort key by :func:`event_last_seen` (``sorted(..., reverse=True)``: newest first, timeless ones last)."""
+    return event_last_seen(event) or _NEVER
+
+
 def event_first_seen(event: Obj) -> dt.datetime | None:
     """When an event was first seen: firstTimestamp, eventTime, else its creation."""
     for value in (
