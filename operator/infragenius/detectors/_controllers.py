@@ -24,7 +24,7 @@ GRACE_SECONDS = 300.0
 def int_or(value: object, default: int = 0) -> int:
     """Status counters are omitted when zero; treat missing as ``default``."""
     try:
-        return int(value)  # type: ignore[arg-type, call-overload]
+        return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return default
 
