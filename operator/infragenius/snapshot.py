@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+from infragenius.kube.events import involved_object
+from infragenius.kube.meta import Key, Obj, key_of, labels_of, meta, name_of, namespace_of, ref_from_key, uid_of
+from infragenius.kube.owners import controller_ref
+from infragenius.kube.selectors import map_selector_matches, selector_matches
 from infragenius.models.findings import ResourceRef
 
-Obj = Mapping[str, Any]
+T = TypeVar("T")
 
 # Kinds whose objects own pods, in the order owner chains are followed.
 WORKLOAD_KINDS = ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
@@ -100,58 +104,135 @@ class Snapshot:
         index: dict[tuple[str, str, str], Obj] = {}
         for kind, items in self.objects.items():
             for obj in items:
-                meta = obj.get("metadata", {})
-                index[(kind, meta.get("namespace") or "", meta.get("name", ""))] = obj
+                index[(kind, namespace_of(obj) or "", name_of(obj))] = obj
         return index
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         return self._by_name.get((kind, namespace or "", name))
 
     @cached_property
-    def _by_uid(self) -> dict[str, tuple[str, Obj]]:
-        return {
-            obj["metadata"]["uid"]: (kind, obj)
-            for kind in WORKLOAD_KINDS
-            for obj in self.items(kind)
-            if obj.get("metadata", {}).get("uid")
-        }
+    def _by_uid(self) -> dict[str, Obj]:
+        """Workload objects by uid, to follow owner references."""
+        return {uid_of(obj): obj for kind in WORKLOAD_KINDS for obj in self.items(kind) if uid_of(obj)}
+
+    # --- owners ---------------------------------------------------------------------------------
 
     def owner_chain(self, obj: Obj) -> list[ResourceRef]:
         """Controllers of ``obj``, nearest first (Pod -> ReplicaSet -> Deployment)."""
-        chain: list[ResourceRef] = []
-        namespace = obj.get("metadata", {}).get("namespace")
+        return [ref_from_key(key) for key in self._owner_keys(obj)]
+
+    def _owner_keys(self, obj: Obj) -> list[Key]:
+        chain: list[Key] = []
+        namespace = namespace_of(obj)
         current: Obj | None = obj
         for _ in range(5):  # owner chains are short; the bound guards against cycles
-            owners = (current or {}).get("metadata", {}).get("ownerReferences") or []
-            controller = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+            controller = controller_ref(current)
             if controller is None:
                 break
-            chain.append(ResourceRef(kind=controller["kind"], name=controller["name"], namespace=namespace))
-            found = self._by_uid.get(controller.get("uid", ""))
-            current = found[1] if found else None
+            chain.append((controller["kind"], namespace, controller["name"]))
+            current = self._by_uid.get(controller.get("uid", ""))
             if current is None:
                 break
         return chain
 
+    def owners_of(self, key: Key) -> list[ResourceRef]:
+        """Owner chain of a roll-up target (usually empty: targets are outermost controllers)."""
+        obj = self.get(key[0], key[2], key[1])
+        return self.owner_chain(obj) if obj is not None else []
+
+    @cached_property
+    def _rollup_cache(self) -> dict[tuple[str, str | None], Key]:
+        return {}
+
+    def rollup_key(self, obj: Obj, kind: str) -> Key:
+        """The (kind, namespace, name) a problem rolls up to: the outermost controller, or the object.
+
+        Thousands of pods share a handful of controllers, so the chain is walked once per controller.
+        """
+        controller = controller_ref(obj)
+        if controller is None:
+            return key_of(obj, kind)
+        namespace = namespace_of(obj)
+        cache_key = (controller.get("uid") or f"{controller.get('kind')}/{controller.get('name')}", namespace)
+        cached = self._rollup_cache.get(cache_key)
+        if cached is None:
+            cached = self._rollup_cache[cache_key] = self._owner_keys(obj)[-1]
+        return cached
+
     def rollup_target(self, obj: Obj, kind: str) -> ResourceRef:
         """The resource a problem rolls up to: the outermost controller, or the object itself."""
-        chain = self.owner_chain(obj)
-        if chain:
-            return chain[-1]
-        meta = obj.get("metadata", {})
-        return ResourceRef(kind=kind, name=meta.get("name", ""), namespace=meta.get("namespace"))
+        return ref_from_key(self.rollup_key(obj, kind))
+
+    @cached_property
+    def _by_controller(self) -> dict[str, dict[str, list[Obj]]]:
+        return {}
+
+    def by_controller(self, kind: str) -> dict[str, list[Obj]]:
+        """Objects of a kind grouped by their controller's uid (e.g. pods by ReplicaSet)."""
+        index = self._by_controller.get(kind)
+        if index is None:
+            index = self._by_controller[kind] = {}
+            for obj in self.items(kind):
+                ref = controller_ref(obj)
+                if ref and ref.get("uid"):
+                    index.setdefault(ref["uid"], []).append(obj)
+        return index
+
+    def owned_pods(self, owner: Obj) -> list[Obj] | None:
+        """Pods an object controls; None when Pods were not gathered (nothing can be said about them)."""
+        if not self.has("Pod"):
+            return None
+        return self.by_controller("Pod").get(uid_of(owner), [])
+
+    # --- pods, endpoints, events ----------------------------------------------------------------
+
+    @cached_property
+    def active_pods(self) -> "PodIndex":
+        """Pods neither finished nor being deleted (the ones a Service routes to), indexed by label."""
+        return PodIndex(self.items("Pod"))
+
+    @cached_property
+    def _slices_by_service(self) -> dict[tuple[str | None, str], list[Obj]]:
+        index: dict[tuple[str | None, str], list[Obj]] = {}
+        for eps in self.items("EndpointSlice"):
+            service = labels_of(eps).get("kubernetes.io/service-name")
+            if service:
+                index.setdefault((namespace_of(eps), service), []).append(eps)
+        return index
+
+    def endpoint_slices(self, namespace: str | None, service: str) -> list[Obj]:
+        """EndpointSlices of one Service (by their kubernetes.io/service-name label)."""
+        return self._slices_by_service.get((namespace, service), [])
 
     @cached_property
     def _events_by_object(self) -> dict[tuple[str, str], list[Obj]]:
         index: dict[tuple[str, str], list[Obj]] = {}
         for event in self.events:
-            involved = event.get("involvedObject") or event.get("regarding") or {}
+            involved = involved_object(event)
             index.setdefault((involved.get("kind", ""), involved.get("name", "")), []).append(event)
         return index
 
     def events_for(self, kind: str, name: str) -> list[Obj]:
         """Warning events about one object, newest first (as gathered)."""
         return self._events_by_object.get((kind, name), [])
+
+    def events_about(self, kind: str, name: str, namespace: str | None) -> list[Obj]:
+        """Events about one object; events_for keys by (kind, name) only, so filter the namespace."""
+        return [e for e in self.events_for(kind, name) if (involved_object(e).get("namespace") or None) == namespace]
+
+    @cached_property
+    def _derived(self) -> dict[str, Any]:
+        return {}
+
+    def derived(self, name: str, build: Callable[["Snapshot"], T]) -> T:
+        """``build(self)`` computed once: for indexes only one family of consumers needs.
+
+        Stored on the snapshot itself, so it lives exactly as long as the snapshot (which is immutable).
+        """
+        if name not in self._derived:
+            self._derived[name] = build(self)
+        result: T = self._derived[name]
+        return result
 
     def result(self, source: str) -> GatherResult | None:
         return next((r for r in self.results if r.source == source), None)
@@ -160,3 +241,48 @@ class Snapshot:
     def missing(self) -> list[GatherResult]:
         """Sources that could not be gathered; the analysis reports them."""
         return [r for r in self.results if r.status is GatherStatus.error]
+
+
+class PodIndex:
+    """Active pods by namespace and by (namespace, label, value), for fast selector lookups."""
+
+    def __init__(self, pods: Iterable[Obj]) -> None:
+        self.by_ns: dict[str | None, list[Obj]] = {}
+        self._by_label: dict[tuple[str | None, str, str], list[Obj]] = {}
+        self._selected: dict[tuple[Any, ...], list[Obj]] = {}
+        by_label = self._by_label
+        for pod in pods:  # hot loop: plain dict access only
+            pod_meta = meta(pod)
+            if pod_meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            namespace = pod_meta.get("namespace") or None
+            self.by_ns.setdefault(namespace, []).append(pod)
+            for label, value in (pod_meta.get("labels") or {}).items():
+                bucket = by_label.get((namespace, label, value))
+                if bucket is None:
+                    by_label[(namespace, label, value)] = [pod]
+                else:
+                    bucket.append(pod)
+
+    def _candidates(self, namespace: str | None, pairs: Mapping[str, str]) -> list[Obj]:
+        if not pairs:
+            return self.by_ns.get(namespace, [])
+        return min((self._by_label.get((namespace, k, v), []) for k, v in pairs.items()), key=len)
+
+    def select_map(self, namespace: str | None, selector: Mapping[str, str] | None) -> list[Obj]:
+        """Pods a Service selector picks; an empty selector picks none (Service semantics)."""
+        if not selector:
+            return []
+        key = (namespace, "map", *sorted(selector.items()))
+        hit = self._selected.get(key)
+        if hit is None:
+            candidates = self._candidates(namespace, selector)
+            hit = self._selected[key] = [p for p in candidates if map_selector_matches(selector, labels_of(p))]
+        return hit
+
+    def select(self, namespace: str | None, selector: Mapping[str, Any] | None) -> list[Obj]:
+        """Pods a LabelSelector picks; an empty selector picks all, a missing one none."""
+        if selector is None:
+            return []
+        candidates = self._candidates(namespace, selector.get("matchLabels") or {})
+        return [p for p in candidates if selector_matches(selector, labels_of(p))]

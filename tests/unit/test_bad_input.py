@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from infragenius.analysis.runner import analyze
 from infragenius.detectors.base import finding
-from infragenius.gather.kube import KubeGatherer, _event_time
+from infragenius.gather.kube import KubeGatherer
+from infragenius.kube.events import event_recency
 from infragenius.models.analysis import STATUS_FINDINGS_BUDGET, AnalysisSpec, AnalysisStatus
 from infragenius.models.common import parse_duration
 from infragenius.models.findings import ResourceRef, Severity
@@ -161,7 +162,7 @@ async def test_events_are_trimmed_page_by_page_to_the_same_newest_events_as_one_
     events, report = await KubeGatherer(api, event_cap=25).warning_events(NS)
 
     everything = [e for page in pages for e in page]
-    expected = sorted(everything, key=_event_time, reverse=True)[:25]
+    expected = sorted(everything, key=event_recency, reverse=True)[:25]
     assert [e["metadata"]["name"] for e in events] == [e["metadata"]["name"] for e in expected]
     assert report.count == 25
     assert len(handler[f"get {EVENTS}"]) == 10

@@ -12,107 +12,57 @@ from infragenius.incident import causes, postmortem, timeline
 from infragenius.incident.reconcile import bounded_timeline, report, window_for
 from infragenius.models.incident import IncidentReportSpec
 from infragenius.snapshot import Snapshot
-
-NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
-NS = "shop"
-
+from tests.unit import factories as f
+from tests.unit.factories import NOW, NS
 
 def ts(minutes_ago: float) -> str:
-    return timeline.rfc3339(NOW - dt.timedelta(minutes=minutes_ago))
+    """These tests count in minutes; the factories' clock counts in seconds."""
+    return f.ts(minutes_ago * 60)
 
 
 def template(image: str, env: str = "1", memory: str = "256Mi") -> dict:
-    return {
-        "metadata": {"labels": {"app": "checkout"}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "app",
-                    "image": image,
-                    "env": [{"name": "MODE", "value": env}, {"name": "DB_PASSWORD", "value": env}],
-                    "resources": {"limits": {"memory": memory}},
-                }
-            ]
-        },
-    }
+    app = f.container(
+        "app", image, env=[{"name": "MODE", "value": env}, {"name": "DB_PASSWORD", "value": env}],
+        resources={"limits": {"memory": memory}},
+    )  # fmt: skip
+    return f.template([app], {"app": "checkout"})
 
 
-def deployment() -> dict:
-    return {"metadata": {"name": "checkout", "namespace": NS, "uid": "d1"}, "spec": {"replicas": 2}}
+def replicaset(name: str, revision: int, created_minutes_ago: float, tmpl: dict) -> dict:
+    return f.replicaset(name, "checkout", 2, revision=revision, age=created_minutes_ago * 60, pod_template=tmpl)
 
 
-def replicaset(name: str, uid: str, revision: int, created: str, tmpl: dict) -> dict:
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "uid": uid,
-            "creationTimestamp": created,
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-            "ownerReferences": [{"kind": "Deployment", "name": "checkout", "uid": "d1", "controller": True}],
-        },
-        "spec": {"replicas": 2, "template": tmpl},
-    }
+def pod(name: str, rs: str, node: str, *, finished_minutes_ago: float | None = None, reason: str = "Error",
+        restarts: int = 3) -> dict:
+    if finished_minutes_ago is None:
+        status = f.cstatus("app", image="registry.example/app:2.0")
+    else:
+        last = f.terminated(reason, 1, ago=finished_minutes_ago * 60)
+        status = f.cstatus("app", image="registry.example/app:2.0", waiting="CrashLoopBackOff", last=last,
+                           restarts=restarts)  # fmt: skip
+    return f.pod(name, ("ReplicaSet", rs), node=node, statuses=[status])
 
 
-def pod(name: str, rs: str, rs_uid: str, node: str, *, finished: str | None = None, reason: str = "Error", restarts: int = 3) -> dict:
-    cs: dict = {"name": "app", "image": "registry.example/app:2.0", "restartCount": restarts if finished else 0, "state": {}}
-    if finished:
-        cs["lastState"] = {"terminated": {"reason": reason, "exitCode": 1, "finishedAt": finished}}
-        cs["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "uid": f"u-{name}",
-            "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": rs_uid, "controller": True}],
-        },
-        "spec": {"nodeName": node},
-        "status": {"containerStatuses": [cs]},
-    }
+def node(name: str, ready: str = "True", changed_minutes_ago: float = 600) -> dict:
+    reason = "KubeletReady" if ready == "True" else "KubeletNotReady"
+    return f.node(name, ready=ready, reason=reason, ready_changed_ago=changed_minutes_ago * 60)
 
 
-def node(name: str, ready: str = "True", changed: str | None = None) -> dict:
-    return {
-        "metadata": {"name": name},
-        "status": {
-            "conditions": [
-                {"type": "Ready", "status": ready, "reason": "KubeletReady" if ready == "True" else "KubeletNotReady", "lastTransitionTime": changed or ts(600)},
-                {"type": "MemoryPressure", "status": "False", "lastTransitionTime": ts(600)},
-            ]
-        },
-    }
-
-
-def event(kind: str, name: str, reason: str, message: str, first: str, last: str | None = None) -> dict:
-    return {
-        "type": "Warning",
-        "reason": reason,
-        "message": message,
-        "count": 4,
-        "firstTimestamp": first,
-        "lastTimestamp": last or first,
-        "involvedObject": {"kind": kind, "name": name, "namespace": NS},
-    }
+def event(kind: str, name: str, reason: str, message: str, first: float, last: float | None = None) -> dict:
+    """A warning event first and last seen the given minutes ago."""
+    return f.event(kind, name, reason, message, 4, ago=(first if last is None else last) * 60, first_ago=first * 60)
 
 
 def rollout_snapshot() -> Snapshot:
-    return Snapshot.build(
-        NS,
-        {
-            "Deployment": [deployment()],
-            "ReplicaSet": [
-                replicaset("checkout-old", "rs1", 1, ts(300), template("registry.example/app:1.0", "1", "256Mi")),
-                replicaset("checkout-new", "rs2", 2, ts(10), template("registry.example/app:2.0", "2", "512Mi")),
-            ],
-            "Pod": [
-                pod("checkout-old-a", "checkout-old", "rs1", "node-1"),
-                pod("checkout-new-a", "checkout-new", "rs2", "node-2", finished=ts(8)),
-            ],
-            "Node": [node("node-1"), node("node-2")],
-        },
-        events=[event("Pod", "checkout-new-a", "BackOff", "Back-off restarting failed container", ts(9), ts(1))],
-        taken_at=NOW,
+    return f.snap(
+        f.deployment("checkout", 2),
+        replicaset("checkout-old", 1, 300, template("registry.example/app:1.0", "1", "256Mi")),
+        replicaset("checkout-new", 2, 10, template("registry.example/app:2.0", "2", "512Mi")),
+        pod("checkout-old-a", "checkout-old", "node-1"),
+        pod("checkout-new-a", "checkout-new", "node-2", finished_minutes_ago=8),
+        node("node-1"),
+        node("node-2"),
+        events=[event("Pod", "checkout-new-a", "BackOff", "Back-off restarting failed container", 9, 1)],
     )
 
 
@@ -151,7 +101,7 @@ def test_closer_change_scores_higher_and_later_change_is_a_reaction() -> None:
     early = Snapshot.build(
         NS,
         dict(snap.objects),
-        events=[event("Pod", "checkout-new-a", "BackOff", "Back-off", ts(25))],
+        events=[event("Pod", "checkout-new-a", "BackOff", "Back-off", 25)],
         taken_at=NOW,
     )
     built = timeline.build(early, NOW - dt.timedelta(minutes=30), NOW)
@@ -160,15 +110,13 @@ def test_closer_change_scores_higher_and_later_change_is_a_reaction() -> None:
 
 
 def test_node_not_ready_ranks_first() -> None:
-    snap = Snapshot.build(
-        NS,
-        {
-            "Deployment": [deployment()],
-            "ReplicaSet": [replicaset("checkout-old", "rs1", 1, ts(300), template("registry.example/app:1.0"))],
-            "Pod": [pod("checkout-old-a", "checkout-old", "rs1", "node-1"), pod("checkout-old-b", "checkout-old", "rs1", "node-2")],
-            "Node": [node("node-1", "False", ts(5)), node("node-2")],
-        },
-        taken_at=NOW,
+    snap = f.snap(
+        f.deployment("checkout", 2),
+        replicaset("checkout-old", 1, 300, template("registry.example/app:1.0")),
+        pod("checkout-old-a", "checkout-old", "node-1"),
+        pod("checkout-old-b", "checkout-old", "node-2"),
+        node("node-1", "False", 5),
+        node("node-2"),
     )
     built = timeline.build(snap, NOW - dt.timedelta(minutes=30), NOW)
     assert [e.kind for e in built.entries] == ["NodeCondition"]
@@ -207,12 +155,12 @@ def test_quota_and_fallback_causes() -> None:
     snap = Snapshot.build(
         NS,
         {},
-        events=[event("ReplicaSet", "x", "FailedCreate", 'pods "x" is forbidden: exceeded quota: compute', ts(4))],
+        events=[event("ReplicaSet", "x", "FailedCreate", 'pods "x" is forbidden: exceeded quota: compute', 4)],
         taken_at=NOW,
     )
     built = timeline.build(snap, NOW - dt.timedelta(minutes=30), NOW)
     assert causes.rank(built)[0].title == "ResourceQuota exhausted"
-    snap = Snapshot.build(NS, {}, events=[event("Pod", "p", "Unhealthy", "probe failed", ts(4))], taken_at=NOW)
+    snap = Snapshot.build(NS, {}, events=[event("Pod", "p", "Unhealthy", "probe failed", 4)], taken_at=NOW)
     ranked = causes.rank(timeline.build(snap, NOW - dt.timedelta(minutes=30), NOW))
     assert ranked[0].score == 0.2 and "Unhealthy" in ranked[0].title
 
@@ -244,7 +192,7 @@ def test_spec_window_forms() -> None:
 
 def test_bounded_timeline_keeps_changes_and_order() -> None:
     snap = rollout_snapshot()
-    many = [event("Pod", "checkout-new-a", "BackOff", f"b{i}", ts(9 - i * 0.01)) for i in range(300)]
+    many = [event("Pod", "checkout-new-a", "BackOff", f"b{i}", 9 - i * 0.01) for i in range(300)]
     built = timeline.build(Snapshot.build(NS, dict(snap.objects), events=many, taken_at=NOW), NOW - dt.timedelta(minutes=30), NOW)
     kept = bounded_timeline(built.entries, 50)
     assert len(kept) == 50 and kept[0].kind == "Rollout"
@@ -262,7 +210,7 @@ def _alert(severity: str = "critical", status: str = "firing", fingerprint: str 
         {
             "status": status,
             "labels": {"alertname": "Checkout Down!", "namespace": NS, "severity": severity},
-            "startsAt": "2026-11-29T11:50:00.123456789Z",
+            "startsAt": "2025-01-15T11:50:00.123456789Z",
             "fingerprint": fingerprint,
         }
     )
@@ -278,8 +226,8 @@ def test_alert_matching_name_and_window() -> None:
     assert name != alerts.report_name(_alert(fingerprint="fp2"))
     body = alerts.report_for(_alert(), NS, 15, NOW)
     spec = IncidentReportSpec.model_validate(body["spec"])
-    assert (spec.start, spec.end, spec.severity.value) == ("2026-11-29T11:35:00Z", "2026-11-29T12:00:00Z", "SEV1")
-    assert spec.alert is not None and spec.alert.starts_at == "2026-11-29T11:50:00Z"
+    assert (spec.start, spec.end, spec.severity.value) == ("2025-01-15T11:35:00Z", "2025-01-15T12:00:00Z", "SEV1")
+    assert spec.alert is not None and spec.alert.starts_at == "2025-01-15T11:50:00Z"
 
 
 class _FakeIncidents:

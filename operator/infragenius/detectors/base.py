@@ -1,17 +1,18 @@
-"""The detector contract and the helpers every detector shares.
+"""The detector contract, the finding builder and problem templates.
 
 A detector is a pure function of a :class:`~infragenius.snapshot.Snapshot`:
 it never calls the API, reads the clock only through ``snapshot.taken_at``, and
-returns the same findings for the same snapshot.
+returns the same findings for the same snapshot. Raw-object vocabulary (metadata,
+owners, conditions, events, selectors, times) lives in :mod:`infragenius.kube`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 from infragenius.models.findings import Evidence, Finding, ResourceRef, Severity, finding_id
-from infragenius.snapshot import Obj, Snapshot
+from infragenius.snapshot import Snapshot
 
 
 @runtime_checkable
@@ -23,11 +24,6 @@ class Detector(Protocol):
     kinds: frozenset[str]
 
     def detect(self, snapshot: Snapshot) -> Iterable[Finding]: ...
-
-
-def ref_of(obj: Obj, kind: str) -> ResourceRef:
-    meta = obj.get("metadata", {})
-    return ResourceRef(kind=kind, name=meta.get("name", ""), namespace=meta.get("namespace"))
 
 
 def finding(
@@ -58,51 +54,43 @@ def finding(
     )
 
 
-def parse_time(value: str | None) -> dt.datetime | None:
-    """Parse an RFC 3339 timestamp from the API; None for missing or malformed values."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Problem:
+    """One kind of problem a detector reports: a row of its problem table.
 
-
-def condition(obj: Obj, type_: str) -> Obj | None:
-    """The status condition of a type, if present."""
-    for cond in obj.get("status", {}).get("conditions") or []:
-        if cond.get("type") == type_:
-            return cond
-    return None
-
-
-def selector_matches(selector: Obj | None, labels: Obj | None) -> bool:
-    """Evaluate a LabelSelector (matchLabels and matchExpressions) against labels.
-
-    An empty selector matches everything; a missing (None) selector matches nothing.
+    ``title`` and ``remediation`` are ``str.format`` templates filled from the check's fields, so the
+    wording of every problem sits in one table and the check functions only decide and measure.
     """
-    if selector is None:
-        return False
-    labels = labels or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
+    severity: Severity
+    title: str
+    remediation: str
+    docs: str | None = None
 
-def map_selector_matches(selector: Obj | None, labels: Obj | None) -> bool:
-    """A Service-style plain map selector; an empty or missing one selects nothing."""
-    if not selector:
-        return False
-    labels = labels or {}
-    return all(labels.get(k) == v for k, v in selector.items())
+    def finding(
+        self,
+        detector: str,
+        problem: str,
+        resource: ResourceRef,
+        evidence: Sequence[tuple[str, Any]],
+        owners: Sequence[ResourceRef] = (),
+        *,
+        severity: Severity | None = None,
+        docs: str | None = None,
+        affected: int = 1,
+        **fields: Any,
+    ) -> Finding:
+        """The finding for this problem; ``fields`` fill the templates (``name`` is the resource's)."""
+        values = {"name": resource.name, **fields}
+        return finding(
+            detector=detector,
+            severity=severity or self.severity,
+            resource=resource,
+            problem=problem,
+            title=self.title.format(**values),
+            evidence=evidence,
+            remediation=self.remediation.format(**values),
+            docs=docs or self.docs,
+            owners=owners,
+            affected=affected,
+        )

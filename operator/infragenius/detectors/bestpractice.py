@@ -6,10 +6,14 @@ One finding per (workload, problem) naming the containers, judged on the workloa
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, map_selector_matches
+from infragenius.detectors._index import SpecSource, Target, workload_targets
+from infragenius.detectors.base import Problem
+from infragenius.kube.meta import namespace_of, ref_from_key
+from infragenius.kube.pods import containers
+from infragenius.kube.selectors import map_selector_matches
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Snapshot
 
@@ -43,154 +47,198 @@ def _missing_resources(container: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+Evidence = list[tuple[str, str]]
+
+_PROBLEMS: dict[str, Problem] = {
+    "MissingResources": Problem(
+        Severity.info,
+        "{kind} {name}: {count} container(s) without cpu/memory requests or a memory limit",
+        "Set resources.requests (cpu, memory) and resources.limits.memory so the scheduler places pods correctly and "
+        "one pod cannot exhaust the node: kubectl -n {namespace} set resources {kind_lower}/{name} "
+        "--requests=cpu=100m,memory=128Mi --limits=memory=256Mi (size from real usage).",
+        RESOURCES_DOCS,
+    ),
+    "NoReadinessProbe": Problem(
+        Severity.info,
+        "{kind} {name}: {count} serving container(s) without a readiness probe; traffic arrives before the app is "
+        "ready",
+        "Add a readinessProbe (httpGet on a health endpoint, or tcpSocket on the serving port) so Services and "
+        "rollouts only use pods that can answer.",
+        PROBE_DOCS,
+    ),
+    "LatestTag": Problem(
+        Severity.info,
+        "{kind} {name}: {count} container image(s) use ':latest' or no tag",
+        "Pin images to a version tag or digest (image: repo/app:1.4.2 or @sha256:...) so rollouts are reproducible "
+        "and a restart cannot silently change the code.",
+        IMAGE_DOCS,
+    ),
+    "Privileged": Problem(
+        Severity.warning,
+        "{kind} {name}: {count} container(s) run privileged with full access to the node",
+        "Remove securityContext.privileged; grant only the specific capabilities needed "
+        "(securityContext.capabilities.add).",
+        PSS_DOCS,
+    ),
+    "HostPath": Problem(
+        Severity.warning,
+        "{kind} {name} mounts {count} hostPath volume(s) from the node's filesystem",
+        "Use a PersistentVolumeClaim, emptyDir, ConfigMap or Secret instead; hostPath exposes the node and ties pods "
+        "to it.",
+        "https://kubernetes.io/docs/concepts/storage/volumes/#hostpath",
+    ),
+    "HostNamespaces": Problem(
+        Severity.warning,
+        "{kind} {name} shares the node's namespaces ({flags})",
+        "Remove {flags} from the pod spec unless this is a node agent that truly needs it.",
+        PSS_DOCS,
+    ),
+    "MayRunAsRoot": Problem(
+        Severity.info,
+        "{kind} {name}: {count} container(s) may run as root (runAsNonRoot not set, runAsUser unset or 0)",
+        "Set securityContext.runAsNonRoot: true and a non-zero runAsUser in the pod template (and build the image "
+        "with a non-root USER).",
+        SECURITY_CONTEXT_DOCS,
+    ),
+}
+_SECURITY = ("Privileged", "HostPath", "HostNamespaces", "MayRunAsRoot")
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The pod spec judged for one roll-up target, and what the checks need besides it."""
+
+    target: Target
+    spec: Mapping[str, Any]
+    prefix: str
+    served: bool  # a Service selects its pods
+    running: Mapping[str, Any]  # containers of one running pod by name (LimitRange defaults show there)
+
+
 class BestpracticeDetector:
     name: str = "bestpractice"
-    kinds: frozenset[str] = frozenset({"Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service"})
+    kinds: frozenset[str] = frozenset(
+        {"Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service"}
+    )
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         selectors: dict[str | None, list[Mapping[str, str]]] = {}
         for svc in snapshot.items("Service"):
             if (svc.get("spec") or {}).get("selector"):
-                selectors.setdefault(u.ns_of(svc), []).append(svc["spec"]["selector"])
+                selectors.setdefault(namespace_of(svc), []).append(svc["spec"]["selector"])
         findings: list[Finding] = []
-        for target in u.targets_of(snapshot).values():
+        for target in workload_targets(snapshot).values():
             source = target.template or next(iter(target.sources()), None)
             if source is None:
                 continue
             served = any(map_selector_matches(s, source.labels) for s in selectors.get(target.key[1], []))
-            findings.extend(self._check(snapshot, target, source, served))
+            findings.extend(self._check(snapshot, _template(target, source, served)))
         return findings
 
-    def _check(self, snapshot: Snapshot, target: u.Target, source: u.SpecSource, served: bool) -> list[Finding]:
-        kind, namespace, name = target.key
-        spec, prefix = source.spec, source.path
-        sample_pod = (target.pods[0].get("spec") or {}) if target.pods and source.kind != "Pod" else None
-        pod_containers = {c.get("name"): c for c in (sample_pod or {}).get("containers") or []}
-        problems: list[tuple[str, Severity, str, list[tuple[str, str]], str, str]] = []
-
-        # Resources: a LimitRange may fill defaults into the pods, so a running pod must lack them too.
-        no_resources = []
-        for container in spec.get("containers") or []:
-            missing = _missing_resources(container)
-            running = pod_containers.get(container.get("name"))
-            if running is not None:
-                missing = [m for m in missing if m in _missing_resources(running)]
-            if missing:
-                no_resources.append((f"{prefix}.containers[{container.get('name')}].resources", "no " + ", no ".join(missing)))
-        if no_resources:
-            problems.append((
-                "MissingResources", Severity.info,
-                f"{kind} {name}: {len(no_resources)} container(s) without cpu/memory requests or a memory limit",
-                no_resources,
-                "Set resources.requests (cpu, memory) and resources.limits.memory so the scheduler places pods "
-                f"correctly and one pod cannot exhaust the node: kubectl -n {namespace} set resources {kind.lower()}/{name} "
-                "--requests=cpu=100m,memory=128Mi --limits=memory=256Mi (size from real usage).",
-                RESOURCES_DOCS,
-            ))
-
-        # Readiness: only long-running workloads that serve traffic (declared ports or behind a Service).
-        if not target.runs_to_completion:
-            no_probe = [
-                (f"{prefix}.containers[{c.get('name')}].readinessProbe", "<unset>")
-                for c in spec.get("containers") or []
-                if not c.get("readinessProbe") and (served or c.get("ports"))
-            ]
-            if no_probe:
-                problems.append((
-                    "NoReadinessProbe", Severity.info,
-                    f"{kind} {name}: {len(no_probe)} serving container(s) without a readiness probe; traffic arrives before the app is ready",
-                    no_probe,
-                    "Add a readinessProbe (httpGet on a health endpoint, or tcpSocket on the serving port) so Services "
-                    "and rollouts only use pods that can answer.",
-                    PROBE_DOCS,
-                ))
-
-        unpinned = []
-        for field_name, container in u.containers(spec):
-            image = container.get("image") or ""
-            tag = image_tag(image)
-            if image and (tag is None or tag == "latest"):
-                unpinned.append((f"{prefix}.{field_name}[{container.get('name')}].image", image))
-        if unpinned:
-            problems.append((
-                "LatestTag", Severity.info,
-                f"{kind} {name}: {len(unpinned)} container image(s) use ':latest' or no tag",
-                unpinned,
-                "Pin images to a version tag or digest (image: repo/app:1.4.2 or @sha256:...) so rollouts are "
-                "reproducible and a restart cannot silently change the code.",
-                IMAGE_DOCS,
-            ))
-
-        if namespace not in SYSTEM_NAMESPACES:
-            problems.extend(self._security(kind, name, spec, prefix))
-
-        return [
-            finding(
-                detector=self.name, severity=severity, resource=u.ref(target.key), owners=u.owners_of(snapshot, target.key),
-                problem=problem, title=title, evidence=evidence, remediation=remediation, docs=docs,
-                affected=max(1, len(target.pods)),
-            )
-            for problem, severity, title, evidence, remediation, docs in problems
-        ]
-
-    @staticmethod
-    def _security(kind: str, name: str, spec: Mapping[str, Any], prefix: str) -> list[tuple[str, Severity, str, list[tuple[str, str]], str, str]]:
-        out: list[tuple[str, Severity, str, list[tuple[str, str]], str, str]] = []
-        privileged = [
-            (f"{prefix}.{f}[{c.get('name')}].securityContext.privileged", "true")
-            for f, c in u.containers(spec) if (c.get("securityContext") or {}).get("privileged") is True
-        ]
-        if privileged:
-            out.append((
-                "Privileged", Severity.warning,
-                f"{kind} {name}: {len(privileged)} container(s) run privileged with full access to the node",
-                privileged,
-                "Remove securityContext.privileged; grant only the specific capabilities needed (securityContext.capabilities.add).",
-                PSS_DOCS,
-            ))
-
-        host_paths = [
-            (f"{prefix}.volumes[{v.get('name')}].hostPath.path", (v.get("hostPath") or {}).get("path") or "")
-            for v in spec.get("volumes") or [] if v.get("hostPath") is not None
-        ]
-        if host_paths:
-            out.append((
-                "HostPath", Severity.warning,
-                f"{kind} {name} mounts {len(host_paths)} hostPath volume(s) from the node's filesystem",
-                host_paths,
-                "Use a PersistentVolumeClaim, emptyDir, ConfigMap or Secret instead; hostPath exposes the node and ties pods to it.",
-                "https://kubernetes.io/docs/concepts/storage/volumes/#hostpath",
-            ))
-
-        host_ns = [(f"{prefix}.{flag}", "true") for flag in ("hostNetwork", "hostPID", "hostIPC") if spec.get(flag) is True]
-        if host_ns:
-            flags = ", ".join(src.rsplit(".", 1)[1] for src, _ in host_ns)
-            out.append((
-                "HostNamespaces", Severity.warning,
-                f"{kind} {name} shares the node's namespaces ({flags})",
-                host_ns,
-                f"Remove {flags} from the pod spec unless this is a node agent that truly needs it.",
-                PSS_DOCS,
-            ))
-
-        pod_sc = spec.get("securityContext") or {}
-        as_root = []
-        for f, c in u.containers(spec):
-            sc = c.get("securityContext") or {}
-            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
-            user = sc.get("runAsUser", pod_sc.get("runAsUser"))
-            if non_root is not True and user in (None, 0):
-                as_root.append((f"{prefix}.{f}[{c.get('name')}].securityContext.runAsNonRoot",
-                                f"{'unset' if non_root is None else str(non_root).lower()}, runAsUser {'unset' if user is None else user}"))
-        if as_root:
-            out.append((
-                "MayRunAsRoot", Severity.info,
-                f"{kind} {name}: {len(as_root)} container(s) may run as root (runAsNonRoot not set, runAsUser unset or 0)",
-                as_root,
-                "Set securityContext.runAsNonRoot: true and a non-zero runAsUser in the pod template (and build the image with a non-root USER).",
-                SECURITY_CONTEXT_DOCS,
-            ))
+    def _check(self, snapshot: Snapshot, t: _Template) -> list[Finding]:
+        kind, namespace, name = t.target.key
+        problems = _CHECKS if namespace in SYSTEM_NAMESPACES else (*_CHECKS, *_SECURITY)
+        out: list[Finding] = []
+        for problem in problems:
+            evidence = _CHECKS_BY_NAME[problem](t)
+            if not evidence:
+                continue
+            flags = ", ".join(src.rsplit(".", 1)[1] for src, _ in evidence)  # HostNamespaces' title names them
+            out.append(
+                _PROBLEMS[problem].finding(
+                    self.name, problem, ref_from_key(t.target.key), evidence, snapshot.owners_of(t.target.key),
+                    affected=max(1, len(t.target.pods)), kind=kind, kind_lower=kind.lower(), namespace=namespace,
+                    count=len(evidence), flags=flags,
+                )
+            )  # fmt: skip
         return out
+
+
+def _template(target: Target, source: SpecSource, served: bool) -> _Template:
+    sample_pod = (target.pods[0].get("spec") or {}) if target.pods and source.kind != "Pod" else {}
+    running = {c.get("name"): c for c in sample_pod.get("containers") or []}
+    return _Template(target, source.spec, source.path, served, running)
+
+
+def _resources(t: _Template) -> Evidence:
+    """A LimitRange may fill defaults into the pods, so a running pod must lack them too."""
+    out: Evidence = []
+    for container in t.spec.get("containers") or []:
+        missing = _missing_resources(container)
+        running = t.running.get(container.get("name"))
+        if running is not None:
+            missing = [m for m in missing if m in _missing_resources(running)]
+        if missing:
+            out.append((f"{t.prefix}.containers[{container.get('name')}].resources", "no " + ", no ".join(missing)))
+    return out
+
+
+def _readiness(t: _Template) -> Evidence:
+    """Only long-running workloads that serve traffic (declared ports or behind a Service) need one."""
+    if t.target.runs_to_completion:
+        return []
+    return [
+        (f"{t.prefix}.containers[{c.get('name')}].readinessProbe", "<unset>")
+        for c in t.spec.get("containers") or []
+        if not c.get("readinessProbe") and (t.served or c.get("ports"))
+    ]
+
+
+def _unpinned(t: _Template) -> Evidence:
+    out: Evidence = []
+    for field_name, container in containers(t.spec):
+        image = container.get("image") or ""
+        tag = image_tag(image)
+        if image and (tag is None or tag == "latest"):
+            out.append((f"{t.prefix}.{field_name}[{container.get('name')}].image", image))
+    return out
+
+
+def _privileged(t: _Template) -> Evidence:
+    return [
+        (f"{t.prefix}.{f}[{c.get('name')}].securityContext.privileged", "true")
+        for f, c in containers(t.spec)
+        if (c.get("securityContext") or {}).get("privileged") is True
+    ]
+
+
+def _host_paths(t: _Template) -> Evidence:
+    return [
+        (f"{t.prefix}.volumes[{v.get('name')}].hostPath.path", (v.get("hostPath") or {}).get("path") or "")
+        for v in t.spec.get("volumes") or []
+        if v.get("hostPath") is not None
+    ]
+
+
+def _host_namespaces(t: _Template) -> Evidence:
+    flags = ("hostNetwork", "hostPID", "hostIPC")
+    return [(f"{t.prefix}.{flag}", "true") for flag in flags if t.spec.get(flag) is True]
+
+
+def _as_root(t: _Template) -> Evidence:
+    pod_sc = t.spec.get("securityContext") or {}
+    out: Evidence = []
+    for f, c in containers(t.spec):
+        sc = c.get("securityContext") or {}
+        non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+        user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        if non_root is not True and user in (None, 0):
+            shown_user = "unset" if user is None else user
+            shown = f"{'unset' if non_root is None else str(non_root).lower()}, runAsUser {shown_user}"
+            out.append((f"{t.prefix}.{f}[{c.get('name')}].securityContext.runAsNonRoot", shown))
+    return out
+
+
+_CHECKS_BY_NAME: dict[str, Callable[[_Template], Evidence]] = {
+    "MissingResources": _resources,
+    "NoReadinessProbe": _readiness,
+    "LatestTag": _unpinned,
+    "Privileged": _privileged,
+    "HostPath": _host_paths,
+    "HostNamespaces": _host_namespaces,
+    "MayRunAsRoot": _as_root,
+}
+_CHECKS = ("MissingResources", "NoReadinessProbe", "LatestTag")
 
 
 DETECTOR = BestpracticeDetector()

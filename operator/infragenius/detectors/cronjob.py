@@ -1,4 +1,5 @@
-"""CronJob problems: schedules that do not parse or never fire, suspended CronJobs, failing runs, unsafe starting deadlines.
+"""CronJob problems: schedules that do not parse or never fire, suspended CronJobs, failing runs, unsafe
+starting deadlines.
 
 The schedule check follows the parser the CronJob controller uses (standard 5-field cron
 with descriptors): minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC,
@@ -10,18 +11,16 @@ so they are rejected here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import re
 from dataclasses import dataclass
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    conditions,
-    controller_ref,
-    event_evidence,
-    is_true,
-    name_of,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import Problem
+from infragenius.detectors.evidence import DOCS, event_evidence
+from infragenius.kube.conditions import conditions_by_type, is_true
+from infragenius.kube.meta import meta, name_of, ref_of, uid_of
+from infragenius.kube.owners import controller_ref
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -161,6 +160,71 @@ def parse_schedule(schedule: str) -> Schedule:
     )
 
 
+_PROBLEMS: dict[str, Problem] = {
+    "InvalidSchedule": Problem(
+        Severity.critical,
+        "CronJob {name} never runs: schedule {schedule!r} is invalid ({error})",
+        "Use five fields: minute hour day-of-month month day-of-week (e.g. '*/15 * * * *', '0 3 * * MON-FRI') or a "
+        "macro such as @hourly; no seconds field and no Quartz L/W/#. Put the time zone in spec.timeZone. "
+        "kubectl edit cronjob -n {ns} {name}",
+        f"{_DOCS}#schedule-syntax",
+    ),
+    "ScheduleNeverRuns": Problem(
+        Severity.critical,
+        "CronJob {name} never runs: schedule {schedule!r} names a day that no selected month has",
+        "Pick a day of month every selected month has (e.g. 28 for February). kubectl edit cronjob -n {ns} {name}",
+        f"{_DOCS}#schedule-syntax",
+    ),
+    "TimeZoneInSchedule": Problem(
+        Severity.info,
+        "CronJob {name} sets its time zone inside the schedule ({schedule!r}), which Kubernetes does not support",
+        "Move the zone to spec.timeZone (e.g. timeZone: {zone}) and drop the TZ=/CRON_TZ= prefix; newer API "
+        "servers reject such schedules on update.",
+        f"{_DOCS}#time-zones",
+    ),
+    "Suspended": Problem(
+        Severity.info,
+        "CronJob {name} is suspended: no new runs are scheduled",
+        "Resume it when intended: kubectl patch cronjob -n {ns} {name} --type=merge -p "
+        "'{{\"spec\":{{\"suspend\":false}}}}'",
+        _DOCS,
+    ),
+    "StartingDeadlineTooShort": Problem(
+        Severity.warning,
+        "CronJob {name} has startingDeadlineSeconds={deadline}: runs may never be scheduled",
+        "The controller checks CronJobs every 10 seconds, so a shorter deadline can make it skip runs. Set it to at "
+        "least 10 (or remove it): kubectl patch cronjob -n {ns} {name} --type=merge -p "
+        "'{{\"spec\":{{\"startingDeadlineSeconds\":60}}}}'",
+        f"{_DOCS}#job-creation",
+    ),
+    "LastRunFailed": Problem(
+        Severity.warning,
+        "CronJob {name}: last run {job} failed ({reason})",
+        "Read the failed run's output: kubectl logs -n {ns} job/{job}; fix the cause. Test a run now with: "
+        "kubectl create job -n {ns} --from=cronjob/{name} {name}-manual",
+        f"{_DOCS}#jobs-history-limits",
+    ),
+}
+
+
+class _Cron:
+    """One CronJob and what its checks share."""
+
+    def __init__(self, snapshot: Snapshot, cron: Obj) -> None:
+        self.spec, self.status = cron.get("spec") or {}, cron.get("status") or {}
+        self.ref = ref_of(cron, "CronJob")
+        self.ns = self.ref.namespace or snapshot.namespace
+        self.owners = snapshot.owner_chain(cron)
+        self.schedule = self.spec.get("schedule", "")
+        self.events = event_evidence(snapshot.events_for("CronJob", self.ref.name))
+
+    def finding(self, problem: str, evidence: list[tuple[str, object]], **fields: Any) -> Finding:
+        rule = _PROBLEMS[problem]
+        return rule.finding(
+            CronJobDetector.name, problem, self.ref, evidence, self.owners, ns=self.ns, schedule=self.schedule, **fields
+        )
+
+
 class CronJobDetector:
     name = "cronjob"
     kinds = frozenset({"CronJob", "Job"})
@@ -173,144 +237,82 @@ class CronJobDetector:
                 runs.setdefault(ref.get("uid") or ref.get("name", ""), []).append(job)
         findings: list[Finding] = []
         for cron in snapshot.items("CronJob"):
-            meta = cron.get("metadata") or {}
-            jobs = runs.get(meta.get("uid", ""), []) or runs.get(meta.get("name", ""), [])
-            findings.extend(self._check(snapshot, cron, jobs))
+            jobs = runs.get(uid_of(cron), []) or runs.get(name_of(cron), [])
+            findings.extend(self._check(snapshot, _Cron(snapshot, cron), jobs))
         return findings
 
-    def _check(self, snapshot: Snapshot, cron: Obj, jobs: list[Obj]) -> list[Finding]:
-        spec = cron.get("spec") or {}
-        status = cron.get("status") or {}
-        ref = ref_of(cron, "CronJob")
-        ns = ref.namespace or snapshot.namespace
-        owners = snapshot.owner_chain(cron)
-        schedule = spec.get("schedule", "")
-        events = event_evidence(snapshot.events_for("CronJob", ref.name))
-        out: list[Finding] = []
-
-        def add(severity: Severity, problem: str, title: str, evidence: list, remediation: str, docs: str) -> None:
-            out.append(
-                finding(
-                    detector=self.name,
-                    severity=severity,
-                    resource=ref,
-                    problem=problem,
-                    title=title,
-                    evidence=evidence,
-                    remediation=remediation,
-                    docs=docs,
-                    owners=owners,
-                )
-            )
-
-        parsed: Schedule | None = None
-        error: str | None = None
-        try:
-            parsed = parse_schedule(schedule)
-        except ScheduleError as exc:
-            error = str(exc)
-        if parsed is not None and parsed.zone is not None and spec.get("timeZone"):
-            error = "cannot use both the timeZone field and TZ or CRON_TZ in the schedule"
-        if error:
-            add(
-                Severity.critical,
-                "InvalidSchedule",
-                f"CronJob {ref.name} never runs: schedule {schedule!r} is invalid ({error})",
-                [("spec.schedule", schedule), ("schedule parse error", error), *events],
-                "Use five fields: minute hour day-of-month month day-of-week (e.g. '*/15 * * * *', "
-                "'0 3 * * MON-FRI') or a macro such as @hourly; no seconds field and no Quartz L/W/#. Put the "
-                f"time zone in spec.timeZone. kubectl edit cronjob -n {ns} {ref.name}",
-                f"{_DOCS}#schedule-syntax",
-            )
-        elif parsed is not None and parsed.never_runs():
-            add(
-                Severity.critical,
-                "ScheduleNeverRuns",
-                f"CronJob {ref.name} never runs: schedule {schedule!r} names a day that no selected month has",
-                [
-                    ("spec.schedule", schedule),
-                    ("day of month", ",".join(map(str, sorted(parsed.values[2])))),  # type: ignore[index]
-                    ("month", ",".join(map(str, sorted(parsed.values[3])))),  # type: ignore[index]
-                ],
-                f"Pick a day of month every selected month has (e.g. 28 for February). kubectl edit cronjob -n {ns} "
-                f"{ref.name}",
-                f"{_DOCS}#schedule-syntax",
-            )
-        elif parsed is not None and parsed.zone is not None:
-            add(
-                Severity.info,
-                "TimeZoneInSchedule",
-                f"CronJob {ref.name} sets its time zone inside the schedule ({schedule!r}), which Kubernetes does not support",
-                [("spec.schedule", schedule), ("spec.timeZone", spec.get("timeZone") or "not set")],
-                f"Move the zone to spec.timeZone (e.g. timeZone: {parsed.zone or 'Etc/UTC'}) and drop the TZ=/CRON_TZ= "
-                "prefix; newer API servers reject such schedules on update.",
-                f"{_DOCS}#time-zones",
-            )
-
-        if spec.get("suspend"):
-            add(
-                Severity.info,
-                "Suspended",
-                f"CronJob {ref.name} is suspended: no new runs are scheduled",
-                [("spec.suspend", "true"), ("status.lastScheduleTime", status.get("lastScheduleTime") or "never")],
-                f"Resume it when intended: kubectl patch cronjob -n {ns} {ref.name} --type=merge -p "
-                "'{\"spec\":{\"suspend\":false}}'",
-                _DOCS,
-            )
-
-        deadline = spec.get("startingDeadlineSeconds")
+    def _check(self, snapshot: Snapshot, c: _Cron, jobs: list[Obj]) -> list[Finding]:
+        out = _schedule(c)
+        if c.spec.get("suspend"):
+            last = c.status.get("lastScheduleTime") or "never"
+            out.append(c.finding("Suspended", [("spec.suspend", "true"), ("status.lastScheduleTime", last)]))
+        deadline = c.spec.get("startingDeadlineSeconds")
         if isinstance(deadline, int) and deadline < MIN_STARTING_DEADLINE:
-            add(
-                Severity.warning,
-                "StartingDeadlineTooShort",
-                f"CronJob {ref.name} has startingDeadlineSeconds={deadline}: runs may never be scheduled",
-                [("spec.startingDeadlineSeconds", deadline)],
-                "The controller checks CronJobs every 10 seconds, so a shorter deadline can make it skip runs. "
-                f"Set it to at least 10 (or remove it): kubectl patch cronjob -n {ns} {ref.name} --type=merge -p "
-                "'{\"spec\":{\"startingDeadlineSeconds\":60}}'",
-                f"{_DOCS}#job-creation",
-            )
-
+            evidence: list[tuple[str, object]] = [("spec.startingDeadlineSeconds", deadline)]
+            out.append(c.finding("StartingDeadlineTooShort", evidence, deadline=deadline))
         if snapshot.has("Job"):
-            failed = self._last_run_failed(jobs)
-            if failed is not None:
-                job, cond = failed
-                add(
-                    Severity.warning,
-                    "LastRunFailed",
-                    f"CronJob {ref.name}: last run {name_of(job)} failed ({cond.get('reason', 'Failed')})",
-                    [
-                        ("job", name_of(job)),
-                        (f"Job/{name_of(job)}.status.conditions[{cond.get('type')}].reason", cond.get("reason", "")),
-                        (f"Job/{name_of(job)}.status.conditions[{cond.get('type')}].message", cond.get("message", "")),
-                        ("status.lastScheduleTime", status.get("lastScheduleTime") or ""),
-                        ("status.lastSuccessfulTime", status.get("lastSuccessfulTime") or "never"),
-                        *events,
-                    ],
-                    f"Read the failed run's output: kubectl logs -n {ns} job/{name_of(job)}; fix the cause. "
-                    f"Test a run now with: kubectl create job -n {ns} --from=cronjob/{ref.name} {ref.name}-manual",
-                    f"{_DOCS}#jobs-history-limits",
-                )
+            out.extend(_last_run(c, jobs))
         return out
 
-    @staticmethod
-    def _last_run_failed(jobs: list[Obj]) -> tuple[Obj, Obj] | None:
-        """The newest finished run, if it failed (a run still going says nothing yet)."""
-        newest: tuple[str, Obj, Obj | None] | None = None
-        for job in jobs:
-            conds = conditions(job)
-            failed = next((conds[t] for t in ("Failed", "FailureTarget") if is_true(conds.get(t))), None)
-            complete = is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet"))
-            if not failed and not complete:
-                continue
-            started = (job.get("status") or {}).get("startTime") or (job.get("metadata") or {}).get(
-                "creationTimestamp"
-            ) or ""
-            if newest is None or started > newest[0]:
-                newest = (started, job, failed)
-        if newest is None or newest[2] is None:
-            return None
-        return newest[1], newest[2]
+
+def _schedule(c: _Cron) -> list[Finding]:
+    """At most one finding about the schedule: invalid, never firing, or a zone in the wrong place."""
+    try:
+        parsed = parse_schedule(c.schedule)
+    except ScheduleError as exc:
+        return [_invalid(c, str(exc))]
+    if parsed.zone is not None and c.spec.get("timeZone"):
+        return [_invalid(c, "cannot use both the timeZone field and TZ or CRON_TZ in the schedule")]
+    if parsed.never_runs() and parsed.values is not None:
+        evidence: list[tuple[str, object]] = [
+            ("spec.schedule", c.schedule),
+            ("day of month", ",".join(map(str, sorted(parsed.values[2])))),
+            ("month", ",".join(map(str, sorted(parsed.values[3])))),
+        ]
+        return [c.finding("ScheduleNeverRuns", evidence)]
+    if parsed.zone is not None:
+        evidence = [("spec.schedule", c.schedule), ("spec.timeZone", c.spec.get("timeZone") or "not set")]
+        return [c.finding("TimeZoneInSchedule", evidence, zone=parsed.zone or "Etc/UTC")]
+    return []
+
+
+def _invalid(c: _Cron, error: str) -> Finding:
+    evidence = [("spec.schedule", c.schedule), ("schedule parse error", error), *c.events]
+    return c.finding("InvalidSchedule", evidence, error=error)
+
+
+def _last_run(c: _Cron, jobs: list[Obj]) -> list[Finding]:
+    failed = _last_run_failed(jobs)
+    if failed is None:
+        return []
+    job, cond = failed
+    name = name_of(job)
+    evidence: list[tuple[str, object]] = [
+        ("job", name),
+        (f"Job/{name}.status.conditions[{cond.get('type')}].reason", cond.get("reason", "")),
+        (f"Job/{name}.status.conditions[{cond.get('type')}].message", cond.get("message", "")),
+        ("status.lastScheduleTime", c.status.get("lastScheduleTime") or ""),
+        ("status.lastSuccessfulTime", c.status.get("lastSuccessfulTime") or "never"),
+        *c.events,
+    ]
+    return [c.finding("LastRunFailed", evidence, job=name, reason=cond.get("reason", "Failed"))]
+
+
+def _last_run_failed(jobs: list[Obj]) -> tuple[Obj, Obj] | None:
+    """The newest finished run, if it failed (a run still going says nothing yet)."""
+    newest: tuple[str, Obj, Obj | None] | None = None
+    for job in jobs:
+        conds = conditions_by_type(job)
+        failed = next((conds[t] for t in ("Failed", "FailureTarget") if is_true(conds.get(t))), None)
+        complete = is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet"))
+        if not failed and not complete:
+            continue
+        started = (job.get("status") or {}).get("startTime") or meta(job).get("creationTimestamp") or ""
+        if newest is None or started > newest[0]:
+            newest = (started, job, failed)
+    if newest is None or newest[2] is None:
+        return None
+    return newest[1], newest[2]
 
 
 DETECTOR = CronJobDetector()

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    event_evidence,
-    image_evidence,
-    PodsByController,
-    int_or,
-    shortfall_persists,
-)
-from infragenius.detectors.base import finding, ref_of
+from typing import Any
+
+from infragenius.detectors._controllers import int_or, shortfall_persists
+from infragenius.detectors.base import Problem
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
+from infragenius.kube.meta import ref_of
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS = f"{DOCS}/concepts/workloads/controllers/daemonset/"
+
+
+_PROBLEMS: dict[str, Problem] = {
+    "NotReady": Problem(
+        Severity.warning,
+        "DaemonSet {name} is not ready on {missing} of {desired} nodes ({ready} ready, {unavailable} unavailable)",
+        "Nodes without a ready daemon pod miss what it provides (logs, metrics, networking). Find the unready pods: "
+        "kubectl get pods -n {ns} -o wide -l <selector>, and their cause in the pod findings; pods that cannot be "
+        "placed usually need resources or tolerations for the node's taints.",
+        _DOCS,
+    ),
+    "Misscheduled": Problem(
+        Severity.warning,
+        "DaemonSet {name} runs {misscheduled} pod(s) on nodes it should not run on",
+        "The node's labels or taints no longer match the DaemonSet's nodeSelector, affinity or tolerations. Fix the "
+        "node labels/taints or the DaemonSet's placement rules, then delete the stray pods (kubectl get pods -n {ns} "
+        "-o wide -l <selector>).",
+        f"{DOCS}/concepts/workloads/controllers/daemonset/#how-daemon-pods-are-scheduled",
+    ),
+}
 
 
 class DaemonSetDetector:
@@ -23,16 +40,15 @@ class DaemonSetDetector:
     kinds = frozenset({"DaemonSet", "Pod"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods_of = PodsByController(snapshot)
         findings: list[Finding] = []
         for ds in snapshot.items("DaemonSet"):
             status = ds.get("status")
             if not status or "desiredNumberScheduled" not in status:
                 continue  # not observed by the controller yet
-            findings.extend(self._check(snapshot, ds, status, pods_of))
+            findings.extend(self._check(snapshot, ds, status))
         return findings
 
-    def _check(self, snapshot: Snapshot, ds: Obj, status: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _check(self, snapshot: Snapshot, ds: Obj, status: Obj) -> list[Finding]:
         desired = int_or(status.get("desiredNumberScheduled"))
         ready = int_or(status.get("numberReady"))
         unavailable = int_or(status.get("numberUnavailable"))
@@ -40,61 +56,41 @@ class DaemonSetDetector:
         if unavailable == 0 and ready >= desired and misscheduled == 0:
             return []  # the common case, before building anything
         ref = ref_of(ds, "DaemonSet")
-        ns = ref.namespace or snapshot.namespace
-        current = int_or(status.get("currentNumberScheduled"))
         counts: list[tuple[str, object]] = [
             ("status.desiredNumberScheduled", desired),
-            ("status.currentNumberScheduled", current),
+            ("status.currentNumberScheduled", int_or(status.get("currentNumberScheduled"))),
             ("status.numberReady", ready),
             ("status.numberAvailable", int_or(status.get("numberAvailable"))),
             ("status.numberUnavailable", unavailable),
             ("status.updatedNumberScheduled", int_or(status.get("updatedNumberScheduled"))),
         ]
         events = event_evidence(snapshot.events_for("DaemonSet", ref.name))
-        owners = snapshot.owner_chain(ds)
+        fields: dict[str, Any] = {"ns": ref.namespace or snapshot.namespace, "desired": desired, "ready": ready}
         out: list[Finding] = []
         if unavailable > 0 or ready < desired:
-            persists, stale = shortfall_persists(snapshot, ds, pods_of(ds), desired)
+            persists, stale = shortfall_persists(snapshot, ds, snapshot.owned_pods(ds), desired)
             if persists:
+                evidence: list[tuple[str, object]] = [
+                    *counts,
+                    *([("pods not ready", ", ".join(stale[:5]))] if stale else []),
+                    *image_evidence(ds, "DaemonSet"),
+                    *events,
+                ]
                 missing = max(desired - ready, unavailable)
                 out.append(
-                    finding(
-                        detector=self.name,
-                        severity=Severity.warning,
-                        resource=ref,
-                        problem="NotReady",
-                        title=f"DaemonSet {ref.name} is not ready on {missing} of {desired} nodes "
-                        f"({ready} ready, {unavailable} unavailable)",
-                        evidence=[
-                            *counts,
-                            *([("pods not ready", ", ".join(stale[:5]))] if stale else []),
-                            *image_evidence(ds, "DaemonSet"),
-                            *events,
-                        ],
-                        remediation="Nodes without a ready daemon pod miss what it provides (logs, metrics, "
-                        f"networking). Find the unready pods: kubectl get pods -n {ns} -o wide -l <selector>, and "
-                        "their cause in the pod findings; pods that cannot be placed usually need resources or "
-                        "tolerations for the node's taints.",
-                        docs=_DOCS,
-                        owners=owners,
+                    _PROBLEMS["NotReady"].finding(
+                        self.name, "NotReady", ref, evidence, snapshot.owner_chain(ds),
+                        missing=missing, unavailable=unavailable, **fields,
                     )
-                )
+                )  # fmt: skip
         if misscheduled > 0:
+            evidence = [("status.numberMisscheduled", misscheduled), *counts[:3], *events]
             out.append(
-                finding(
-                    detector=self.name,
-                    severity=Severity.warning,
-                    resource=ref,
-                    problem="Misscheduled",
-                    title=f"DaemonSet {ref.name} runs {misscheduled} pod(s) on nodes it should not run on",
-                    evidence=[("status.numberMisscheduled", misscheduled), *counts[:3], *events],
-                    remediation="The node's labels or taints no longer match the DaemonSet's nodeSelector, "
-                    "affinity or tolerations. Fix the node labels/taints or the DaemonSet's placement rules, "
-                    f"then delete the stray pods (kubectl get pods -n {ns} -o wide -l <selector>).",
-                    docs=f"{DOCS}/concepts/workloads/controllers/daemonset/#how-daemon-pods-are-scheduled",
-                    owners=owners,
+                _PROBLEMS["Misscheduled"].finding(
+                    self.name, "Misscheduled", ref, evidence, snapshot.owner_chain(ds), misscheduled=misscheduled,
+                    **fields,
                 )
-            )
+            )  # fmt: skip
         return out
 
 

@@ -6,8 +6,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from infragenius.detectors import _infra_util as u
 from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.events import event_count, event_last_seen, event_message, involved_object
+from infragenius.kube.meta import Key, ref_from_key
+from infragenius.kube.time import human_duration
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import WORKLOAD_KINDS, Obj, Snapshot
 
@@ -52,43 +55,38 @@ class _Group:
     messages: dict[str, None] = field(default_factory=dict)
 
 
-def _message(event: Obj) -> str:
-    return (event.get("message") or event.get("note") or "").strip()
-
-
 class EventsDetector:
     name: str = "events"
     kinds: frozenset[str] = frozenset(ROLLUP_KINDS)
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        rollup = u.Rollup.of(snapshot)
-        groups: dict[tuple[u.Key, str], _Group] = {}
+        groups: dict[tuple[Key, str], _Group] = {}
         for event in snapshot.events:
             reason = event.get("reason") or ""
             if event.get("type") != "Warning" or not reason or reason in EXPLAINED_REASONS:
                 continue
-            involved = event.get("involvedObject") or event.get("regarding") or {}
+            involved = involved_object(event)
             kind, name = involved.get("kind") or "", involved.get("name") or ""
             namespace = involved.get("namespace") or None
             if not kind or not name or (snapshot.namespace and namespace not in (None, snapshot.namespace)):
                 continue
             if (involved.get("apiVersion") or "").startswith(OWN_GROUP + "/"):
                 continue  # events about our own resources (a failed Analysis) are not the workload's problems
-            count = u.event_count(event)
-            when = u.event_time(event)
+            count = event_count(event)
+            when = event_last_seen(event)
             if when is not None and count <= 1 and snapshot.taken_at - when > STALE_AFTER:
                 continue  # a one-off blip long ago
             if self._explained_by_configmap(snapshot, reason, event, namespace):
                 continue
             obj = snapshot.get(kind, name, namespace) if kind in ROLLUP_KINDS else None
             # Objects that no longer exist are still reported under their own name.
-            key = rollup.key(obj, kind) if obj is not None else (kind, namespace, name)
+            key = snapshot.rollup_key(obj, kind) if obj is not None else (kind, namespace, name)
             group = groups.get((key, reason))
             if group is None:
                 group = groups[(key, reason)] = _Group()
             group.total += count
             group.objects[name] = None
-            msg = _message(event)
+            msg = event_message(event).strip()
             if msg and len(group.messages) < 10:  # a few distinct messages are enough evidence
                 group.messages[msg] = None
             if group.newest is None or (when is not None and (group.newest_at is None or when > group.newest_at)):
@@ -100,24 +98,24 @@ class EventsDetector:
         """A mount failure for a missing ConfigMap is the configmap detector's finding already."""
         if reason != "FailedMount" or not snapshot.has("ConfigMap"):
             return False
-        match = _CONFIGMAP_NOT_FOUND.search(_message(event))
+        match = _CONFIGMAP_NOT_FOUND.search(event_message(event).strip())
         return match is not None and snapshot.get("ConfigMap", match.group(1), namespace) is None
 
-    def _finding(self, snapshot: Snapshot, key: u.Key, reason: str, group: _Group) -> Finding:
+    def _finding(self, snapshot: Snapshot, key: Key, reason: str, group: _Group) -> Finding:
         kind, namespace, name = key
-        newest = _message(group.newest or {})
+        newest = event_message(group.newest or {}).strip()
         age = (snapshot.taken_at - group.newest_at).total_seconds() if group.newest_at else None
         hint, docs = HINTS.get(reason, ("", DEFAULT_DOCS))
-        involved = (group.newest or {}).get("involvedObject") or (group.newest or {}).get("regarding") or {}
+        involved = involved_object(group.newest or {})
         first_kind, first_name = involved.get("kind", kind), involved.get("name", name)
         ns_flag = f"-n {namespace} " if namespace else ""
-        evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {u.human_age(age)} ago: {newest}")]
+        evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {human_duration(age, coarse=True)} ago: {newest}")]
         evidence += [(f"event:{reason}", msg) for msg in group.messages if msg != newest][:3]
         objects = list(group.objects)
         if objects != [name] or first_kind != kind:
-            evidence.append((f"involvedObject ({first_kind})", u.examples(objects)))
+            evidence.append((f"involvedObject ({first_kind})", examples(objects)))
         return finding(
-            detector=self.name, severity=Severity.warning, resource=u.ref(key), owners=u.owners_of(snapshot, key),
+            detector=self.name, severity=Severity.warning, resource=ref_from_key(key), owners=snapshot.owners_of(key),
             problem=reason,
             title=f"{kind} {name}: {reason} x{group.total} - {newest[:160]}",
             evidence=evidence,

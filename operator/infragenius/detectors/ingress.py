@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import meta, name_of, namespace_of, ref_of
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -26,6 +27,43 @@ def _backends(ing: Obj) -> Iterator[tuple[str, str, Any]]:
                 yield f"spec.rules[{i}].http.paths[{j}].backend", where, path["backend"]
 
 
+Where = tuple[str, str]  # (field path, readable host+path)
+
+
+def _broken_backends(snapshot: Snapshot, ing: Obj) -> tuple[dict[str, list[Where]], dict[tuple[str, str], list[Where]]]:
+    """Backends naming a missing Service, and ones naming a port their Service lacks; each with every
+    path that uses it, so one finding per missing service / port lists them all."""
+    namespace = namespace_of(ing)
+    missing: dict[str, list[Where]] = {}
+    bad_port: dict[tuple[str, str], list[Where]] = {}
+    for path, where_text, backend in _backends(ing):
+        service = backend.get("service")
+        if not service or not service.get("name"):
+            continue  # a resource backend (e.g. a storage bucket) is not ours to check
+        svc = snapshot.get("Service", service["name"], namespace)
+        if svc is None:
+            missing.setdefault(service["name"], []).append((path, where_text))
+            continue
+        port = service.get("port") or {}
+        ports = (svc.get("spec") or {}).get("ports") or []
+        if "number" in port and port["number"] is not None:
+            wanted, ok = str(port["number"]), any(p.get("port") == port["number"] for p in ports)
+        elif port.get("name"):
+            wanted, ok = port["name"], any(p.get("name") == port["name"] for p in ports)
+        else:
+            continue
+        if not ok:
+            bad_port.setdefault((service["name"], wanted), []).append((path, where_text))
+    return missing, bad_port
+
+
+def _ports_text(svc: Obj) -> str:
+    return ", ".join(
+        f"{p.get('name')}:{p.get('port')}" if p.get("name") else str(p.get("port"))
+        for p in (svc.get("spec") or {}).get("ports") or []
+    )
+
+
 class IngressDetector:
     name: str = "ingress"
     kinds: frozenset[str] = frozenset({"Ingress", "Service", "IngressClass", "Secret"})
@@ -33,7 +71,7 @@ class IngressDetector:
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         findings: list[Finding] = []
         default_class = any(
-            (u.meta(c).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+            (meta(c).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
             for c in snapshot.items("IngressClass")
         )
         for ing in snapshot.items("Ingress"):
@@ -45,38 +83,18 @@ class IngressDetector:
     def _backends(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
-        # One finding per missing service / port, listing every path that uses it.
-        missing: dict[str, list[tuple[str, str]]] = {}
-        bad_port: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        for path, where_text, backend in _backends(ing):
-            service = backend.get("service")
-            if not service or not service.get("name"):
-                continue  # a resource backend (e.g. a storage bucket) is not ours to check
-            svc = snapshot.get("Service", service["name"], namespace)
-            where = (path, where_text)
-            if svc is None:
-                missing.setdefault(service["name"], []).append(where)
-                continue
-            port = service.get("port") or {}
-            ports = (svc.get("spec") or {}).get("ports") or []
-            if "number" in port and port["number"] is not None:
-                wanted, ok = str(port["number"]), any(p.get("port") == port["number"] for p in ports)
-            elif port.get("name"):
-                wanted, ok = port["name"], any(p.get("name") == port["name"] for p in ports)
-            else:
-                continue
-            if not ok:
-                bad_port.setdefault((service["name"], wanted), []).append(where)
-
+        missing, bad_port = _broken_backends(snapshot, ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         resource, owners = ref_of(ing, "Ingress"), snapshot.owner_chain(ing)
         out = []
         for service, wheres in missing.items():
             out.append(finding(
                 detector=self.name, severity=Severity.critical, resource=resource, owners=owners,
                 problem=f"BackendServiceMissing:{service}",
-                title=f"Ingress {name} routes {u.examples([w[1] for w in wheres], 3)} to Service {service}, which does not exist",
-                evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]] + [("Service", f"{namespace}/{service} not found")],
+                title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, "
+                "which does not exist",
+                evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]]
+                + [("Service", f"{namespace}/{service} not found")],
                 remediation=(
                     f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
                     f"kubectl -n {namespace} edit ingress {name}"
@@ -84,17 +102,15 @@ class IngressDetector:
                 docs=DOCS, affected=len(wheres),
             ))
         for (service, port), wheres in bad_port.items():
-            svc = snapshot.get("Service", service, namespace) or {}
-            have = ", ".join(
-                f"{p.get('name')}:{p.get('port')}" if p.get("name") else str(p.get("port"))
-                for p in (svc.get("spec") or {}).get("ports") or []
-            )
+            have = _ports_text(snapshot.get("Service", service, namespace) or {})
             out.append(finding(
                 detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
                 problem=f"BackendPortMissing:{service}:{port}",
                 title=f"Ingress {name} uses port {port} of Service {service}, which the Service does not expose",
-                evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]] + [(f"Service/{service}.spec.ports", have or "<none>")],
-                remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: kubectl -n {namespace} edit ingress {name}",
+                evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]]
+                + [(f"Service/{service}.spec.ports", have or "<none>")],
+                remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: "
+                f"kubectl -n {namespace} edit ingress {name}",
                 docs=DOCS, affected=len(wheres),
             ))
         return out
@@ -102,13 +118,13 @@ class IngressDetector:
     def _class(self, snapshot: Snapshot, ing: Obj, default_class: bool) -> list[Finding]:
         if not snapshot.has("IngressClass"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         resource, owners = ref_of(ing, "Ingress"), snapshot.owner_chain(ing)
         class_name = (ing.get("spec") or {}).get("ingressClassName")
         if class_name:
             if snapshot.get("IngressClass", class_name) is not None:
                 return []
-            known = ", ".join(u.name_of(c) for c in snapshot.items("IngressClass")) or "<none>"
+            known = ", ".join(name_of(c) for c in snapshot.items("IngressClass")) or "<none>"
             return [finding(
                 detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
                 problem="IngressClassMissing",
@@ -117,7 +133,7 @@ class IngressDetector:
                 remediation=f"Set spec.ingressClassName to an installed class ({known}) or install its controller: kubectl -n {namespace} edit ingress {name}",
                 docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class",
             )]
-        if (u.meta(ing).get("annotations") or {}).get(LEGACY_CLASS_ANNOTATION) or default_class:
+        if (meta(ing).get("annotations") or {}).get(LEGACY_CLASS_ANNOTATION) or default_class:
             return []  # the legacy annotation or the default class picks a controller
         return [finding(
             detector=self.name, severity=Severity.info, resource=resource, owners=owners,
@@ -134,7 +150,7 @@ class IngressDetector:
     def _tls(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Secret"):
             return []
-        namespace, name = u.ns_of(ing), u.name_of(ing)
+        namespace, name = namespace_of(ing), name_of(ing)
         out = []
         for i, tls in enumerate((ing.get("spec") or {}).get("tls") or []):
             secret = tls.get("secretName")

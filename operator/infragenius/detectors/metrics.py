@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infragenius.detectors import _infra_util as u
 from infragenius.detectors.base import finding
+from infragenius.kube.meta import Key, ref_from_key
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import ContainerMetrics, Snapshot
 
@@ -29,8 +29,7 @@ class MetricsDetector:
     kinds: frozenset[str] = frozenset({"Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        rollup = u.Rollup.of(snapshot)
-        groups: dict[tuple[u.Key, str], _Group] = {}
+        groups: dict[tuple[Key, str], _Group] = {}
         for (namespace, pod, container), m in snapshot.metrics.items():
             if snapshot.namespace and namespace != snapshot.namespace:
                 continue
@@ -38,7 +37,7 @@ class MetricsDetector:
             if not problems:
                 continue  # the common case: skip the owner lookup entirely
             pod_obj = snapshot.get("Pod", pod, namespace)
-            key = rollup.key(pod_obj, "Pod") if pod_obj is not None else ("Pod", namespace or None, pod)
+            key = snapshot.rollup_key(pod_obj, "Pod") if pod_obj is not None else ("Pod", namespace or None, pod)
             for problem, critical, value in problems:
                 group = groups.get((key, problem))
                 if group is None:
@@ -73,7 +72,7 @@ class MetricsDetector:
             return f"{m.memory_working_set_bytes / MIB:.0f}MiB of {m.memory_limit_bytes / MIB:.0f}MiB limit ({ratio:.0%})"
         return f"{round(m.restarts or 0)} restarts"
 
-    def _finding(self, snapshot: Snapshot, key: u.Key, problem: str, group: _Group) -> Finding:
+    def _finding(self, snapshot: Snapshot, key: Key, problem: str, group: _Group) -> Finding:
         kind, namespace, name = key
         samples = sorted(group.samples, key=lambda s: (-s[0], s[1], s[2]))[:5]
         worst_value = samples[0][0]
@@ -104,7 +103,7 @@ class MetricsDetector:
         if len(group.pods) > 1:
             evidence.append(("pods affected", str(len(group.pods))))
         return finding(
-            detector=self.name, severity=Severity.critical if group.critical else Severity.warning, resource=u.ref(key), owners=u.owners_of(snapshot, key),
+            detector=self.name, severity=Severity.critical if group.critical else Severity.warning, resource=ref_from_key(key), owners=snapshot.owners_of(key),
             problem=problem, title=title, evidence=evidence, remediation=remediation, docs=DOCS,
             affected=len(group.pods),
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import name_of, namespace_of, ref_of
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Finding, Severity
-from infragenius.snapshot import Obj, Snapshot
+from infragenius.snapshot import Obj, PodIndex, Snapshot
 
 DOCS = "https://kubernetes.io/docs/concepts/services-networking/network-policies/"
 
@@ -31,11 +33,11 @@ class NetworkpolicyDetector:
         policies = snapshot.items("NetworkPolicy")
         if not policies:
             return []
-        pods = u.PodIndex.of(snapshot) if snapshot.has("Pod") else None
+        pods = snapshot.active_pods if snapshot.has("Pod") else None
         findings: list[Finding] = []
         by_ns: dict[str | None, list[Obj]] = {}
         for policy in policies:
-            by_ns.setdefault(u.ns_of(policy), []).append(policy)
+            by_ns.setdefault(namespace_of(policy), []).append(policy)
         for namespace, ns_policies in by_ns.items():
             for policy in ns_policies:
                 selector = (policy.get("spec") or {}).get("podSelector") or {}
@@ -45,8 +47,8 @@ class NetworkpolicyDetector:
         return findings
 
     def _selects_nothing(self, snapshot: Snapshot, policy: Obj, selector: Mapping[str, Any], in_ns: int) -> Finding:
-        namespace, name = u.ns_of(policy), u.name_of(policy)
-        text = u.format_selector(selector)
+        namespace, name = namespace_of(policy), name_of(policy)
+        text = selector_text(selector, api_operators=True)  # the wording its findings have always had
         return finding(
             detector=self.name, severity=Severity.warning, resource=ref_of(policy, "NetworkPolicy"),
             owners=snapshot.owner_chain(policy), problem="SelectsNoPods",
@@ -59,7 +61,7 @@ class NetworkpolicyDetector:
             docs=DOCS,
         )
 
-    def _deny_all(self, snapshot: Snapshot, namespace: str | None, policies: list[Obj], pods: u.PodIndex | None) -> list[Finding]:
+    def _deny_all(self, snapshot: Snapshot, namespace: str | None, policies: list[Obj], pods: PodIndex | None) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
         deny = [p for p in policies
@@ -71,33 +73,20 @@ class NetworkpolicyDetector:
         allowing = [p for p in policies
                     if "Ingress" in _policy_types(p.get("spec") or {}) and (p.get("spec") or {}).get("ingress")]
         services = [s for s in snapshot.items("Service")
-                    if u.ns_of(s) == namespace and (s.get("spec") or {}).get("selector")]
+                    if namespace_of(s) == namespace and (s.get("spec") or {}).get("selector")]
         if not services:
             return []
-        if pods is None:
-            if allowing:
-                return []  # other policies may open exactly these services; without pods we cannot tell
-            blocked = [u.name_of(s) for s in services]
-        else:
-            # Pods some policy admits traffic to; a deny-all plus targeted allows is the recommended pattern.
-            allowed: set[int] = set()
-            for policy in allowing:
-                allowed.update(id(p) for p in pods.select(namespace, (policy.get("spec") or {}).get("podSelector") or {}))
-            blocked = []
-            for svc in services:
-                backing = pods.select_map(namespace, svc["spec"]["selector"])
-                if backing and not any(id(p) in allowed for p in backing):
-                    blocked.append(u.name_of(svc))
+        blocked = _blocked(namespace, services, allowing, pods)
         if not blocked:
             return []
         policy = deny[0]
-        name = u.name_of(policy)
+        name = name_of(policy)
         return [finding(
             detector=self.name, severity=Severity.info, resource=ref_of(policy, "NetworkPolicy"),
             owners=snapshot.owner_chain(policy), problem="DenyAllIngress",
-            title=f"NetworkPolicy {name} denies all ingress in {namespace}; {len(blocked)} Services receive no traffic ({u.examples(sorted(blocked), 3)})",
+            title=f"NetworkPolicy {name} denies all ingress in {namespace}; {len(blocked)} Services receive no traffic ({examples(sorted(blocked), 3)})",
             evidence=[("spec.podSelector", "{} (all pods)"), ("spec.policyTypes", ", ".join(_policy_types(policy.get("spec") or {}))),
-                      ("spec.ingress", "<none>"), ("Services with no allowing policy", u.examples(sorted(blocked)))],
+                      ("spec.ingress", "<none>"), ("Services with no allowing policy", examples(sorted(blocked)))],
             remediation=(
                 "If these Services should be reachable, add a NetworkPolicy that selects their pods and allows the "
                 f"callers (namespaceSelector/podSelector/ports); check with kubectl -n {namespace} get networkpolicy."
@@ -105,6 +94,24 @@ class NetworkpolicyDetector:
             docs="https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-ingress-traffic",
             affected=len(blocked),
         )]
+
+
+def _blocked(namespace: str | None, services: list[Obj], allowing: list[Obj], pods: PodIndex | None) -> list[str]:
+    """Services whose backing pods no allowing policy admits traffic to."""
+    if pods is None:
+        if allowing:
+            return []  # other policies may open exactly these services; without pods we cannot tell
+        return [name_of(s) for s in services]
+    # Pods some policy admits traffic to; a deny-all plus targeted allows is the recommended pattern.
+    allowed: set[int] = set()
+    for policy in allowing:
+        allowed.update(id(p) for p in pods.select(namespace, (policy.get("spec") or {}).get("podSelector") or {}))
+    blocked = []
+    for svc in services:
+        backing = pods.select_map(namespace, svc["spec"]["selector"])
+        if backing and not any(id(p) in allowed for p in backing):
+            blocked.append(name_of(svc))
+    return blocked
 
 
 DETECTOR = NetworkpolicyDetector()

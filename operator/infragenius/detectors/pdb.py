@@ -7,30 +7,52 @@ serves zeros for every counter before that.
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import DOCS, conditions, event_evidence, int_or, is_false, shorten
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or
+from infragenius.detectors.base import Problem
+from infragenius.detectors.evidence import DOCS, event_evidence, shorten
+from infragenius.kube.conditions import condition, is_false
+from infragenius.kube.meta import ref_of
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS = f"{DOCS}/tasks/run-application/configure-pdb/"
 
 
-def selector_text(selector: Obj | None) -> str:
-    """A label selector as kubectl -l syntax, for evidence and commands."""
-    if not selector:
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or ():
-        op, key, values = expr.get("operator"), expr.get("key"), ",".join(expr.get("values") or ())
-        if op == "In":
-            parts.append(f"{key} in ({values})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({values})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) or "<everything>"
+_PROBLEMS: dict[str, Problem] = {
+    "SyncFailed": Problem(
+        Severity.warning,
+        "PDB {name} cannot be evaluated: {message}",
+        "Evictions of the selected pods are refused while the budget cannot be computed. Percentages and "
+        "maxUnavailable need pods owned by a scalable controller (Deployment, StatefulSet, ReplicaSet); use an "
+        "integer minAvailable for other pods.",
+        _DOCS,
+    ),
+    "NoPods": Problem(
+        Severity.warning,
+        "PDB {name} selects no pods (selector {selector})",
+        "The budget protects nothing. Fix spec.selector to match the workload's pod labels (kubectl get pods -n {ns} "
+        "-l '{selector}' returns nothing), or delete the PDB.",
+        _DOCS,
+    ),
+    "BlocksEvictions": Problem(
+        Severity.warning,
+        "PDB {name} allows no voluntary disruptions ({budget} with {expected} pods): node drains and evictions "
+        "of these pods will block",
+        "Even with every pod healthy the budget leaves no room, so kubectl drain and cluster upgrades hang on these "
+        "pods. Allow at least one disruption: lower minAvailable below the replica count (or use maxUnavailable: 1), "
+        "or run more replicas.",
+        _DOCS,
+    ),
+    "InsufficientHealthy": Problem(
+        Severity.info,
+        "PDB {name} has {healthy} healthy pods, fewer than the {desired} it requires: evictions are blocked until "
+        "the workload recovers",
+        "The workload's own findings say why its pods are unhealthy (kubectl get pods -n {ns} -l '{selector}'); "
+        "evictions resume once {desired} pods are healthy.",
+        _DOCS,
+    ),
+}
 
 
 class PdbDetector:
@@ -53,87 +75,58 @@ class PdbDetector:
         healthy = int_or(status.get("currentHealthy"))
         desired = int_or(status.get("desiredHealthy"))
         expected = int_or(status.get("expectedPods"))
-        allowed_cond = conditions(pdb).get("DisruptionAllowed")
-        sync_failed = is_false(allowed_cond) and allowed_cond.get("reason") == "SyncFailed"  # type: ignore[union-attr]
+        allowed_cond = condition(pdb, "DisruptionAllowed")
+        sync_failed = is_false(allowed_cond) and (allowed_cond or {}).get("reason") == "SyncFailed"
         if allowed >= 1 and expected > 0 and healthy >= desired and not sync_failed:
             return None  # the common, healthy case, before building anything
-        spec = pdb.get("spec") or {}
-        ref = ref_of(pdb, "PodDisruptionBudget")
-        ns = ref.namespace or snapshot.namespace
-        selector = selector_text(spec.get("selector"))
-        budget: list[tuple[str, object]] = [
-            (f"spec.{key}", spec[key]) for key in ("minAvailable", "maxUnavailable") if key in spec
-        ]
-        counts: list[tuple[str, object]] = [
-            ("status.disruptionsAllowed", allowed),
-            ("status.currentHealthy", healthy),
-            ("status.desiredHealthy", desired),
-            ("status.expectedPods", expected),
-        ]
-        budget_text = ", ".join(f"{k.removeprefix('spec.')}={v}" for k, v in budget) or "no budget set"
-        events = event_evidence(snapshot.events_for("PodDisruptionBudget", ref.name), limit=2)
-
-        def make(severity: Severity, problem: str, title: str, evidence: list, remediation: str) -> Finding:
-            return finding(
-                detector=self.name,
-                severity=severity,
-                resource=ref,
-                problem=problem,
-                title=title,
-                evidence=evidence,
-                remediation=remediation,
-                docs=_DOCS,
-                owners=snapshot.owner_chain(pdb),
-            )
-
         if sync_failed:
-            message = allowed_cond.get("message") or ""  # type: ignore[union-attr]
-            return make(
-                Severity.warning,
-                "SyncFailed",
-                f"PDB {ref.name} cannot be evaluated: {shorten(message, 160)}",
-                [
-                    ("status.conditions[DisruptionAllowed].reason", "SyncFailed"),
-                    ("status.conditions[DisruptionAllowed].message", message),
-                    ("spec.selector", selector),
-                    *budget,
-                    *events,
-                ],
-                "Evictions of the selected pods are refused while the budget cannot be computed. Percentages and "
-                "maxUnavailable need pods owned by a scalable controller (Deployment, StatefulSet, ReplicaSet); "
-                "use an integer minAvailable for other pods.",
-            )
-        if expected == 0:
-            return make(
-                Severity.warning,
-                "NoPods",
-                f"PDB {ref.name} selects no pods (selector {selector})",
-                [("spec.selector", selector), *budget, *counts],
-                f"The budget protects nothing. Fix spec.selector to match the workload's pod labels "
-                f"(kubectl get pods -n {ns} -l '{selector}' returns nothing), or delete the PDB.",
-            )
-        if allowed == 0 and healthy >= desired:
-            return make(
-                Severity.warning,
-                "BlocksEvictions",
-                f"PDB {ref.name} allows no voluntary disruptions ({budget_text} with {expected} pods): "
-                "node drains and evictions of these pods will block",
-                [*budget, *counts, ("spec.selector", selector), *events],
-                "Even with every pod healthy the budget leaves no room, so kubectl drain and cluster upgrades "
-                "hang on these pods. Allow at least one disruption: lower minAvailable below the replica count "
-                "(or use maxUnavailable: 1), or run more replicas.",
-            )
-        if healthy < desired:
-            return make(
-                Severity.info,
-                "InsufficientHealthy",
-                f"PDB {ref.name} has {healthy} healthy pods, fewer than the {desired} it requires: evictions are "
-                "blocked until the workload recovers",
-                [*counts, *budget, ("spec.selector", selector)],
-                f"The workload's own findings say why its pods are unhealthy (kubectl get pods -n {ns} -l "
-                f"'{selector}'); evictions resume once {desired} pods are healthy.",
-            )
-        return None
+            problem = "SyncFailed"
+        elif expected == 0:
+            problem = "NoPods"
+        elif allowed == 0 and healthy >= desired:
+            problem = "BlocksEvictions"
+        elif healthy < desired:
+            problem = "InsufficientHealthy"
+        else:
+            return None
+        return _finding(snapshot, pdb, problem, allowed_cond or {})
+
+
+def _finding(snapshot: Snapshot, pdb: Obj, problem: str, allowed_cond: Obj) -> Finding:
+    spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
+    ref = ref_of(pdb, "PodDisruptionBudget")
+    selector = selector_text(spec.get("selector"))
+    budget: list[tuple[str, object]] = [
+        (f"spec.{key}", spec[key]) for key in ("minAvailable", "maxUnavailable") if key in spec
+    ]
+    healthy, desired = int_or(status.get("currentHealthy")), int_or(status.get("desiredHealthy"))
+    expected = int_or(status.get("expectedPods"))
+    counts: list[tuple[str, object]] = [
+        ("status.disruptionsAllowed", int_or(status.get("disruptionsAllowed"))),
+        ("status.currentHealthy", healthy),
+        ("status.desiredHealthy", desired),
+        ("status.expectedPods", expected),
+    ]
+    events = event_evidence(snapshot.events_for("PodDisruptionBudget", ref.name), limit=2)
+    message = allowed_cond.get("message") or ""
+    evidence: list[tuple[str, object]] = {
+        "SyncFailed": [
+            ("status.conditions[DisruptionAllowed].reason", "SyncFailed"),
+            ("status.conditions[DisruptionAllowed].message", message),
+            ("spec.selector", selector),
+            *budget,
+            *events,
+        ],
+        "NoPods": [("spec.selector", selector), *budget, *counts],
+        "BlocksEvictions": [*budget, *counts, ("spec.selector", selector), *events],
+        "InsufficientHealthy": [*counts, *budget, ("spec.selector", selector)],
+    }[problem]
+    return _PROBLEMS[problem].finding(
+        PdbDetector.name, problem, ref, evidence, snapshot.owner_chain(pdb),
+        ns=ref.namespace or snapshot.namespace, selector=selector, message=shorten(message, 160),
+        budget=", ".join(f"{k.removeprefix('spec.')}={v}" for k, v in budget) or "no budget set",
+        expected=expected, healthy=healthy, desired=desired,
+    )  # fmt: skip
 
 
 DETECTOR = PdbDetector()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.kube.events import event_count
+from infragenius.kube.meta import annotations_of, meta, name_of, namespace_of, ref_of
+from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
@@ -21,8 +23,8 @@ class PvcDetector:
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         default_sc = next(
-            (u.name_of(sc) for sc in snapshot.items("StorageClass")
-             if any((u.meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_SC_ANNOTATIONS)),
+            (name_of(sc) for sc in snapshot.items("StorageClass")
+             if any((meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_SC_ANNOTATIONS)),
             None,
         )
         findings: list[Finding] = []
@@ -36,18 +38,18 @@ class PvcDetector:
         return findings
 
     def _pending(self, snapshot: Snapshot, pvc: Obj, default_sc: str | None) -> list[Finding]:
-        namespace, name = u.ns_of(pvc), u.name_of(pvc)
+        namespace, name = namespace_of(pvc), name_of(pvc)
         spec = pvc.get("spec") or {}
         sc_name = spec.get("storageClassName")
         effective_sc = sc_name if sc_name is not None else default_sc
-        failed = [e for e in u.events_about(snapshot, "PersistentVolumeClaim", name, namespace) if e.get("reason") == "ProvisioningFailed"]
+        failed = [e for e in snapshot.events_about("PersistentVolumeClaim", name, namespace) if e.get("reason") == "ProvisioningFailed"]
         sc = snapshot.get("StorageClass", effective_sc) if effective_sc else None
         sc_missing = bool(effective_sc) and snapshot.has("StorageClass") and sc is None
-        age = u.age_seconds(snapshot, u.meta(pvc).get("creationTimestamp"))
+        age = seconds_since(snapshot.taken_at, meta(pvc).get("creationTimestamp"))
 
         evidence: list[tuple[str, str]] = [("status.phase", "Pending"), ("spec.storageClassName", sc_name if sc_name is not None else f"<unset; default: {default_sc or 'none'}>")]
         if failed:
-            total = sum(u.event_count(e) for e in failed)
+            total = sum(event_count(e) for e in failed)
             evidence.append(("event:ProvisioningFailed", f"x{total}: {failed[0].get('message', '')}"))
         if sc_missing:
             evidence.append(("StorageClass", f"{effective_sc} not found"))
@@ -55,19 +57,14 @@ class PvcDetector:
         elif failed:
             severity, detail = Severity.critical, "volume provisioning failed"
         else:
-            if age is not None and age < PENDING_GRACE_SECONDS:
-                return []  # provisioning still in progress
-            node_selected = bool((u.meta(pvc).get("annotations") or {}).get(SELECTED_NODE_ANNOTATION))
-            if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not node_selected:
-                return []  # by design: binds once a pod using it is scheduled
-            if not snapshot.has("StorageClass") and not node_selected:
-                return []  # StorageClass not gathered: cannot tell "waiting for a consumer" from stuck
+            if _waiting_by_design(snapshot, pvc, sc, age):
+                return []
             severity = Severity.warning
             if sc_name == "" or (sc_name is None and snapshot.has("StorageClass") and default_sc is None):
                 detail = "it has no StorageClass and waits for a matching pre-provisioned PersistentVolume"
             else:
                 detail = "no volume has been provisioned or bound"
-            evidence.append(("metadata.creationTimestamp", f"{u.human_age(age)} ago"))
+            evidence.append(("metadata.creationTimestamp", f"{human_duration(age, coarse=True)} ago"))
         return [finding(
             detector=self.name, severity=severity, resource=ref_of(pvc, "PersistentVolumeClaim"),
             owners=snapshot.owner_chain(pvc), problem="Pending",
@@ -81,7 +78,7 @@ class PvcDetector:
         )]
 
     def _lost(self, snapshot: Snapshot, pvc: Obj) -> Finding:
-        namespace, name = u.ns_of(pvc), u.name_of(pvc)
+        namespace, name = namespace_of(pvc), name_of(pvc)
         volume = (pvc.get("spec") or {}).get("volumeName") or "<unset>"
         return finding(
             detector=self.name, severity=Severity.critical, resource=ref_of(pvc, "PersistentVolumeClaim"),
@@ -96,12 +93,12 @@ class PvcDetector:
         )
 
     def _resizing(self, snapshot: Snapshot, pvc: Obj) -> list[Finding]:
-        namespace, name = u.ns_of(pvc), u.name_of(pvc)
+        namespace, name = namespace_of(pvc), name_of(pvc)
         out = []
         for cond in (pvc.get("status") or {}).get("conditions") or []:
             if cond.get("type") not in ("Resizing", "FileSystemResizePending") or cond.get("status") != "True":
                 continue
-            age = u.age_seconds(snapshot, cond.get("lastTransitionTime"))
+            age = seconds_since(snapshot.taken_at, cond.get("lastTransitionTime"))
             if age is None or age < RESIZE_GRACE_SECONDS:
                 continue
             hint = ("restart the pod using it so the kubelet can grow the filesystem"
@@ -109,7 +106,7 @@ class PvcDetector:
             out.append(finding(
                 detector=self.name, severity=Severity.info, resource=ref_of(pvc, "PersistentVolumeClaim"),
                 owners=snapshot.owner_chain(pvc), problem=f"{cond['type']}",
-                title=f"PersistentVolumeClaim {name} has been {cond['type']} for {u.human_age(age)}",
+                title=f"PersistentVolumeClaim {name} has been {cond['type']} for {human_duration(age, coarse=True)}",
                 evidence=[(f"status.conditions[{cond['type']}].status", "True"),
                           (f"status.conditions[{cond['type']}].lastTransitionTime", cond.get("lastTransitionTime")),
                           (f"status.conditions[{cond['type']}].message", cond.get("message") or "")],
@@ -117,6 +114,17 @@ class PvcDetector:
                 docs="https://kubernetes.io/docs/concepts/storage/persistent-volumes/#expanding-persistent-volumes-claims",
             ))
         return out
+
+
+def _waiting_by_design(snapshot: Snapshot, pvc: Obj, sc: Obj | None, age: float | None) -> bool:
+    """Pending for a reason that is not a fault (or that the snapshot cannot tell from one)."""
+    if age is not None and age < PENDING_GRACE_SECONDS:
+        return True  # provisioning still in progress
+    node_selected = bool(annotations_of(pvc).get(SELECTED_NODE_ANNOTATION))
+    if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer" and not node_selected:
+        return True  # by design: binds once a pod using it is scheduled
+    # StorageClass not gathered: cannot tell "waiting for a consumer" from stuck.
+    return not snapshot.has("StorageClass") and not node_selected
 
 
 DETECTOR = PvcDetector()

@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from infragenius.detectors import (
+    admission_webhook,
     bestpractice,
     configmap,
     cronjob,
@@ -25,7 +26,6 @@ from infragenius.detectors import (
     resourcequota,
     service,
     statefulset,
-    webhook,
 )
 from infragenius.detectors.base import Detector
 
@@ -47,7 +47,7 @@ DETECTORS: Mapping[str, Detector] = MappingProxyType(
             pvc,
             node,
             configmap,
-            webhook,
+            admission_webhook,
             networkpolicy,
             resourcequota,
             events,

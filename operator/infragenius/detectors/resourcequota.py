@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors.base import finding
+from infragenius.kube.meta import name_of, namespace_of, ref_of
+from infragenius.kube.quantity import quantity_or_none
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Snapshot
 
@@ -22,9 +23,9 @@ class ResourcequotaDetector:
         for quota in snapshot.items("ResourceQuota"):
             status = quota.get("status") or {}
             hard, used = status.get("hard") or {}, status.get("used") or {}
-            namespace, name = u.ns_of(quota), u.name_of(quota)
+            namespace, name = namespace_of(quota), name_of(quota)
             for resource in sorted(hard):
-                limit, current = u.parse_quantity(hard[resource]), u.parse_quantity(used.get(resource))
+                limit, current = quantity_or_none(hard[resource]), quantity_or_none(used.get(resource))
                 # hard=0 deliberately forbids a resource (e.g. services.loadbalancers: 0); not pressure.
                 if limit is None or current is None or limit <= 0:
                     continue

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from infragenius.detectors import _infra_util as u
-from infragenius.detectors.base import finding, map_selector_matches, ref_of
+from infragenius.detectors._index import endpoint_health
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import examples
+from infragenius.kube.meta import name_of, namespace_of, ref_of
+from infragenius.kube.pods import containers, template_labels
+from infragenius.kube.selectors import map_selector_matches, selector_text
 from infragenius.models.findings import Finding, Severity
-from infragenius.snapshot import Obj, Snapshot
+from infragenius.snapshot import Obj, PodIndex, Snapshot
 
 DOCS = "https://kubernetes.io/docs/concepts/services-networking/service/"
 DEBUG_DOCS = "https://kubernetes.io/docs/tasks/debug/debug-application/debug-service/"
@@ -20,75 +24,79 @@ class ServiceDetector:
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
-        pods = u.PodIndex.of(snapshot) if snapshot.has("Pod") else None
-        slices = u.SliceIndex.of(snapshot)
+        pods = snapshot.active_pods if snapshot.has("Pod") else None
         findings: list[Finding] = []
         for svc in snapshot.items("Service"):
-            findings.extend(self._check(snapshot, svc, pods, slices))
+            findings.extend(self._check(snapshot, svc, pods))
         return findings
 
-    def _check(self, snapshot: Snapshot, svc: Obj, pods: u.PodIndex | None, slices: u.SliceIndex) -> list[Finding]:
+    def _check(self, snapshot: Snapshot, svc: Obj, pods: PodIndex | None) -> list[Finding]:
         spec = svc.get("spec") or {}
         selector = spec.get("selector") or {}
-        namespace, name = u.ns_of(svc), u.name_of(svc)
         resource = ref_of(svc, "Service")
         owners = snapshot.owner_chain(svc)
         out: list[Finding] = []
-
-        if spec.get("type") == "LoadBalancer" and not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
-            out.append(finding(
-                detector=self.name, severity=Severity.info, resource=resource, owners=owners,
-                problem="LoadBalancerPending",
-                title=f"LoadBalancer Service {name} has no external address assigned",
-                evidence=[("status.loadBalancer.ingress", "<empty>"), ("spec.type", "LoadBalancer")],
-                remediation=(
-                    f"Check the cloud controller or load-balancer implementation (e.g. MetalLB): "
-                    f"kubectl -n {namespace} describe service {name}. If no load balancer is available, "
-                    "use type NodePort or ClusterIP with an Ingress."
-                ),
-                docs="https://kubernetes.io/docs/concepts/services-networking/service/#loadbalancer",
-            ))
-
+        lb_ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        if spec.get("type") == "LoadBalancer" and not lb_ingress:
+            out.append(self._lb_pending(svc, resource, owners))
         # Services without a selector (manual endpoints, ExternalName) route where their owner says.
         if not selector or spec.get("type") == "ExternalName" or pods is None:
             return out
-
-        selected = pods.select_map(namespace, selector)
-        selector_text = u.format_selector(selector)
+        selected = pods.select_map(namespace_of(svc), selector)
         if not selected:
-            scaled_to_zero = self._scaled_to_zero(snapshot, namespace, selector)
-            if scaled_to_zero:
-                out.append(finding(
-                    detector=self.name, severity=Severity.info, resource=resource, owners=owners,
-                    problem="SelectorMatchesNoPods",
-                    title=f"Service {name} has no backends: its workloads are scaled to zero ({u.examples(scaled_to_zero)})",
-                    evidence=[("spec.selector", selector_text), ("spec.replicas", f"0 on {u.examples(scaled_to_zero)}")],
-                    remediation=f"Scale the workload up if the Service should serve traffic: kubectl -n {namespace} scale {scaled_to_zero[0].lower()} --replicas=1",
-                    docs=DEBUG_DOCS,
-                ))
-                return out
-            in_ns = len(pods.by_ns.get(namespace, []))
-            out.append(finding(
-                detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-                problem="SelectorMatchesNoPods",
-                title=f"Service {name} selector {selector_text} matches no running pods",
-                evidence=[("spec.selector", selector_text), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
-                remediation=(
-                    f"Compare the selector with the pod labels: kubectl -n {namespace} get pods --show-labels -l {selector_text}. "
-                    "Fix the Service selector or the workload's pod template labels."
-                ),
-                docs=DEBUG_DOCS,
-            ))
-            return out
-
-        out.extend(self._endpoints(snapshot, svc, selected, slices, resource, owners))
+            return [*out, self._no_pods(snapshot, svc, pods, resource, owners)]
+        out.extend(self._endpoints(snapshot, svc, selected, resource, owners))
         out.extend(self._named_ports(svc, selected, resource, owners))
         return out
 
-    def _endpoints(self, snapshot: Snapshot, svc: Obj, selected: list[Obj], slices: u.SliceIndex,
+    def _lb_pending(self, svc: Obj, resource: Any, owners: list[Any]) -> Finding:
+        namespace, name = namespace_of(svc), name_of(svc)
+        return finding(
+            detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+            problem="LoadBalancerPending",
+            title=f"LoadBalancer Service {name} has no external address assigned",
+            evidence=[("status.loadBalancer.ingress", "<empty>"), ("spec.type", "LoadBalancer")],
+            remediation=(
+                f"Check the cloud controller or load-balancer implementation (e.g. MetalLB): "
+                f"kubectl -n {namespace} describe service {name}. If no load balancer is available, "
+                "use type NodePort or ClusterIP with an Ingress."
+            ),
+            docs="https://kubernetes.io/docs/concepts/services-networking/service/#loadbalancer",
+        )
+
+    def _no_pods(self, snapshot: Snapshot, svc: Obj, pods: PodIndex, resource: Any, owners: list[Any]) -> Finding:
+        """The selector picks no active pod: deliberately (workloads scaled to zero) or by mistake."""
+        namespace, name = namespace_of(svc), name_of(svc)
+        selector = svc["spec"]["selector"]
+        shown = selector_text(selector)
+        scaled_to_zero = self._scaled_to_zero(snapshot, namespace, selector)
+        if scaled_to_zero:
+            return finding(
+                detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+                problem="SelectorMatchesNoPods",
+                title=f"Service {name} has no backends: its workloads are scaled to zero ({examples(scaled_to_zero)})",
+                evidence=[("spec.selector", shown), ("spec.replicas", f"0 on {examples(scaled_to_zero)}")],
+                remediation="Scale the workload up if the Service should serve traffic: "
+                f"kubectl -n {namespace} scale {scaled_to_zero[0].lower()} --replicas=1",
+                docs=DEBUG_DOCS,
+            )
+        in_ns = len(pods.by_ns.get(namespace, []))
+        return finding(
+            detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
+            problem="SelectorMatchesNoPods",
+            title=f"Service {name} selector {shown} matches no running pods",
+            evidence=[("spec.selector", shown), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
+            remediation=(
+                f"Compare the selector with the pod labels: kubectl -n {namespace} get pods --show-labels -l {shown}. "
+                "Fix the Service selector or the workload's pod template labels."
+            ),
+            docs=DEBUG_DOCS,
+        )
+
+    def _endpoints(self, snapshot: Snapshot, svc: Obj, selected: list[Obj],
                    resource: Any, owners: list[Any]) -> list[Finding]:
-        namespace, name = u.ns_of(svc), u.name_of(svc)
-        health = u.endpoint_health(snapshot, namespace, name, selected, slices)
+        namespace, name = namespace_of(svc), name_of(svc)
+        health = endpoint_health(snapshot, namespace, name, selected)
         if not health.not_ready:
             return []  # all ready, or the only unready ones are still starting
         if health.source == "EndpointSlice":
@@ -97,8 +105,8 @@ class ServiceDetector:
             source = "Pod.status.conditions[Ready].status"
         evidence = [
             (source, f"{health.ready} ready, {len(health.not_ready)} not ready, {health.starting} starting"),
-            ("not ready backends", u.examples(list(health.not_ready))),
-            ("spec.selector", u.format_selector(svc["spec"]["selector"])),
+            ("not ready backends", examples(list(health.not_ready))),
+            ("spec.selector", selector_text(svc["spec"]["selector"])),
         ]
         remediation = (
             f"Find out why the backing pods are not ready: kubectl -n {namespace} describe pod {health.not_ready[0]}; "
@@ -127,14 +135,14 @@ class ServiceDetector:
         wanted = {target for _, target in named}
         declared: set[str] = set()
         for pod in selected:
-            for _, container in u.containers(pod.get("spec") or {}, init=False):
+            for _, container in containers(pod.get("spec") or {}, init=False):
                 for port in container.get("ports") or []:
                     if port.get("name"):
                         declared.add(port["name"])
             if wanted <= declared:
                 break  # usually the first pod already declares every name
         out = []
-        namespace, name = u.ns_of(svc), u.name_of(svc)
+        namespace, name = namespace_of(svc), name_of(svc)
         for port_name, target in named:
             if target in declared:
                 continue
@@ -145,7 +153,7 @@ class ServiceDetector:
                 evidence=[
                     (f"spec.ports[{port_name}].targetPort", target),
                     ("spec.containers[].ports[].name", ", ".join(sorted(declared)) or "<none declared>"),
-                    ("selected pods", u.examples([u.name_of(p) for p in selected])),
+                    ("selected pods", examples([name_of(p) for p in selected])),
                 ],
                 remediation=(
                     f"Name the container port '{target}' in the pod template, or set targetPort to the port number: "
@@ -162,10 +170,10 @@ class ServiceDetector:
         found = []
         for kind in ("Deployment", "StatefulSet"):
             for obj in snapshot.items(kind):
-                if u.ns_of(obj) != namespace or (obj.get("spec") or {}).get("replicas") != 0:
+                if namespace_of(obj) != namespace or (obj.get("spec") or {}).get("replicas") != 0:
                     continue
-                if map_selector_matches(selector, u.template_labels(obj, kind)):
-                    found.append(f"{kind}/{u.name_of(obj)}")
+                if map_selector_matches(selector, template_labels(obj, kind)):
+                    found.append(f"{kind}/{name_of(obj)}")
         return found
 
 

@@ -3,20 +3,19 @@ absent StorageClass, and updates that do not finish."""
 
 from __future__ import annotations
 
-from infragenius.detectors._workload_util import (
-    DOCS,
-    event_evidence,
-    image_evidence,
-    PodsByController,
-    int_or,
-    seconds_since,
-    shortfall_persists,
-)
-from infragenius.detectors.base import finding, ref_of
+from infragenius.detectors._controllers import int_or, shortfall_persists
+from infragenius.detectors.base import finding
+from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
+from infragenius.kube.meta import meta, name_of, namespace_of, ref_of
+from infragenius.kube.time import seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 _DOCS = f"{DOCS}/concepts/workloads/controllers/statefulset/"
+_ORDERED_READY = (
+    "With podManagementPolicy OrderedReady, later pods are not created until earlier ones are Ready, so fix the "
+    "lowest ordinal first."
+)
 #: How long an update may sit half done, with no pod created, before we call it stuck.
 _UPDATE_STUCK_SECONDS = 600.0
 
@@ -26,17 +25,16 @@ class StatefulSetDetector:
     kinds = frozenset({"StatefulSet", "Pod", "Service", "StorageClass"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods_of = PodsByController(snapshot)
-        classes = {(sc.get("metadata") or {}).get("name") for sc in snapshot.items("StorageClass")}
+        classes = {name_of(sc) for sc in snapshot.items("StorageClass")}
         findings: list[Finding] = []
         for sts in snapshot.items("StatefulSet"):
-            findings.extend(self._not_ready(snapshot, sts, pods_of))
+            findings.extend(self._not_ready(snapshot, sts))
             findings.extend(self._service(snapshot, sts))
             findings.extend(self._storage_classes(snapshot, sts, classes))
-            findings.extend(self._stuck_update(snapshot, sts, pods_of))
+            findings.extend(self._stuck_update(snapshot, sts))
         return findings
 
-    def _not_ready(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _not_ready(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
         status = sts.get("status")
         if not status or "observedGeneration" not in status and "replicas" not in status:
             return []
@@ -44,7 +42,7 @@ class StatefulSetDetector:
         ready = int_or(status.get("readyReplicas"))
         if replicas == 0 or ready >= replicas:
             return []
-        pods = pods_of(sts)
+        pods = snapshot.owned_pods(sts)
         persists, stale = shortfall_persists(snapshot, sts, pods, replicas)
         if not persists:
             return []  # pods being created or replaced right now
@@ -62,7 +60,11 @@ class StatefulSetDetector:
             evidence.append(("pods present", f"{len(pods)} of {replicas}"))
         evidence.extend(image_evidence(sts, "StatefulSet"))
         evidence.extend(event_evidence(snapshot.events_for("StatefulSet", ref.name)))
-        policy = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady")
+        ordered = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+        remediation = (
+            f"Find the first unready pod (kubectl get pods -n {ns} -l <selector>) and its cause in the pod findings. "
+            + (_ORDERED_READY if ordered else "")
+        ).strip()
         return [
             finding(
                 detector=self.name,
@@ -71,16 +73,7 @@ class StatefulSetDetector:
                 problem="NotReady",
                 title=f"StatefulSet {ref.name} has {ready}/{replicas} replicas ready",
                 evidence=evidence,
-                remediation=(
-                    f"Find the first unready pod (kubectl get pods -n {ns} -l <selector>) and its cause in the pod "
-                    "findings. "
-                    + (
-                        "With podManagementPolicy OrderedReady, later pods are not created until earlier ones are "
-                        "Ready, so fix the lowest ordinal first."
-                        if policy == "OrderedReady"
-                        else ""
-                    )
-                ).strip(),
+                remediation=remediation,
                 docs=_DOCS,
                 owners=snapshot.owner_chain(sts),
             )
@@ -90,7 +83,7 @@ class StatefulSetDetector:
         service = (sts.get("spec") or {}).get("serviceName")
         if not service or not snapshot.has("Service"):
             return []
-        if snapshot.get("Service", service, (sts.get("metadata") or {}).get("namespace")) is not None:
+        if snapshot.get("Service", service, namespace_of(sts)) is not None:
             return []
         ref = ref_of(sts, "StatefulSet")
         return [
@@ -141,63 +134,73 @@ class StatefulSetDetector:
             )
         ]
 
-    def _stuck_update(self, snapshot: Snapshot, sts: Obj, pods_of: PodsByController) -> list[Finding]:
+    def _stuck_update(self, snapshot: Snapshot, sts: Obj) -> list[Finding]:
         status = sts.get("status") or {}
         current, update = status.get("currentRevision"), status.get("updateRevision")
-        if not current or not update or current == update:
+        if not current or not update or current == update or _updating_now(snapshot, sts):
             return []
         spec = sts.get("spec") or {}
         strategy = spec.get("updateStrategy") or {}
         kind = strategy.get("type", "RollingUpdate")
         partition = int_or((strategy.get("rollingUpdate") or {}).get("partition"))
-        pods = pods_of(sts)
-        if pods is not None:
-            # A rolling update creates a pod every few moments; only a quiet one is stuck.
-            ages = [seconds_since(snapshot.taken_at, (p.get("metadata") or {}).get("creationTimestamp")) for p in pods]
-            if any(a is not None and a < _UPDATE_STUCK_SECONDS for a in ages):
-                return []
+        held = "OnDelete" if kind == "OnDelete" else "Partition" if partition else "Stalled"
+        why, remediation, anchor = _UPDATE_HELD[held]
         ref = ref_of(sts, "StatefulSet")
-        replicas = int_or(spec.get("replicas"), 1)
         updated = int_or(status.get("updatedReplicas"))
-        if kind == "OnDelete":
-            why = "updateStrategy OnDelete: pods change only when deleted"
-        elif partition:
-            why = f"rollingUpdate.partition={partition} holds back ordinals below it"
-        else:
-            why = "the rolling update is not progressing"
-        age = seconds_since(snapshot.taken_at, (sts.get("metadata") or {}).get("creationTimestamp"))
-        if age is not None and age < _UPDATE_STUCK_SECONDS:
-            return []
+        evidence: list[tuple[str, object]] = [
+            ("status.currentRevision", current),
+            ("status.updateRevision", update),
+            ("status.updatedReplicas", updated),
+            ("spec.updateStrategy.type", kind),
+            *([("spec.updateStrategy.rollingUpdate.partition", partition)] if partition else []),
+        ]
         return [
             finding(
                 detector=self.name,
                 severity=Severity.info,
                 resource=ref,
                 problem="UpdateStuck",
-                title=f"StatefulSet {ref.name} update incomplete: {updated}/{replicas} pods on revision {update} ({why})",
-                evidence=[
-                    ("status.currentRevision", current),
-                    ("status.updateRevision", update),
-                    ("status.updatedReplicas", updated),
-                    ("spec.updateStrategy.type", kind),
-                    *([("spec.updateStrategy.rollingUpdate.partition", partition)] if partition else []),
-                ],
-                remediation=(
-                    f"Delete the old pods one by one to move them to {update}"
-                    if kind == "OnDelete"
-                    else "Lower the partition to continue"
-                    if partition
-                    else "A pod of the new revision is probably not becoming Ready (see the NotReady finding); "
-                    "fix it, or roll back the template. A broken revision can need its pod deleted by hand "
-                    "(forced rollback)"
-                )
+                title=f"StatefulSet {ref.name} update incomplete: {updated}/{int_or(spec.get('replicas'), 1)} pods on "
+                f"revision {update} ({why.format(partition=partition)})",
+                evidence=evidence,
+                remediation=remediation.format(update=update)
                 + f" (kubectl rollout status -n {ref.namespace} statefulset/{ref.name}).",
-                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/#forced-rollback"
-                if kind != "OnDelete" and not partition
-                else f"{DOCS}/concepts/workloads/controllers/statefulset/#update-strategies",
+                docs=f"{DOCS}/concepts/workloads/controllers/statefulset/{anchor}",
                 owners=snapshot.owner_chain(sts),
             )
         ]
+
+
+#: Why a StatefulSet's update is held back -> (title reason, remediation, docs anchor).
+_UPDATE_HELD = {
+    "OnDelete": (
+        "updateStrategy OnDelete: pods change only when deleted",
+        "Delete the old pods one by one to move them to {update}",
+        "#update-strategies",
+    ),
+    "Partition": (
+        "rollingUpdate.partition={partition} holds back ordinals below it",
+        "Lower the partition to continue",
+        "#update-strategies",
+    ),
+    "Stalled": (
+        "the rolling update is not progressing",
+        "A pod of the new revision is probably not becoming Ready (see the NotReady finding); fix it, or roll back "
+        "the template. A broken revision can need its pod deleted by hand (forced rollback)",
+        "#forced-rollback",
+    ),
+}
+
+
+def _updating_now(snapshot: Snapshot, sts: Obj) -> bool:
+    """A pod created (or the StatefulSet itself) within the settle time: a rolling update at work, not stuck."""
+    pods = snapshot.owned_pods(sts)
+    if pods is not None:
+        ages = [seconds_since(snapshot.taken_at, meta(p).get("creationTimestamp")) for p in pods]
+        if any(a is not None and a < _UPDATE_STUCK_SECONDS for a in ages):
+            return True
+    age = seconds_since(snapshot.taken_at, meta(sts).get("creationTimestamp"))
+    return age is not None and age < _UPDATE_STUCK_SECONDS
 
 
 DETECTOR = StatefulSetDetector()

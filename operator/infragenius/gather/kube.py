@@ -22,6 +22,7 @@ from kubernetes import client
 
 from infragenius import kubeapi
 from infragenius.gather import shared
+from infragenius.kube.events import event_recency
 from infragenius.snapshot import GatherResult, GatherStatus, Obj
 
 PAGE_SIZE = 500
@@ -125,7 +126,7 @@ class KubeGatherer:
                 # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
                 # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
                 # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
-                items = heapq.nlargest(self.event_cap, items, key=_event_time)
+                items = heapq.nlargest(self.event_cap, items, key=event_recency)
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 return items
@@ -179,7 +180,7 @@ class KubeGatherer:
                 return [], GatherResult(
                     "events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
                 )
-        kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
+        kept = sorted(events, key=event_recency, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult("events", GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
     async def events(self, namespace: str | None, field_selector: str, source: str) -> tuple[list[Obj], GatherResult]:
@@ -194,7 +195,7 @@ class KubeGatherer:
                 return [], GatherResult(
                     source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
                 )
-        kept = sorted(events, key=_event_time, reverse=True)[: self.event_cap]  # a copy: the list may be shared
+        kept = sorted(events, key=event_recency, reverse=True)[: self.event_cap]  # a copy: the list may be shared
         return kept, GatherResult(source, GatherStatus.ok, count=len(kept), seconds=time.perf_counter() - started)
 
     async def namespace_exists(self, namespace: str) -> bool | None:
@@ -273,17 +274,6 @@ def _slim(items: list[Obj]) -> list[Obj]:
             if annotations and LAST_APPLIED in annotations:
                 del annotations[LAST_APPLIED]
     return items
-
-
-def _event_time(event: Obj) -> str:
-    series = event.get("series") or {}
-    return (
-        series.get("lastObservedTime")
-        or event.get("lastTimestamp")
-        or event.get("eventTime")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-        or ""
-    )
 
 
 # A \uXXXX escape of a surrogate that has no partner: valid JSON, but the text cannot be encoded again.

@@ -22,7 +22,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from infragenius.incident.timeline import Entry, Timeline, rfc3339
+from infragenius.incident.timeline import Entry, Timeline
+from infragenius.kube.time import rfc3339
 from infragenius.models.findings import ResourceRef
 
 CLOSENESS_SCALE_SECONDS = 900.0

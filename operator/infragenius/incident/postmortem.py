@@ -9,7 +9,9 @@ from functools import lru_cache
 import jinja2
 
 from infragenius.incident.causes import Cause
-from infragenius.incident.timeline import Timeline, rfc3339
+from infragenius.incident.timeline import Timeline
+from infragenius.kube.meta import name_of
+from infragenius.kube.time import rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.snapshot import Snapshot
 
@@ -41,7 +43,7 @@ def impact(snapshot: Snapshot, timeline: Timeline, error_rate: float | None = No
     pods = [
         p
         for p in snapshot.items("Pod")
-        if (p.get("metadata") or {}).get("name") in symptom_pods or (p.get("spec") or {}).get("nodeName") in bad_nodes
+        if name_of(p) in symptom_pods or (p.get("spec") or {}).get("nodeName") in bad_nodes
     ]
     workloads: dict[tuple[str, str], ResourceRef] = {}
     for pod in pods:
@@ -135,9 +137,9 @@ def bounded(markdown: str, limit: int) -> dict:
 
 
 def summarise(timeline: Timeline, causes: list[Cause], figures: ImpactFigures) -> str:
-    if not timeline.symptoms:
-        return f"No symptom in the window ({len(timeline.entries)} timeline entries)."
     first = timeline.first_symptom
+    if first is None:
+        return f"No symptom in the window ({len(timeline.entries)} timeline entries)."
     top = f"; most likely cause: {causes[0].title}" if causes else ""
     return (
         f"{len(timeline.symptoms)} symptoms from {rfc3339(first.time)} affecting {figures.pods_affected} pods in "

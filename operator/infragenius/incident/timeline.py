@@ -11,6 +11,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from infragenius.kube.events import event_count, event_first_seen, event_last_seen, event_message, involved_ref
+from infragenius.kube.meta import annotations_of, meta, name_of, ref_of
+from infragenius.kube.owners import controller_ref
+from infragenius.kube.time import parse_time, rfc3339
 from infragenius.models.findings import ResourceRef
 from infragenius.snapshot import Obj, Snapshot
 
@@ -19,20 +23,6 @@ NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "Ne
 SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
 # Rollouts sort before symptoms recorded in the same second: a change precedes what it causes.
 _KIND_ORDER = {"Rollout": 0, "Scaling": 1, "Alert": 2, "NodeCondition": 3, "Event": 4, "Termination": 5, "Restart": 6, "MetricAnomaly": 7}
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -164,50 +154,46 @@ def diff_templates(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> lis
 # --- sources ----------------------------------------------------------------------------------------
 
 
-def _meta(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
+Revision = tuple[int, Obj, Mapping[str, Any]]  # (revision number, ReplicaSet or ControllerRevision, pod template)
 
 
-def _controller(obj: Obj) -> Mapping[str, Any] | None:
-    owners = _meta(obj).get("ownerReferences") or []
-    return next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-
-
-def _ref(kind: str, obj: Obj) -> ResourceRef:
-    meta = _meta(obj)
-    return ResourceRef(kind=kind, name=meta.get("name", ""), namespace=meta.get("namespace"))
-
-
-def rollouts(snapshot: Snapshot) -> list[Entry]:
-    entries: list[Entry] = []
-    by_owner: dict[tuple[str, str], list[tuple[int, Obj, Mapping[str, Any]]]] = {}
+def _revisions(snapshot: Snapshot) -> dict[tuple[str, str], list[Revision]]:
+    """Pod-template revisions per workload: a Deployment's ReplicaSets, a StatefulSet's or DaemonSet's
+    ControllerRevisions."""
+    by_owner: dict[tuple[str, str], list[Revision]] = {}
     for rs in snapshot.items("ReplicaSet"):
-        owner = _controller(rs)
+        owner = controller_ref(rs)
         if not owner or owner.get("kind") != "Deployment":
             continue
         try:
-            revision = int((_meta(rs).get("annotations") or {}).get(REVISION_ANNOTATION, ""))
+            revision = int(annotations_of(rs).get(REVISION_ANNOTATION, ""))
         except ValueError:
             continue
-        by_owner.setdefault(("Deployment", owner["name"]), []).append((revision, rs, (rs.get("spec") or {}).get("template") or {}))
+        template = (rs.get("spec") or {}).get("template") or {}
+        by_owner.setdefault(("Deployment", owner["name"]), []).append((revision, rs, template))
     for cr in snapshot.items("ControllerRevision"):
-        owner = _controller(cr)
+        owner = controller_ref(cr)
         if not owner or owner.get("kind") not in ("StatefulSet", "DaemonSet"):
             continue
         template = (((cr.get("data") or {}).get("spec") or {}).get("template")) or {}
         by_owner.setdefault((owner["kind"], owner["name"]), []).append((int(cr.get("revision") or 0), cr, template))
-    for (kind, name), revisions in by_owner.items():
+    return by_owner
+
+
+def rollouts(snapshot: Snapshot) -> list[Entry]:
+    entries: list[Entry] = []
+    for (kind, name), revisions in _revisions(snapshot).items():
         revisions.sort(key=lambda r: r[0])
         workload = ResourceRef(kind=kind, name=name, namespace=snapshot.namespace)
         for i, (revision, obj, template) in enumerate(revisions):
-            created = parse_time(_meta(obj).get("creationTimestamp"))
+            created = parse_time(meta(obj).get("creationTimestamp"))
             if created is None:
                 continue
             previous = revisions[i - 1] if i > 0 else None
             changes = diff_templates(previous[2] if previous else None, template)
             obj_kind = "ReplicaSet" if kind == "Deployment" else "ControllerRevision"
             if previous is None:
-                summary = f"{kind} {name} created at revision {revision} ({obj_kind} {_meta(obj).get('name')})"
+                summary = f"{kind} {name} created at revision {revision} ({obj_kind} {name_of(obj)})"
             else:
                 what = "; ".join(changes) if changes else "pod template changed (no image, env or resource change)"
                 summary = f"{kind} {name} rolled out revision {revision} (from {previous[0]}): {what}"
@@ -216,7 +202,7 @@ def rollouts(snapshot: Snapshot) -> list[Entry]:
                     time=created,
                     kind="Rollout",
                     severity="info",
-                    resource=_ref(obj_kind, obj),
+                    resource=ref_of(obj, obj_kind),
                     summary=summary,
                     details=tuple(changes),
                     workload=workload,
@@ -241,7 +227,7 @@ def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
                 time=when,
                 kind="Scaling",
                 severity="info",
-                resource=_ref("HorizontalPodAutoscaler", hpa),
+                resource=ref_of(hpa, "HorizontalPodAutoscaler"),
                 summary=f"HPA scaled {target.get('kind')} {target.get('name')} to {status.get('desiredReplicas')} replicas",
                 workload=ResourceRef(kind=target.get("kind", ""), name=target.get("name", ""), namespace=snapshot.namespace)
                 if target
@@ -251,8 +237,7 @@ def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
     for event in events:
         if event.get("reason") not in SCALING_REASONS:
             continue
-        when = _event_first(event)
-        involved = event.get("involvedObject") or {}
+        when = event_first_seen(event)
         if when is None:
             continue
         entries.append(
@@ -260,9 +245,9 @@ def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
                 time=when,
                 kind="Scaling",
                 severity="info",
-                resource=ResourceRef(kind=involved.get("kind", ""), name=involved.get("name", ""), namespace=involved.get("namespace")),
-                summary=f"{event.get('reason')}: {event.get('message', '')}"[:512],
-                workload=ResourceRef(kind=involved.get("kind", ""), name=involved.get("name", ""), namespace=involved.get("namespace")),
+                resource=involved_ref(event),
+                summary=f"{event.get('reason')}: {event_message(event)}"[:512],
+                workload=involved_ref(event),
                 reason=event.get("reason", ""),
             )
         )
@@ -296,7 +281,7 @@ def pod_restarts(snapshot: Snapshot) -> list[Entry]:
                     severity = "critical" if reason == "OOMKilled" or kind == "Restart" else "warning"
                 waiting = ((cs.get("state") or {}).get("waiting") or {}).get("reason")
                 summary = (
-                    f"container {cs.get('name')} of pod {_meta(pod).get('name')} terminated: {reason} (exit code {code})"
+                    f"container {cs.get('name')} of pod {name_of(pod)} terminated: {reason} (exit code {code})"
                     + (f", restart #{restarts}" if kind == "Restart" else "")
                     + (f", now {waiting}" if waiting and state_key == "lastState" else "")
                 )
@@ -308,7 +293,7 @@ def pod_restarts(snapshot: Snapshot) -> list[Entry]:
                         time=when,
                         kind=kind,
                         severity=severity,
-                        resource=_ref("Pod", pod),
+                        resource=ref_of(pod, "Pod"),
                         summary=summary,
                         details=tuple(details),
                         workload=workload,
@@ -319,40 +304,23 @@ def pod_restarts(snapshot: Snapshot) -> list[Entry]:
     return entries
 
 
-def _event_first(event: Obj) -> dt.datetime | None:
-    return (
-        parse_time(event.get("firstTimestamp"))
-        or parse_time(event.get("eventTime"))
-        or parse_time(_meta(event).get("creationTimestamp"))
-    )
-
-
-def _event_last(event: Obj) -> dt.datetime | None:
-    return (
-        parse_time((event.get("series") or {}).get("lastObservedTime"))
-        or parse_time(event.get("lastTimestamp"))
-        or _event_first(event)
-    )
-
-
 def warning_events(snapshot: Snapshot, start: dt.datetime, end: dt.datetime) -> list[Entry]:
     entries: list[Entry] = []
-    pods = {_meta(p).get("name"): p for p in snapshot.items("Pod")}
+    pods = {name_of(p): p for p in snapshot.items("Pod")}
     for event in snapshot.events:
         if event.get("type", "Warning") != "Warning":
             continue
-        first, last = _event_first(event), _event_last(event)
+        first, last = event_first_seen(event), event_last_seen(event)
         if first is None:
             continue
-        details = [f"count {event.get('count') or (event.get('series') or {}).get('count') or 1}"]
+        details = [f"count {event_count(event)}"]
         when = first
         if first < start and last is not None and start <= last:
             when = last  # ongoing since before the window: shown when last seen
             details.append(f"first seen {rfc3339(first)}, before the window")
         if last is not None and last != first:
             details.append(f"last seen {rfc3339(last)}")
-        involved = event.get("involvedObject") or event.get("regarding") or {}
-        resource = ResourceRef(kind=involved.get("kind", ""), name=involved.get("name", ""), namespace=involved.get("namespace"))
+        resource = involved_ref(event)
         workload = None
         node = None
         obj = snapshot.get(resource.kind, resource.name, resource.namespace) if resource.kind else None
@@ -369,7 +337,7 @@ def warning_events(snapshot: Snapshot, start: dt.datetime, end: dt.datetime) -> 
                 kind="Event",
                 severity=severity,
                 resource=resource,
-                summary=f"{reason}: {event.get('message', '')}"[:512],
+                summary=f"{reason}: {event_message(event)}"[:512],
                 details=tuple(details),
                 workload=workload,
                 node=node,
@@ -384,10 +352,10 @@ def node_conditions(snapshot: Snapshot) -> list[Entry]:
     for pod in snapshot.items("Pod"):
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
-            hosting.setdefault(node, []).append(_meta(pod).get("name", ""))
+            hosting.setdefault(node, []).append(name_of(pod))
     entries: list[Entry] = []
     for node in snapshot.items("Node"):
-        name = _meta(node).get("name", "")
+        name = name_of(node)
         if name not in hosting:
             continue
         for cond in (node.get("status") or {}).get("conditions") or []:

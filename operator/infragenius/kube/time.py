@@ -34,3 +34,43 @@ def rfc3339(moment: dt.datetime) -> str:
 def now_rfc3339() -> str:
     """The current time in the form of :func:`rfc3339`."""
     return rfc3339(dt.datetime.now(dt.timezone.utc))
+
+
+def seconds_since(now: dt.datetime, value: str | None) -> float | None:
+    """Age of an API timestamp at ``now`` (negative when it lies ahead); None when missing or malformed."""
+    when = parse_time(value)
+    return None if when is None else (now - when).total_seconds()
+
+
+def human_duration(seconds: float | None, *, coarse: bool = False) -> str:
+    """A duration for titles and evidence: "45s", "12m", "3h5m", "2d4h"; "unknown" for None.
+
+    ``coarse`` gives one unit, kept in the smaller unit up to twice the larger (kubectl's AGE style:
+    "90s", "60m", "47h", "3d"): for ages, where the exact remainder is noise.
+    """
+    if seconds is None:
+        return "unknown"
+    if coarse:
+        return _coarse(seconds)
+    total = int(max(0.0, seconds))
+    days, rem = divmod(total, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def _coarse(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"

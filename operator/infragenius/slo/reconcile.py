@@ -221,6 +221,7 @@ async def review(
     request = Request.of(body, KIND, runtime.api)
     spec = await request.validated(SLOReviewSpec)
     current = await _start(request, reason, triggered)
+    reason = current.last.reason  # names the alert when one asked for this review
     where = f"{request.namespace}/{request.name}"
     url = spec.prometheus.url or runtime.settings.prometheus_url
     if not url:

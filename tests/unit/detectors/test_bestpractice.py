@@ -1,7 +1,7 @@
 import copy
 
-from tests.unit.detectors.infra_factories import (
-    NS, container, deployment_with_pods, healthy_events, healthy_namespace, pod, pod_spec, service, snap, workload,
+from tests.unit.factories import (
+    NS, app_container, deployment_with_pods, healthy_events, healthy_namespace, app_pod, pod_spec, service, snap, workload,
 )
 
 from infragenius.detectors.bestpractice import DETECTOR, image_tag
@@ -34,8 +34,8 @@ def test_image_tag() -> None:
 
 
 def test_missing_resources_one_finding_per_workload_naming_containers() -> None:
-    spec = pod_spec(container("app", resources={}), container("sidecar", resources={"limits": {"cpu": "1", "memory": "64Mi"}}),
-                    container("proxy", resources={"requests": {"cpu": "10m"}}))
+    spec = pod_spec(app_container("app", resources={}), app_container("sidecar", resources={"limits": {"cpu": "1", "memory": "64Mi"}}),
+                    app_container("proxy", resources={"requests": {"cpu": "10m"}}))
     deploy, rs, pods = deployment_with_pods("web", 20, spec=spec)
     findings = DETECTOR.detect(snap(deploy, rs, *pods))
     assert len(findings) == 1
@@ -51,20 +51,20 @@ def test_missing_resources_one_finding_per_workload_naming_containers() -> None:
 
 
 def test_limitrange_defaults_in_running_pods_suppress_resource_findings() -> None:
-    deploy, rs, pods = deployment_with_pods("web", 2, spec=pod_spec(container("app", resources={})))
+    deploy, rs, pods = deployment_with_pods("web", 2, spec=pod_spec(app_container("app", resources={})))
     for p in pods:  # what a LimitRange admission plugin writes into the pods
         p["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
     assert DETECTOR.detect(snap(deploy, rs, *pods)) == []
 
 
 def test_readiness_probe_only_for_serving_long_running_workloads() -> None:
-    no_probe = pod_spec(container("app", readiness=False))
+    no_probe = pod_spec(app_container("app", readiness=False))
     deploy, rs, pods = deployment_with_pods("web", 2, spec=no_probe)
     findings = DETECTOR.detect(snap(deploy, rs, *pods))
     assert [(f.severity, f.id) for f in findings] == [(Severity.info, bp_id("Deployment", "web", "NoReadinessProbe"))]
     assert ("spec.template.spec.containers[app].readinessProbe", "<unset>") in [(e.source, e.value) for e in findings[0].evidence]
     # A worker without ports and without a Service is not expected to have one...
-    worker = pod_spec(container("app", readiness=False, ports=[]))
+    worker = pod_spec(app_container("app", readiness=False, ports=[]))
     wd, wrs, wpods = deployment_with_pods("worker", 1, spec=worker)
     assert DETECTOR.detect(snap(wd, wrs, *wpods)) == []
     # ...unless a Service sends it traffic.
@@ -75,8 +75,8 @@ def test_readiness_probe_only_for_serving_long_running_workloads() -> None:
 
 
 def test_latest_or_missing_tags_are_info() -> None:
-    spec = pod_spec(container("app", image="nginx"), container("side", image="ghcr.io/x/side:latest"),
-                    container("pinned", image="ghcr.io/x/p@sha256:0123"))
+    spec = pod_spec(app_container("app", image="nginx"), app_container("side", image="ghcr.io/x/side:latest"),
+                    app_container("pinned", image="ghcr.io/x/p@sha256:0123"))
     findings = DETECTOR.detect(snap(workload("StatefulSet", "db", spec=spec)))
     assert [f.id for f in findings] == [bp_id("StatefulSet", "db", "LatestTag")]
     ev = {e.source: e.value for e in findings[0].evidence}
@@ -84,7 +84,7 @@ def test_latest_or_missing_tags_are_info() -> None:
 
 
 def test_privileged_hostpath_and_host_namespaces_are_warnings() -> None:
-    spec = pod_spec(container("agent", securityContext={"privileged": True, "runAsNonRoot": True}),
+    spec = pod_spec(app_container("agent", securityContext={"privileged": True, "runAsNonRoot": True}),
                     volumes=[{"name": "root", "hostPath": {"path": "/", "type": "Directory"}}], hostNetwork=True, hostPID=True)
     findings = problems(DETECTOR.detect(snap(workload("DaemonSet", "agent", spec=spec))))
     assert set(findings) == {bp_id("DaemonSet", "agent", p) for p in ("Privileged", "HostPath", "HostNamespaces")}
@@ -98,24 +98,24 @@ def test_privileged_hostpath_and_host_namespaces_are_warnings() -> None:
 
 
 def test_kube_system_security_settings_are_expected() -> None:
-    spec = pod_spec(container("proxy", securityContext={"privileged": True}), hostNetwork=True)
+    spec = pod_spec(app_container("proxy", securityContext={"privileged": True}), hostNetwork=True)
     ds = workload("DaemonSet", "kube-proxy", spec=spec, namespace="kube-system")
     assert DETECTOR.detect(snap(ds, namespace="kube-system")) == []
 
 
 def test_may_run_as_root() -> None:
-    root = container("app", securityContext={})
-    explicit_zero = container("side", securityContext={"runAsUser": 0})
-    pod_level = container("ok", securityContext={})
+    root = app_container("app", securityContext={})
+    explicit_zero = app_container("side", securityContext={"runAsUser": 0})
+    pod_level = app_container("ok", securityContext={})
     spec = pod_spec(root, explicit_zero)
-    findings = DETECTOR.detect(snap(pod("solo", spec=spec)))
+    findings = DETECTOR.detect(snap(app_pod("solo", spec=spec)))
     assert [f.id for f in findings] == [bp_id("Pod", "solo", "MayRunAsRoot")]
     ev = {e.source: e.value for e in findings[0].evidence}
     assert ev == {"spec.containers[app].securityContext.runAsNonRoot": "unset, runAsUser unset",
                   "spec.containers[side].securityContext.runAsNonRoot": "unset, runAsUser 0"}
     # Pod-level settings count for every container.
-    assert DETECTOR.detect(snap(pod("solo", spec=pod_spec(pod_level, securityContext={"runAsUser": 1000})))) == []
-    assert DETECTOR.detect(snap(pod("solo", spec=pod_spec(pod_level, securityContext={"runAsNonRoot": True})))) == []
+    assert DETECTOR.detect(snap(app_pod("solo", spec=pod_spec(pod_level, securityContext={"runAsUser": 1000})))) == []
+    assert DETECTOR.detect(snap(app_pod("solo", spec=pod_spec(pod_level, securityContext={"runAsNonRoot": True})))) == []
 
 
 def test_template_is_judged_once_not_per_pod_and_stale_replicasets_are_ignored() -> None:
@@ -127,17 +127,17 @@ def test_template_is_judged_once_not_per_pod_and_stale_replicasets_are_ignored()
 
 
 def test_bare_pods_and_pods_of_ungathered_workloads() -> None:
-    spec = pod_spec(container("app", image="nginx"))
+    spec = pod_spec(app_container("app", image="nginx"))
     _deploy, _rs, pods = deployment_with_pods("web", 3, spec=spec)
     findings = DETECTOR.detect(snap(*pods, without=["Deployment", "ReplicaSet"]))
     assert [(f.resource.kind, f.resource.name, f.affected) for f in findings] == [("ReplicaSet", "web-7d9f8b", 3)]
     assert findings[0].evidence[0].source == "spec.containers[app].image"
-    bare = DETECTOR.detect(snap(pod("debug", spec=spec)))
+    bare = DETECTOR.detect(snap(app_pod("debug", spec=spec)))
     assert [(f.resource.kind, f.resource.name) for f in bare] == [("Pod", "debug")]
 
 
 def test_id_stable_across_runs_and_replica_counts() -> None:
-    spec = pod_spec(container("app", image="nginx"))
+    spec = pod_spec(app_container("app", image="nginx"))
     d1, r1, p1 = deployment_with_pods("web", 2, spec=spec)
     d2, r2, p2 = deployment_with_pods("web", 7, spec=spec)
     s1 = snap(d1, r1, *p1)

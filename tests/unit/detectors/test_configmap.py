@@ -1,5 +1,5 @@
-from tests.unit.detectors.infra_factories import (
-    NS, configmap, container, deployment_with_pods, healthy_events, healthy_namespace, owner_ref, pod, pod_spec, snap, workload,
+from tests.unit.factories import (
+    NS, configmap, app_container, deployment_with_pods, healthy_events, healthy_namespace, owner_ref, app_pod, pod_spec, snap, workload,
 )
 
 from infragenius.detectors.configmap import DETECTOR
@@ -11,7 +11,7 @@ def cm_id(kind: str, name: str, problem: str) -> str:
 
 
 def spec_with_volume(cm: str, optional: bool = False) -> dict:
-    return pod_spec(container(), volumes=[{"name": "config", "configMap": {"name": cm, "optional": optional}}])
+    return pod_spec(app_container(), volumes=[{"name": "config", "configMap": {"name": cm, "optional": optional}}])
 
 
 def test_contract() -> None:
@@ -40,12 +40,12 @@ def test_missing_configmap_rolls_up_to_the_deployment() -> None:
 
 
 def test_every_reference_style_is_found() -> None:
-    spec = pod_spec(container(
+    spec = pod_spec(app_container(
         envFrom=[{"configMapRef": {"name": "env-cm"}}],
         env=[{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "key-cm", "key": "mode"}}}],
     ), volumes=[{"name": "bundle", "projected": {"sources": [{"configMap": {"name": "projected-cm"}}]}}],
-        initContainers=[container("init", envFrom=[{"configMapRef": {"name": "init-cm"}}])])
-    findings = DETECTOR.detect(snap(pod("solo", spec=spec)))
+        initContainers=[app_container("init", envFrom=[{"configMapRef": {"name": "init-cm"}}])])
+    findings = DETECTOR.detect(snap(app_pod("solo", spec=spec)))
     paths = {f.evidence[0].source: f.evidence[0].value for f in findings}
     assert paths == {
         "spec.containers[app].envFrom[].configMapRef.name": "env-cm",
@@ -58,7 +58,7 @@ def test_every_reference_style_is_found() -> None:
 
 def test_optional_references_are_fine() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2, spec=spec_with_volume("maybe", optional=True))
-    env_opt = pod("solo", spec=pod_spec(container(envFrom=[{"configMapRef": {"name": "maybe", "optional": True}}])))
+    env_opt = app_pod("solo", spec=pod_spec(app_container(envFrom=[{"configMapRef": {"name": "maybe", "optional": True}}])))
     assert DETECTOR.detect(snap(deploy, rs, *pods, env_opt)) == []
 
 
@@ -75,15 +75,15 @@ def test_job_pods_roll_up_to_the_cronjob() -> None:
     cron = workload("CronJob", "report", spec=spec_with_volume("report-config"))
     job = workload("Job", "report-28934", spec=spec_with_volume("report-config"))
     job["metadata"]["ownerReferences"] = [owner_ref("CronJob", "report")]
-    p = pod("report-28934-abcde", spec=spec_with_volume("report-config"), owner=owner_ref("Job", "report-28934"), phase="Pending")
+    p = app_pod("report-28934-abcde", spec=spec_with_volume("report-config"), owner=owner_ref("Job", "report-28934"), phase="Pending")
     findings = DETECTOR.detect(snap(cron, job, p))
     assert [(f.resource.kind, f.resource.name, f.affected) for f in findings] == [("CronJob", "report", 1)]
 
 
 def test_unreferenced_configmap_is_info_with_sensible_skips() -> None:
     deploy, rs, pods = deployment_with_pods("web", 1, spec=spec_with_volume("web-config"))
-    args_spec = pod_spec(container(args=["--config-map=shop/leader-config"]))
-    reader = pod("reader", spec=args_spec)
+    args_spec = pod_spec(app_container(args=["--config-map=shop/leader-config"]))
+    reader = app_pod("reader", spec=args_spec)
     objs = [deploy, rs, *pods, reader, configmap("web-config"), configmap("orphan"), configmap("kube-root-ca.crt"),
             configmap("helm-owned", owner=owner_ref("Deployment", "web")),
             configmap("lock", annotations={"control-plane.alpha.kubernetes.io/leader": "{}"}), configmap("leader-config")]

@@ -6,7 +6,7 @@ import pytest
 
 from infragenius.detectors.cronjob import DETECTOR, ScheduleError, parse_schedule
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     DAY,
     complete_job,
     cronjob,
@@ -167,7 +167,7 @@ def test_last_run_recovered_or_running_is_fine() -> None:
 
 
 def test_without_jobs_gathered_runs_are_not_judged() -> None:
-    s = snap(cronjob("backup"), failed_job("backup-200", cronjob="backup"), missing=("Job",))
+    s = snap(cronjob("backup"), failed_job("backup-200", cronjob="backup"), without=("Job",))
     assert DETECTOR.detect(s) == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.daemonset import DETECTOR
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import cond, daemonset, ev, event, healthy_objects, only, pod, snap
+from tests.unit.factories import cond, daemonset, ev, event, healthy_objects, only, pod, snap
 
 
 def agent_pods(ready: int, count: int = 3, unready_age: float = 900) -> list[dict]:
@@ -46,8 +46,8 @@ def test_rolling_update_in_progress_is_fine() -> None:
 
 
 def test_without_pods_the_daemonset_age_decides() -> None:
-    assert only(DETECTOR.detect(snap(daemonset("agent", 3, ready=2), missing=("Pod",)))).severity is Severity.warning
-    assert DETECTOR.detect(snap(daemonset("agent", 3, ready=0, age=30), missing=("Pod",))) == []
+    assert only(DETECTOR.detect(snap(daemonset("agent", 3, ready=2), without=("Pod",)))).severity is Severity.warning
+    assert DETECTOR.detect(snap(daemonset("agent", 3, ready=0, age=30), without=("Pod",))) == []
 
 
 def test_misscheduled_pods() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from infragenius.detectors.deployment import DETECTOR
 from infragenius.models.findings import Severity
 from infragenius.snapshot import Snapshot
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     cond,
     deployment,
     ev,
@@ -139,7 +139,7 @@ def test_id_is_stable_when_counts_change() -> None:
 
 def test_without_replicasets_images_come_from_the_deployment() -> None:
     conditions = [cond("Progressing", "False", "ProgressDeadlineExceeded", ago=60)]
-    s = snap(deployment("web", 3, available=1, conditions=conditions), missing=("ReplicaSet",))
+    s = snap(deployment("web", 3, available=1, conditions=conditions), without=("ReplicaSet",))
     f = only(DETECTOR.detect(s))
     assert ev(f)["Deployment/web.spec.template.spec.containers[app].image"] == "shop/web:1.0"
 

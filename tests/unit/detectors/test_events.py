@@ -1,5 +1,5 @@
-from tests.unit.detectors.infra_factories import (
-    NS, configmap, deployment_with_pods, event, healthy_events, healthy_namespace, pod, snap,
+from tests.unit.factories import (
+    NS, configmap, deployment_with_pods, event, healthy_events, healthy_namespace, app_pod, snap,
 )
 
 from infragenius.detectors.events import DETECTOR, EXPLAINED_REASONS
@@ -23,11 +23,11 @@ def test_warning_events_roll_up_and_sum_counts() -> None:
     deploy, rs, pods = deployment_with_pods("web", 3)
     events = [
         event("Pod", pods[0]["metadata"]["name"], "FailedMount", 'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
-              count=12, seconds_ago=30),
+              count=12, ago=30),
         event("Pod", pods[1]["metadata"]["name"], "FailedMount", 'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
-              count=5, seconds_ago=300),
+              count=5, ago=300),
         event("Pod", pods[2]["metadata"]["name"], "FailedMount", "Unable to attach or mount volumes: timed out", series_count=4,
-              seconds_ago=90),
+              ago=90),
     ]
     findings = DETECTOR.detect(snap(deploy, rs, *pods, events=events))
     assert len(findings) == 1
@@ -45,7 +45,7 @@ def test_warning_events_roll_up_and_sum_counts() -> None:
 
 
 def test_reasons_grouped_separately() -> None:
-    p = pod("solo")
+    p = app_pod("solo")
     events = [event("Pod", "solo", "FailedCreatePodSandBox", "failed to setup network for sandbox"),
               event("Pod", "solo", "FailedKillPod", "error killing pod")]
     ids = sorted(f.id for f in DETECTOR.detect(snap(p, events=events)))
@@ -53,7 +53,7 @@ def test_reasons_grouped_separately() -> None:
 
 
 def test_explained_reasons_and_normal_events_are_skipped() -> None:
-    p = pod("solo")
+    p = app_pod("solo")
     events = [event("Pod", "solo", reason, "whatever", count=50) for reason in sorted(EXPLAINED_REASONS)]
     events.append(event("Pod", "solo", "Pulled", "Successfully pulled image", type_="Normal"))
     assert DETECTOR.detect(snap(p, events=events)) == []
@@ -61,12 +61,12 @@ def test_explained_reasons_and_normal_events_are_skipped() -> None:
 
 
 def test_old_one_off_events_are_skipped_but_old_repeating_ones_are_not() -> None:
-    p = pod("solo")
-    once = event("Pod", "solo", "FailedMount", "blip", count=1, seconds_ago=4000)
+    p = app_pod("solo")
+    once = event("Pod", "solo", "FailedMount", "blip", count=1, ago=4000)
     assert DETECTOR.detect(snap(p, events=[once])) == []
-    repeated = event("Pod", "solo", "FailedMount", "keeps failing", count=9, seconds_ago=4000)
+    repeated = event("Pod", "solo", "FailedMount", "keeps failing", count=9, ago=4000)
     assert [f.id for f in DETECTOR.detect(snap(p, events=[repeated]))] == [ev_id("Pod", "solo", "FailedMount")]
-    recent_once = event("Pod", "solo", "FailedMount", "just now", count=1, seconds_ago=60)
+    recent_once = event("Pod", "solo", "FailedMount", "just now", count=1, ago=60)
     assert len(DETECTOR.detect(snap(p, events=[recent_once]))) == 1
 
 
@@ -77,7 +77,7 @@ def test_events_about_deleted_objects_are_reported_on_the_named_object() -> None
 
 
 def test_missing_configmap_mounts_are_left_to_the_configmap_detector() -> None:
-    p = pod("solo")
+    p = app_pod("solo")
     msg = 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'
     events = [event("Pod", "solo", "FailedMount", msg, count=4)]
     assert DETECTOR.detect(snap(p, events=events)) == []
@@ -99,7 +99,7 @@ def test_missing_pod_kind_reports_on_the_pod() -> None:
 
 
 def test_id_stable_when_counts_change() -> None:
-    p = pod("solo")
+    p = app_pod("solo")
     a = DETECTOR.detect(snap(p, events=[event("Pod", "solo", "FailedMount", "boom", count=3)]))
     b = DETECTOR.detect(snap(p, events=[event("Pod", "solo", "FailedMount", "boom", count=30)]))
     assert a == DETECTOR.detect(snap(p, events=[event("Pod", "solo", "FailedMount", "boom", count=3)]))

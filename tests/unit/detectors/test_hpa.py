@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.hpa import DETECTOR
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     cond,
     container,
     deployment,
@@ -56,7 +56,7 @@ def test_missing_target_is_critical_only_when_its_kind_was_gathered() -> None:
     assert ev(f)["spec.scaleTargetRef"] == "apps/v1 Deployment/webb"
     assert ev(f)["event:FailedGetScale"] == 'count=30: deployments/scale.apps "webb" not found'
     # Deployments not gathered: no "does not exist" claim, only what the HPA controller itself reports.
-    g = only(DETECTOR.detect(snap(orphan, missing=("Deployment",))))
+    g = only(DETECTOR.detect(snap(orphan, without=("Deployment",))))
     assert g.severity is Severity.warning
     assert g.title == "HPA web cannot scale Deployment/webb: FailedGetScale"
     assert g.id != f.id

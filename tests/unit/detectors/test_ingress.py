@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import (
+from tests.unit.factories import (
     NS, healthy_events, healthy_namespace, ingress, ingress_class, secret, service, snap,
 )
 

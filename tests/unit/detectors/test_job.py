@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.job import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     DAY,
     complete_job,
     cond,
@@ -108,7 +108,7 @@ def test_complete_and_unstarted_jobs_say_nothing() -> None:
 
 
 def test_without_cronjobs_gathered_the_owner_is_still_named() -> None:
-    f = only(DETECTOR.detect(snap(failed_job("backup-200", cronjob="backup"), missing=("CronJob",))))
+    f = only(DETECTOR.detect(snap(failed_job("backup-200", cronjob="backup"), without=("CronJob",))))
     assert f.owners == [ResourceRef(kind="CronJob", name="backup", namespace="shop")]
 
 

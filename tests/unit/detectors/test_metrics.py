@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import NS, deployment_with_pods, healthy_events, healthy_namespace, snap
+from tests.unit.factories import NS, deployment_with_pods, healthy_events, healthy_namespace, snap
 
 from infragenius.detectors.metrics import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id

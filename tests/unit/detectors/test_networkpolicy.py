@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import (
+from tests.unit.factories import (
     NS, deployment_with_pods, healthy_events, healthy_namespace, network_policy, service, snap,
 )
 

@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import deployment_with_pods, healthy_events, healthy_namespace, node, pod, snap
+from tests.unit.factories import deployment_with_pods, healthy_events, healthy_namespace, node, app_pod, snap
 
 from infragenius.detectors.node import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
@@ -38,14 +38,14 @@ def test_unknown_ready_means_kubelet_stopped_posting() -> None:
 
 
 def test_ready_false_uses_reason() -> None:
-    p = pod("api-0", node="node-2")
+    p = app_pod("api-0", node="node-2")
     findings = DETECTOR.detect(snap(p, node("node-2", ready="False", reason="KubeletNotReady", message="container runtime is down")))
     assert [f.severity for f in findings] == [Severity.critical]
     assert findings[0].title.startswith("Node node-2 is NotReady (KubeletNotReady)")
 
 
 def test_only_nodes_hosting_snapshot_pods_are_reported_in_a_namespace() -> None:
-    p = pod("api-0", node="node-1")
+    p = app_pod("api-0", node="node-1")
     sick = node("node-9", ready="Unknown")
     assert DETECTOR.detect(snap(p, node("node-1"), sick)) == []
     # Cluster-wide analysis looks at every node.
@@ -53,12 +53,12 @@ def test_only_nodes_hosting_snapshot_pods_are_reported_in_a_namespace() -> None:
 
 
 def test_finished_pods_do_not_tie_a_namespace_to_a_node() -> None:
-    done = pod("job-1", node="node-9", phase="Succeeded")
+    done = app_pod("job-1", node="node-9", phase="Succeeded")
     assert DETECTOR.detect(snap(done, node("node-9", ready="Unknown"))) == []
 
 
 def test_pressure_conditions_are_warnings() -> None:
-    p = pod("api-0", node="node-1")
+    p = app_pod("api-0", node="node-1")
     findings = DETECTOR.detect(snap(p, node("node-1", pressure={"MemoryPressure": "True", "DiskPressure": "True",
                                                                  "NetworkUnavailable": "False"})))
     assert sorted(f.id for f in findings) == sorted([node_id("node-1", "MemoryPressure"), node_id("node-1", "DiskPressure")])
@@ -69,13 +69,13 @@ def test_pressure_conditions_are_warnings() -> None:
 
 
 def test_network_unavailable_is_a_warning() -> None:
-    findings = DETECTOR.detect(snap(pod("api-0", node="node-1"), node("node-1", pressure={"NetworkUnavailable": "True"})))
+    findings = DETECTOR.detect(snap(app_pod("api-0", node="node-1"), node("node-1", pressure={"NetworkUnavailable": "True"})))
     assert [(f.severity, f.id) for f in findings] == [(Severity.warning, node_id("node-1", "NetworkUnavailable"))]
     assert "pods there have no connectivity" in findings[0].title
 
 
 def test_cordoned_node_is_info() -> None:
-    findings = DETECTOR.detect(snap(pod("api-0", node="node-1"), node("node-1", unschedulable=True)))
+    findings = DETECTOR.detect(snap(app_pod("api-0", node="node-1"), node("node-1", unschedulable=True)))
     assert [(f.severity, f.id) for f in findings] == [(Severity.info, node_id("node-1", "Cordoned"))]
     assert "kubectl uncordon node-1" in findings[0].remediation
 
@@ -85,7 +85,7 @@ def test_noexecute_node_taints_are_warnings_but_not_duplicates_of_notready() -> 
     unreachable = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
     custom = {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}
     soft = {"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}
-    p = pod("api-0", node="node-1")
+    p = app_pod("api-0", node="node-1")
     findings = DETECTOR.detect(snap(p, node("node-1", taints=[taint, custom, soft])))
     assert [(f.severity, f.id) for f in findings] == [(Severity.warning, node_id("node-1", "Taint:node.kubernetes.io/out-of-service"))]
     down = DETECTOR.detect(snap(p, node("node-1", ready="Unknown", taints=[unreachable])))
@@ -108,6 +108,6 @@ def test_missing_pod_kind_reports_nothing_in_a_namespace() -> None:
 
 
 def test_id_stable_across_heartbeat_ages_and_pod_counts() -> None:
-    a = DETECTOR.detect(snap(pod("a", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=120)))
-    b = DETECTOR.detect(snap(pod("a", node="node-1"), pod("b", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=3000)))
+    a = DETECTOR.detect(snap(app_pod("a", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=120)))
+    b = DETECTOR.detect(snap(app_pod("a", node="node-1"), app_pod("b", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=3000)))
     assert a[0].id == b[0].id and a[0].title != b[0].title

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from infragenius.detectors.pdb import DETECTOR, selector_text
+from infragenius.detectors.pdb import DETECTOR
+from infragenius.kube.selectors import selector_text
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import cond, ev, healthy_objects, only, pdb, snap
+from tests.unit.factories import cond, ev, healthy_objects, only, pdb, snap
 
 
 def test_contract() -> None:
@@ -74,4 +75,4 @@ def test_selector_text() -> None:
 def test_same_snapshot_twice_and_missing_kind() -> None:
     s = snap(pdb("web", min_available=3, allowed=0, healthy=3, desired=3, expected=3))
     assert DETECTOR.detect(s) == DETECTOR.detect(s) != []
-    assert DETECTOR.detect(snap(pdb("web", allowed=0), missing=("PodDisruptionBudget",))) == []
+    assert DETECTOR.detect(snap(pdb("web", allowed=0), without=("PodDisruptionBudget",))) == []

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from infragenius.detectors.pod import DETECTOR
 from infragenius.models.findings import Severity
 from infragenius.snapshot import Snapshot
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     DAY,
     complete_job,
     cond,
@@ -32,7 +32,7 @@ from tests.unit.detectors.workload_factories import (
 
 def web(*pods: Any, events: Iterable[dict] = (), missing: Iterable[str] = (), metrics: dict | None = None) -> Snapshot:
     """Deployment web -> ReplicaSet web-abc -> the given pods."""
-    return snap(deployment("web"), replicaset("web-abc", "web"), *pods, events=events, missing=missing, metrics=metrics)
+    return snap(deployment("web"), replicaset("web-abc", "web"), *pods, events=events, without=missing, metrics=metrics)
 
 
 def crashing(count: int = 3, restarts: int = 12) -> list[dict]:

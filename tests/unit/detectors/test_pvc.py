@@ -1,4 +1,4 @@
-from tests.unit.detectors.infra_factories import (
+from tests.unit.factories import (
     NS, event, healthy_events, healthy_namespace, pvc, snap, storage_class, ts,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.replicaset import DETECTOR
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     cond,
     deployment,
     ev,
@@ -38,7 +38,7 @@ def test_replica_failure_of_a_deployment_replicaset_is_left_to_the_deployment() 
 
 def test_replica_failure_without_its_deployment_is_critical() -> None:
     events = [event("ReplicaSet", "web-abc", "FailedCreate", f"Error creating: {QUOTA_MSG}", count=6)]
-    for s in (snap(failing(None), events=events), snap(failing("web"), events=events, missing=("Deployment",))):
+    for s in (snap(failing(None), events=events), snap(failing("web"), events=events, without=("Deployment",))):
         f = only(DETECTOR.detect(s))
         assert f.severity is Severity.critical
         assert (f.resource.kind, f.resource.name) == ("ReplicaSet", "web-abc")
@@ -59,7 +59,7 @@ def test_bare_replicaset_with_a_lasting_shortfall() -> None:
     g = only(DETECTOR.detect(snap(replicaset("cache", None, replicas=3, ready=0), pods)))
     assert g.id == f.id
     # Without Pods gathered, the ReplicaSet's age is all there is: it is old, so it is reported.
-    assert only(DETECTOR.detect(snap(rs, missing=("Pod",)))).id == f.id
+    assert only(DETECTOR.detect(snap(rs, without=("Pod",)))).id == f.id
 
 
 def test_shortfall_while_pods_are_replaced_or_for_a_young_replicaset_is_fine() -> None:
@@ -69,12 +69,12 @@ def test_shortfall_while_pods_are_replaced_or_for_a_young_replicaset_is_fine() -
                      conditions=[cond("PodScheduled", ago=40), cond("Ready", "False", ago=40)])]  # fmt: skip
     assert DETECTOR.detect(snap(rs, replacing)) == []
     young = replicaset("cache", None, replicas=3, ready=0, age=120)
-    assert DETECTOR.detect(snap(young, missing=("Pod",))) == []
+    assert DETECTOR.detect(snap(young, without=("Pod",))) == []
 
 
 def test_owned_replicaset_shortfall_is_not_reported_here() -> None:
     # Owned by something (even a Deployment not in the snapshot): the owner's detector judges it.
-    assert DETECTOR.detect(snap(replicaset("web-abc", "web", ready=0), missing=("Deployment",))) == []
+    assert DETECTOR.detect(snap(replicaset("web-abc", "web", ready=0), without=("Deployment",))) == []
 
 
 def test_replicaset_without_status_is_skipped() -> None:
@@ -84,6 +84,6 @@ def test_replicaset_without_status_is_skipped() -> None:
 
 
 def test_same_snapshot_twice_gives_identical_findings() -> None:
-    s = snap(failing(None), replicaset("cache", None, ready=0), missing=("Pod",))
+    s = snap(failing(None), replicaset("cache", None, ready=0), without=("Pod",))
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert len(first) == 2 and first == second

@@ -1,31 +1,11 @@
-from decimal import Decimal
+from tests.unit.factories import NS, healthy_events, healthy_namespace, resource_quota, snap
 
-import pytest
-
-from tests.unit.detectors.infra_factories import NS, healthy_events, healthy_namespace, resource_quota, snap
-
-from infragenius.detectors._infra_util import parse_quantity
 from infragenius.detectors.resourcequota import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
 
 
 def rq_id(name: str, resource: str) -> str:
     return finding_id("resourcequota", ResourceRef(kind="ResourceQuota", name=name, namespace=NS), f"Quota:{resource}")
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("2", Decimal(2)), ("500m", Decimal("0.5")), ("1.5", Decimal("1.5")), ("128Ki", Decimal(131072)),
-    ("64Mi", Decimal(67108864)), ("1Gi", Decimal(1073741824)), ("1Ti", Decimal(2) ** 40), ("2k", Decimal(2000)),
-    ("3M", Decimal(3_000_000)), ("1G", Decimal(10) ** 9), ("1e3", Decimal(1000)), ("12E-1", Decimal("1.2")),
-    ("1E", Decimal(10) ** 18), ("100n", Decimal("1e-7")), (".5", Decimal("0.5")), (4, Decimal(4)),
-])
-def test_parse_quantity(text: object, expected: Decimal) -> None:
-    assert parse_quantity(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "abc", "1Xi", None, "1.2.3"])
-def test_parse_quantity_rejects_garbage(text: object) -> None:
-    assert parse_quantity(text) is None
 
 
 def test_contract() -> None:

@@ -1,5 +1,5 @@
-from tests.unit.detectors.infra_factories import (
-    NS, deployment, deployment_with_pods, endpoint_slice, healthy_events, healthy_namespace, pod, service, slice_for, snap,
+from tests.unit.factories import (
+    NS, app_deployment, deployment_with_pods, endpoint_slice, healthy_events, healthy_namespace, app_pod, service, slice_for, snap,
 )
 
 from infragenius.detectors.service import DETECTOR
@@ -32,13 +32,13 @@ def test_selector_matching_no_pods_is_a_warning() -> None:
 
 
 def test_finished_pods_do_not_count_as_backends() -> None:
-    done = pod("batch-1", {"app": "batch"}, phase="Succeeded", ready=False)
+    done = app_pod("batch-1", {"app": "batch"}, phase="Succeeded", ready=False)
     findings = DETECTOR.detect(snap(done, service("batch", {"app": "batch"})))
     assert [f.id for f in findings] == [svc_id("batch", "SelectorMatchesNoPods")]
 
 
 def test_workload_scaled_to_zero_is_only_info() -> None:
-    findings = DETECTOR.detect(snap(deployment("web", replicas=0), service("web", {"app": "web"})))
+    findings = DETECTOR.detect(snap(app_deployment("web", replicas=0), service("web", {"app": "web"})))
     assert len(findings) == 1
     assert findings[0].severity is Severity.info
     assert "scaled to zero (Deployment/web)" in findings[0].title
@@ -82,7 +82,7 @@ def test_id_is_stable_when_counts_change() -> None:
 
 def test_new_pods_still_starting_are_not_a_problem() -> None:
     deploy, rs, old = deployment_with_pods("web", 2)
-    young = pod("web-new-00000", {"app": "web"}, ready=False, age=30)
+    young = app_pod("web-new-00000", {"app": "web"}, ready=False, age=30)
     eps = endpoint_slice("web", [(p["metadata"]["name"], True, False) for p in old] + [("web-new-00000", False, False)])
     assert DETECTOR.detect(snap(deploy, rs, *old, young, service("web", {"app": "web"}), eps)) == []
     # A brand-new service whose only pods are starting is not broken yet either.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infragenius.detectors.statefulset import DETECTOR
 from infragenius.models.findings import Severity
-from tests.unit.detectors.workload_factories import (
+from tests.unit.factories import (
     cond,
     ev,
     event,
@@ -14,7 +14,7 @@ from tests.unit.detectors.workload_factories import (
     service,
     snap,
     statefulset,
-    storageclass,
+    storage_class,
 )
 
 
@@ -60,8 +60,8 @@ def test_pods_being_replaced_are_not_a_shortfall() -> None:
 
 
 def test_without_pods_only_the_statefulset_age_counts() -> None:
-    assert only(DETECTOR.detect(snap(statefulset("db", 3, ready=2), service("db"), missing=("Pod",)))).severity is Severity.warning
-    assert DETECTOR.detect(snap(statefulset("db", 3, ready=0, age=60), service("db"), missing=("Pod",))) == []
+    assert only(DETECTOR.detect(snap(statefulset("db", 3, ready=2), service("db"), without=("Pod",)))).severity is Severity.warning
+    assert DETECTOR.detect(snap(statefulset("db", 3, ready=0, age=60), service("db"), without=("Pod",))) == []
 
 
 def test_missing_governing_service() -> None:
@@ -70,19 +70,19 @@ def test_missing_governing_service() -> None:
     assert f.title == "StatefulSet db names governing Service db-headless, which does not exist"
     assert ev(f)["spec.serviceName"] == "db-headless"
     # Not gathered: no conclusion. Not set (optional field): nothing to check.
-    assert DETECTOR.detect(snap(statefulset("db", service="db-headless"), db_pods(3), missing=("Service",))) == []
+    assert DETECTOR.detect(snap(statefulset("db", service="db-headless"), db_pods(3), without=("Service",))) == []
     assert DETECTOR.detect(snap(statefulset("db", service=None), db_pods(3))) == []
 
 
 def test_missing_storage_class_is_critical() -> None:
-    f = only(DETECTOR.detect(snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), storageclass("standard"))))
+    f = only(DETECTOR.detect(snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), storage_class("standard"))))
     assert f.severity is Severity.critical
     assert f.title == "StatefulSet db volumeClaimTemplates use StorageClass fast-ssd, which does not exist"
     assert ev(f)["spec.volumeClaimTemplates[data].spec.storageClassName"] == "fast-ssd"
     assert ev(f)["StorageClasses present"] == "standard"
-    present = snap(statefulset("db", storage_class="standard"), service("db"), db_pods(3), storageclass("standard"))
+    present = snap(statefulset("db", storage_class="standard"), service("db"), db_pods(3), storage_class("standard"))
     assert DETECTOR.detect(present) == []
-    not_gathered = snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), missing=("StorageClass",))
+    not_gathered = snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), without=("StorageClass",))
     assert DETECTOR.detect(not_gathered) == []
     # "" asks for no class (static binding), not for a class named "".
     assert DETECTOR.detect(snap(statefulset("db", storage_class=""), service("db"), db_pods(3))) == []
@@ -102,7 +102,7 @@ def test_update_stuck_is_info() -> None:
 
 
 def test_same_snapshot_twice_gives_identical_findings() -> None:
-    s = snap(statefulset("db", ready=1, service="gone", storage_class="fast"), db_pods(1), storageclass("standard"))
+    s = snap(statefulset("db", ready=1, service="gone", storage_class="fast"), db_pods(1), storage_class("standard"))
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert {f.title.split(" ", 2)[2][:12] for f in first} == {"has 1/3 repl", "names govern", "volumeClaimT"}
     assert first == second

@@ -60,3 +60,20 @@ def test_quantity_or_none_for_optional_fields() -> None:
     assert quantity_or_none("lots") is None
     assert quantity_or_none({"not": "a quantity"}) is None
     assert quantity_or_none(True) is None
+
+
+# Moved from tests/unit/detectors/test_resourcequota.py (the detectors' former parser).
+@pytest.mark.parametrize("text, expected", [
+    ("2", Decimal(2)), ("500m", Decimal("0.5")), ("1.5", Decimal("1.5")), ("128Ki", Decimal(131072)),
+    ("64Mi", Decimal(67108864)), ("1Gi", Decimal(1073741824)), ("1Ti", Decimal(2) ** 40), ("2k", Decimal(2000)),
+    ("3M", Decimal(3_000_000)), ("1G", Decimal(10) ** 9), ("1e3", Decimal(1000)), ("12E-1", Decimal("1.2")),
+    ("1E", Decimal(10) ** 18), ("100n", Decimal("1e-7")), (".5", Decimal("0.5")), (4, Decimal(4)),
+])
+def test_parse_quantity_resourcequota_cases(text: object, expected: Decimal) -> None:
+    assert parse_quantity(text) == expected  # type: ignore[arg-type]
+    assert quantity_or_none(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1Xi", None, "1.2.3"])
+def test_quantity_or_none_rejects_garbage(text: object) -> None:
+    assert quantity_or_none(text) is None

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from infragenius.kube.time import now_rfc3339, parse_time, rfc3339
+from infragenius.kube.time import human_duration, now_rfc3339, parse_time, rfc3339, seconds_since
 
 UTC = dt.timezone.utc
 
@@ -59,3 +59,31 @@ def test_now_rfc3339_is_now() -> None:
     assert text.endswith("Z") and "." not in text
     moment = parse_time(text)
     assert moment is not None and before <= moment <= after
+
+
+def test_seconds_since() -> None:
+    now = dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+    assert seconds_since(now, "2024-05-01T09:58:30Z") == 90.0
+    assert seconds_since(now, "2024-05-01T10:01:00Z") == -60.0  # ahead (e.g. a deletionTimestamp)
+    assert seconds_since(now, None) is None
+    assert seconds_since(now, "garbage") is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fine", "coarse"),
+    [
+        (None, "unknown", "unknown"),
+        (-5, "0s", "0s"),
+        (45, "45s", "45s"),
+        (90, "1m", "90s"),
+        (720, "12m", "12m"),
+        (3600, "1h", "60m"),
+        (3600 + 300, "1h5m", "65m"),
+        (3 * 3600 + 300, "3h5m", "3h"),
+        (86400, "1d", "24h"),
+        (2 * 86400 + 4 * 3600, "2d4h", "2d"),
+    ],
+)
+def test_human_duration(seconds: float | None, fine: str, coarse: str) -> None:
+    assert human_duration(seconds) == fine
+    assert human_duration(seconds, coarse=True) == coarse

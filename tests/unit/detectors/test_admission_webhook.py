@@ -1,8 +1,8 @@
-from tests.unit.detectors.infra_factories import (
-    deployment_with_pods, healthy_events, healthy_namespace, pod, service, slice_for, snap, webhook, webhook_config,
+from tests.unit.factories import (
+    deployment_with_pods, healthy_events, healthy_namespace, app_pod, service, slice_for, snap, webhook, webhook_config,
 )
 
-from infragenius.detectors.webhook import DETECTOR
+from infragenius.detectors.admission_webhook import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
 
 HOOK = "validate.shop.example.com"
@@ -71,7 +71,7 @@ def test_some_ready_or_starting_backends_are_enough() -> None:
     deploy, rs, pods = deployment_with_pods("policy-server", 2, ready=[True, False])
     cfg = webhook_config("shop-policy", [webhook(HOOK, "policy-server")])
     assert DETECTOR.detect(snap(deploy, rs, *pods, SVC, slice_for("policy-server", pods), cfg)) == []
-    starting = pod("policy-server-new", {"app": "policy-server"}, ready=False, age=20)
+    starting = app_pod("policy-server-new", {"app": "policy-server"}, ready=False, age=20)
     assert DETECTOR.detect(snap(starting, SVC, slice_for("policy-server", [starting]), cfg)) == []
 
 

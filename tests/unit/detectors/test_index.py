@@ -1,16 +1,17 @@
-"""Shared infra helpers: roll-up must agree with Snapshot.rollup_target; the group must stay fast."""
+"""Shared snapshot indexes: the cached roll-up must agree with the owner chain; the infra group must stay fast."""
 
 import importlib
 import time
 
-from tests.unit.detectors.infra_factories import (
-    container, deployment_with_pods, event, healthy_namespace, owner_ref, pod, pod_spec, service, slice_for, snap, workload,
+from tests.unit.factories import (
+    app_container, deployment_with_pods, event, healthy_namespace, owner_ref, app_pod, pod_spec, service, slice_for, snap, workload,
 )
 
-from infragenius.detectors import _infra_util as u
+from infragenius.detectors._index import endpoint_health
+from infragenius.kube.meta import ref_from_key
 from infragenius.snapshot import ContainerMetrics
 
-INFRA = ("service", "ingress", "pvc", "node", "configmap", "webhook", "networkpolicy", "resourcequota", "events",
+INFRA = ("service", "ingress", "pvc", "node", "configmap", "admission_webhook", "networkpolicy", "resourcequota", "events",
          "bestpractice", "metrics")
 
 
@@ -19,22 +20,23 @@ def test_rollup_matches_snapshot_rollup_target() -> None:
     cron = workload("CronJob", "report")
     job = workload("Job", "report-1")
     job["metadata"]["ownerReferences"] = [owner_ref("CronJob", "report")]
-    job_pod = pod("report-1-x", owner=owner_ref("Job", "report-1"))
-    orphan_rs_pod = pod("lost-abc", owner=owner_ref("ReplicaSet", "lost"))
-    custom = pod("custom-0", owner={**owner_ref("StatefulSet", "custom"), "controller": False})
-    bare = pod("bare")
+    job_pod = app_pod("report-1-x", owner=owner_ref("Job", "report-1"))
+    orphan_rs_pod = app_pod("lost-abc", owner=owner_ref("ReplicaSet", "lost"))
+    custom = app_pod("custom-0", owner={**owner_ref("StatefulSet", "custom"), "controller": False})
+    bare = app_pod("bare")
     s = snap(deploy, rs, *pods, cron, job, job_pod, orphan_rs_pod, custom, bare)
-    rollup = u.Rollup(s)
     for obj in [*pods, job_pod, orphan_rs_pod, custom, bare]:
         expected = s.rollup_target(obj, "Pod")
-        assert u.ref(rollup.key(obj, "Pod")) == expected
-    assert u.ref(rollup.key(job, "Job")) == s.rollup_target(job, "Job")
+        # The per-controller cache must give what the uncached owner walk gives.
+        assert ref_from_key(s.rollup_key(obj, "Pod")) == expected
+        assert expected == (s.owner_chain(obj) or [ref_from_key(("Pod", "shop", obj["metadata"]["name"]))])[-1]
+    assert ref_from_key(s.rollup_key(job, "Job")) == s.rollup_target(job, "Job")
 
 
 def test_endpoint_health_counts() -> None:
     deploy, rs, pods = deployment_with_pods("web", 3, ready=[True, False, True])
     s = snap(deploy, rs, *pods, service("web", {"app": "web"}), slice_for("web", pods))
-    health = u.endpoint_health(s, "shop", "web", pods, u.SliceIndex(s))
+    health = endpoint_health(s, "shop", "web", pods)
     assert (health.source, health.ready, health.not_ready, health.starting, health.total) == (
         "EndpointSlice", 2, ("web-7d9f8b-00001",), 0, 3)
 
@@ -42,7 +44,7 @@ def test_endpoint_health_counts() -> None:
 def test_whole_infra_group_is_fast_on_5000_pods() -> None:
     detectors = [importlib.import_module(f"infragenius.detectors.{name}").DETECTOR for name in INFRA]
     objs = list(healthy_namespace())
-    spec = pod_spec(container("app", image="nginx", resources={}),
+    spec = pod_spec(app_container("app", image="nginx", resources={}),
                     volumes=[{"name": "c", "configMap": {"name": "missing"}}])
     metrics = {}
     events = []
