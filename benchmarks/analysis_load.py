@@ -303,7 +303,7 @@ class CompletionWatch:
                     continue
                 log(f"watch error: {err.status} {err.reason}")
                 time.sleep(0.5)
-            except Exception as err:  # noqa: BLE001  (the watch thread must not die silently)
+            except Exception as err:
                 log(f"watch error: {type(err).__name__}: {err}")
                 time.sleep(0.5)
 
@@ -334,7 +334,21 @@ def profile_start(pid: int, seconds: int) -> tuple[subprocess.Popen[bytes], Path
         return None
     out = RESULTS_DIR / "load-operator-profile.txt"
     proc = subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "--duration", str(seconds), "--output", str(out), "--nonblocking"],
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--duration",
+            str(seconds),
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -385,7 +399,9 @@ def measure_load(
         bg_seconds = time.perf_counter() - t_bg
         background = {k: (after_bg[k] - before_bg[k]) / bg_seconds for k in after_bg if after_bg[k] - before_bg[k] > 0}
         result["background_requests_per_s"] = round(sum(background.values()), 2)
-        log(f"background API rate {result['background_requests_per_s']}/s over {bg_seconds:.0f}s (operator idle, no Analyses)")
+        log(
+            f"background API rate {result['background_requests_per_s']}/s over {bg_seconds:.0f}s (operator idle, no Analyses)"
+        )
 
         bodies = [
             analysis_body(namespaces[i % len(namespaces)], i, namespaces[i % len(namespaces)] in broken)
@@ -401,7 +417,9 @@ def measure_load(
         before = apiserver_requests(kube)
         cpu_before = cpu_of({"operator": proc.pid, **pids, "benchmark": os.getpid()})
         t0 = time.perf_counter()
-        bench.parallel(lambda body: kube.post(bench.analysis_path(body["metadata"]["namespace"]), body), bodies, args.workers)
+        bench.parallel(
+            lambda body: kube.post(bench.analysis_path(body["metadata"]["namespace"]), body), bodies, args.workers
+        )
         created = time.perf_counter() - t0
         own[("POST", PLURAL, "")] += len(bodies)
         log(f"{len(bodies)} Analyses created in {created:.1f}s ({len(bodies) / created:.0f}/s)")
@@ -535,7 +553,11 @@ def fleet_pod(namespace: str, index: int, node: str, broken: bool) -> dict[str, 
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"{app}-{index:05d}", "labels": template["metadata"]["labels"], "annotations": template["metadata"].get("annotations", {})},
+        "metadata": {
+            "name": f"{app}-{index:05d}",
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"].get("annotations", {}),
+        },
         "spec": {**template["spec"], "nodeName": node},
     }
 
@@ -563,7 +585,9 @@ def node_slots(kube: bench.Kube) -> list[str]:
 
 
 def not_running(kube: bench.Kube, namespace: str) -> int:
-    page = kube.get(f"/api/v1/namespaces/{namespace}/pods", [("fieldSelector", "status.phase!=Running"), ("limit", 500)])
+    page = kube.get(
+        f"/api/v1/namespaces/{namespace}/pods", [("fieldSelector", "status.phase!=Running"), ("limit", 500)]
+    )
     return len(page.get("items") or [])
 
 
@@ -571,9 +595,16 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     started = time.monotonic()
     namespaces = [f"fleet-{i:02d}" for i in range(count)]
     per_ns = bench.spread(total, count)
-    if all(kube.exists(f"/api/v1/namespaces/{ns}") and bench.pod_count(kube, ns) == n for ns, n in zip(namespaces, per_ns)):
+    if all(
+        kube.exists(f"/api/v1/namespaces/{ns}") and bench.pod_count(kube, ns) == n for ns, n in zip(namespaces, per_ns)
+    ):
         log(f"reusing the {total:,} pods of an earlier run in {count} namespaces")
-        return {"namespaces": namespaces, "pods": total, "crashlooping": round(total * FLEET_BROKEN_FRACTION), "reused": True}
+        return {
+            "namespaces": namespaces,
+            "pods": total,
+            "crashlooping": round(total * FLEET_BROKEN_FRACTION),
+            "reused": True,
+        }
     for name in namespaces:
         bench.create_namespace(kube, name, {"infragenius.io/bench": "fleet"})
     slots = node_slots(kube)
@@ -705,6 +736,7 @@ def measure_fleet_operator(kube: bench.Kube, namespaces: list[str], args: argpar
                 bench.analysis_path(namespace),
                 {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Analysis", "metadata": {"name": "fleet"}, "spec": {}},
             )
+
         def fleet_done() -> bool:
             if proc.poll() is not None:
                 raise BenchError(f"the operator exited ({proc.returncode}):\n{bench.log_tail(log_file)}")
@@ -721,9 +753,7 @@ def measure_fleet_operator(kube: bench.Kube, namespaces: list[str], args: argpar
         elapsed = max(watcher.completed.values()) - t0
         watcher.stop()
         hwm, rss = bench.proc_memory_mib(proc.pid)
-        statuses = [
-            (kube.get(bench.analysis_path(ns, "fleet")).get("status") or {}) for ns in namespaces
-        ]
+        statuses = [(kube.get(bench.analysis_path(ns, "fleet")).get("status") or {}) for ns in namespaces]
         result = {
             "analyses": len(namespaces),
             "all_completed_seconds": round(elapsed, 2),
@@ -754,8 +784,12 @@ def measure_operator_cluster_wide(kube: bench.Kube, args: argparse.Namespace) ->
         t0 = time.perf_counter()
         kube.post(
             bench.analysis_path("default"),
-            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Analysis", "metadata": {"name": name},
-             "spec": {"allNamespaces": True, "maxFindings": 100}},
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Analysis",
+                "metadata": {"name": name},
+                "spec": {"allNamespaces": True, "maxFindings": 100},
+            },
         )
         status: dict[str, Any] = {}
 
@@ -796,51 +830,94 @@ def print_summary(doc: dict[str, Any]) -> None:
     if load:
         ok = load["all_completed_seconds"] <= TARGET_SECONDS
         rows += [
-            (f"{load['analyses']:,} Analyses: first POST -> last Completed", f"{load['all_completed_seconds']:.1f} s",
-             f"<= {TARGET_SECONDS:.0f} s  {'OK' if ok else 'MISSED'}"),
-            ("  creating them (POSTs, {} threads)".format(doc["args"]["workers"]), f"{load['create_seconds']:.1f} s", ""),
+            (
+                f"{load['analyses']:,} Analyses: first POST -> last Completed",
+                f"{load['all_completed_seconds']:.1f} s",
+                f"<= {TARGET_SECONDS:.0f} s  {'OK' if ok else 'MISSED'}",
+            ),
+            (
+                "  creating them (POSTs, {} threads)".format(doc["args"]["workers"]),
+                f"{load['create_seconds']:.1f} s",
+                "",
+            ),
             ("  throughput", f"{load['throughput_per_s']:.1f} /s", ""),
             ("  completion p50 / p90", f"{load['completion_p50_s']:.1f} / {load['completion_p90_s']:.1f} s", ""),
             ("  operator VmHWM", f"{load['vm_hwm_mib']:.0f} MiB", ""),
-            ("  API requests per analysis (operator)", f"{load['requests']['per_analysis']:.1f}",
-             ", ".join(f"{k} {v}" for k, v in load["requests"]["by_verb_per_analysis"].items())),
-            ("  CPU s during load: operator/apiserver/etcd",
-             "{operator:.0f} / {kube-apiserver:.0f} / {etcd:.0f}".format(**load["cpu_seconds_during_load"]), ""),
+            (
+                "  API requests per analysis (operator)",
+                f"{load['requests']['per_analysis']:.1f}",
+                ", ".join(f"{k} {v}" for k, v in load["requests"]["by_verb_per_analysis"].items()),
+            ),
+            (
+                "  CPU s during load: operator/apiserver/etcd",
+                "{operator:.0f} / {kube-apiserver:.0f} / {etcd:.0f}".format(**load["cpu_seconds_during_load"]),
+                "",
+            ),
         ]
         idle = load.get("idle")
         if idle:
-            rows.append((f"idle operator CPU, {load['analyses']:,} Analyses present", f"{idle['cpu_percent']:.1f} %",
-                         f"of one core over {idle['seconds']:.0f} s"))
+            rows.append(
+                (
+                    f"idle operator CPU, {load['analyses']:,} Analyses present",
+                    f"{idle['cpu_percent']:.1f} %",
+                    f"of one core over {idle['seconds']:.0f} s",
+                )
+            )
     fleet = doc.get("fleet")
     if fleet:
         wide = fleet.get("cluster_wide") or {}
         if wide:
             first = wide["runs"][0]
             rows += [
-                (f"cluster-wide analysis, {fleet['setup']['pods']:,} pods (separate process)", f"{first['wall_s']:.1f} s",
-                 f"gather {first['gather_s']:.1f} s, detect {first['detect_s']:.1f} s"),
-                ("  its VmHWM", f"{wide['final']['VmHWM']:.0f} MiB",
-                 f"< {TARGET_RSS_MB:.0f} MB  {'OK' if wide['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}"),
+                (
+                    f"cluster-wide analysis, {fleet['setup']['pods']:,} pods (separate process)",
+                    f"{first['wall_s']:.1f} s",
+                    f"gather {first['gather_s']:.1f} s, detect {first['detect_s']:.1f} s",
+                ),
+                (
+                    "  its VmHWM",
+                    f"{wide['final']['VmHWM']:.0f} MiB",
+                    f"< {TARGET_RSS_MB:.0f} MB  {'OK' if wide['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}",
+                ),
             ]
         plain = fleet.get("cluster_wide_unslimmed") or {}
         if plain:
-            rows.append(("  same, keeping managedFields (VmHWM)", f"{plain['final']['VmHWM']:.0f} MiB",
-                         f"{plain['runs'][0]['wall_s']:.1f} s"))
+            rows.append(
+                (
+                    "  same, keeping managedFields (VmHWM)",
+                    f"{plain['final']['VmHWM']:.0f} MiB",
+                    f"{plain['runs'][0]['wall_s']:.1f} s",
+                )
+            )
         op = fleet.get("operator") or {}
         if op.get("vm_hwm_mib"):
             rows += [
-                (f"operator: {op['analyses']} namespace Analyses over the same pods", f"{op['all_completed_seconds']:.1f} s", ""),
-                ("  operator VmHWM", f"{op['vm_hwm_mib']:.0f} MiB",
-                 f"< {TARGET_RSS_MB:.0f} MB  {'OK' if op['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}"),
+                (
+                    f"operator: {op['analyses']} namespace Analyses over the same pods",
+                    f"{op['all_completed_seconds']:.1f} s",
+                    "",
+                ),
+                (
+                    "  operator VmHWM",
+                    f"{op['vm_hwm_mib']:.0f} MiB",
+                    f"< {TARGET_RSS_MB:.0f} MB  {'OK' if op['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}",
+                ),
             ]
         via = (fleet or {}).get("operator_cluster_wide") or {}
         if via.get("vm_hwm_mib"):
             rows += [
-                (f"operator: one Analysis with allNamespaces, {fleet['setup']['pods']:,} pods",
-                 f"{via['apply_to_completed_seconds']:.1f} s",
-                 "gather {gatherSeconds:.1f} s, detect {detectSeconds:.1f} s".format(**(via.get("timings") or {"gatherSeconds": 0, "detectSeconds": 0}))),
-                ("  operator VmHWM", f"{via['vm_hwm_mib']:.0f} MiB",
-                 f"< {TARGET_RSS_MB:.0f} MB  {'OK' if via['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}"),
+                (
+                    f"operator: one Analysis with allNamespaces, {fleet['setup']['pods']:,} pods",
+                    f"{via['apply_to_completed_seconds']:.1f} s",
+                    "gather {gatherSeconds:.1f} s, detect {detectSeconds:.1f} s".format(
+                        **(via.get("timings") or {"gatherSeconds": 0, "detectSeconds": 0})
+                    ),
+                ),
+                (
+                    "  operator VmHWM",
+                    f"{via['vm_hwm_mib']:.0f} MiB",
+                    f"< {TARGET_RSS_MB:.0f} MB  {'OK' if via['vm_hwm_mb'] < TARGET_RSS_MB else 'MISSED'}",
+                ),
             ]
     width = max(len(r[0]) for r in rows) if rows else 10
     vwidth = max(len(r[1]) for r in rows) if rows else 10
@@ -883,7 +960,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the load")
     parser.add_argument("--profile-seconds", type=float, default=60)
     parser.add_argument(
-        "--operator-env", type=parse_env, action="append", default=[], metavar="KEY=VALUE",
+        "--operator-env",
+        type=parse_env,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra environment for the operator, e.g. INFRAGENIUS_MAX_CONCURRENT_ANALYSES=8",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
@@ -926,7 +1007,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_load:
             # Leftovers of an earlier run (--keep) would conflict with the new names and load the operator.
             delete_all_analyses(kube)
-            namespaces, broken = build_namespaces(kube, kubectl, info.kubeconfig, args.namespaces, args.reuse_namespaces)
+            namespaces, broken = build_namespaces(
+                kube, kubectl, info.kubeconfig, args.namespaces, args.reuse_namespaces
+            )
             doc["load_setup"] = {"namespaces": len(namespaces), "broken": len(broken)}
             doc["load"] = measure_load(kube, pids, namespaces, broken, args)
             args.output.write_text(json.dumps(doc, indent=2) + "\n")
@@ -958,7 +1041,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if kube is not None:
             kube.close()
         if args.keep:
-            log(f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with `infragenius devcluster down --name {CLUSTER_NAME}`")
+            log(
+                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with `infragenius devcluster down --name {CLUSTER_NAME}`"
+            )
         else:
             cluster.down(echo=log)
 

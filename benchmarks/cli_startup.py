@@ -167,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         small_ratio = doc["namespaces"][small]["ratio"]
         verdict = "met" if small_ratio <= TARGET_RATIO else "MISSED"
         print(f"target: analyze at most {TARGET_RATIO:.0f}x kubectl on {small}: {verdict}")
-        print(f"load average {doc['machine']['load_average_before']} -> {doc['machine']['load_average_after']} "
-              f"on {os.cpu_count()} CPUs; figures in {RESULTS_FILE.relative_to(ROOT)}")
+        print(
+            f"load average {doc['machine']['load_average_before']} -> {doc['machine']['load_average_after']} "
+            f"on {os.cpu_count()} CPUs; figures in {RESULTS_FILE.relative_to(ROOT)}"
+        )
         return 0
     except (BenchError, DevClusterError) as err:
         log(f"benchmark failed: {err}")
@@ -177,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if kube is not None:
             kube.close()
         if args.keep:
-            log(f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
-                f"`infragenius devcluster down --name {CLUSTER_NAME}`")
+            log(
+                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
+                f"`infragenius devcluster down --name {CLUSTER_NAME}`"
+            )
         else:
             cluster.down(echo=log)
 

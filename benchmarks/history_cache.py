@@ -24,25 +24,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm_stage import synthetic_namespace  # noqa: E402  (same synthetic namespace as the LLM benchmark)
+from llm_stage import synthetic_namespace
 
-from infragenius.analysis.engine import run_detectors  # noqa: E402
-from infragenius.cache.redis_cache import RedisExplanationCache  # noqa: E402
-from infragenius.detectors.registry import select  # noqa: E402
-from infragenius_devtools.devcluster.build import ensure_ollama  # noqa: E402
-from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis  # noqa: E402
-from infragenius.history.store import HistoryStore, RunRecord  # noqa: E402
-from infragenius.llm.explain import Explainer, LLMOptions  # noqa: E402
-from infragenius.llm.ollama_llm import OllamaLLM  # noqa: E402
+from infragenius.analysis.engine import run_detectors
+from infragenius.cache.redis_cache import RedisExplanationCache
+from infragenius.detectors.registry import select
+from infragenius.history.store import HistoryStore, RunRecord
+from infragenius.llm.explain import Explainer, LLMOptions
+from infragenius.llm.ollama_llm import OllamaLLM
+from infragenius_devtools.devcluster.build import ensure_ollama
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 
 
 def record(i: int, findings: list[dict]) -> RunRecord:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return RunRecord(
-        kind="Analysis", namespace="bench", name=f"a-{i % 50}", resource_uid=f"uid-{i % 50}", generation=1,
-        run_id=f"run-{i}", trigger="interval", requested_at=now, target_namespace="shop", phase="Completed",
-        started_at=now, completed_at=now, duration_seconds=1.2, gather_seconds=1.0, detect_seconds=0.1,
-        counts={"critical": 5, "warning": 15, "info": 0}, summary="5 critical, 15 warnings", findings=findings,
+        kind="Analysis",
+        namespace="bench",
+        name=f"a-{i % 50}",
+        resource_uid=f"uid-{i % 50}",
+        generation=1,
+        run_id=f"run-{i}",
+        trigger="interval",
+        requested_at=now,
+        target_namespace="shop",
+        phase="Completed",
+        started_at=now,
+        completed_at=now,
+        duration_seconds=1.2,
+        gather_seconds=1.0,
+        detect_seconds=0.1,
+        counts={"critical": 5, "warning": 15, "info": 0},
+        summary="5 critical, 15 warnings",
+        findings=findings,
     )
 
 
@@ -97,13 +111,17 @@ def main() -> None:
     ollama = LocalOllama(home, ensure_ollama()).start()
     try:
         sequential, parallel = asyncio.run(history_throughput(postgres.url, as_dicts))
-        print(f"history writes ({len(as_dicts)} findings per run): {sequential:.0f} runs/s sequential, "
-              f"{parallel:.0f} runs/s with 4 writers")
+        print(
+            f"history writes ({len(as_dicts)} findings per run): {sequential:.0f} runs/s sequential, "
+            f"{parallel:.0f} runs/s with 4 writers"
+        )
         costs, miss = asyncio.run(cache_hits(ollama.url, redis.url, snapshot, findings))
         costs.sort()
-        print(f"LLM stage, {len(findings)} findings: miss (real model call) {miss * 1000:.0f} ms; cache hit median "
-              f"{statistics.median(costs) * 1000:.2f} ms, p95 {costs[int(len(costs) * 0.95)] * 1000:.2f} ms "
-              f"(target < 10 ms)")
+        print(
+            f"LLM stage, {len(findings)} findings: miss (real model call) {miss * 1000:.0f} ms; cache hit median "
+            f"{statistics.median(costs) * 1000:.2f} ms, p95 {costs[int(len(costs) * 0.95)] * 1000:.2f} ms "
+            f"(target < 10 ms)"
+        )
     finally:
         ollama.stop()
         redis.stop()

@@ -31,7 +31,11 @@ def main() -> int:
 
     def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [kubectl_path, f"--kubeconfig={info.kubeconfig}", *args], input=input, text=True, capture_output=True, check=check
+            [kubectl_path, f"--kubeconfig={info.kubeconfig}", *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            check=check,
         )
 
     print("\n$ kubectl apply -f crds/")
@@ -57,7 +61,9 @@ def main() -> int:
     kubectl("create", "namespace", NAMESPACE)
     while not core.list_namespaced_service_account(NAMESPACE).items:
         time.sleep(0.2)
-    print(f"\ncreating broken workloads in {NAMESPACE} (crash loop, OOM kill, bad image, missing ConfigMap, quota, ...)")
+    print(
+        f"\ncreating broken workloads in {NAMESPACE} (crash loop, OOM kill, bad image, missing ConfigMap, quota, ...)"
+    )
     break_namespace(kubectl, core, NAMESPACE)
 
     log_path = Path(info.log_dir) / "operator.log"
@@ -69,13 +75,17 @@ def main() -> int:
     try:
         print(f"\n$ kubectl apply -n {NAMESPACE} -f examples/analysis.yaml")
         print(kubectl("apply", "-n", NAMESPACE, "-f", str(ROOT / "examples" / "analysis.yaml")).stdout.strip())
-        kubectl("wait", "--for=jsonpath={.status.phase}=Completed", "analysis/shop-health", "-n", NAMESPACE, "--timeout=60s")
+        kubectl(
+            "wait", "--for=jsonpath={.status.phase}=Completed", "analysis/shop-health", "-n", NAMESPACE, "--timeout=60s"
+        )
 
         print("\n$ kubectl get analyses -A")
         print(kubectl("get", "analyses", "-A").stdout.rstrip())
         status = json.loads(kubectl("get", "analysis", "shop-health", "-n", NAMESPACE, "-o", "json").stdout)["status"]
-        print(f"\nfindings ({status['totalFindings']}; gather {status['timings']['gatherSeconds']}s, "
-              f"detect {status['timings']['detectSeconds']}s):")
+        print(
+            f"\nfindings ({status['totalFindings']}; gather {status['timings']['gatherSeconds']}s, "
+            f"detect {status['timings']['detectSeconds']}s):"
+        )
         for item in status["findings"]:
             res = item["resource"]
             print(f"\n  [{item['severity']}] {res['kind']}/{res['name']}: {item['title']}")

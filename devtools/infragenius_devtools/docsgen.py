@@ -16,8 +16,9 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import annotated_types
 from pydantic import AliasChoices, AliasPath, BaseModel, SecretBytes, SecretStr

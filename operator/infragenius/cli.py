@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 DEVTOOLS_MISSING = (
     "infragenius devcluster is a developer tool and is not installed here; from a source checkout run "
@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--kubeconfig", default=None)
     an.add_argument("--min-severity", choices=["critical", "warning", "info"], default="info")
     an.add_argument(
-        "--fail-on", choices=["critical", "warning", "info", "never"], default="warning",
+        "--fail-on",
+        choices=["critical", "warning", "info", "never"],
+        default="warning",
         help="exit 1 when a finding at or above this severity exists (default: %(default)s)",
     )
     an.add_argument("--prometheus-url", default=None)
@@ -117,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--output-dir", default="crds")
     crd.set_defaults(func=_crds)
 
-    rbac = commands.add_parser("rbac", help="write the operator's ClusterRole rules (derived from what it gathers) and its stack Role rules")
+    rbac = commands.add_parser(
+        "rbac", help="write the operator's ClusterRole rules (derived from what it gathers) and its stack Role rules"
+    )
     rbac.add_argument("--output", default="charts/infragenius-operator/files/clusterrole-rules.yaml")
-    rbac.add_argument("--stack-output", default=None, help="the stack Role rules (default: stack-role-rules.yaml beside --output)")
+    rbac.add_argument(
+        "--stack-output", default=None, help="the stack Role rules (default: stack-role-rules.yaml beside --output)"
+    )
     rbac.set_defaults(func=_rbac)
     return parser
 

@@ -8,11 +8,12 @@ treat them as read-only.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from infragenius.kube.events import involved_object
 from infragenius.kube.meta import Key, Obj, key_of, labels_of, meta, name_of, namespace_of, ref_from_key, uid_of
@@ -78,10 +79,10 @@ class Snapshot:
         results: Iterable[GatherResult] = (),
         taken_at: dt.datetime | None = None,
         metrics_window: str = "1h",
-    ) -> "Snapshot":
+    ) -> Snapshot:
         return cls(
             namespace=namespace,
-            taken_at=taken_at or dt.datetime.now(dt.timezone.utc),
+            taken_at=taken_at or dt.datetime.now(dt.UTC),
             objects=MappingProxyType({kind: tuple(items) for kind, items in objects.items()}),
             events=tuple(events),
             metrics=MappingProxyType(dict(metrics or {})),
@@ -187,7 +188,7 @@ class Snapshot:
     # --- pods, endpoints, events ----------------------------------------------------------------
 
     @cached_property
-    def active_pods(self) -> "PodIndex":
+    def active_pods(self) -> PodIndex:
         """Pods neither finished nor being deleted (the ones a Service routes to), indexed by label."""
         return PodIndex(self.items("Pod"))
 
@@ -224,7 +225,7 @@ class Snapshot:
     def _derived(self) -> dict[str, Any]:
         return {}
 
-    def derived(self, name: str, build: Callable[["Snapshot"], T]) -> T:
+    def derived(self, name: str, build: Callable[[Snapshot], T]) -> T:
         """``build(self)`` computed once: for indexes only one family of consumers needs.
 
         Stored on the snapshot itself, so it lives exactly as long as the snapshot (which is immutable).

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kopf.testing import KopfRunner
 
-from tests.e2e.conftest import E2ECluster  # noqa: F401  (type of the cluster fixture)
+from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,9 @@ def running_operator(kubeconfig: str, **env: str) -> Iterator[KopfRunner]:
     assert 'forbidden: User "' not in runner.output, runner.output[-4000:]
 
 
-def analysis(name: str, spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def analysis(
+    name: str, spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if annotations:
         meta["annotations"] = annotations
@@ -65,5 +68,3 @@ def by_problem(status: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, A
     for f in status["findings"]:
         found.setdefault((f["detector"], f["resource"]["kind"], f["resource"]["name"]), f)
     return found
-
-

@@ -14,17 +14,18 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
+from infragenius import rbac
 from infragenius_devtools.devcluster import DevClusterError, LocalCluster
 from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
-from infragenius import rbac
 from tests.e2e.support import service_account_kubeconfig, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -164,7 +165,9 @@ def operator_account(cluster: E2ECluster, crds: None) -> OperatorAccount:
     home = f"infragenius-e2e-{uuid.uuid4().hex[:5]}"
     client.CoreV1Api(cluster.api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=home)))
     wait_for(
-        lambda: client.CoreV1Api(cluster.api).list_namespaced_service_account(home).items, timeout=30, what="SA controller"
+        lambda: client.CoreV1Api(cluster.api).list_namespaced_service_account(home).items,
+        timeout=30,
+        what="SA controller",
     )
     path = service_account_kubeconfig(cluster.api, cluster.kubeconfig, home, "operator", rbac.operator_rules())
     return OperatorAccount(namespace=home, name="operator", kubeconfig=path)
@@ -178,6 +181,7 @@ def operator_kubeconfig(operator_account: OperatorAccount) -> str:
 @pytest.fixture(scope="module")
 def operator(operator_kubeconfig: str) -> Iterator[KopfRunner]:
     from tests.e2e.analysis_support import running_operator  # the module imports this one
+
     with running_operator(operator_kubeconfig) as runner:
         yield runner
 

@@ -34,6 +34,7 @@ import attrs
 import jsonpatch
 import kmock
 import yaml
+
 from infragenius.gather.kube import ENDPOINTS
 from infragenius.models.api import GROUP, VERSION
 
@@ -78,7 +79,9 @@ class FaultyEmulator(kmock.KubernetesEmulator):
         try:
             return await super()._handle(request)
         except jsonpatch.JsonPatchTestFailed as err:
-            raise kmock.KubernetesError(status=422, reason="Invalid", message=f"the test operation failed: {err}") from err
+            raise kmock.KubernetesError(
+                status=422, reason="Invalid", message=f"the test operation failed: {err}"
+            ) from err
 
     def add_namespace(self, name: str) -> None:
         """Answer GET for a namespace. (kmock reads "namespaces" in a path as a namespace scope,
@@ -93,7 +96,14 @@ class FaultyEmulator(kmock.KubernetesEmulator):
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     """A Kubernetes ``Status`` object as the API server sends with errors."""
-    return {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message}
+    return {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
 
 
 async def tear_connection() -> None:

@@ -11,15 +11,15 @@ import datetime as dt
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
 from infragenius_devtools.support import free_port  # noqa: F401  (re-exported for the tests)
 
-T_END = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+T_END = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 STEP = 60  # seconds: one sample per minute
 MINUTES = 30 * 1440 + 60  # history: the 30d window plus an hour
 WINDOW_MINUTES = {"5m": 5, "30m": 30, "1h": 60, "2h": 120, "6h": 360, "1d": 1440, "3d": 4320, "30d": 43200}
@@ -118,7 +118,7 @@ class LocalPrometheus:
         self._process: subprocess.Popen[bytes] | None = None
         self._backfilled = False
 
-    def start(self) -> "LocalPrometheus":
+    def start(self) -> LocalPrometheus:
         prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
         if not prometheus or not promtool:
             raise PrometheusUnavailable("prometheus/promtool not installed (Debian: apt-get install prometheus)")
@@ -139,7 +139,9 @@ class LocalPrometheus:
                     "--storage.tsdb.retention.time=36500d",
                     f"--web.listen-address=127.0.0.1:{self.port}",
                 ],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while not _ready(self.url):
@@ -154,9 +156,18 @@ class LocalPrometheus:
         source = write_openmetrics(self.home / "slo.om")
         # One block for the whole month: 2h blocks (the default) take minutes to write and compact.
         created = subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=768h",
-             str(source), str(self.data_dir)],
-            capture_output=True, text=True, timeout=600,
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--max-block-duration=768h",
+                str(source),
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if created.returncode != 0:
             raise PrometheusUnavailable(f"promtool failed: {created.stderr[-500:]}")

@@ -23,8 +23,14 @@ def service_account_kubeconfig(
     core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
     if cluster_rules is not None:
         role_name = f"{namespace}-{name}"
-        rbac.create_cluster_role({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                                  "metadata": {"name": role_name}, "rules": cluster_rules})
+        rbac.create_cluster_role(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": role_name},
+                "rules": cluster_rules,
+            }
+        )
         rbac.create_cluster_role_binding(
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -35,7 +41,9 @@ def service_account_kubeconfig(
             }
         )
     token = core.create_namespaced_service_account_token(
-        name, namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200))
+        name,
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200)),
     ).status.token
     admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
     config = {

@@ -15,8 +15,8 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios as workloads
-from tests.e2e.conftest import E2ECluster
 from tests.e2e.analysis_support import analysis, by_problem, get_analysis, wait_phase
+from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import service_account_kubeconfig, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,9 @@ def test_broken_namespace_yields_the_expected_findings(
     assert found[("service", "Service", "checkout")]["severity"] == "critical"
     # Most severe first; counts and the summary agree with the list.
     ranks = {"critical": 0, "warning": 1, "info": 2}
-    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(ranks[f["severity"]] for f in status["findings"])
+    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(
+        ranks[f["severity"]] for f in status["findings"]
+    )
     assert status["counts"]["critical"] == sum(f["severity"] == "critical" for f in status["findings"])
     assert status["summary"].startswith(f"{status['counts']['critical']} critical")
     assert status["totalFindings"] == len(status["findings"]) and status["truncated"] is False
@@ -141,18 +143,24 @@ def test_rerun_annotation_and_spec_change_run_again(cluster: E2ECluster, namespa
     first = wait_phase(cluster, namespace, "again", ("Completed",))["status"]["runId"]
     cluster.kubectl("annotate", "analysis", "again", "-n", namespace, "infragenius.io/rerun=1")
     second = wait_for(
-        lambda: (s := get_analysis(cluster, namespace, "again")["status"]).get("runId") != first
-        and s.get("phase") == "Completed"
-        and s,
+        lambda: (
+            (s := get_analysis(cluster, namespace, "again")["status"]).get("runId") != first
+            and s.get("phase") == "Completed"
+            and s
+        ),
         timeout=30,
         what="a second run after the annotation",
     )
     assert second["rerunToken"] == "1"
-    cluster.kubectl("patch", "analysis", "again", "-n", namespace, "--type=merge", "-p", '{"spec":{"minSeverity":"warning"}}')
+    cluster.kubectl(
+        "patch", "analysis", "again", "-n", namespace, "--type=merge", "-p", '{"spec":{"minSeverity":"warning"}}'
+    )
     third = wait_for(
-        lambda: (a := get_analysis(cluster, namespace, "again"))["status"].get("observedGeneration") == 2
-        and a["status"]["phase"] == "Completed"
-        and a["status"],
+        lambda: (
+            (a := get_analysis(cluster, namespace, "again"))["status"].get("observedGeneration") == 2
+            and a["status"]["phase"] == "Completed"
+            and a["status"]
+        ),
         timeout=30,
         what="a run for generation 2",
     )
@@ -179,7 +187,18 @@ def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, namespace
     path = Path(service_account_kubeconfig(cluster.api, cluster.kubeconfig, namespace, "limited", rules))
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "infragenius.cli", "analyze", "-n", namespace, "--kubeconfig", str(path), "-o", "json"],
+            [
+                sys.executable,
+                "-m",
+                "infragenius.cli",
+                "analyze",
+                "-n",
+                namespace,
+                "--kubeconfig",
+                str(path),
+                "-o",
+                "json",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -192,7 +211,6 @@ def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, namespace
     assert "Pod" not in missing
     assert missing["Ingress"]["status"] == "error" and missing["Ingress"]["error"].startswith("403")
     assert "could not read" in report["summary"]
-
 
 
 def test_cluster_wide_analysis_covers_every_namespace(
@@ -212,10 +230,18 @@ def test_cluster_wide_analysis_covers_every_namespace(
         assert status["phase"] == "Completed", status
         crashing = {f["resource"]["namespace"] for f in status["findings"] if f["detector"] == "pod"}
         assert {namespace, other} <= crashing, status["findings"]
-        assert status["counts"]["critical"] >= 2 and status["summary"].startswith(f"{status['counts']['critical']} critical")
+        assert status["counts"]["critical"] >= 2 and status["summary"].startswith(
+            f"{status['counts']['critical']} critical"
+        )
         # Either the whole cluster or one namespace, never both.
         refused = cluster.kubectl(
-            "apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False,
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            check=False,
             input=yaml.safe_dump(analysis("both", {"allNamespaces": True, "targetNamespace": other})),
         )
         assert refused.returncode != 0 and "allNamespaces and targetNamespace are exclusive" in refused.stderr

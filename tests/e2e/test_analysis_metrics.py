@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from infragenius_devtools.devcluster import scenarios as workloads
-from infragenius.gather.container_metrics import queries
 from kubernetes import client
 
+from infragenius.gather.container_metrics import queries
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster, _unavailable
 from tests.e2e.prometheus_support import PrometheusUnavailable, _ready, free_port, stop_process
@@ -82,12 +82,17 @@ def container_series(lines: list[str], end: int, namespace: str, pod: str, figur
     _counter(lines, end, "container_cpu_cfs_throttled_periods_total", cadvisor, lambda m: figures.throttled_per_minute)
     # The working set climbs to its peak half an hour ago and eases off (max_over_time sees the peak).
     _gauge(
-        lines, end, "container_memory_working_set_bytes", cadvisor,
+        lines,
+        end,
+        "container_memory_working_set_bytes",
+        cadvisor,
         lambda m: figures.working_set_peak if m == 30 else figures.working_set_peak - (abs(m - 30) + 1) * MIB,
     )
     # The pod-level cgroup (container="") that cAdvisor also exports: bigger, and to be ignored.
     _gauge(
-        lines, end, "container_memory_working_set_bytes",
+        lines,
+        end,
+        "container_memory_working_set_bytes",
         f'namespace="{namespace}",pod="{pod}",container="",id="/kubepods/burstable/pod-{pod}"',
         lambda m: LIMIT * 2,
     )
@@ -95,8 +100,12 @@ def container_series(lines: list[str], end: int, namespace: str, pod: str, figur
     _gauge(lines, end, "kube_pod_container_resource_limits", f'{ksm},resource="memory",unit="byte"', lambda m: LIMIT)
     _gauge(lines, end, "kube_pod_container_resource_limits", f'{ksm},resource="cpu",unit="core"', lambda m: 0.5)
     _counter(
-        lines, end, "kube_pod_container_status_restarts_total", ksm,
-        lambda m: float(figures.restarts_at.count(m)), start=1,
+        lines,
+        end,
+        "kube_pod_container_status_restarts_total",
+        ksm,
+        lambda m: float(figures.restarts_at.count(m)),
+        start=1,
     )
 
 
@@ -119,7 +128,10 @@ class RecentPrometheus:
         # Default (2h) blocks: the recent range spans two or three of them, all written before start-up.
         created = subprocess.run(
             [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if created.returncode != 0:
             raise PrometheusUnavailable(f"promtool failed: {created.stderr[-500:]}")
@@ -128,9 +140,16 @@ class RecentPrometheus:
         self.log = self.home / "prometheus.log"
         with self.log.open("wb") as out:
             self._process = subprocess.Popen(
-                [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                 "--storage.tsdb.retention.time=15d", f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    prometheus,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={data}",
+                    "--storage.tsdb.retention.time=15d",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while not _ready(self.url):
@@ -164,7 +183,9 @@ def _namespace(core: client.CoreV1Api, prefix: str) -> str:
     name = f"t-{prefix}-{uuid.uuid4().hex[:5]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     wait_for(
-        lambda: any(sa.metadata and sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        lambda: any(
+            sa.metadata and sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
+        ),
         timeout=30,
         what=f"default service account in {name}",
     )
@@ -288,7 +309,9 @@ def test_metrics_detector_reports_throttling_memory_and_restarts(world: World, o
     assert _metrics_findings(calm) == {}, calm["findings"]
 
 
-def test_configured_prometheus_without_series_is_reported(world: World, namespace: str, operator_kubeconfig: str) -> None:
+def test_configured_prometheus_without_series_is_reported(
+    world: World, namespace: str, operator_kubeconfig: str
+) -> None:
     """Prometheus answers but holds nothing for the namespace: status says so instead of looking healthy."""
     cluster = world.cluster
     with running_operator(operator_kubeconfig, INFRAGENIUS_PROMETHEUS_URL=world.prometheus.url):

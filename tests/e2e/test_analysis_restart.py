@@ -21,8 +21,15 @@ def test_restart_mid_run_never_leaves_running(cluster: E2ECluster, namespace: st
         first = wait_phase(cluster, namespace, "interrupted", ("Completed",))["status"]
     # What a crash between "Running" and the final status write leaves behind.
     cluster.kubectl(
-        "patch", "analysis", "interrupted", "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"phase": "Running", "runId": "killed-run"}}),
+        "patch",
+        "analysis",
+        "interrupted",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running", "runId": "killed-run"}}),
     )
     assert get_analysis(cluster, namespace, "interrupted")["status"]["phase"] == "Running"
     with running_operator(operator_kubeconfig):

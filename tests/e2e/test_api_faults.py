@@ -23,10 +23,10 @@ from typing import Any
 
 import kmock
 import pytest
-from infragenius.kubeapi import DEFAULT_POLICY
-from infragenius.models.api import GROUP, VERSION
 from kopf.testing import KopfRunner
 
+from infragenius.kubeapi import DEFAULT_POLICY
+from infragenius.models.api import GROUP, VERSION
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.kmock_support import (
     FaultyEmulator,
@@ -94,7 +94,12 @@ def create_analysis(api: ServedKmock[FaultyEmulator], name: str) -> None:
     api.http(
         "POST",
         ANALYSES,
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Analysis", "metadata": {"name": name, "namespace": NS}, "spec": {}},
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Analysis",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {},
+        },
     )
 
 
@@ -157,7 +162,9 @@ def handler_runs(runner: KopfRunner) -> tuple[int, int]:
     return ok, failed
 
 
-def test_conflicting_status_patches_are_retried_until_one_lands(api: ServedKmock[FaultyEmulator], tmp_path: Path) -> None:
+def test_conflicting_status_patches_are_retried_until_one_lands(
+    api: ServedKmock[FaultyEmulator], tmp_path: Path
+) -> None:
     emulator = api.handler
     status_path = f"{ANALYSES}/a1/status"
     conflict = status_body(409, "Conflict", "Operation cannot be fulfilled: the object has been modified")
@@ -189,8 +196,16 @@ def test_throttled_and_failing_lists_and_patches_are_retried(api: ServedKmock[Fa
     throttled = status_body(429, "TooManyRequests", "too many requests, please try again later")
     emulator.faults[f"get {PODS}"][0:1] << 429 << {"Retry-After": "1"} << throttled
     emulator.faults[f"get {PODS}"][1:3] << 500 << status_body(500, "InternalError", "etcdserver: leader changed")
-    emulator.faults[f"patch {status_path}"][0:1] << 503 << status_body(503, "ServiceUnavailable", "apiserver is shutting down")
-    emulator.faults[f"patch {status_path}"][1:2] << 500 << status_body(500, "InternalError", "etcdserver: request timed out")
+    (
+        emulator.faults[f"patch {status_path}"][0:1]
+        << 503
+        << status_body(503, "ServiceUnavailable", "apiserver is shutting down")
+    )
+    (
+        emulator.faults[f"patch {status_path}"][1:2]
+        << 500
+        << status_body(500, "InternalError", "etcdserver: request timed out")
+    )
 
     with operator(api, tmp_path) as runner:
         wait_until_watching(api)
@@ -271,7 +286,9 @@ def test_a_torn_watch_stream_is_reopened_and_the_lost_event_is_seen(
         the_one_completion_event(emulator)
 
     assert_ends_right(obj)
-    reopened = [t for t, m, p in emulator.arrivals if m == "GET" and p == f"/apis/{GROUP}/{VERSION}/analyses" and t > torn_at]
+    reopened = [
+        t for t, m, p in emulator.arrivals if m == "GET" and p == f"/apis/{GROUP}/{VERSION}/analyses" and t > torn_at
+    ]
     assert reopened, "the operator did not reconnect"
     assert reopened[0] - torn_at < 2.0  # Kopf reconnects at once (0.1 s backoff)
     assert len(watches) >= 2

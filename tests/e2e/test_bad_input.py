@@ -16,17 +16,15 @@ import copy
 import json
 import random
 import re
-import string
-import threading
 import time
 import tracemalloc
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-from kopf.testing import KopfRunner
 from kubernetes import client
 from pydantic import BaseModel, ValidationError
 
@@ -87,12 +85,51 @@ BASES: dict[str, dict[str, Any]] = {
 }
 
 LONG = "x" * 3000
-BAD_SELECTORS = ["app in (", "=web", "app=web,", "a b", "x=y=z", "key/=x", "-app=x", "!app=x", "app>a", "app>1.5",
-                 "app=" + "v" * 64, "a" * 64, "app in (a b)", "app notin", ",", "   ", "app=web;tier=db", "Tier/a=b",
-                 "x/y/z=1", "a=b,,c=d", "appin (a)", "app in (a) extra"]
-GOOD_SELECTORS = ["app=web", "app==web", "app!=web", "!canary", "tier", "app in (web,api)", "env notin (dev)",
-                  "example.com/team=sre,app=web", "app = web , tier notin ( a , b )", "replicas>2", "n<10", "app=",
-                  "a" * 63 + "=" + "b" * 63, "app in ()", "app in (a,,b)", "app in(a)", "a\tin\t(b)", " app ", "a,b"]
+BAD_SELECTORS = [
+    "app in (",
+    "=web",
+    "app=web,",
+    "a b",
+    "x=y=z",
+    "key/=x",
+    "-app=x",
+    "!app=x",
+    "app>a",
+    "app>1.5",
+    "app=" + "v" * 64,
+    "a" * 64,
+    "app in (a b)",
+    "app notin",
+    ",",
+    "   ",
+    "app=web;tier=db",
+    "Tier/a=b",
+    "x/y/z=1",
+    "a=b,,c=d",
+    "appin (a)",
+    "app in (a) extra",
+]
+GOOD_SELECTORS = [
+    "app=web",
+    "app==web",
+    "app!=web",
+    "!canary",
+    "tier",
+    "app in (web,api)",
+    "env notin (dev)",
+    "example.com/team=sre,app=web",
+    "app = web , tier notin ( a , b )",
+    "replicas>2",
+    "n<10",
+    "app=",
+    "a" * 63 + "=" + "b" * 63,
+    "app in ()",
+    "app in (a,,b)",
+    "app in(a)",
+    "a\tin\t(b)",
+    " app ",
+    "a,b",
+]
 
 
 def _mutations() -> dict[str, list[Mutation]]:
@@ -109,7 +146,10 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("labelSelector",), "", "spec.labelSelector"),
         m(("labelSelector",), "a=" + "b" * 1100, "spec.labelSelector"),
         m(("labelSelector",), ["app=web"], "spec.labelSelector"),
-        *[m(("labelSelector",), s, "spec.labelSelector", "labelSelector must be a label selector", cel=True) for s in BAD_SELECTORS],
+        *[
+            m(("labelSelector",), s, "spec.labelSelector", "labelSelector must be a label selector", cel=True)
+            for s in BAD_SELECTORS
+        ],
         m(("kinds",), ["Pods"], "spec.kinds[0]"),
         m(("kinds",), ["pod"], "spec.kinds[0]"),
         m(("kinds",), ["Pod", "Secret"], "spec.kinds[1]"),
@@ -121,10 +161,20 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("detectors", "include"), ["pod"] * 65, "spec.detectors.include"),
         m(("detectors", "include"), "pod", "spec.detectors.include"),
         m(("detectors",), "pod", "spec.detectors"),
-        m(("detectors",), {"include": ["pod", "events"], "exclude": ["events"]}, "spec.detectors",
-          "a detector cannot be both included and excluded", cel=True),
-        m(("detectors",), {"include": ["metrics"], "exclude": ["metrics", "pod"]}, "spec.detectors",
-          "a detector cannot be both included and excluded", cel=True),
+        m(
+            ("detectors",),
+            {"include": ["pod", "events"], "exclude": ["events"]},
+            "spec.detectors",
+            "a detector cannot be both included and excluded",
+            cel=True,
+        ),
+        m(
+            ("detectors",),
+            {"include": ["metrics"], "exclude": ["metrics", "pod"]},
+            "spec.detectors",
+            "a detector cannot be both included and excluded",
+            cel=True,
+        ),
         m(("minSeverity",), "loud", "spec.minSeverity"),
         m(("minSeverity",), "CRITICAL", "spec.minSeverity"),
         m(("minSeverity",), "", "spec.minSeverity"),
@@ -201,14 +251,31 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("sli",), DELETE, "spec.sli"),
         m(("sli",), "ratio", "spec.sli"),
         m(("sli",), {}, "spec.sli", "set exactly one SLI type", cel=True),
-        m(("sli",), {"ratio": ratio, "raw": {"errorRatioQuery": "x[$window]"}}, "spec.sli", "set exactly one SLI type", cel=True),
-        m(("sli",), {"ratio": ratio, "latency": {"metric": "h", "thresholdSeconds": 1}}, "spec.sli", "set exactly one SLI type", cel=True),
+        m(
+            ("sli",),
+            {"ratio": ratio, "raw": {"errorRatioQuery": "x[$window]"}},
+            "spec.sli",
+            "set exactly one SLI type",
+            cel=True,
+        ),
+        m(
+            ("sli",),
+            {"ratio": ratio, "latency": {"metric": "h", "thresholdSeconds": 1}},
+            "spec.sli",
+            "set exactly one SLI type",
+            cel=True,
+        ),
         m(("sli", "ratio", "errorQuery"), "", "spec.sli.ratio.errorQuery"),
         m(("sli", "ratio", "errorQuery"), "  ", "spec.sli.ratio.errorQuery"),
         m(("sli", "ratio", "totalQuery"), DELETE, "spec.sli.ratio.totalQuery"),
         m(("sli", "ratio", "totalQuery"), "q" * 2049, "spec.sli.ratio.totalQuery"),
         # An object where a string goes: strict decoding names its keys as unknown fields under the field.
-        m(("sli", "ratio", "errorQuery"), {"expr": "x"}, 'unknown field "spec.sli.ratio.errorQuery.expr"', unknown=True),
+        m(
+            ("sli", "ratio", "errorQuery"),
+            {"expr": "x"},
+            'unknown field "spec.sli.ratio.errorQuery.expr"',
+            unknown=True,
+        ),
         m(("sli",), {"latency": {"metric": "http-latency", "thresholdSeconds": 0.5}}, "spec.sli.latency.metric"),
         m(("sli",), {"latency": {"metric": "0abc", "thresholdSeconds": 0.5}}, "spec.sli.latency.metric"),
         m(("sli",), {"latency": {"metric": "h", "thresholdSeconds": 0}}, "spec.sli.latency.thresholdSeconds"),
@@ -216,8 +283,18 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("sli",), {"latency": {"metric": "h", "thresholdSeconds": 3601}}, "spec.sli.latency.thresholdSeconds"),
         m(("sli",), {"latency": {"metric": "h", "thresholdSeconds": "1"}}, "spec.sli.latency.thresholdSeconds"),
         m(("sli",), {"latency": {"metric": "h"}}, "spec.sli.latency.thresholdSeconds"),
-        m(("sli",), {"latency": {"metric": "h", "thresholdSeconds": 1, "selector": '{job="api"}'}}, "spec.sli.latency.selector"),
-        m(("sli",), {"raw": {"errorRatioQuery": "sum(rate(errors[5m]))"}}, "spec.sli.raw", "errorRatioQuery must use $window", cel=True),
+        m(
+            ("sli",),
+            {"latency": {"metric": "h", "thresholdSeconds": 1, "selector": '{job="api"}'}},
+            "spec.sli.latency.selector",
+        ),
+        m(
+            ("sli",),
+            {"raw": {"errorRatioQuery": "sum(rate(errors[5m]))"}},
+            "spec.sli.raw",
+            "errorRatioQuery must use $window",
+            cel=True,
+        ),
         m(("sli",), {"raw": {"errorRatioQuery": ""}}, "spec.sli.raw.errorRatioQuery"),
         m(("prometheus", "url"), "prometheus:9090", "spec.prometheus.url"),
         m(("prometheus", "url"), "https://" + "p" * 510, "spec.prometheus.url"),
@@ -255,7 +332,10 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("targetNamespace",), "Payments", "spec.targetNamespace"),
         m(("targetNamespace",), "a" * 64, "spec.targetNamespace"),
         m(("labelSelector",), "", "spec.labelSelector"),
-        *[m(("labelSelector",), s, "spec.labelSelector", "labelSelector must be a label selector", cel=True) for s in BAD_SELECTORS[:6]],
+        *[
+            m(("labelSelector",), s, "spec.labelSelector", "labelSelector must be a label selector", cel=True)
+            for s in BAD_SELECTORS[:6]
+        ],
         m(("alert",), {}, "spec.alert.name"),
         m(("alert",), {"name": ""}, "spec.alert.name"),
         m(("alert",), {"name": "a" * 254}, "spec.alert.name"),
@@ -268,11 +348,28 @@ def _mutations() -> dict[str, list[Mutation]]:
         m(("prometheus", "queries"), [{"name": "errors", "query": ""}], "spec.prometheus.queries[0].query"),
         m(("prometheus", "queries"), [{"name": "errors", "query": " "}], "spec.prometheus.queries[0].query"),
         m(("prometheus", "queries"), [{"name": "errors"}], "spec.prometheus.queries[0].query"),
-        m(("prometheus", "queries"), [{"name": "errors", "query": "up", "kind": "rate"}], "spec.prometheus.queries[0].kind"),
-        m(("prometheus", "queries"), [{"name": "errors", "query": "up", "minChange": -1}], "spec.prometheus.queries[0].minChange"),
-        m(("prometheus", "queries"), [{"name": "errors", "query": "up", "minChange": "0.1"}], "spec.prometheus.queries[0].minChange"),
+        m(
+            ("prometheus", "queries"),
+            [{"name": "errors", "query": "up", "kind": "rate"}],
+            "spec.prometheus.queries[0].kind",
+        ),
+        m(
+            ("prometheus", "queries"),
+            [{"name": "errors", "query": "up", "minChange": -1}],
+            "spec.prometheus.queries[0].minChange",
+        ),
+        m(
+            ("prometheus", "queries"),
+            [{"name": "errors", "query": "up", "minChange": "0.1"}],
+            "spec.prometheus.queries[0].minChange",
+        ),
         m(("prometheus", "queries"), [{"name": f"q{i}", "query": "up"} for i in range(11)], "spec.prometheus.queries"),
-        m(("prometheus", "queries"), {"name": "errors", "query": "up"}, 'unknown field "spec.prometheus.queries.name"', unknown=True),
+        m(
+            ("prometheus", "queries"),
+            {"name": "errors", "query": "up"},
+            'unknown field "spec.prometheus.queries.name"',
+            unknown=True,
+        ),
         m(("prometheus", "queries"), "errors", "spec.prometheus.queries"),
         m(("prometheus", "enabled"), "on", "spec.prometheus.enabled"),
         m(("llm", "anonymize"), 0, "spec.llm.anonymize"),
@@ -319,8 +416,15 @@ def invalid_cases(seed: int = SEED) -> list[Case]:
     cases: list[Case] = []
     for kind, mutations in _mutations().items():
         for mutation in mutations:
-            cases.append(Case(kind, _apply(BASES[kind], mutation), (mutation.field,), mutation.says,
-                              "/".join(mutation.path) + (" unknown" if mutation.unknown else "")))
+            cases.append(
+                Case(
+                    kind,
+                    _apply(BASES[kind], mutation),
+                    (mutation.field,),
+                    mutation.says,
+                    "/".join(mutation.path) + (" unknown" if mutation.unknown else ""),
+                )
+            )
     for spec, field, says in WINDOW_CASES:
         cases.append(Case("IncidentReport", spec, (field,), says, "window"))
     for kind, mutations in _mutations().items():
@@ -336,7 +440,15 @@ def invalid_cases(seed: int = SEED) -> list[Case]:
             spec = BASES[kind]
             for m in picked:
                 spec = _apply(spec, m)
-            cases.append(Case(kind, spec, tuple(m.field for m in picked), "", "combined " + " + ".join("/".join(m.path) for m in picked)))
+            cases.append(
+                Case(
+                    kind,
+                    spec,
+                    tuple(m.field for m in picked),
+                    "",
+                    "combined " + " + ".join("/".join(m.path) for m in picked),
+                )
+            )
     return cases
 
 
@@ -378,25 +490,42 @@ def valid_cases(seed: int = SEED, per_kind: int = 40) -> list[Case]:
         if maybe():
             spec["minSeverity"] = rng.choice(["critical", "warning", "info"])
         if maybe():
-            spec["prometheus"] = {"enabled": maybe(), "lookback": rng.choice(["1s", "30m", "6h", "1d", "1w", "999999w"])}
+            spec["prometheus"] = {
+                "enabled": maybe(),
+                "lookback": rng.choice(["1s", "30m", "6h", "1d", "1w", "999999w"]),
+            }
             if maybe():
-                spec["prometheus"]["url"] = rng.choice(["http://prometheus:9090", "https://p.example/prom?x=1", "http://" + "p" * 505])
+                spec["prometheus"]["url"] = rng.choice(
+                    ["http://prometheus:9090", "https://p.example/prom?x=1", "http://" + "p" * 505]
+                )
         if maybe():
             spec["interval"] = interval()
         if maybe():
             spec["maxFindings"] = rng.choice([1, 2, 50, 499, 500, 7.0, None])
         if maybe():
-            spec["llm"] = {"enabled": maybe(), "anonymize": maybe(), "model": rng.choice(["llama3.2:1b", "ü" * 128, "模型" * 64])}
+            spec["llm"] = {
+                "enabled": maybe(),
+                "anonymize": maybe(),
+                "model": rng.choice(["llama3.2:1b", "ü" * 128, "模型" * 64]),
+            }
         cases.append(Case("Analysis", spec, why="valid"))
 
     for _ in range(per_kind):
         kind = rng.choice(["ratio", "latency", "raw"])
         sli: dict[str, Any] = {
-            "ratio": {"ratio": {"errorQuery": rng.choice(["e", 'sum(rate(http_requests_total{code=~"5.."}[$window]))', "q" * 2048]),
-                                "totalQuery": "t"}},
-            "latency": {"latency": {"metric": rng.choice(["http_request_duration_seconds", "_:a1", "A" * 200]),
-                                    "thresholdSeconds": rng.choice([1e-9, 0.25, 1, 3600]),
-                                    "selector": rng.choice(["", 'job="api"', 'job="api",code!~"5.."'])}},
+            "ratio": {
+                "ratio": {
+                    "errorQuery": rng.choice(["e", 'sum(rate(http_requests_total{code=~"5.."}[$window]))', "q" * 2048]),
+                    "totalQuery": "t",
+                }
+            },
+            "latency": {
+                "latency": {
+                    "metric": rng.choice(["http_request_duration_seconds", "_:a1", "A" * 200]),
+                    "thresholdSeconds": rng.choice([1e-9, 0.25, 1, 3600]),
+                    "selector": rng.choice(["", 'job="api"', 'job="api",code!~"5.."']),
+                }
+            },
             "raw": {"raw": {"errorRatioQuery": rng.choice(["x[$window]", "1 - avg_over_time(up[$window])"])}},
         }[kind]
         spec = {
@@ -438,8 +567,12 @@ def valid_cases(seed: int = SEED, per_kind: int = 40) -> list[Case]:
             spec["prometheus"] = {
                 "enabled": maybe(),
                 "queries": [
-                    {"name": f"q{i}", "query": "sum(rate(errors[5m]))", "kind": rng.choice(["errorRate", "latency", "other"]),
-                     "minChange": rng.choice([0, 0.01, 5])}
+                    {
+                        "name": f"q{i}",
+                        "query": "sum(rate(errors[5m]))",
+                        "kind": rng.choice(["errorRate", "latency", "other"]),
+                        "minChange": rng.choice([0, 0.01, 5]),
+                    }
                     for i in range(rng.randint(0, 10))
                 ],
             }
@@ -598,7 +731,13 @@ def test_label_selector_check_agrees_with_the_api_servers_parser(cluster: E2EClu
             server_ok = False
         model_ok = model_accepts("Analysis", {"labelSelector": selector}) is None
         if model_ok != server_ok and not (not model_ok and selector.strip() == ""):
-            disagreements.append((selector, f"server {'takes' if server_ok else 'refuses'}", f"model {'takes' if model_ok else 'refuses'}"))
+            disagreements.append(
+                (
+                    selector,
+                    f"server {'takes' if server_ok else 'refuses'}",
+                    f"model {'takes' if model_ok else 'refuses'}",
+                )
+            )
     assert not disagreements, disagreements
 
 
@@ -663,40 +802,82 @@ def odd_namespace(cluster: E2ECluster, crds: None) -> Iterator[OddNamespace]:
     pods = ["odd-annotated", long_name[:253].rstrip(".")]
     objects: list[tuple[str, dict[str, Any]]] = []
     for pod in pods:
-        objects.append(("/api/v1/namespaces/{ns}/pods", {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod, "annotations": _huge_annotations(), "labels": {"app": "odd"}},
-            "spec": {"containers": [{"name": "app", "image": "registry.example/odd:1", "env": [
-                {"name": "ODD", "value": ODD_MESSAGES[0] + ODD_MESSAGES[2]}]}]},
-        }))
-    template = {"metadata": {"labels": {"app": "odd-deploy"}, "annotations": _huge_annotations()},
-                "spec": {"containers": [{"name": "app", "image": "registry.example/odd:1"}]}}
-    objects.append(("/apis/apps/v1/namespaces/{ns}/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "odd-deploy", "annotations": _huge_annotations()},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "odd-deploy"}}, "template": template},
-    }))
-    objects.append(("/api/v1/namespaces/{ns}/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "odd-config", "annotations": _huge_annotations()},
-        "data": {"big": "d" * (900 * 1024)},
-    }))
-    objects.append(("/api/v1/namespaces/{ns}/services", {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "odd-service", "annotations": _huge_annotations()},
-        "spec": {"selector": {"app": "odd"}, "ports": [{"port": 80}]},
-    }))
+        objects.append(
+            (
+                "/api/v1/namespaces/{ns}/pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": pod, "annotations": _huge_annotations(), "labels": {"app": "odd"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "image": "registry.example/odd:1",
+                                "env": [{"name": "ODD", "value": ODD_MESSAGES[0] + ODD_MESSAGES[2]}],
+                            }
+                        ]
+                    },
+                },
+            )
+        )
+    template = {
+        "metadata": {"labels": {"app": "odd-deploy"}, "annotations": _huge_annotations()},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/odd:1"}]},
+    }
+    objects.append(
+        (
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "odd-deploy", "annotations": _huge_annotations()},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "odd-deploy"}}, "template": template},
+            },
+        )
+    )
+    objects.append(
+        (
+            "/api/v1/namespaces/{ns}/configmaps",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "odd-config", "annotations": _huge_annotations()},
+                "data": {"big": "d" * (900 * 1024)},
+            },
+        )
+    )
+    objects.append(
+        (
+            "/api/v1/namespaces/{ns}/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "odd-service", "annotations": _huge_annotations()},
+                "spec": {"selector": {"app": "odd"}, "ports": [{"port": 80}]},
+            },
+        )
+    )
     for path, body in objects:
-        kubeapi.request(cluster.api, "POST", path.format(ns=name), body=body, headers={"Content-Type": "application/json"})
+        kubeapi.request(
+            cluster.api, "POST", path.format(ns=name), body=body, headers={"Content-Type": "application/json"}
+        )
 
     base = time.time() - EVENTS - 60
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:  # the client's connection pool holds about ten
-        list(pool.map(
-            lambda i: kubeapi.request(cluster.api, "POST", f"/api/v1/namespaces/{name}/events",
-                                      body=_event(name, i, base, pods), headers={"Content-Type": "application/json"}),
-            range(EVENTS),
-        ))
+        list(
+            pool.map(
+                lambda i: kubeapi.request(
+                    cluster.api,
+                    "POST",
+                    f"/api/v1/namespaces/{name}/events",
+                    body=_event(name, i, base, pods),
+                    headers={"Content-Type": "application/json"},
+                ),
+                range(EVENTS),
+            )
+        )
     print(f"\ncreated {EVENTS} events in {time.perf_counter() - started:.1f}s")
     try:
         # (remainingItemCount is not given with a field selector; the controllers add a few Normal events)
@@ -739,28 +920,54 @@ def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--standalone", f"--namespace={ns}", "-m", "infragenius.handlers"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
     try:
         # Idle first: started, watching, nothing to do yet.
-        wait_for(lambda: "Initial authentication has finished" in log_path.read_text() or proc.poll() is not None,
-                 timeout=60, what="the operator to start")
+        wait_for(
+            lambda: "Initial authentication has finished" in log_path.read_text() or proc.poll() is not None,
+            timeout=60,
+            what="the operator to start",
+        )
         time.sleep(3)
         assert proc.poll() is None, log_path.read_text()[-3000:]
         idle = _proc_status(proc.pid)
         started = time.perf_counter()
-        kubeapi.request(cluster.api, "POST", f"{API}/namespaces/{ns}/analyses",
-                        body=analysis("odd", {"maxFindings": 500}), headers={"Content-Type": "application/json"})
+        kubeapi.request(
+            cluster.api,
+            "POST",
+            f"{API}/namespaces/{ns}/analyses",
+            body=analysis("odd", {"maxFindings": 500}),
+            headers={"Content-Type": "application/json"},
+        )
         done = wait_phase(cluster, ns, "odd", ("Completed", "Failed"), timeout=180)
         elapsed = time.perf_counter() - started
         # An IncidentReport over the same namespace: its timeline reads the same events.
-        kubeapi.request(cluster.api, "POST", f"{API}/namespaces/{ns}/incidentreports", headers={"Content-Type": "application/json"},
-                        body={"apiVersion": "infragenius.io/v1alpha1", "kind": "IncidentReport", "metadata": {"name": "odd"},
-                              "spec": {"since": "4h"}})
+        kubeapi.request(
+            cluster.api,
+            "POST",
+            f"{API}/namespaces/{ns}/incidentreports",
+            headers={"Content-Type": "application/json"},
+            body={
+                "apiVersion": "infragenius.io/v1alpha1",
+                "kind": "IncidentReport",
+                "metadata": {"name": "odd"},
+                "spec": {"since": "4h"},
+            },
+        )
         report = wait_for(
-            lambda: (r := kubeapi.request(cluster.api, "GET", f"{API}/namespaces/{ns}/incidentreports/odd"))
-            .get("status", {}).get("phase") in ("Completed", "Failed") and r,
-            timeout=180, what="the incident report",
+            lambda: (
+                (r := kubeapi.request(cluster.api, "GET", f"{API}/namespaces/{ns}/incidentreports/odd"))
+                .get("status", {})
+                .get("phase")
+                in ("Completed", "Failed")
+                and r
+            ),
+            timeout=180,
+            what="the incident report",
         )
         peak = _proc_status(proc.pid)
     finally:
@@ -792,14 +999,18 @@ def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
     assert status["totalFindings"] >= 500 and status["truncated"] is True
     assert 50 < len(status["findings"]) < status["totalFindings"]
     ranks = {"critical": 0, "warning": 1, "info": 2}
-    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(ranks[f["severity"]] for f in status["findings"])
+    assert [ranks[f["severity"]] for f in status["findings"]] == sorted(
+        ranks[f["severity"]] for f in status["findings"]
+    )
     # The odd text arrives intact (truncated, never mangled): emoji, RTL marks and control characters.
     evidence = " ".join(e["value"] for f in status["findings"] if f["detector"] == "events" for e in f["evidence"])
     assert "🚀" in evidence and "\u202e" in evidence and "\x01" in evidence, evidence[:2000]
     incident = report["status"]
     incident_size = len(json.dumps(incident, ensure_ascii=False).encode())
-    print(f"incident report: status {incident_size / 1024:.1f} KiB, {len(incident['timeline'])} of "
-          f"{incident['totalTimelineEntries']} timeline entries kept")
+    print(
+        f"incident report: status {incident_size / 1024:.1f} KiB, {len(incident['timeline'])} of "
+        f"{incident['totalTimelineEntries']} timeline entries kept"
+    )
     assert incident["phase"] == "Completed", incident.get("summary")
     assert incident_size < STATUS_BOUND, incident_size
     assert incident["timelineTruncated"] is True and len(incident["timeline"]) <= 200
@@ -836,7 +1047,9 @@ async def test_in_process_analysis_keeps_the_newest_events_within_the_cap(
     names = [e["metadata"]["name"] for e in events]
     ours = [n for n in names if n.startswith("odd.")]
     assert len(names) - len(ours) <= 20, names[:30]
-    assert ours == [f"odd.{i:05d}" for i in range(odd_namespace.newest_event, odd_namespace.newest_event - len(ours), -1)]
+    assert ours == [
+        f"odd.{i:05d}" for i in range(odd_namespace.newest_event, odd_namespace.newest_event - len(ours), -1)
+    ]
     report = outcome.snapshot.result("events")
     assert report is not None and report.status.value == "ok" and report.count == cap
     assert outcome.missing == []
@@ -859,20 +1072,27 @@ def test_unknown_fields_are_pruned_with_a_warning_unless_validation_is_strict(
     body = analysis("pruned", {"minSeverity": "warning", "bogus": True, "llm": {"enabled": False, "temperature": 1}})
     for mode in ("Warn", "Ignore"):
         method, url, headers, data, post = cluster.api.param_serialize(
-            method="POST", resource_path=f"{API}/namespaces/{namespace}/analyses",
+            method="POST",
+            resource_path=f"{API}/namespaces/{namespace}/analyses",
             query_params=[("dryRun", "All"), ("fieldValidation", mode)],
-            header_params={"Content-Type": "application/json", "Accept": "application/json"}, body=body,
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=body,
             auth_settings=["BearerToken"],
         )
         response = cluster.api.call_api(method, url, header_params=headers, body=data, post_params=post)
         stored = json.loads(response.read())
         assert response.status == 201, stored
         assert stored["spec"] == {
-            "minSeverity": "warning", "llm": {"enabled": False, "anonymize": True}, "maxFindings": 50, "allNamespaces": False
+            "minSeverity": "warning",
+            "llm": {"enabled": False, "anonymize": True},
+            "maxFindings": 50,
+            "allNamespaces": False,
         }
         warning = (response.headers.get("Warning") or "").replace('\\"', '"')  # quoted as HTTP warn-text
         if mode == "Warn":
-            assert 'unknown field "spec.bogus"' in warning and 'unknown field "spec.llm.temperature"' in warning, warning
+            assert 'unknown field "spec.bogus"' in warning and 'unknown field "spec.llm.temperature"' in warning, (
+                warning
+            )
         else:
             assert warning == "", warning
         # What the operator then reads is a valid spec.

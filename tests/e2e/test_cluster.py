@@ -65,7 +65,9 @@ def test_version_reports_the_pinned_release(cluster: E2ECluster) -> None:
     assert reply["clientVersion"]["gitVersion"] == f"v{versions.KUBERNETES_VERSION}"
 
 
-def test_deployment_gets_three_running_ready_pods(apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str) -> None:
+def test_deployment_gets_three_running_ready_pods(
+    apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
     apps.create_namespaced_deployment(namespace, _deployment("web", 3))
 
     def ready_pods() -> list[client.V1Pod]:
@@ -79,7 +81,9 @@ def test_deployment_gets_three_running_ready_pods(apps: client.AppsV1Api, core: 
     owners = {p.metadata.owner_references[0].kind for p in pods}
     assert owners == {"ReplicaSet"}
     deployment = wait_for(
-        lambda: (d := apps.read_namespaced_deployment(name="web", namespace=namespace)).status.ready_replicas == 3 and d,
+        lambda: (
+            (d := apps.read_namespaced_deployment(name="web", namespace=namespace)).status.ready_replicas == 3 and d
+        ),
         timeout=30,
         what="deployment status readyReplicas=3",
     )
@@ -92,7 +96,9 @@ def test_pod_asking_for_1000_cpus_is_unschedulable(core: client.CoreV1Api, names
         spec=client.V1PodSpec(
             containers=[
                 client.V1Container(
-                    name="app", image="registry.example/app:1.0", resources=client.V1ResourceRequirements(requests={"cpu": "1000"})
+                    name="app",
+                    image="registry.example/app:1.0",
+                    resources=client.V1ResourceRequirements(requests={"cpu": "1000"}),
                 )
             ]
         ),
@@ -115,7 +121,9 @@ def test_namespace_deletion_completes(core: client.CoreV1Api, apps: client.AppsV
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     try:
         apps.create_namespaced_deployment(name, _deployment("doomed", 2))
-        core.create_namespaced_config_map(name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"a": "b"}))
+        core.create_namespaced_config_map(
+            name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"a": "b"})
+        )
         wait_for(lambda: len(core.list_namespaced_pod(name).items) == 2, timeout=60, what="2 pods before deletion")
     finally:
         core.delete_namespace(name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -106,8 +107,16 @@ def test_template_is_accepted_by_the_api_server(
     manifest = _template(helm, namespace, "--include-crds", *extra).stdout
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     kinds = sorted({d["kind"] for d in docs})
-    expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Role", "RoleBinding",
-                "Service", "ServiceAccount"}
+    expected = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    }
     assert expected <= set(kinds), kinds
     if custom:
         assert {"NetworkPolicy", "Secret", "PodDisruptionBudget", "ConfigMap", "KopfPeering"} <= set(kinds)
@@ -134,7 +143,11 @@ def _settings_from(deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     for env in container["env"]:
         value = env.get("value")
         if value is None:
-            value = "from-downward-api" if "fieldRef" in env["valueFrom"] else f"secret:{env['valueFrom']['secretKeyRef']['name']}"
+            value = (
+                "from-downward-api"
+                if "fieldRef" in env["valueFrom"]
+                else f"secret:{env['valueFrom']['secretKeyRef']['name']}"
+            )
         monkeypatch.setenv(env["name"], value)
     return Settings()
 
@@ -159,7 +172,9 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert deployment["spec"]["replicas"] == 3
     pdb = next(d for d in docs if d and d["kind"] == "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
-    peerings = sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d and d["kind"] == "KopfPeering")
+    peerings = sorted(
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d and d["kind"] == "KopfPeering"
+    )
     assert peerings == [("team-a", "ig-peers"), ("team-b", "ig-peers")]
     dashboard = next(d for d in docs if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard"))
     assert json.loads(dashboard["data"]["infragenius-operator.json"])["uid"] == "infragenius-operator"
@@ -217,9 +232,15 @@ def test_helm_install_and_uninstall(helm: list[str], cluster: E2ECluster, namesp
         for crd in CRD_NAMES:
             cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
         name = f"{release}-infragenius-operator"
-        result = cluster.kubectl("wait", "-n", namespace, "--for=condition=Available", f"deployment/{name}", "--timeout=120s", check=False)
-        assert result.returncode == 0, result.stderr + cluster.kubectl("get", "pods,events", "-n", namespace, check=False).stdout
-        pods = client.CoreV1Api(cluster.api).list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={release}")
+        result = cluster.kubectl(
+            "wait", "-n", namespace, "--for=condition=Available", f"deployment/{name}", "--timeout=120s", check=False
+        )
+        assert result.returncode == 0, (
+            result.stderr + cluster.kubectl("get", "pods,events", "-n", namespace, check=False).stdout
+        )
+        pods = client.CoreV1Api(cluster.api).list_namespaced_pod(
+            namespace, label_selector=f"app.kubernetes.io/instance={release}"
+        )
         assert len(pods.items) == 1
         node = client.CoreV1Api(cluster.api).read_node(pods.items[0].spec.node_name)
         if cluster.provider == "local":
@@ -234,14 +255,19 @@ def test_helm_install_and_uninstall(helm: list[str], cluster: E2ECluster, namesp
     apps = client.AppsV1Api(cluster.api)
     wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, timeout=60, what="deployment removed")
     assert not [s for s in client.CoreV1Api(cluster.api).list_namespaced_service(namespace).items]
-    assert not [s for s in client.CoreV1Api(cluster.api).list_namespaced_service_account(namespace).items
-                if s.metadata.name != "default"]
+    assert not [
+        s
+        for s in client.CoreV1Api(cluster.api).list_namespaced_service_account(namespace).items
+        if s.metadata.name != "default"
+    ]
     # Helm never deletes CRDs (nor the resources users created): they stay established.
     for crd in CRD_NAMES:
         cluster.kubectl("get", f"crd/{crd}")
 
 
-def test_every_kubernetes_example_is_accepted_by_the_api_server(cluster: E2ECluster, crds: None, namespace: str) -> None:
+def test_every_kubernetes_example_is_accepted_by_the_api_server(
+    cluster: E2ECluster, crds: None, namespace: str
+) -> None:
     """examples/*.yaml with our kinds pass server-side validation (the Argo CD Application needs Argo's CRDs)."""
     applied = []
     for path in sorted((ROOT / "examples").glob("*.yaml")):
@@ -258,8 +284,20 @@ def test_every_kubernetes_example_is_accepted_by_the_api_server(cluster: E2EClus
 
 
 def test_webhook_service_matches_the_alertmanager_example(helm: list[str]) -> None:
-    result = _run([*helm, "template", "infragenius-operator", str(CHART), "--namespace", "infragenius-system",
-                   "--set", "webhook.enabled=true", "--set", "webhook.token.existingSecret=tok"])
+    result = _run(
+        [
+            *helm,
+            "template",
+            "infragenius-operator",
+            str(CHART),
+            "--namespace",
+            "infragenius-system",
+            "--set",
+            "webhook.enabled=true",
+            "--set",
+            "webhook.token.existingSecret=tok",
+        ]
+    )
     services = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Service"}
     receiver = (ROOT / "examples" / "alertmanager-receiver.yaml").read_text()
     port = services["infragenius-operator-webhook"]["spec"]["ports"][0]["port"]

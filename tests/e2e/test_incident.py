@@ -47,7 +47,10 @@ def test_rollout_before_failures_is_the_top_cause(
     scenarios.apply(cluster.kubectl, namespace, scenarios.deployment("checkout", 2, custom_status=True))
     scenarios.wait_pods(core, namespace, "app=checkout", 2)
     wait_for(
-        lambda: any((rs.metadata.annotations or {}).get(REVISION) == "1" for rs in apps.list_namespaced_replica_set(namespace).items),
+        lambda: any(
+            (rs.metadata.annotations or {}).get(REVISION) == "1"
+            for rs in apps.list_namespaced_replica_set(namespace).items
+        ),
         what="revision 1",
     )
 
@@ -55,7 +58,11 @@ def test_rollout_before_failures_is_the_top_cause(
     cluster.kubectl("set", "image", "deployment/checkout", f"app={NEW_IMAGE}", "-n", namespace)
     new_rs = wait_for(
         lambda: next(
-            (rs for rs in apps.list_namespaced_replica_set(namespace).items if (rs.metadata.annotations or {}).get(REVISION) == "2"),
+            (
+                rs
+                for rs in apps.list_namespaced_replica_set(namespace).items
+                if (rs.metadata.annotations or {}).get(REVISION) == "2"
+            ),
             None,
         ),
         what="the ReplicaSet of revision 2",
@@ -68,8 +75,15 @@ def test_rollout_before_failures_is_the_top_cause(
     for pod in new_pods:
         scenarios.patch_failure(core, pod, "CrashLoopBackOff", started_minutes_ago=0, exited_minutes_ago=0)
         scenarios.post_warning_event(
-            core, namespace, "Pod", pod.metadata.name, "BackOff", "Back-off restarting failed container app",
-            5, uid=pod.metadata.uid, first_seen_minutes_ago=0,
+            core,
+            namespace,
+            "Pod",
+            pod.metadata.name,
+            "BackOff",
+            "Back-off restarting failed container app",
+            5,
+            uid=pod.metadata.uid,
+            first_seen_minutes_ago=0,
         )
 
     scenarios.apply(cluster.kubectl, namespace, incident_report("checkout-down", {"since": "30m", "severity": "SEV2"}))
@@ -82,10 +96,13 @@ def test_rollout_before_failures_is_the_top_cause(
     timeline = status["timeline"]
     assert [e["time"] for e in timeline] == sorted(e["time"] for e in timeline)
     rollout_at = next(
-        i for i, e in enumerate(timeline)
-        if e["kind"] == "Rollout" and e["resource"]["name"] == new_rs.metadata.name
+        i for i, e in enumerate(timeline) if e["kind"] == "Rollout" and e["resource"]["name"] == new_rs.metadata.name
     )
-    first_failure = next(i for i, e in enumerate(timeline) if e["kind"] in ("Event", "Restart", "Termination") and e["severity"] != "info")
+    first_failure = next(
+        i
+        for i, e in enumerate(timeline)
+        if e["kind"] in ("Event", "Restart", "Termination") and e["severity"] != "info"
+    )
     assert rollout_at < first_failure, timeline
     assert timeline[rollout_at]["time"] <= timeline[first_failure]["time"]
     image_change = f"image {OLD_IMAGE} -> {NEW_IMAGE} (container app)"
@@ -134,7 +151,7 @@ def test_node_not_ready_is_the_top_cause(
     cluster.kubectl("annotate", "node", node_name, f"{CUSTOM_STATUS_ANNOTATION}=custom", "--overwrite")
     try:
         time.sleep(1.1)
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         core.patch_node_status(
             node_name,
             {
@@ -157,7 +174,9 @@ def test_node_not_ready_is_the_top_cause(
         scenarios.apply(cluster.kubectl, namespace, incident_report("node-down", {"since": "30m"}))
         status = wait_report(cluster, namespace, "node-down")["status"]
         assert status["phase"] == "Completed", status
-        node_entries = [e for e in status["timeline"] if e["kind"] == "NodeCondition" and e["resource"]["name"] == node_name]
+        node_entries = [
+            e for e in status["timeline"] if e["kind"] == "NodeCondition" and e["resource"]["name"] == node_name
+        ]
         assert any("NotReady" in e["summary"] and e["severity"] == "critical" for e in node_entries), status["timeline"]
         top = status["suspectedCauses"][0]
         assert top["title"] == f"Node {node_name} NotReady" and top["resource"]["name"] == node_name
@@ -173,10 +192,22 @@ def test_node_not_ready_is_the_top_cause(
             wait_for(lambda: _ready(core.read_node(node_name)) == "True", timeout=30, what=f"{node_name} Ready again")
         except AssertionError:
             # kwok did not pick the node up again in time: mark it Ready as kwok would.
-            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
             core.patch_node_status(
                 node_name,
-                {"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now, "lastTransitionTime": now}]}},
+                {
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "KubeletReady",
+                                "lastHeartbeatTime": now,
+                                "lastTransitionTime": now,
+                            }
+                        ]
+                    }
+                },
             )
             raise
 
@@ -185,24 +216,33 @@ def test_api_server_rejects_impossible_windows(cluster: E2ECluster, namespace: s
     import yaml
 
     def apply(spec: dict[str, Any]) -> str:
-        done = cluster.kubectl("apply", "-n", namespace, "-f", "-", check=False, input=yaml.safe_dump(incident_report("bad", spec)))
+        done = cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", check=False, input=yaml.safe_dump(incident_report("bad", spec))
+        )
         return done.stderr if done.returncode else ""
 
-    assert "give either since, or start and end, not both" in apply({"since": "1h", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"})
+    assert "give either since, or start and end, not both" in apply(
+        {"since": "1h", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}
+    )
     assert "give either since, or start and end, not both" in apply({})
     assert "start and end go together" in apply({"start": "2026-01-01T00:00:00Z"})
     assert "start must be before end" in apply({"start": "2026-01-01T02:00:00Z", "end": "2026-01-01T01:00:00Z"})
     assert "Unsupported value" in apply({"since": "1h", "severity": "SEV9"})
 
 
-def test_error_rate_step_becomes_a_metric_anomaly(cluster: E2ECluster, namespace: str, operator: KopfRunner, prometheus: Any) -> None:
+def test_error_rate_step_becomes_a_metric_anomaly(
+    cluster: E2ECluster, namespace: str, operator: KopfRunner, prometheus: Any
+) -> None:
     from tests.e2e.prometheus_support import T_END
 
     query = 'sum(rate(slo_requests_errors{scenario="breaching"}[5m])) / sum(rate(slo_requests_total{scenario="breaching"}[5m]))'
     spec = {
         "start": (T_END - dt.timedelta(hours=3)).isoformat().replace("+00:00", "Z"),
         "end": T_END.isoformat().replace("+00:00", "Z"),
-        "prometheus": {"url": prometheus.url, "queries": [{"name": "checkout-errors", "query": query, "kind": "errorRate", "minChange": 0.005}]},
+        "prometheus": {
+            "url": prometheus.url,
+            "queries": [{"name": "checkout-errors", "query": query, "kind": "errorRate", "minChange": 0.005}],
+        },
     }
     scenarios.apply(cluster.kubectl, namespace, incident_report("errors", spec))
     status = wait_report(cluster, namespace, "errors")["status"]
@@ -228,7 +268,10 @@ def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespa
     from infragenius_devtools.support import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    spec = {"since": "1h", "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]}}
+    spec = {
+        "since": "1h",
+        "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]},
+    }
     scenarios.apply(cluster.kubectl, namespace, incident_report("blind", spec))
     status = wait_report(cluster, namespace, "blind")["status"]
     assert status["phase"] == "Completed" and any(m.startswith("prometheus errors") for m in status["missing"]), status

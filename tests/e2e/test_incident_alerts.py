@@ -10,9 +10,9 @@ import httpx
 import pytest
 from kubernetes import client
 
-from infragenius_devtools.devcluster import scenarios
-from infragenius.models.alertmanager import Alert
 from infragenius.alerts.incidents import report_name
+from infragenius.models.alertmanager import Alert
+from infragenius_devtools.devcluster import scenarios
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import free_port
@@ -53,7 +53,7 @@ def test_a_critical_alert_opens_one_incident_report(
     scenarios.apply(cluster.kubectl, namespace, scenarios.deployment("checkout", 1, custom_status=True))
     pod = scenarios.wait_pods(core, namespace, "app=checkout", 1)[0]
     scenarios.patch_failure(core, pod, "CrashLoopBackOff", started_minutes_ago=3, exited_minutes_ago=0)
-    starts = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=1)
+    starts = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
     starts_at = starts.isoformat().replace("+00:00", ".000000001Z")
     port = free_port()
     env = {
@@ -72,12 +72,17 @@ def test_a_critical_alert_opens_one_incident_report(
         reply = post(port, payload(namespace, "fp-checkout-1", starts_at))
         assert reply.status_code == 200, reply.text
         assert reply.json()["results"][0] == {
-            "fingerprint": "fp-checkout-1", "status": "firing", "incident": "created", "action": "incident"
+            "fingerprint": "fp-checkout-1",
+            "status": "firing",
+            "incident": "created",
+            "action": "incident",
         }
         again = post(port, payload(namespace, "fp-checkout-1", starts_at))
         assert again.status_code == 200 and again.json()["results"][0]["incident"] == "duplicate"
         body = wait_for(
-            lambda: next((r for r in reports(cluster, namespace) if r.get("status", {}).get("phase") == "Completed"), None),
+            lambda: next(
+                (r for r in reports(cluster, namespace) if r.get("status", {}).get("phase") == "Completed"), None
+            ),
             timeout=60,
             what="the alert's incident report to complete",
         )
@@ -85,7 +90,11 @@ def test_a_critical_alert_opens_one_incident_report(
     spec = body["spec"]
     assert spec["start"] == (starts - dt.timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
     assert spec["severity"] == "SEV1"
-    assert spec["alert"] == {"name": "CheckoutDown", "fingerprint": "fp-checkout-1", "startsAt": starts.isoformat().replace("+00:00", "Z")}
+    assert spec["alert"] == {
+        "name": "CheckoutDown",
+        "fingerprint": "fp-checkout-1",
+        "startsAt": starts.isoformat().replace("+00:00", "Z"),
+    }
     timeline = body["status"]["timeline"]
     assert any(e["kind"] == "Alert" and e["resource"]["name"] == "CheckoutDown" for e in timeline), timeline
     assert any(e["kind"] == "Restart" for e in timeline), timeline
@@ -114,18 +123,39 @@ def test_history_keeps_the_whole_report_when_status_is_bounded(
     # Enough distinct warnings that the postmortem's timeline outgrows the status copy (16000 characters).
     for i in range(160):
         scenarios.post_warning_event(
-            core, namespace, "Pod", pod.metadata.name, "Unhealthy",
+            core,
+            namespace,
+            "Pod",
+            pod.metadata.name,
+            "Unhealthy",
             f"Readiness probe failed: HTTP probe failed with statuscode: 503 (probe {i:03d} of the incident)",
-            1, uid=pod.metadata.uid, first_seen_minutes_ago=5,
+            1,
+            uid=pod.metadata.uid,
+            first_seen_minutes_ago=5,
         )
     with running_operator(operator_kubeconfig, INFRAGENIUS_POSTGRES_URL=postgres.url):
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(
-            {"apiVersion": "infragenius.io/v1alpha1", "kind": "IncidentReport", "metadata": {"name": "long"},
-             "spec": {"since": "1h"}}
-        ))
+        cluster.kubectl(
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "infragenius.io/v1alpha1",
+                    "kind": "IncidentReport",
+                    "metadata": {"name": "long"},
+                    "spec": {"since": "1h"},
+                }
+            ),
+        )
         status = wait_for(
-            lambda: next((r["status"] for r in reports(cluster, namespace) if r.get("status", {}).get("phase") == "Completed"), None),
-            timeout=60, what="the report",
+            lambda: next(
+                (r["status"] for r in reports(cluster, namespace) if r.get("status", {}).get("phase") == "Completed"),
+                None,
+            ),
+            timeout=60,
+            what="the report",
         )
 
         def stored() -> int:
@@ -141,8 +171,10 @@ def test_history_keeps_the_whole_report_when_status_is_bounded(
     copy = status["postmortem"]
     assert copy["truncated"] is True and len(copy["markdown"]) < copy["totalChars"]
     assert stored() == copy["totalChars"]
-    timeline_rows = int(postgres.psql(
-        "SELECT jsonb_array_length(a.metadata->'timeline') FROM analyses a JOIN requests r ON r.id = a.request_id"
-        f" WHERE r.namespace = '{namespace}'"
-    ))
+    timeline_rows = int(
+        postgres.psql(
+            "SELECT jsonb_array_length(a.metadata->'timeline') FROM analyses a JOIN requests r ON r.id = a.request_id"
+            f" WHERE r.namespace = '{namespace}'"
+        )
+    )
     assert timeline_rows == status["totalTimelineEntries"] >= 160

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ pytestmark = pytest.mark.e2e
 BATCH = 40
 
 
-def _create_batch(cluster: E2ECluster, namespace: str, prefix: str, count: int, spec: dict[str, Any] | None = None) -> list[str]:
+def _create_batch(
+    cluster: E2ECluster, namespace: str, prefix: str, count: int, spec: dict[str, Any] | None = None
+) -> list[str]:
     names = [f"{prefix}-{i:02d}" for i in range(count)]
     docs = "\n---\n".join(yaml.safe_dump(analysis(n, spec)) for n in names)
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=docs)
@@ -39,7 +41,9 @@ def _create_batch(cluster: E2ECluster, namespace: str, prefix: str, count: int, 
 
 
 def _phases(cluster: E2ECluster, namespace: str) -> dict[str, str]:
-    listed = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object("infragenius.io", "v1alpha1", namespace, "analyses")
+    listed = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+        "infragenius.io", "v1alpha1", namespace, "analyses"
+    )
     return {item["metadata"]["name"]: (item.get("status") or {}).get("phase", "") for item in listed["items"]}
 
 
@@ -57,15 +61,19 @@ def _history_rows(postgres: LocalPostgres, namespace: str) -> dict[str, int]:
     return {line.split("=")[0]: int(line.split("=")[1]) for line in rows.splitlines() if line}
 
 
-def _assert_exactly_once(cluster: E2ECluster, core: client.CoreV1Api, postgres: LocalPostgres, namespace: str, names: list[str]) -> None:
+def _assert_exactly_once(
+    cluster: E2ECluster, core: client.CoreV1Api, postgres: LocalPostgres, namespace: str, names: list[str]
+) -> None:
     for name in names:
         status = get_analysis(cluster, namespace, name)["status"]
         ready = next(c for c in status["conditions"] if c["type"] == "Ready")
         assert status["phase"] == "Completed" and ready["status"] == "True", (name, status)
         assert ready["observedGeneration"] == status["observedGeneration"] == 1
-    wait_for(lambda: len(_history_rows(postgres, namespace)) == len(names), timeout=30, what="one history row per analysis")
+    wait_for(
+        lambda: len(_history_rows(postgres, namespace)) == len(names), timeout=30, what="one history row per analysis"
+    )
     rows = _history_rows(postgres, namespace)
-    assert rows == {name: 1 for name in names}, rows
+    assert rows == dict.fromkeys(names, 1), rows
     events = completed_events(core.list_namespaced_event(namespace).items)
     assert max(events.values()) == 1, {n: c for n, c in events.items() if c > 1}
     # A run killed between its final status patch and its event has no event; never two.
@@ -73,13 +81,22 @@ def _assert_exactly_once(cluster: E2ECluster, core: client.CoreV1Api, postgres: 
 
 
 def test_standby_takes_over_when_the_active_replica_is_killed(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
-    postgres: LocalPostgres, tmp_path: Path,
+    cluster: E2ECluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    operator_kubeconfig: str,
+    postgres: LocalPostgres,
+    tmp_path: Path,
 ) -> None:
     peering = f"e2e-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(
-        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}}
-    ))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=yaml.safe_dump(
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}}
+        ),
+    )
     workloads.break_namespace(cluster.kubectl, core, namespace)
     env = {
         "INFRAGENIUS_PEERING_NAME": peering,
@@ -89,12 +106,22 @@ def test_standby_takes_over_when_the_active_replica_is_killed(
     active = start_operator(operator_kubeconfig, tmp_path / "active.log", INFRAGENIUS_PEERING_PRIORITY="200", **env)
     standby: OperatorProcess | None = None
     try:
-        standby = start_operator(operator_kubeconfig, tmp_path / "standby.log", INFRAGENIUS_PEERING_PRIORITY="100", **env)
-        peers = lambda: (cluster.kubectl("get", "clusterkopfpeering", peering, "-o", "yaml").stdout)  # noqa: E731
-        wait_for(lambda: len(yaml.safe_load(peers()).get("status") or {}) == 2, timeout=30, what="both replicas in the peering")
+        standby = start_operator(
+            operator_kubeconfig, tmp_path / "standby.log", INFRAGENIUS_PEERING_PRIORITY="100", **env
+        )
+        peers = lambda: cluster.kubectl("get", "clusterkopfpeering", peering, "-o", "yaml").stdout  # noqa: E731
+        wait_for(
+            lambda: len(yaml.safe_load(peers()).get("status") or {}) == 2,
+            timeout=30,
+            what="both replicas in the peering",
+        )
 
         names = _create_batch(cluster, namespace, "ha", BATCH)
-        wait_for(lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 5, timeout=60, what="5 analyses done")
+        wait_for(
+            lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 5,
+            timeout=60,
+            what="5 analyses done",
+        )
         assert standby.metric("infragenius_runs_total") == 0, "the standby worked while the active replica was alive"
         done_before = list(_phases(cluster, namespace).values()).count("Completed")
         active.kill()
@@ -103,8 +130,10 @@ def test_standby_takes_over_when_the_active_replica_is_killed(
         _wait_completed(cluster, namespace, names, timeout=120)
         takeover = time.monotonic() - killed
         by_standby = standby.metric("infragenius_runs_total", outcome="completed")
-        print(f"\nHA: {done_before}/{BATCH} done when the active replica was killed; "
-              f"the standby completed {by_standby:.0f} and finished the batch {takeover:.1f}s after the kill")
+        print(
+            f"\nHA: {done_before}/{BATCH} done when the active replica was killed; "
+            f"the standby completed {by_standby:.0f} and finished the batch {takeover:.1f}s after the kill"
+        )
         assert by_standby >= 1 and done_before < BATCH
         assert "Resuming operations" in standby.output() or "resum" in standby.output().lower()
         _assert_exactly_once(cluster, core, postgres, namespace, names)
@@ -116,22 +145,32 @@ def test_standby_takes_over_when_the_active_replica_is_killed(
 
 
 def test_sigkill_mid_batch_then_restart_finishes_everything_once(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
-    postgres: LocalPostgres, tmp_path: Path,
+    cluster: E2ECluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    operator_kubeconfig: str,
+    postgres: LocalPostgres,
+    tmp_path: Path,
 ) -> None:
     workloads.break_namespace(cluster.kubectl, core, namespace)
     env = {"INFRAGENIUS_POSTGRES_URL": postgres.url}
     first = start_operator(operator_kubeconfig, tmp_path / "first.log", **env)
     try:
         names = _create_batch(cluster, namespace, "kill", BATCH)
-        wait_for(lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 5, timeout=60, what="5 analyses done")
+        wait_for(
+            lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 5,
+            timeout=60,
+            what="5 analyses done",
+        )
         first.kill()
     finally:
         first.stop()
     left = _phases(cluster, namespace)
     unfinished = [n for n in names if left.get(n) != "Completed"]
-    print(f"\nSIGKILL: {BATCH - len(unfinished)}/{BATCH} completed, {sum(1 for n in unfinished if left.get(n) == 'Running')} "
-          "left in Running, the rest not started")
+    print(
+        f"\nSIGKILL: {BATCH - len(unfinished)}/{BATCH} completed, {sum(1 for n in unfinished if left.get(n) == 'Running')} "
+        "left in Running, the rest not started"
+    )
     assert unfinished, "the batch finished before the kill; nothing was tested"
 
     second = start_operator(operator_kubeconfig, tmp_path / "second.log", **env)
@@ -153,8 +192,12 @@ def test_sigkill_mid_batch_then_restart_finishes_everything_once(
 
 
 def test_api_server_restart_during_a_batch(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
-    postgres: LocalPostgres, tmp_path: Path,
+    cluster: E2ECluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    operator_kubeconfig: str,
+    postgres: LocalPostgres,
+    tmp_path: Path,
 ) -> None:
     if cluster.local is None:
         if IN_CI:
@@ -164,7 +207,11 @@ def test_api_server_restart_during_a_batch(
     operator = start_operator(operator_kubeconfig, tmp_path / "operator.log", INFRAGENIUS_POSTGRES_URL=postgres.url)
     try:
         names = _create_batch(cluster, namespace, "api", BATCH)
-        wait_for(lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 3, timeout=60, what="3 analyses done")
+        wait_for(
+            lambda: list(_phases(cluster, namespace).values()).count("Completed") >= 3,
+            timeout=60,
+            what="3 analyses done",
+        )
         unreachable = cluster.local.restart_apiserver(down_seconds=3)
         _wait_completed(cluster, namespace, names, timeout=180)
         # The watch came back: work created after the restart is seen and done too.
@@ -182,8 +229,14 @@ def _degraded(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_dependencies_stopped_mid_batch_degrade_then_recover(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
-    postgres: LocalPostgres, redis_server: LocalRedis, ollama: LocalOllama, prometheus: Any,
+    cluster: E2ECluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    operator_kubeconfig: str,
+    postgres: LocalPostgres,
+    redis_server: LocalRedis,
+    ollama: LocalOllama,
+    prometheus: Any,
 ) -> None:
     workloads.break_namespace(cluster.kubectl, core, namespace)
     env = {
@@ -210,7 +263,9 @@ def test_dependencies_stopped_mid_batch_degrade_then_recover(
             during = []
             for i in range(3):  # one at a time: each sees what the previous ones ran into
                 workloads.apply(cluster.kubectl, namespace, analysis(f"during-{i}", spec))
-                during.append(wait_phase(cluster, namespace, f"during-{i}", ("Completed", "Failed"), timeout=120)["status"])
+                during.append(
+                    wait_phase(cluster, namespace, f"during-{i}", ("Completed", "Failed"), timeout=120)["status"]
+                )
         finally:
             postgres.start()
             redis_server.start()
@@ -226,13 +281,21 @@ def test_dependencies_stopped_mid_batch_degrade_then_recover(
         assert explained["status"] == "False" and explained["reason"] in ("ModelUnavailable", "ModelTimeout")
 
         # Recovery: the buffered runs reach Postgres, and a run after the return is not degraded.
-        wait_for(lambda: sum(_history_rows(postgres, namespace).values()) == 4, timeout=90, what="buffered runs written")
+        wait_for(
+            lambda: sum(_history_rows(postgres, namespace).values()) == 4, timeout=90, what="buffered runs written"
+        )
         time.sleep(11)  # the cache skips Redis for 10 s after an error
         workloads.apply(cluster.kubectl, namespace, analysis("after", spec))
         after = wait_phase(cluster, namespace, "after", ("Completed",), timeout=180)["status"]
         assert _degraded(after)["status"] == "False", _degraded(after)
         assert next(c for c in after["conditions"] if c["type"] == "Explained")["status"] == "True"
-        assert _history_rows(postgres, namespace) == {"before": 1, "during-0": 1, "during-1": 1, "during-2": 1, "after": 1}
+        assert _history_rows(postgres, namespace) == {
+            "before": 1,
+            "during-0": 1,
+            "during-1": 1,
+            "during-2": 1,
+            "after": 1,
+        }
 
 
 def test_interval_reruns_only_the_periodic_analysis(
@@ -246,8 +309,11 @@ def test_interval_reruns_only_the_periodic_analysis(
         first = wait_phase(cluster, namespace, "periodic", ("Completed",), timeout=SETUP_TIMEOUT)["status"]
         once = wait_phase(cluster, namespace, "once", ("Completed",), timeout=SETUP_TIMEOUT)["status"]
         second = wait_for(
-            lambda: (s := get_analysis(cluster, namespace, "periodic")["status"]).get("runId") != first["runId"]
-            and s.get("phase") == "Completed" and s,
+            lambda: (
+                (s := get_analysis(cluster, namespace, "periodic")["status"]).get("runId") != first["runId"]
+                and s.get("phase") == "Completed"
+                and s
+            ),
             timeout=120,
             interval=1,
             what="the periodic analysis to run again",

@@ -9,17 +9,23 @@ import logging
 import re
 import sys
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from kopf.testing import KopfRunner
+from kubernetes import client, config
+from pydantic import SecretStr
+
 from infragenius import kubeapi
-from infragenius_devtools.devcluster import scenarios as workloads
-from infragenius.models.explanation import ExplainedStatus
+from infragenius.alerts.receiver import PATH, AlertWebhook, WebhookOptions
+from infragenius.alerts.slo_triggers import KubeTriggerSink, TriggerUnavailable, UnknownSLO
 from infragenius.models.api import TRIGGER_ANNOTATION
+from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.slo import (
     BURN_WINDOWS,
     LatencySLI,
@@ -30,12 +36,7 @@ from infragenius.models.slo import (
 )
 from infragenius.slo import math as slo_math
 from infragenius.slo.review import collect
-from infragenius.alerts.slo_triggers import KubeTriggerSink, TriggerUnavailable, UnknownSLO
-from infragenius.alerts.receiver import PATH, AlertWebhook, WebhookOptions
-from kopf.testing import KopfRunner
-from kubernetes import client, config
-from pydantic import SecretStr
-
+from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import (
@@ -103,8 +104,10 @@ async def test_review_matches_hand_computed_values(prometheus: LocalPrometheus, 
     report = slo_math.evaluate(scenario.objective, "30d", data.window_error_ratio, data.error_ratios)
     assert_matches_hand_computed(report, scenario)
     burns = ", ".join(f"{w}={'-' if v is None else f'{v:.6f}'}" for w, v in report.burn_rates.items())
-    show(f"\n{name}: verdict={report.verdict.value} consumed={report.consumed:.9f} "
-          f"remaining={report.remaining:.9f} burn[{burns}] queries {data.seconds:.3f}s")
+    show(
+        f"\n{name}: verdict={report.verdict.value} consumed={report.consumed:.9f} "
+        f"remaining={report.remaining:.9f} burn[{burns}] queries {data.seconds:.3f}s"
+    )
 
 
 async def test_breaching_values_written_out() -> None:
@@ -235,9 +238,11 @@ def get_slo(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
 def wait_reviewed(cluster: E2ECluster, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
     """The status once a review has finished (Completed or Failed)."""
     return wait_for(
-        lambda: (s := get_slo(cluster, namespace, name).get("status", {})).get("phase") in ("Completed", "Failed")
-        and (s.get("lastReview") or {}).get("completedAt")
-        and s,
+        lambda: (
+            (s := get_slo(cluster, namespace, name).get("status", {})).get("phase") in ("Completed", "Failed")
+            and (s.get("lastReview") or {}).get("completedAt")
+            and s
+        ),
         timeout=timeout,
         what=f"sloreview {name} to be reviewed",
     )
@@ -272,8 +277,10 @@ def test_status_dedupes_an_alert_across_an_operator_restart(
         reply = httpx.post(url, json=body, headers=auth, timeout=10)
         assert reply.status_code == 200 and reply.json()["results"][0]["action"] == "triggered", reply.text
         wait_for(
-            lambda: ((get_slo(cluster, namespace, "restart")["status"].get("lastReview") or {}).get("completedAt"))
-            and review_log.alert_reviews(namespace, "restart") == 1,
+            lambda: (
+                ((get_slo(cluster, namespace, "restart")["status"].get("lastReview") or {}).get("completedAt"))
+                and review_log.alert_reviews(namespace, "restart") == 1
+            ),
             timeout=60,
             what="the alert-triggered review",
         )
@@ -313,8 +320,10 @@ def test_slo_narrative_from_a_real_model_with_names_masked(
     sent = "\n".join(chats)
     leaked = [word for word in (name, service, "flamingo", "pelican", namespace) if word in sent]
     assert leaked == [], leaked
-    show(f"\nslo narrative: {explanation.prompt_tokens}+{explanation.completion_tokens} tokens, "
-         f"{explanation.model_seconds}s: {explanation.summary}")
+    show(
+        f"\nslo narrative: {explanation.prompt_tokens}+{explanation.completion_tokens} tokens, "
+        f"{explanation.model_seconds}s: {explanation.summary}"
+    )
 
 
 # --- the webhook in-process, over the real KubeTriggerSink and the real API (as the operator's account) ----
@@ -355,8 +364,14 @@ def trigger_annotation(cluster: E2ECluster, namespace: str, name: str) -> str | 
 
 def record(fp: str, status: str = "firing") -> TriggerRecord:
     return TriggerRecord.model_validate(
-        {"alertname": "A", "fingerprint": fp, "startsAt": "2025-01-01T00:00:00Z", "status": status,
-         "labels": {}, "receivedAt": "2025-01-01T00:00:00Z"}
+        {
+            "alertname": "A",
+            "fingerprint": fp,
+            "startsAt": "2025-01-01T00:00:00Z",
+            "status": status,
+            "labels": {},
+            "receivedAt": "2025-01-01T00:00:00Z",
+        }
     )
 
 
@@ -379,7 +394,12 @@ async def test_webhook_rejects_bad_requests_before_the_api(
         (json.dumps({**good, "alerts": [{**first, "status": "pending"}]}).encode(), "invalid_payload"),
     ]
     async with webhook_client(KubeTriggerSink(operator_api), max_body_bytes=64 * 1024) as http:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic " + TOKEN}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": TOKEN},
+            {"Authorization": "Basic " + TOKEN},
+        ):
             reply = await http.post(PATH, json=good, headers=headers)
             assert reply.status == 401, headers
             assert (await reply.json())["error"] == "unauthorized"
@@ -409,7 +429,9 @@ async def test_webhook_rejects_bad_requests_before_the_api(
     assert triggers(cluster, namespace, "checkout") == [] and trigger_annotation(cluster, namespace, "checkout") is None
 
 
-async def test_webhook_records_each_alert_once(cluster: E2ECluster, namespace: str, operator_api: client.ApiClient) -> None:
+async def test_webhook_records_each_alert_once(
+    cluster: E2ECluster, namespace: str, operator_api: client.ApiClient
+) -> None:
     make_slos(cluster, namespace, "checkout")
     body = alert_payload("4a3b2c1d00000001", namespace, "checkout")
     async with webhook_client(KubeTriggerSink(operator_api)) as http:
@@ -433,10 +455,15 @@ async def test_webhook_records_each_alert_once(cluster: E2ECluster, namespace: s
         again["alerts"][0]["startsAt"] = "2025-01-02T00:00:00Z"
         reply = await http.post(PATH, json=again, headers=AUTH)
         assert (await reply.json())["results"][0]["action"] == "triggered"
-        reply = await http.post(PATH, json=alert_payload("4a3b2c1d00000001", namespace, "checkout", "resolved"), headers=AUTH)
+        reply = await http.post(
+            PATH, json=alert_payload("4a3b2c1d00000001", namespace, "checkout", "resolved"), headers=AUTH
+        )
         assert (await reply.json())["results"][0]["action"] == "recorded"
     assert [(t["fingerprint"][-1], t["status"]) for t in triggers(cluster, namespace, "checkout")] == [
-        ("1", "firing"), ("2", "firing"), ("1", "firing"), ("1", "resolved")
+        ("1", "firing"),
+        ("2", "firing"),
+        ("1", "firing"),
+        ("1", "resolved"),
     ]
     assert trigger_annotation(cluster, namespace, "checkout") == "4a3b2c1d00000001@2025-01-02T00:00:00Z"
 
@@ -471,14 +498,19 @@ async def test_webhook_unknown_unmatched_and_relabelled_slos(
         assert reply.status == 200
         assert [r["action"] for r in (await reply.json())["results"]] == ["triggered", "unknown"]
 
-    async with webhook_client(KubeTriggerSink(operator_api), slo_label="slo_name", namespace_label="slo_namespace") as http:
+    async with webhook_client(
+        KubeTriggerSink(operator_api), slo_label="slo_name", namespace_label="slo_namespace"
+    ) as http:
         relabelled = alert_payload("00000000000000f4", namespace, "checkout")
         relabelled["alerts"][0]["labels"] = {"alertname": "X", "slo_name": "checkout", "slo_namespace": namespace}
         reply = await http.post(PATH, json=relabelled, headers=AUTH)
         assert reply.status == 200 and (await reply.json())["results"][0]["action"] == "triggered"
         reply = await http.post(PATH, json=alert_payload("00000000000000f5", namespace, "checkout"), headers=AUTH)
         assert reply.status == 422  # the default labels are ignored
-    assert [t["fingerprint"] for t in triggers(cluster, namespace, "checkout")] == ["00000000000000f2", "00000000000000f4"]
+    assert [t["fingerprint"] for t in triggers(cluster, namespace, "checkout")] == [
+        "00000000000000f2",
+        "00000000000000f4",
+    ]
 
 
 async def test_webhook_flood_of_bad_requests_leaves_the_server_healthy(
@@ -612,7 +644,8 @@ def test_operator_reaches_every_verdict_from_prometheus(
     assert [a["name"] for a in breaching["alerts"] if a["firing"]] == ["page-1h-5m"]
     assert breaching["alerts"][0]["factor"] == 14.4 and breaching["timeToExhaustion"] == "17h1m30s"
     assert [a["name"] for a in get_slo(cluster, namespace, "at-risk")["status"]["alerts"] if a["firing"]] == [
-        "ticket-1d-2h", "ticket-3d-6h"
+        "ticket-1d-2h",
+        "ticket-3d-6h",
     ]
 
     no_data = wait_reviewed(cluster, namespace, "no-data")
@@ -643,9 +676,16 @@ def alert_payload(fingerprint: str, namespace: str, slo: str, status: str = "fir
         "fingerprint": fingerprint,
     }
     return {
-        "version": "4", "groupKey": "{}:{alertname=\"SLOErrorBudgetBurn\"}", "truncatedAlerts": 0, "status": status,
-        "receiver": "infragenius", "groupLabels": {}, "commonLabels": alert["labels"], "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093", "alerts": [alert],
+        "version": "4",
+        "groupKey": '{}:{alertname="SLOErrorBudgetBurn"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "infragenius",
+        "groupLabels": {},
+        "commonLabels": alert["labels"],
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [alert],
     }
 
 
@@ -667,9 +707,11 @@ def test_webhook_triggers_one_review_per_alert(
     assert [r.status_code for r in replies] == [200] * 5
     assert [r.json()["results"][0]["action"] for r in replies] == ["triggered"] + ["duplicate"] * 4
     status = wait_for(
-        lambda: (s := get_slo(cluster, namespace, "checkout")["status"]).get("phase") == "Completed"
-        and ((s.get("lastReview") or {}).get("trigger") or {}).get("fingerprint") == "d1e2a3d4b5e6e7f8"
-        and s,
+        lambda: (
+            (s := get_slo(cluster, namespace, "checkout")["status"]).get("phase") == "Completed"
+            and ((s.get("lastReview") or {}).get("trigger") or {}).get("fingerprint") == "d1e2a3d4b5e6e7f8"
+            and s
+        ),
         timeout=60,
         what="the alert-triggered review",
     )
@@ -679,7 +721,9 @@ def test_webhook_triggers_one_review_per_alert(
     status = get_slo(cluster, namespace, "checkout")["status"]
     trigger = status["lastReview"]["trigger"]
     assert (trigger["alertname"], trigger["startsAt"], trigger["labels"]["severity"]) == (
-        "SLOErrorBudgetBurn", "2025-01-01T00:00:00.000000001Z", "page"
+        "SLOErrorBudgetBurn",
+        "2025-01-01T00:00:00.000000001Z",
+        "page",
     )
     assert status["lastReview"]["reason"] == "alert SLOErrorBudgetBurn (d1e2a3d4b5e6e7f8)"
     assert [(t["fingerprint"], t["status"]) for t in status["triggers"]] == [("d1e2a3d4b5e6e7f8", "firing")]
@@ -732,8 +776,12 @@ def test_webhook_keeps_serving_under_a_flood_of_bad_requests(
     )
     assert reply.status_code == 200 and reply.json()["results"][0]["action"] == "triggered"
     wait_for(
-        lambda: ((get_slo(cluster, namespace, "after-flood")["status"].get("lastReview") or {}).get("trigger") or {})
-        .get("fingerprint") == "f100d000000000aa",
+        lambda: (
+            ((get_slo(cluster, namespace, "after-flood")["status"].get("lastReview") or {}).get("trigger") or {}).get(
+                "fingerprint"
+            )
+            == "f100d000000000aa"
+        ),
         timeout=60,
         what="the review after the flood",
     )
@@ -747,10 +795,12 @@ def test_api_server_rejects_invalid_slo_specs(cluster: E2ECluster, namespace: st
         "should be greater than 0": {**good, "objective": 0},
         "spec.window in body should match": {**good, "window": "30days"},
         "spec.sli.ratio.errorQuery in body should be at least 1 chars long": {
-            **good, "sli": {"ratio": {"errorQuery": "", "totalQuery": "t"}}
+            **good,
+            "sli": {"ratio": {"errorQuery": "", "totalQuery": "t"}},
         },
         "set exactly one SLI type: ratio, latency or raw": {
-            **good, "sli": {**good["sli"], "raw": {"errorRatioQuery": "x[$window]"}}
+            **good,
+            "sli": {**good["sli"], "raw": {"errorRatioQuery": "x[$window]"}},
         },
         "errorRatioQuery must use $window": {**good, "sli": {"raw": {"errorRatioQuery": "x"}}},
         "interval must be at least 1m": {**good, "interval": "30s"},

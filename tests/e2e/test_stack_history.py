@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from infragenius.history.store import HistoryStore
 from infragenius.stack.apply import POSTGRES_SECRET, stack_rules
 from infragenius_devtools.devcluster import scenarios as workloads
+from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
 from tests.e2e.conftest import TINY_MODEL, E2ECluster, OperatorAccount
 from tests.e2e.support import wait_for
@@ -29,13 +29,25 @@ def stack_namespace(cluster: E2ECluster, account: OperatorAccount) -> str:
     core = client.CoreV1Api(cluster.api)
     rbac = client.RbacAuthorizationV1Api(cluster.api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    rbac.create_namespaced_role(name, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                                       "metadata": {"name": "stack"}, "rules": stack_rules()})
-    rbac.create_namespaced_role_binding(name, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "stack"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "stack"},
-        "subjects": [{"kind": "ServiceAccount", "name": account.name, "namespace": account.namespace}],
-    })
+    rbac.create_namespaced_role(
+        name,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "stack"},
+            "rules": stack_rules(),
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        name,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "stack"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "stack"},
+            "subjects": [{"kind": "ServiceAccount", "name": account.name, "namespace": account.namespace}],
+        },
+    )
     return name
 
 
@@ -44,9 +56,7 @@ def get(cluster: E2ECluster, kind: str, name: str, namespace: str) -> dict[str, 
     return json.loads(reply.stdout) if reply.returncode == 0 else None
 
 
-def test_stack_is_deployed_repaired_and_the_secret_kept(
-    cluster: E2ECluster, operator_account: OperatorAccount
-) -> None:
+def test_stack_is_deployed_repaired_and_the_secret_kept(cluster: E2ECluster, operator_account: OperatorAccount) -> None:
     ns = stack_namespace(cluster, operator_account)
     env = {
         "INFRAGENIUS_STACK_MANAGE": "true",
@@ -55,22 +65,42 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(
         "INFRAGENIUS_OLLAMA_GPUS": "2",
         "INFRAGENIUS_OLLAMA_RUNTIME_CLASS": "nvidia",
         "INFRAGENIUS_OLLAMA_NODE_SELECTOR": json.dumps({"nvidia.com/gpu.present": "true"}),
-        "INFRAGENIUS_OLLAMA_TOLERATIONS": json.dumps([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]),
+        "INFRAGENIUS_OLLAMA_TOLERATIONS": json.dumps(
+            [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        ),
         "INFRAGENIUS_LLM_PULL": "false",
     }
     with running_operator(operator_account.kubeconfig, **env):
         wait_for(lambda: get(cluster, "deployment", "infragenius-ollama", ns), timeout=30, what="the stack")
-        objects = json.loads(cluster.kubectl("get", "statefulsets,deployments,services,pvc,secrets", "-n", ns,
-                                             "-l", "app.kubernetes.io/part-of=infragenius", "-o", "json").stdout)["items"]
+        objects = json.loads(
+            cluster.kubectl(
+                "get",
+                "statefulsets,deployments,services,pvc,secrets",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/part-of=infragenius",
+                "-o",
+                "json",
+            ).stdout
+        )["items"]
         names = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
         assert names == [
-            "Deployment/infragenius-ollama", "Deployment/infragenius-redis", "PersistentVolumeClaim/infragenius-ollama-models",
-            "Secret/infragenius-postgres", "Service/infragenius-ollama", "Service/infragenius-postgres",
-            "Service/infragenius-redis", "StatefulSet/infragenius-postgres",
+            "Deployment/infragenius-ollama",
+            "Deployment/infragenius-redis",
+            "PersistentVolumeClaim/infragenius-ollama-models",
+            "Secret/infragenius-postgres",
+            "Service/infragenius-ollama",
+            "Service/infragenius-postgres",
+            "Service/infragenius-redis",
+            "StatefulSet/infragenius-postgres",
         ]
         for obj in objects:
             labels = obj["metadata"]["labels"]
-            assert labels["app.kubernetes.io/part-of"] == "infragenius" and labels["app.kubernetes.io/instance"] == "infragenius"
+            assert (
+                labels["app.kubernetes.io/part-of"] == "infragenius"
+                and labels["app.kubernetes.io/instance"] == "infragenius"
+            )
         postgres = get(cluster, "statefulset", "infragenius-postgres", ns)
         assert postgres["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "10Gi"
         env_from_secret = postgres["spec"]["template"]["spec"]["containers"][0]["env"][-1]
@@ -90,8 +120,12 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(
         cluster.kubectl("set", "image", "deployment/infragenius-redis", "redis=redis:evil", "-n", ns)
         wait_for(lambda: get(cluster, "service", "infragenius-redis", ns), timeout=30, what="the Service recreated")
         wait_for(
-            lambda: get(cluster, "deployment", "infragenius-redis", ns)["spec"]["template"]["spec"]["containers"][0]["image"]
-            != "redis:evil",
+            lambda: (
+                get(cluster, "deployment", "infragenius-redis", ns)["spec"]["template"]["spec"]["containers"][0][
+                    "image"
+                ]
+                != "redis:evil"
+            ),
             timeout=30,
             what="the image repaired",
         )
@@ -119,18 +153,26 @@ def test_history_writes_each_run_once_and_answers_questions(
         workloads.apply(cluster.kubectl, namespace, analysis("history", {"maxFindings": 3}))
         status = wait_phase(cluster, namespace, "history", ("Completed",))["status"]
         cluster.kubectl("annotate", "analysis", "history", "-n", namespace, "infragenius.io/rerun=a")
-        wait_for(lambda: get_analysis(cluster, namespace, "history")["status"].get("rerunToken") == "a"
-                 and get_analysis(cluster, namespace, "history")["status"]["phase"] == "Completed", timeout=30, what="rerun")
+        wait_for(
+            lambda: (
+                get_analysis(cluster, namespace, "history")["status"].get("rerunToken") == "a"
+                and get_analysis(cluster, namespace, "history")["status"]["phase"] == "Completed"
+            ),
+            timeout=30,
+            what="rerun",
+        )
         wait_for(lambda: count_runs(postgres, namespace) == 2, timeout=30, what="2 runs in history")
     # A restart resumes nothing that completed, so nothing is written again.
     with running_operator(operator_kubeconfig, **env):
         time.sleep(3)
     assert count_runs(postgres, namespace) == 2
     # All findings are kept, not only the 3 in status.
-    stored = int(postgres.psql(
-        "SELECT jsonb_array_length(findings) FROM results JOIN requests r ON r.id = request_id"
-        f" WHERE r.namespace = '{namespace}' AND r.run_id = '{status['runId']}'"
-    ))
+    stored = int(
+        postgres.psql(
+            "SELECT jsonb_array_length(findings) FROM results JOIN requests r ON r.id = request_id"
+            f" WHERE r.namespace = '{namespace}' AND r.run_id = '{status['runId']}'"
+        )
+    )
     assert stored == status["totalFindings"] > 3 and status["truncated"] is True
 
     async def ask() -> list[dict[str, Any]]:
@@ -157,7 +199,10 @@ def test_postgres_outage_loses_and_doubles_nothing(
             for i in range(20):
                 workloads.apply(cluster.kubectl, namespace, analysis(f"outage-{i}"))
             for i in range(20):
-                assert wait_phase(cluster, namespace, f"outage-{i}", ("Completed", "Failed"))["status"]["phase"] == "Completed"
+                assert (
+                    wait_phase(cluster, namespace, f"outage-{i}", ("Completed", "Failed"))["status"]["phase"]
+                    == "Completed"
+                )
         finally:
             postgres.start()
         wait_for(lambda: count_runs(postgres, namespace) >= 20, timeout=90, what="the buffered runs to be written")
@@ -165,14 +210,21 @@ def test_postgres_outage_loses_and_doubles_nothing(
         assert count_runs(postgres, namespace) == 20
     assert "buffered" in runner.output  # available once the runner has stopped
     assert count_runs(postgres, namespace) == 20
-    assert postgres.psql(
-        f"SELECT count(DISTINCT (resource_uid, generation, run_id)) FROM requests WHERE namespace = '{namespace}'"
-    ) == "20"
+    assert (
+        postgres.psql(
+            f"SELECT count(DISTINCT (resource_uid, generation, run_id)) FROM requests WHERE namespace = '{namespace}'"
+        )
+        == "20"
+    )
 
 
 def test_explanation_cache_hits_and_survives_a_redis_outage(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str,
-    ollama: LocalOllama, redis_server: LocalRedis,
+    cluster: E2ECluster,
+    core: client.CoreV1Api,
+    namespace: str,
+    operator_kubeconfig: str,
+    ollama: LocalOllama,
+    redis_server: LocalRedis,
 ) -> None:
     workloads.apply(cluster.kubectl, namespace, workloads.deployment("checkout", 2, custom_status=True))
     for pod in workloads.wait_pods(core, namespace, "app=checkout", 2):
@@ -186,10 +238,15 @@ def test_explanation_cache_hits_and_survives_a_redis_outage(
     spec = {"llm": {"enabled": True}}
 
     def run(token: str) -> dict[str, Any]:
-        cluster.kubectl("annotate", "analysis", "cached", "-n", namespace, f"infragenius.io/rerun={token}", "--overwrite")
+        cluster.kubectl(
+            "annotate", "analysis", "cached", "-n", namespace, f"infragenius.io/rerun={token}", "--overwrite"
+        )
         return wait_for(
-            lambda: (s := get_analysis(cluster, namespace, "cached")["status"]).get("rerunToken") == token
-            and s["phase"] == "Completed" and s,
+            lambda: (
+                (s := get_analysis(cluster, namespace, "cached")["status"]).get("rerunToken") == token
+                and s["phase"] == "Completed"
+                and s
+            ),
             timeout=120,
             what=f"run {token}",
         )

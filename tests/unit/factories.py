@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import ContainerMetrics, GatherResult, Snapshot
 
 NS = "shop"
-NOW = dt.datetime(2025, 1, 15, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 1, 15, 12, 0, 0, tzinfo=dt.UTC)
 DAY = 86400
 
 Obj = dict[str, Any]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pytest
 import yaml
@@ -12,16 +12,16 @@ from pydantic import ValidationError
 
 from infragenius.analysis import engine
 from infragenius.analysis.reconcile import rerun_due
-from infragenius.runs.lifecycle import needs_run_on_resume, rerun_requested
-from infragenius.models.api import ConditionType, Reason
-from infragenius.runs.conditions import set_condition
 from infragenius.detectors.base import finding
 from infragenius.detectors.registry import DETECTORS, kinds_needed, select
 from infragenius.gather.kube import ENDPOINTS
 from infragenius.models.analysis import AnalysisSpec, AnalysisStatus
+from infragenius.models.api import ConditionType, Reason
 from infragenius.models.common import ConditionStatus, parse_duration
 from infragenius.models.findings import Finding, ResourceRef, Severity
 from infragenius.rbac import render_rules
+from infragenius.runs.conditions import set_condition
+from infragenius.runs.lifecycle import needs_run_on_resume, rerun_requested
 from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,9 @@ def test_parse_duration() -> None:
 def test_detectors_are_ranked_deduplicated_and_isolated() -> None:
     warn_a, crit_b = make(Severity.warning, "a", affected=3), make(Severity.critical, "b")
     info_c, warn_d = make(Severity.info, "c"), make(Severity.warning, "d", affected=9)
-    result = engine.run_detectors(EMPTY, [Fixed("one", [warn_a, info_c]), Broken(), Fixed("two", [crit_b, warn_d, warn_a])])
+    result = engine.run_detectors(
+        EMPTY, [Fixed("one", [warn_a, info_c]), Broken(), Fixed("two", [crit_b, warn_d, warn_a])]
+    )
     assert [f.resource.name for f in result.findings] == ["b", "d", "a", "c"]
     assert [f.source for f in result.failures] == ["detector:broken"]
     assert result.failures[0].error == "KeyError: 'status'"
@@ -112,12 +114,16 @@ def test_summary_lines() -> None:
     assert engine.summarise([make(Severity.info, "x")], "shop", missing) == (
         "No problems in shop (1 info); could not read prometheus"
     )
-    line = engine.summarise([make(Severity.critical, "a"), make(Severity.warning, "b"), make(Severity.warning, "c")], "shop", [])
+    line = engine.summarise(
+        [make(Severity.critical, "a"), make(Severity.warning, "b"), make(Severity.warning, "c")], "shop", []
+    )
     assert line == "1 critical, 2 warnings: a P"
 
 
 def test_status_model_round_trips_findings() -> None:
-    status = AnalysisStatus(findings=[make(Severity.critical, "a")], counts=engine.count([make(Severity.critical, "a")]))
+    status = AnalysisStatus(
+        findings=[make(Severity.critical, "a")], counts=engine.count([make(Severity.critical, "a")])
+    )
     dumped = status.model_dump(by_alias=True, mode="json", exclude_none=True)
     assert dumped["counts"] == {"critical": 1, "warning": 0, "info": 0}
     assert AnalysisStatus.model_validate(dumped).findings[0].id == make(Severity.critical, "a").id
@@ -132,7 +138,7 @@ def test_registry_selection_and_kinds() -> None:
 
 
 def test_rerun_decisions() -> None:
-    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
     done = {"phase": "Completed", "completedAt": "2026-01-01T11:54:00Z", "observedGeneration": 1}
     body = {"metadata": {"generation": 1}, "spec": {"interval": "5m"}, "status": done}
     assert rerun_due(body, now) is True
@@ -144,7 +150,10 @@ def test_rerun_decisions() -> None:
     assert needs_run_on_resume({"metadata": {"generation": 1}, "status": {}}) is True
     assert needs_run_on_resume(body) is False
     assert needs_run_on_resume({**body, "metadata": {"generation": 2}}) is True
-    assert needs_run_on_resume({"metadata": {"generation": 2}, "status": {"phase": "Failed", "observedGeneration": 1}}) is False
+    assert (
+        needs_run_on_resume({"metadata": {"generation": 2}, "status": {"phase": "Failed", "observedGeneration": 1}})
+        is False
+    )
 
     annotated = {"metadata": {"annotations": {"infragenius.io/rerun": "7"}}, "status": {"rerunToken": "6"}}
     assert rerun_requested(annotated) is True
@@ -155,7 +164,14 @@ def test_rerun_decisions() -> None:
 def test_conditions_keep_transition_time_until_status_changes() -> None:
     first = set_condition([], ConditionType.ready, ConditionStatus.false, Reason.running, "go", 1)
     stamp = first[0]["lastTransitionTime"]
-    again = set_condition([{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}], ConditionType.ready, ConditionStatus.false, Reason.running, "still", 2)
+    again = set_condition(
+        [{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}],
+        ConditionType.ready,
+        ConditionStatus.false,
+        Reason.running,
+        "still",
+        2,
+    )
     assert again[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z" and again[0]["observedGeneration"] == 2
     flipped = set_condition(again, ConditionType.ready, ConditionStatus.true, Reason.analysis_completed, "done", 2)
     assert flipped[0]["lastTransitionTime"] != "2020-01-01T00:00:00Z" and flipped[0]["status"] == "True"

@@ -15,6 +15,7 @@ KINDS = ("Analysis", "SLOReview", "IncidentReport")
 
 def _health(obj: dict[str, Any]) -> tuple[str, str]:
     import lupa  # in the test extra: a missing lupa fails, never skips
+
     lua = lupa.LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(LUA.read_text())
@@ -43,7 +44,11 @@ def _ready(status: str, reason: str = "R", message: str = "") -> dict[str, Any]:
         (None, 1, "Progressing"),
         ({"phase": "Pending"}, 1, "Progressing"),
         ({"phase": "Running", "observedGeneration": 1, "conditions": [_ready("Unknown")]}, 1, "Progressing"),
-        ({"phase": "Completed", "observedGeneration": 1, "conditions": [_ready("True", message="3 findings")]}, 1, "Healthy"),
+        (
+            {"phase": "Completed", "observedGeneration": 1, "conditions": [_ready("True", message="3 findings")]},
+            1,
+            "Healthy",
+        ),
         ({"phase": "Completed", "observedGeneration": 1, "conditions": [_ready("False", "Invalid")]}, 1, "Degraded"),
         ({"phase": "Failed", "observedGeneration": 1, "conditions": [_ready("False", message="boom")]}, 1, "Degraded"),
         ({"phase": "Failed", "observedGeneration": 1}, 1, "Degraded"),
@@ -60,7 +65,11 @@ def test_health_maps_phase_and_ready(kind: str, status: dict[str, Any] | None, g
 
 
 def test_health_carries_the_ready_message() -> None:
-    status = {"phase": "Failed", "observedGeneration": 1, "conditions": [_ready("False", message="Prometheus unreachable")]}
+    status = {
+        "phase": "Failed",
+        "observedGeneration": 1,
+        "conditions": [_ready("False", message="Prometheus unreachable")],
+    }
     assert _health(_obj("SLOReview", status)) == ("Degraded", "Prometheus unreachable")
 
 

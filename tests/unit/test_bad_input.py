@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import kmock
 import pytest
@@ -224,10 +225,24 @@ def test_huge_durations_are_value_errors_not_overflows(text: str) -> None:
         (IncidentReportSpec, {"start": "2026-02-30T00:00:00Z", "end": "2026-03-01T00:00:00Z"}),
         (IncidentReportSpec, {"since": "1h", "alert": {"name": "a", "startsAt": "2026-13-01T00:00:00Z"}}),
         (SLOReviewSpec, {"service": "s", "objective": "99.9", "sli": {"raw": {"errorRatioQuery": "x[$window]"}}}),
-        (SLOReviewSpec, {"service": "s", "objective": 99, "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
-                         "evaluationTime": "2026-01-01"}),
-        (SLOReviewSpec, {"service": "s", "objective": 99, "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
-                         "evaluationTime": 1767225600}),
+        (
+            SLOReviewSpec,
+            {
+                "service": "s",
+                "objective": 99,
+                "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
+                "evaluationTime": "2026-01-01",
+            },
+        ),
+        (
+            SLOReviewSpec,
+            {
+                "service": "s",
+                "objective": 99,
+                "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
+                "evaluationTime": 1767225600,
+            },
+        ),
     ],
 )
 def test_models_refuse_what_the_api_server_refuses(model: Any, spec: dict[str, Any]) -> None:
@@ -240,7 +255,11 @@ def test_models_take_edge_values_the_api_server_takes() -> None:
     AnalysisSpec.model_validate({"interval": "999999h", "maxFindings": 7.0, "labelSelector": "app in (a,,b)"})
     IncidentReportSpec.model_validate({"start": "2026-01-01T00:00:00.123456789+05:30", "end": "2026-01-01T00:00:00Z"})
     slo = SLOReviewSpec.model_validate(
-        {"service": "s", "objective": 1e-9, "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
-         "evaluationTime": "2026-01-01T00:00:00.5Z"}
+        {
+            "service": "s",
+            "objective": 1e-9,
+            "sli": {"raw": {"errorRatioQuery": "x[$window]"}},
+            "evaluationTime": "2026-01-01T00:00:00.5Z",
+        }
     )
     assert slo.evaluation_time is not None and slo.evaluation_time.tzinfo is not None

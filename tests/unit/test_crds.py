@@ -56,7 +56,13 @@ def test_schema_is_structural_and_carries_validation() -> None:
     )
     assert crd["spec"]["names"]["categories"] == ["infragenius"]
     assert version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Critical", "Warnings", "Summary", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase",
+        "Critical",
+        "Warnings",
+        "Summary",
+        "Age",
+    ]
 
 
 def test_detector_enum_matches_the_registry() -> None:
@@ -78,9 +84,12 @@ def test_sloreview_schema_is_structural_and_carries_validation() -> None:
     assert spec["required"] == ["service", "objective", "sli"]
     # OpenAPI v3.0 form of an open interval: Kubernetes rejects JSON Schema's numeric exclusiveMinimum.
     objective = spec["properties"]["objective"]
-    assert (objective["minimum"], objective["exclusiveMinimum"], objective["maximum"], objective["exclusiveMaximum"]) == (
-        0, True, 100, True
-    )
+    assert (
+        objective["minimum"],
+        objective["exclusiveMinimum"],
+        objective["maximum"],
+        objective["exclusiveMaximum"],
+    ) == (0, True, 100, True)
     assert spec["properties"]["window"]["pattern"] == "^[1-9][0-9]{0,2}(d|w)$"
     sli = spec["properties"]["sli"]
     assert "exactly one SLI type" in sli["x-kubernetes-validations"][0]["message"]
@@ -96,7 +105,10 @@ def test_sloreview_schema_is_structural_and_carries_validation() -> None:
     columns = version["additionalPrinterColumns"]
     assert [c["name"] for c in columns] == ["Objective", "Budget left", "Burn (1h)", "Verdict", "Age"]
     assert [c["jsonPath"] for c in columns[:4]] == [
-        ".spec.objective", ".status.errorBudget.remainingPercent", ".status.burnRates.1h", ".status.verdict"
+        ".spec.objective",
+        ".status.errorBudget.remainingPercent",
+        ".status.burnRates.1h",
+        ".status.verdict",
     ]
 
 

@@ -72,7 +72,9 @@ def test_cache_is_keyed_by_version(isolated_cache: Path) -> None:
     assert build.etcd_build("3.6.17").bin_dir() != etcd.bin_dir()
 
 
-def test_missing_go_is_one_clear_sentence(tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_go_is_one_clear_sentence(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DevClusterError, match=r"^Go is not installed or not on PATH; install Go 1\.26 or newer"):
         build.go_version()
@@ -157,7 +159,9 @@ def test_pinned_versions_are_consistent() -> None:
 def test_helm_is_told_the_cluster_version() -> None:
     spec = build.helm_build("3.22.0")
     assert spec.binaries == ("helm",)
-    assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" + versions.KUBERNETES_VERSION.split(".")[1] in spec.ldflags
+    assert (
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" + versions.KUBERNETES_VERSION.split(".")[1] in spec.ldflags
+    )
     assert "require helm.sh/helm/v3 v3.22.0" in spec.go_mod
 
 

@@ -58,7 +58,9 @@ async def test_finished_reads_expire() -> None:
 async def test_failures_are_shared_by_joiners_but_not_kept() -> None:
     reads, source = SharedReads(keep_seconds=5), Source(fail=True)
     observed = time.monotonic()
-    results = await asyncio.gather(*(reads.read("pods", source.fetch, observed) for _ in range(3)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(reads.read("pods", source.fetch, observed) for _ in range(3)), return_exceptions=True
+    )
     assert source.calls == 1 and all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError, match="read 2 failed"):
         await reads.read("pods", source.fetch, observed)

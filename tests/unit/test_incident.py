@@ -15,6 +15,7 @@ from infragenius.snapshot import Snapshot
 from tests.unit import factories as f
 from tests.unit.factories import NOW, NS
 
+
 def ts(minutes_ago: float) -> str:
     """These tests count in minutes; the factories' clock counts in seconds."""
     return f.ts(minutes_ago * 60)
@@ -32,8 +33,15 @@ def replicaset(name: str, revision: int, created_minutes_ago: float, tmpl: dict)
     return f.replicaset(name, "checkout", 2, revision=revision, age=created_minutes_ago * 60, pod_template=tmpl)
 
 
-def pod(name: str, rs: str, node: str, *, finished_minutes_ago: float | None = None, reason: str = "Error",
-        restarts: int = 3) -> dict:
+def pod(
+    name: str,
+    rs: str,
+    node: str,
+    *,
+    finished_minutes_ago: float | None = None,
+    reason: str = "Error",
+    restarts: int = 3,
+) -> dict:
     if finished_minutes_ago is None:
         status = f.cstatus("app", image="registry.example/app:2.0")
     else:
@@ -167,7 +175,9 @@ def test_quota_and_fallback_causes() -> None:
 
 def test_postmortem_has_every_section_and_is_bounded() -> None:
     spec = IncidentReportSpec.model_validate({"since": "30m", "severity": "SEV2"})
-    built, ranked, figures, summary, markdown = report(rollout_snapshot(), spec, (NOW - dt.timedelta(minutes=30), NOW), title="checkout")
+    built, ranked, figures, summary, markdown = report(
+        rollout_snapshot(), spec, (NOW - dt.timedelta(minutes=30), NOW), title="checkout"
+    )
     for section in ("## Summary", "## Impact", "## Timeline", "## Suspected root cause", "## Action items"):
         assert section in markdown
     assert "registry.example/app:1.0 -> registry.example/app:2.0" in markdown
@@ -175,7 +185,11 @@ def test_postmortem_has_every_section_and_is_bounded() -> None:
     assert figures.restarts == 3 and figures.pods_affected == 1
     copy = postmortem.bounded(markdown, 200)
     assert copy["truncated"] is True and len(copy["markdown"]) < 300 and copy["totalChars"] == len(markdown)
-    assert postmortem.bounded(markdown, 100000) == {"markdown": markdown, "truncated": False, "totalChars": len(markdown)}
+    assert postmortem.bounded(markdown, 100000) == {
+        "markdown": markdown,
+        "truncated": False,
+        "totalChars": len(markdown),
+    }
 
 
 def test_spec_window_forms() -> None:
@@ -193,7 +207,9 @@ def test_spec_window_forms() -> None:
 def test_bounded_timeline_keeps_changes_and_order() -> None:
     snap = rollout_snapshot()
     many = [event("Pod", "checkout-new-a", "BackOff", f"b{i}", 9 - i * 0.01) for i in range(300)]
-    built = timeline.build(Snapshot.build(NS, dict(snap.objects), events=many, taken_at=NOW), NOW - dt.timedelta(minutes=30), NOW)
+    built = timeline.build(
+        Snapshot.build(NS, dict(snap.objects), events=many, taken_at=NOW), NOW - dt.timedelta(minutes=30), NOW
+    )
     kept = bounded_timeline(built.entries, 50)
     assert len(kept) == 50 and kept[0].kind == "Rollout"
     assert [e.time for e in kept] == sorted(e.time for e in kept)
@@ -245,12 +261,14 @@ class _FakeIncidents:
 async def test_webhook_creates_one_report_per_alert() -> None:
     from pydantic import SecretStr
 
-    from infragenius.models.alertmanager import WebhookPayload
     from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
+    from infragenius.models.alertmanager import WebhookPayload
 
     sink = _FakeIncidents()
     hook = AlertWebhook(
-        WebhookOptions(token=SecretStr("t"), incident_labels=(("severity", "critical"),)), sink=None, incidents=sink  # type: ignore[arg-type]
+        WebhookOptions(token=SecretStr("t"), incident_labels=(("severity", "critical"),)),
+        sink=None,
+        incidents=sink,  # type: ignore[arg-type]
     )
     body = {"version": "4", "alerts": [_alert().model_dump(by_alias=True, mode="json")]}
     first = json.loads((await hook._process(WebhookPayload.model_validate(body))).text)
@@ -286,7 +304,9 @@ def test_step_detection() -> None:
 
 
 def test_metric_anomaly_enters_the_timeline_and_impact() -> None:
-    query = MetricQuery(name="checkout-errors", query="sum(rate(errors[5m]))/sum(rate(total[5m]))", kind=MetricKind.error_rate)
+    query = MetricQuery(
+        name="checkout-errors", query="sum(rate(errors[5m]))/sum(rate(total[5m]))", kind=MetricKind.error_rate
+    )
     step = metrics.detect_step(_series([0.001] * 20 + [0.02] * 9))
     assert step is not None
     entry = metrics.anomaly_entry(query, step, NS)
@@ -294,7 +314,12 @@ def test_metric_anomaly_enters_the_timeline_and_impact() -> None:
     assert entry.summary == "checkout-errors rose from 0.1% to 2%"
     spec = IncidentReportSpec.model_validate({"since": "30m"})
     built, ranked, figures, _, markdown = report(
-        rollout_snapshot(), spec, (NOW - dt.timedelta(minutes=30), NOW), title="t", metric_entries=[entry], error_rate=0.02
+        rollout_snapshot(),
+        spec,
+        (NOW - dt.timedelta(minutes=30), NOW),
+        title="t",
+        metric_entries=[entry],
+        error_rate=0.02,
     )
     assert "MetricAnomaly" in [e.kind for e in built.entries] and figures.error_rate == 0.02
     assert "Error rate: 2.00%" in markdown

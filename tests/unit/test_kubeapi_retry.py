@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import kmock
 import pytest
 import urllib3
-from infragenius import kubeapi
-from infragenius.kubeapi import RetryPolicy
 from kubernetes import client
 
+from infragenius import kubeapi
+from infragenius.kubeapi import RetryPolicy
 from tests.e2e.kmock_support import ServedKmock, status_body, tear_connection
 
 POLICY = kubeapi.DEFAULT_POLICY
@@ -55,7 +55,9 @@ class Clock:
         return self.now
 
 
-def call(api: client.ApiClient, method: str = "GET", path: str = "/things", policy: RetryPolicy = POLICY) -> tuple[object, list[float]]:
+def call(
+    api: client.ApiClient, method: str = "GET", path: str = "/things", policy: RetryPolicy = POLICY
+) -> tuple[object, list[float]]:
     clock = Clock()
     body = {"status": {"phase": "Completed"}} if method != "GET" else None
     headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else None

@@ -42,7 +42,9 @@ def linter() -> Path:
         ("kube/_violation.py", "import infragenius.snapshot", "kube/ is vocabulary"),
     ],
 )
-def test_a_violating_import_breaks_a_contract(linter: Path, tmp_path: Path, module: str, line: str, broken: str) -> None:
+def test_a_violating_import_breaks_a_contract(
+    linter: Path, tmp_path: Path, module: str, line: str, broken: str
+) -> None:
     copy = tmp_path / "infragenius"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / module).write_text(f'"""A deliberate violation."""\n\n{line}\n')

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from kopf._core.actions.loggers import make_formatter
 from kopf import LogFormat
+from kopf._core.actions.loggers import make_formatter
 
-from infragenius.runs.lifecycle import already_done
 from infragenius.observability import metrics
 from infragenius.observability.logs import with_run_id
 from infragenius.observability.server import HealthServer, HealthState
+from infragenius.runs.lifecycle import already_done
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts" / "infragenius-operator" / "files" / "grafana-dashboard.json"
@@ -64,7 +64,9 @@ def test_stage_timer_in_flight_and_queue_gauges() -> None:
 
 
 def test_dashboard_is_current_and_queries_only_exported_metrics() -> None:
-    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "grafana_dashboard.py"), "--check"], capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "grafana_dashboard.py"), "--check"], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     exposed = set()
     for family in metrics.REGISTRY.collect():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,10 +13,34 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "infragenius"
 
 
+def _source_copy(tmp_path: Path) -> Path:
+    """What the wheel is built from, copied: an in-tree build reuses ./build, where modules deleted since
+    an earlier build would still be picked up."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "operator", source / "operator", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    return source
+
+
 def test_the_wheel_carries_every_data_file(tmp_path: Path) -> None:
+    source = _source_copy(tmp_path)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = tmp_path.glob("infragenius-*.whl")
@@ -43,7 +68,11 @@ def test_the_cli_does_not_need_the_dev_tools() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
     dev = subprocess.run(
-        [sys.executable, "-c", script, "devcluster", "status"], capture_output=True, text=True, cwd=ROOT, env=env,
+        [sys.executable, "-c", script, "devcluster", "status"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
         timeout=60,
     )
     assert dev.returncode == 2, dev.stderr

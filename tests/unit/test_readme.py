@@ -8,8 +8,8 @@ import pytest
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infragenius_devtools import docsgen
 from infragenius.settings import Settings
+from infragenius_devtools import docsgen
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,9 @@ def test_generator_on_a_tiny_model() -> None:
     assert "hunter2" not in docsgen.render_table(Tiny)
 
 
-def test_update_replaces_only_the_table_and_check_reports_staleness(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_update_replaces_only_the_table_and_check_reports_staleness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nintro\n\n{docsgen.START}\n| old |\n{docsgen.END}\n\n## Next\n")
     assert docsgen.main(["--check", "--readme", str(readme)]) == 1

@@ -47,7 +47,10 @@ def test_factors_for_30d_are_the_workbook_ones() -> None:
     ]
     assert factors == [14.4, 6.0, 3.0, 1.0]
     assert [(p.long_window, p.short_window) for p in slo_math.POLICIES] == [
-        ("1h", "5m"), ("6h", "30m"), ("1d", "2h"), ("3d", "6h")
+        ("1h", "5m"),
+        ("6h", "30m"),
+        ("1d", "2h"),
+        ("3d", "6h"),
     ]
     assert [p.severity for p in slo_math.POLICIES] == [AlertSeverity.page] * 2 + [AlertSeverity.ticket] * 2
 
@@ -71,7 +74,9 @@ def _report(ratios: dict[str, float | None], window_ratio: float, objective: flo
 def test_breaching_scenario_by_hand() -> None:
     # 1000 requests/min; 0.5 errors/min for 30d except 20/min in the last hour.
     ratios = {
-        "5m": 0.02, "30m": 0.02, "1h": 0.02,
+        "5m": 0.02,
+        "30m": 0.02,
+        "1h": 0.02,
         "2h": (60 * 20 + 60 * 0.5) / 120000,
         "6h": (60 * 20 + 300 * 0.5) / 360000,
         "1d": (60 * 20 + 1380 * 0.5) / 1440000,
@@ -92,7 +97,7 @@ def test_breaching_scenario_by_hand() -> None:
 
 
 def test_each_verdict() -> None:
-    flat = lambda ratio: {w: ratio for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")}  # noqa: E731
+    flat = lambda ratio: dict.fromkeys(("5m", "30m", "1h", "2h", "6h", "1d", "3d"), ratio)  # noqa: E731
     assert _report(flat(0.0005), 0.0005).verdict is Verdict.healthy
     at_risk = {**flat(0.004), "3d": 0.004 / 3}
     assert _report(at_risk, 0.004 / 30).verdict is Verdict.at_risk
@@ -136,7 +141,9 @@ def test_ratio_queries_wrap_selectors_and_fill_templates() -> None:
 
 
 def test_latency_query_counts_slow_requests_as_errors() -> None:
-    sli = SLISpec(latency=LatencySLI(metric="http_request_duration_seconds", threshold_seconds=0.3, selector='job="api"'))
+    sli = SLISpec(
+        latency=LatencySLI(metric="http_request_duration_seconds", threshold_seconds=0.3, selector='job="api"')
+    )
     assert queries.error_ratio_query(sli, "30m") == (
         '(sum(increase(http_request_duration_seconds_count{job="api"}[30m]))'
         ' - sum(increase(http_request_duration_seconds_bucket{job="api",le="0.3"}[30m])))'
@@ -206,10 +213,12 @@ def test_resume_due_and_pending_decisions() -> None:
     assert not service.needs_review_on_resume(_body(done))
     assert service.needs_review_on_resume(_body({**done, "observedGeneration": 1}))
     assert service.needs_review_on_resume(_body(done, {"infragenius.io/trigger": "fp@t"}))
-    assert not service.needs_review_on_resume(_body({**done, "triggerToken": "fp@t"}, {"infragenius.io/trigger": "fp@t"}))
+    assert not service.needs_review_on_resume(
+        _body({**done, "triggerToken": "fp@t"}, {"infragenius.io/trigger": "fp@t"})
+    )
 
     with_interval = _body({**done, "phase": "Failed"}, spec={"interval": "5m"})
-    at = dt.datetime(2025, 1, 1, 0, 4, 59, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2025, 1, 1, 0, 4, 59, tzinfo=dt.UTC)
     assert not service.review_due(with_interval, at)
     assert service.review_due(with_interval, at + dt.timedelta(seconds=1))  # failed reviews retry at the interval
     assert not service.review_due(_body(done), at + dt.timedelta(days=1))  # no interval
@@ -220,14 +229,22 @@ def test_resume_due_and_pending_decisions() -> None:
 
 def _record(fp: str = "abc", status: str = "firing") -> TriggerRecord:
     return TriggerRecord.model_validate(
-        {"alertname": "HighBurn", "fingerprint": fp, "startsAt": "2025-01-01T00:00:00Z", "status": status,
-         "labels": {"slo": "api"}, "receivedAt": "2025-01-01T00:00:01Z"}
+        {
+            "alertname": "HighBurn",
+            "fingerprint": fp,
+            "startsAt": "2025-01-01T00:00:00Z",
+            "status": status,
+            "labels": {"slo": "api"},
+            "receivedAt": "2025-01-01T00:00:01Z",
+        }
     )
 
 
 def test_trigger_record_lookup() -> None:
     rec = _record()
-    status = {"triggers": [_record("zzz").model_dump(by_alias=True, mode="json"), rec.model_dump(by_alias=True, mode="json")]}
+    status = {
+        "triggers": [_record("zzz").model_dump(by_alias=True, mode="json"), rec.model_dump(by_alias=True, mode="json")]
+    }
     assert service.trigger_record(status, rec.token) == rec
     assert service.trigger_record(status, "nope@x") is None
     assert service.trigger_record(status, None) is None
@@ -246,7 +263,7 @@ def test_computed_status_clears_lookbacks_without_events() -> None:
 
 
 def test_findings_for_the_llm() -> None:
-    flat = {w: 0.0015 for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")}
+    flat = dict.fromkeys(("5m", "30m", "1h", "2h", "6h", "1d", "3d"), 0.0015)
     report = slo_math.evaluate(99.9, "30d", 0.0015, flat)
     found = service.review_findings(report, "shop", "api", "checkout")
     assert [f.severity.value for f in found] == ["critical", "warning"]  # exhausted, ticket-3d-6h
@@ -261,8 +278,8 @@ def test_examples_are_valid() -> None:
 
     import yaml
 
-    from infragenius.settings import Settings
     from infragenius.alerts.receiver import PATH
+    from infragenius.settings import Settings
 
     root = Path(__file__).resolve().parents[2] / "examples"
     for name in ("sloreview-ratio.yaml", "sloreview-latency.yaml"):
@@ -273,4 +290,3 @@ def test_examples_are_valid() -> None:
     (hook,) = next(r for r in receiver["receivers"] if r["name"] == "infragenius")["webhook_configs"]
     assert hook["url"].endswith(f":{Settings.model_fields['webhook_port'].default}{PATH}")
     assert hook["send_resolved"] is True and hook["http_config"]["authorization"]["type"] == "Bearer"
-

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from infragenius.models.alertmanager import Alert
+from pydantic import SecretStr
+
 from infragenius.alerts.receiver import (
     MAX_LABEL_VALUE,
     MAX_LABELS,
@@ -19,7 +20,7 @@ from infragenius.alerts.receiver import (
     WebhookOptions,
     _record,
 )
-from pydantic import SecretStr
+from infragenius.models.alertmanager import Alert
 
 OPTIONS = WebhookOptions(token=SecretStr("s3cret-token"))
 
@@ -28,7 +29,13 @@ def alert(status: str = "firing", **labels: str) -> Alert:
     return Alert.model_validate(
         {
             "status": status,
-            "labels": {"alertname": "SLOBurnRateHigh", "slo": "checkout", "namespace": "shop", "severity": "page", **labels},
+            "labels": {
+                "alertname": "SLOBurnRateHigh",
+                "slo": "checkout",
+                "namespace": "shop",
+                "severity": "page",
+                **labels,
+            },
             "annotations": {"summary": "burning"},
             "startsAt": "2025-01-01T00:00:00.123456789Z",
             "endsAt": "0001-01-01T00:00:00Z",
@@ -54,7 +61,8 @@ def test_alerts_are_matched_by_their_labels() -> None:
     assert webhook._target(alert(slo="Not_A_Name")) == "shop/Not_A_Name is not a valid SLOReview name"
     assert isinstance(webhook._target(alert(namespace="a.b")), str)  # a namespace is an RFC 1123 label
     relabelled = AlertWebhook(
-        WebhookOptions(token=SecretStr("t"), slo_label="slo_name", namespace_label="slo_namespace"), sink=None  # type: ignore[arg-type]
+        WebhookOptions(token=SecretStr("t"), slo_label="slo_name", namespace_label="slo_namespace"),
+        sink=None,  # type: ignore[arg-type]
     )
     assert relabelled._target(alert(slo_name="api", slo_namespace="prod")) == ("prod", "api")
     assert isinstance(relabelled._target(alert()), str)  # the default labels are ignored
@@ -67,6 +75,9 @@ def test_the_record_kept_in_status_is_bounded() -> None:
     assert list(rec.labels)[:4] == ["alertname", "namespace", "severity", "slo"]  # the ones that matter first
     assert all(len(v) <= MAX_LABEL_VALUE for v in rec.labels.values())
     assert (rec.alertname, rec.fingerprint, rec.starts_at, rec.status.value) == (
-        "SLOBurnRateHigh", "4a3b2c1d00000001", "2025-01-01T00:00:00.123456789Z", "firing"
+        "SLOBurnRateHigh",
+        "4a3b2c1d00000001",
+        "2025-01-01T00:00:00.123456789Z",
+        "firing",
     )
     assert rec.token == "4a3b2c1d00000001@2025-01-01T00:00:00.123456789Z"

@@ -199,7 +199,11 @@ def ensure_built(build: GoBuild, *, log_to: Path | None = None, echo: bool = Tru
         return BuildProgress(f"{step} {build.name} {build.version}") if echo else None
 
     _run_go(
-        ["mod", "tidy"], work, env, f"resolving modules for {build.name} {build.version}", log,
+        ["mod", "tidy"],
+        work,
+        env,
+        f"resolving modules for {build.name} {build.version}",
+        log,
         progress("downloading modules for"),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -283,9 +287,11 @@ def kubernetes_build(version: str = versions.KUBERNETES_VERSION) -> GoBuild:
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in kubernetes_staging_modules(version))
     go_mod = f"module infragenius.local/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes v{version}\n\nreplace (\n{replaces}\n)\n"
     commands = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-    tools = "//go:build tools\n\npackage tools\n\nimport (\n" + "".join(
-        f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in commands
-    ) + ")\n"
+    tools = (
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in commands)
+        + ")\n"
+    )
     stamp = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         stamp += [
@@ -310,7 +316,7 @@ def etcd_build(version: str = versions.ETCD_VERSION) -> GoBuild:
     """etcd from a wrapper main, because server/v3's own go.mod has replace lines."""
     go_mod = f"module infragenius.local/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 v{version}\n"
     main = (
-        "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\n"
+        'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
         "func main() { etcdmain.Main(os.Args) }\n"
     )
     return GoBuild(name="etcd", version=version, go_mod=go_mod, sources={"main.go": main}, packages=(".",))

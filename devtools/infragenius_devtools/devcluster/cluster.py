@@ -18,9 +18,10 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import yaml
@@ -95,7 +96,9 @@ def _kubeconfig(server: str, ca: Path, user: str, cert: pki.CertPair) -> dict[st
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "infragenius", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(cert.cert), "client-key-data": b64(cert.key)}}],
+        "users": [
+            {"name": user, "user": {"client-certificate-data": b64(cert.cert), "client-key-data": b64(cert.key)}}
+        ],
         "contexts": [{"name": "infragenius", "context": {"cluster": "infragenius", "user": user}}],
         "current-context": "infragenius",
     }
@@ -200,6 +203,7 @@ class LocalCluster:
 
         def remaining() -> float:
             return max(1.0, deadline - time.monotonic())
+
         shutil.rmtree(self.data_dir, ignore_errors=True)
         for directory in (self.data_dir, self.log_dir, self.pid_dir):
             directory.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +32,7 @@ class OperatorProcess:
         log: Path,
         env: Mapping[str, str] | None = None,
         command: Sequence[str] | None = None,
-    ) -> "OperatorProcess":
+    ) -> OperatorProcess:
         """Start it with ``KUBECONFIG`` and a free health port; ``env`` adds settings (INFRAGENIUS_*).
         ``command`` replaces ``python -m infragenius.cli operator`` (benchmarks run patched operators)."""
         port = free_port()
@@ -58,7 +58,7 @@ class OperatorProcess:
         except httpx.HTTPError:
             return False
 
-    def wait_ready(self, timeout: float = 60) -> "OperatorProcess":
+    def wait_ready(self, timeout: float = 60) -> OperatorProcess:
         """Until start-up is done; stops it and raises with the log's tail if it exits or times out."""
         deadline = time.monotonic() + timeout
         while not self.ready():

@@ -52,7 +52,7 @@ def generate(directory: Path) -> Pki:
     """Write a fresh PKI into ``directory`` (mode 0700) and return the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
     ca_key = _key()
     ca_name = _name("infragenius-devcluster-ca")
@@ -65,9 +65,7 @@ def generate(directory: Path) -> Pki:
         .not_valid_before(now)
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -106,9 +104,7 @@ def generate(directory: Path) -> Pki:
                 critical=False,
             ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         else:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         return write(name, builder.sign(ca_key, hashes.SHA256()), key)
 
     ca = write("ca", ca_cert, ca_key)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 from kubernetes import client
@@ -22,7 +23,7 @@ IMAGE = "registry.example/shop/web:1.4.2"
 
 
 def _now(offset_minutes: float = 0) -> str:
-    return rfc3339(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=offset_minutes))
+    return rfc3339(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=offset_minutes))
 
 
 def deployment(
@@ -126,7 +127,12 @@ def _container_status(name: str, image: str, state: dict[str, Any], restarts: in
 
 
 def patch_failure(
-    core: client.CoreV1Api, pod: client.V1Pod, failure: str, *, started_minutes_ago: float = 30, exited_minutes_ago: float = 1
+    core: client.CoreV1Api,
+    pod: client.V1Pod,
+    failure: str,
+    *,
+    started_minutes_ago: float = 30,
+    exited_minutes_ago: float = 1,
 ) -> None:
     """Write what a kubelet would report for ``failure`` into the pod's status (a crash loop's last exit
     ``exited_minutes_ago``, the pod started ``started_minutes_ago``)."""
@@ -181,7 +187,12 @@ def patch_failure(
                     "message": "containers with unready status: [app]",
                     "lastTransitionTime": started,
                 },
-                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": started},
+                {
+                    "type": "ContainersReady",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "lastTransitionTime": started,
+                },
             ],
             "containerStatuses": [container],
         }
@@ -210,8 +221,8 @@ def post_warning_event(
             message=message,
             type="Warning",
             count=count,
-            first_timestamp=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=first_seen_minutes_ago),
-            last_timestamp=dt.datetime.now(dt.timezone.utc),
+            first_timestamp=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=first_seen_minutes_ago),
+            last_timestamp=dt.datetime.now(dt.UTC),
             source=client.V1EventSource(component="kubelet"),
         ),
     )
@@ -243,7 +254,14 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
     for pod in wait_pods(core, namespace, "app=checkout", 2):
         patch_failure(core, pod, "CrashLoopBackOff")
         post_warning_event(
-            core, namespace, "Pod", pod.metadata.name, "BackOff", "Back-off restarting failed container app", 42, pod.metadata.uid
+            core,
+            namespace,
+            "Pod",
+            pod.metadata.name,
+            "BackOff",
+            "Back-off restarting failed container app",
+            42,
+            pod.metadata.uid,
         )
     for pod in wait_pods(core, namespace, "app=recommender", 1):
         patch_failure(core, pod, "OOMKilled")
@@ -298,7 +316,10 @@ def healthy_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, names
                 "minReplicas": 3,
                 "maxReplicas": 10,
                 "metrics": [
-                    {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
                 ],
             },
         },
@@ -312,18 +333,38 @@ def healthy_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, names
     # The devcluster has no metrics API (HPA controller off): write the status an HPA at its minimum reports.
     now = _now()
     kubectl(
-        "patch", "hpa", "web", "-n", namespace, "--subresource=status", "--type=merge", "-p",
+        "patch",
+        "hpa",
+        "web",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
         yaml.safe_dump(
             {
                 "status": {
                     "currentReplicas": 3,
                     "desiredReplicas": 3,
                     "currentMetrics": [
-                        {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 35, "averageValue": "35m"}}}
+                        {
+                            "type": "Resource",
+                            "resource": {"name": "cpu", "current": {"averageUtilization": 35, "averageValue": "35m"}},
+                        }
                     ],
                     "conditions": [
-                        {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "lastTransitionTime": now},
-                        {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "lastTransitionTime": now},
+                        {
+                            "type": "AbleToScale",
+                            "status": "True",
+                            "reason": "ReadyForNewScale",
+                            "lastTransitionTime": now,
+                        },
+                        {
+                            "type": "ScalingActive",
+                            "status": "True",
+                            "reason": "ValidMetricFound",
+                            "lastTransitionTime": now,
+                        },
                         {
                             "type": "ScalingLimited",
                             "status": "True",

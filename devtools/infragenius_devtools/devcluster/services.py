@@ -57,7 +57,7 @@ class LocalPostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
-    def init(self) -> "LocalPostgres":
+    def init(self) -> LocalPostgres:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._as_postgres:
             shutil.chown(self.directory, "postgres", "postgres")
@@ -67,13 +67,26 @@ class LocalPostgres:
                 raise DevClusterError(f"initdb failed: {done.stderr.strip()[-300:]}")
         return self
 
-    def start(self) -> "LocalPostgres":
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    def start(self) -> LocalPostgres:
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        )
         done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
         if done.returncode != 0:
             raise DevClusterError(f"Postgres did not start: {done.stderr.strip()[-300:]} (log: {self.log})")
-        created = self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "-d", "postgres",
-                            "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'infragenius'")
+        created = self._run(
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "infragenius",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT 1 FROM pg_database WHERE datname = 'infragenius'",
+        )
         if created.stdout.strip() != "1":
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "infragenius")
         return self
@@ -84,8 +97,9 @@ class LocalPostgres:
             raise DevClusterError(f"Postgres did not stop: {done.stderr.strip()[-300:]}")
 
     def psql(self, sql: str) -> str:
-        done = self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "-d", "infragenius",
-                         "-tAc", sql)
+        done = self._run(
+            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "-d", "infragenius", "-tAc", sql
+        )
         if done.returncode != 0:
             raise DevClusterError(f"psql failed: {done.stderr.strip()}")
         return done.stdout.strip()
@@ -103,7 +117,7 @@ class LocalRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "LocalRedis":
+    def start(self) -> LocalRedis:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
@@ -143,7 +157,7 @@ class LocalOllama:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LocalOllama":
+    def start(self) -> LocalOllama:
         from infragenius_devtools.devcluster.tinymodel import write_modelfile
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -164,7 +178,10 @@ class LocalOllama:
             raise DevClusterError(f"ollama serve did not answer within 60s; see {self.log}")
         created = subprocess.run(
             [str(self.binary), "create", self.MODEL, "-f", str(write_modelfile(self.directory / "model"))],
-            env=self.env, capture_output=True, text=True, timeout=300,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if created.returncode != 0:
             raise DevClusterError(f"ollama create failed: {created.stderr.strip()[-300:]}")

@@ -5,7 +5,7 @@ status counters, when a shortfall of pods is stuck rather than in progress, and 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from collections.abc import Sequence
 
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import shorten

@@ -4,8 +4,9 @@ health of what backs a Service. Cached on the snapshot itself (``Snapshot.derive
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from infragenius.kube.meta import Key, Obj, labels_of, meta, name_of, namespace_of
 from infragenius.kube.owners import controller_ref
@@ -71,9 +72,11 @@ def _add_template(snapshot: Snapshot, targets: dict[Key, Target], obj: Obj, kind
     # A ReplicaSet of a gathered Deployment (or a Job of a gathered CronJob) is judged through its
     # parent's template: old ReplicaSets carry stale templates.
     controller = controller_ref(obj)
-    if controller and controller.get("kind") in WORKLOAD_KINDS and snapshot.get(
-        controller["kind"], controller.get("name", ""), namespace_of(obj)
-    ) is not None:
+    if (
+        controller
+        and controller.get("kind") in WORKLOAD_KINDS
+        and snapshot.get(controller["kind"], controller.get("name", ""), namespace_of(obj)) is not None
+    ):
         return
     key = snapshot.rollup_key(obj, kind)
     target = targets.setdefault(key, Target(key))

@@ -7,7 +7,8 @@ Webhooks served from other namespaces are skipped: their Services are not in the
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from infragenius.detectors._index import endpoint_health
 from infragenius.detectors.base import Problem

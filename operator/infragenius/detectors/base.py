@@ -8,8 +8,9 @@ owners, conditions, events, selectors, times) lives in :mod:`infragenius.kube`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from infragenius.models.findings import Evidence, Finding, ResourceRef, Severity, finding_id
 from infragenius.snapshot import Snapshot

@@ -6,8 +6,9 @@ One finding per (workload, problem) naming the containers, judged on the workloa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from infragenius.detectors._index import SpecSource, Target, workload_targets
 from infragenius.detectors.base import Problem

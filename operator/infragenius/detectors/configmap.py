@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from infragenius.detectors._index import SpecSource, Target, workload_targets
 from infragenius.detectors.base import finding
@@ -32,17 +33,29 @@ def configmap_refs(spec: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, 
         for i, source in enumerate((vol.get("projected") or {}).get("sources") or []):
             cm = source.get("configMap")
             if cm and cm.get("name"):
-                yield cm["name"], f"{prefix}.volumes[{vname}].projected.sources[{i}].configMap.name", bool(cm.get("optional"))
+                yield (
+                    cm["name"],
+                    f"{prefix}.volumes[{vname}].projected.sources[{i}].configMap.name",
+                    bool(cm.get("optional")),
+                )
     for field_name, container in containers(spec):
         cname = container.get("name", "?")
         for env_from in container.get("envFrom") or []:
             cm = env_from.get("configMapRef")
             if cm and cm.get("name"):
-                yield cm["name"], f"{prefix}.{field_name}[{cname}].envFrom[].configMapRef.name", bool(cm.get("optional"))
+                yield (
+                    cm["name"],
+                    f"{prefix}.{field_name}[{cname}].envFrom[].configMapRef.name",
+                    bool(cm.get("optional")),
+                )
         for env in container.get("env") or []:
             cm = (env.get("valueFrom") or {}).get("configMapKeyRef")
             if cm and cm.get("name"):
-                yield cm["name"], f"{prefix}.{field_name}[{cname}].env[{env.get('name', '?')}].valueFrom.configMapKeyRef.name", bool(cm.get("optional"))
+                yield (
+                    cm["name"],
+                    f"{prefix}.{field_name}[{cname}].env[{env.get('name', '?')}].valueFrom.configMapKeyRef.name",
+                    bool(cm.get("optional")),
+                )
 
 
 def _strings(spec: Mapping[str, Any]) -> Iterator[str]:
@@ -57,7 +70,9 @@ def _strings(spec: Mapping[str, Any]) -> Iterator[str]:
 
 class ConfigmapDetector:
     name: str = "configmap"
-    kinds: frozenset[str] = frozenset({"ConfigMap", "Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
+    kinds: frozenset[str] = frozenset(
+        {"ConfigMap", "Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+    )
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         if not snapshot.has("ConfigMap"):
@@ -87,7 +102,9 @@ class ConfigmapDetector:
             findings.extend(self._unreferenced(snapshot, targets, referenced))
         return findings
 
-    def _missing(self, snapshot: Snapshot, target: Target, cm_name: str, path: str, pods: list[str], where: str) -> Finding:
+    def _missing(
+        self, snapshot: Snapshot, target: Target, cm_name: str, path: str, pods: list[str], where: str
+    ) -> Finding:
         kind, namespace, name = target.key
         evidence: list[tuple[str, str]] = [(path, cm_name), ("ConfigMap", f"{namespace}/{cm_name} not found")]
         if pods:
@@ -95,18 +112,24 @@ class ConfigmapDetector:
         else:
             evidence.append(("referenced by", where))
         return finding(
-            detector=self.name, severity=Severity.critical, resource=ref_from_key(target.key),
-            owners=snapshot.owners_of(target.key), problem=f"ConfigMapMissing:{cm_name}",
+            detector=self.name,
+            severity=Severity.critical,
+            resource=ref_from_key(target.key),
+            owners=snapshot.owners_of(target.key),
+            problem=f"ConfigMapMissing:{cm_name}",
             title=f"{kind} {name} references ConfigMap {cm_name}, which does not exist; its pods cannot start",
             evidence=evidence,
             remediation=(
                 f"Create the ConfigMap (kubectl -n {namespace} create configmap {cm_name} --from-file=...) or fix the "
                 f"name in the pod template; mark the reference optional: true only if the app can run without it."
             ),
-            docs=DOCS, affected=max(1, len(pods)),
+            docs=DOCS,
+            affected=max(1, len(pods)),
         )
 
-    def _unreferenced(self, snapshot: Snapshot, targets: dict[Key, Target], referenced: set[tuple[str | None, str]]) -> list[Finding]:
+    def _unreferenced(
+        self, snapshot: Snapshot, targets: dict[Key, Target], referenced: set[tuple[str | None, str]]
+    ) -> list[Finding]:
         parts: dict[str | None, list[str]] = {}
         for target in targets.values():
             for source in target.sources():
@@ -127,16 +150,26 @@ class ConfigmapDetector:
             ):
                 continue
             age = seconds_since(snapshot.taken_at, cm_meta.get("creationTimestamp"))
-            out.append(finding(
-                detector=self.name, severity=Severity.info, resource=ref_of(cm, "ConfigMap"), problem="Unreferenced",
-                title=f"ConfigMap {name} is not used by any pod or workload template in {namespace}",
-                evidence=[("references", "no volume, projected source, envFrom or env valueFrom names it"),
-                          ("metadata.creationTimestamp", f"{cm_meta.get('creationTimestamp')} ({human_duration(age, coarse=True)} ago)")],
-                remediation=(
-                    f"If nothing reads it through the API either, delete it: kubectl -n {namespace} delete configmap {name}"
-                ),
-                docs=DOCS,
-            ))
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.info,
+                    resource=ref_of(cm, "ConfigMap"),
+                    problem="Unreferenced",
+                    title=f"ConfigMap {name} is not used by any pod or workload template in {namespace}",
+                    evidence=[
+                        ("references", "no volume, projected source, envFrom or env valueFrom names it"),
+                        (
+                            "metadata.creationTimestamp",
+                            f"{cm_meta.get('creationTimestamp')} ({human_duration(age, coarse=True)} ago)",
+                        ),
+                    ],
+                    remediation=(
+                        f"If nothing reads it through the API either, delete it: kubectl -n {namespace} delete configmap {name}"
+                    ),
+                    docs=DOCS,
+                )
+            )
         return out
 
 

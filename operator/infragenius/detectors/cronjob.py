@@ -11,10 +11,9 @@ so they are rejected here.
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from infragenius.detectors.base import Problem
 from infragenius.detectors.evidence import DOCS, event_evidence
@@ -28,8 +27,12 @@ _DOCS = f"{DOCS}/concepts/workloads/controllers/cron-jobs/"
 #: The controller syncs every 10 seconds; a shorter starting deadline can miss every run.
 MIN_STARTING_DEADLINE = 10
 
-_MONTHS = {name: i for i, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTHS = {
+    name: i
+    for i, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
 _DAYS = {name: i for i, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 _FIELDS: tuple[tuple[str, int, int, dict[str, int] | None], ...] = (
     ("minute", 0, 59, None),
@@ -144,7 +147,7 @@ def parse_schedule(schedule: str) -> Schedule:
         if spec in _MACROS:
             return Schedule(zone)
         if spec.startswith("@every "):
-            if not _DURATION.fullmatch(spec[len("@every "):]):
+            if not _DURATION.fullmatch(spec[len("@every ") :]):
                 raise ScheduleError(f"failed to parse duration {spec}")
             return Schedule(zone)
         raise ScheduleError(f"unrecognized descriptor: {spec}")
@@ -186,7 +189,7 @@ _PROBLEMS: dict[str, Problem] = {
         Severity.info,
         "CronJob {name} is suspended: no new runs are scheduled",
         "Resume it when intended: kubectl patch cronjob -n {ns} {name} --type=merge -p "
-        "'{{\"spec\":{{\"suspend\":false}}}}'",
+        '\'{{"spec":{{"suspend":false}}}}\'',
         _DOCS,
     ),
     "StartingDeadlineTooShort": Problem(
@@ -194,7 +197,7 @@ _PROBLEMS: dict[str, Problem] = {
         "CronJob {name} has startingDeadlineSeconds={deadline}: runs may never be scheduled",
         "The controller checks CronJobs every 10 seconds, so a shorter deadline can make it skip runs. Set it to at "
         "least 10 (or remove it): kubectl patch cronjob -n {ns} {name} --type=merge -p "
-        "'{{\"spec\":{{\"startingDeadlineSeconds\":60}}}}'",
+        '\'{{"spec":{{"startingDeadlineSeconds":60}}}}\'',
         f"{_DOCS}#job-creation",
     ),
     "LastRunFailed": Problem(

@@ -16,10 +16,23 @@ from infragenius.snapshot import WORKLOAD_KINDS, Obj, Snapshot
 
 # Reasons the pod/workload/pvc/node detectors already report from object status; reporting the
 # event as well would say the same thing twice.
-EXPLAINED_REASONS = frozenset({
-    "BackOff", "Unhealthy", "FailedScheduling", "Failed", "ErrImagePull", "ImagePullBackOff", "FailedCreate",
-    "ProgressDeadlineExceeded", "BackoffLimitExceeded", "ProvisioningFailed", "Evicted", "OOMKilling", "NodeNotReady",
-})
+EXPLAINED_REASONS = frozenset(
+    {
+        "BackOff",
+        "Unhealthy",
+        "FailedScheduling",
+        "Failed",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "FailedCreate",
+        "ProgressDeadlineExceeded",
+        "BackoffLimitExceeded",
+        "ProvisioningFailed",
+        "Evicted",
+        "OOMKilling",
+        "NodeNotReady",
+    }
+)
 STALE_AFTER = dt.timedelta(hours=1)
 OWN_GROUP = "infragenius.io"
 ROLLUP_KINDS = frozenset({"Pod", *WORKLOAD_KINDS})
@@ -27,20 +40,34 @@ _CONFIGMAP_NOT_FOUND = re.compile(r'configmap "([^"]+)" not found', re.IGNORECAS
 
 # reason -> (what to do, docs page)
 HINTS: dict[str, tuple[str, str]] = {
-    "FailedMount": ("Check that every Secret, ConfigMap and PersistentVolumeClaim the pod mounts exists and that the CSI driver is healthy.",
-                    "https://kubernetes.io/docs/concepts/storage/volumes/"),
-    "FailedAttachVolume": ("The volume is still attached elsewhere or the CSI attacher failed: kubectl get volumeattachments; check the storage driver.",
-                           "https://kubernetes.io/docs/concepts/storage/persistent-volumes/"),
-    "FailedMapVolume": ("Check the block volume and the CSI driver on the node.",
-                        "https://kubernetes.io/docs/concepts/storage/persistent-volumes/"),
-    "FailedCreatePodSandBox": ("The container runtime or CNI plugin could not set up the pod network: check the CNI pods and the kubelet log on the node.",
-                               "https://kubernetes.io/docs/concepts/cluster-administration/networking/"),
-    "NetworkNotReady": ("The node's CNI plugin is not ready: check the CNI daemonset pods on that node.",
-                        "https://kubernetes.io/docs/concepts/cluster-administration/networking/"),
-    "FailedKillPod": ("The runtime could not stop the container: check the container runtime on the node (crictl ps, kubelet log).",
-                      "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination"),
-    "FailedSync": ("kubectl describe the object and check the kubelet log on its node.",
-                   "https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/"),
+    "FailedMount": (
+        "Check that every Secret, ConfigMap and PersistentVolumeClaim the pod mounts exists and that the CSI driver is healthy.",
+        "https://kubernetes.io/docs/concepts/storage/volumes/",
+    ),
+    "FailedAttachVolume": (
+        "The volume is still attached elsewhere or the CSI attacher failed: kubectl get volumeattachments; check the storage driver.",
+        "https://kubernetes.io/docs/concepts/storage/persistent-volumes/",
+    ),
+    "FailedMapVolume": (
+        "Check the block volume and the CSI driver on the node.",
+        "https://kubernetes.io/docs/concepts/storage/persistent-volumes/",
+    ),
+    "FailedCreatePodSandBox": (
+        "The container runtime or CNI plugin could not set up the pod network: check the CNI pods and the kubelet log on the node.",
+        "https://kubernetes.io/docs/concepts/cluster-administration/networking/",
+    ),
+    "NetworkNotReady": (
+        "The node's CNI plugin is not ready: check the CNI daemonset pods on that node.",
+        "https://kubernetes.io/docs/concepts/cluster-administration/networking/",
+    ),
+    "FailedKillPod": (
+        "The runtime could not stop the container: check the container runtime on the node (crictl ps, kubelet log).",
+        "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination",
+    ),
+    "FailedSync": (
+        "kubectl describe the object and check the kubelet log on its node.",
+        "https://kubernetes.io/docs/tasks/debug/debug-application/debug-pods/",
+    ),
 }
 DEFAULT_DOCS = "https://kubernetes.io/docs/tasks/debug/debug-application/debug-running-pod/"
 
@@ -109,13 +136,18 @@ class EventsDetector:
         involved = involved_object(group.newest or {})
         first_kind, first_name = involved.get("kind", kind), involved.get("name", name)
         ns_flag = f"-n {namespace} " if namespace else ""
-        evidence: list[tuple[str, str]] = [(f"event:{reason}", f"x{group.total}, last seen {human_duration(age, coarse=True)} ago: {newest}")]
+        evidence: list[tuple[str, str]] = [
+            (f"event:{reason}", f"x{group.total}, last seen {human_duration(age, coarse=True)} ago: {newest}")
+        ]
         evidence += [(f"event:{reason}", msg) for msg in group.messages if msg != newest][:3]
         objects = list(group.objects)
         if objects != [name] or first_kind != kind:
             evidence.append((f"involvedObject ({first_kind})", examples(objects)))
         return finding(
-            detector=self.name, severity=Severity.warning, resource=ref_from_key(key), owners=snapshot.owners_of(key),
+            detector=self.name,
+            severity=Severity.warning,
+            resource=ref_from_key(key),
+            owners=snapshot.owners_of(key),
             problem=reason,
             title=f"{kind} {name}: {reason} x{group.total} - {newest[:160]}",
             evidence=evidence,
@@ -123,7 +155,8 @@ class EventsDetector:
                 f"kubectl {ns_flag}describe {first_kind.lower()} {first_name}; "
                 f"kubectl {ns_flag}get events --field-selector reason={reason}. {hint}"
             ).strip(),
-            docs=docs, affected=len(group.objects),
+            docs=docs,
+            affected=len(group.objects),
         )
 
 

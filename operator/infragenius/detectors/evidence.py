@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from infragenius.kube.events import event_count, event_last_seen, event_message, involved_object
 from infragenius.kube.meta import Obj, name_of

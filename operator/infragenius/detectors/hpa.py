@@ -76,7 +76,7 @@ _PROBLEMS: dict[str, Problem] = {
         Severity.warning,
         "HPA {name} is pinned at maxReplicas={maximum}: {target} wants more replicas",
         "Load exceeds what maxReplicas allows, so the pods run hotter than the target. Raise maxReplicas "
-        "(kubectl patch hpa -n {ns} {name} --type=merge -p '{{\"spec\":{{\"maxReplicas\":<n>}}}}') if the "
+        '(kubectl patch hpa -n {ns} {name} --type=merge -p \'{{"spec":{{"maxReplicas":<n>}}}}\') if the '
         "cluster has room, or make each pod handle more.",
         _DOCS,
     ),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import examples
@@ -88,31 +89,43 @@ class IngressDetector:
         resource, owners = ref_of(ing, "Ingress"), snapshot.owner_chain(ing)
         out = []
         for service, wheres in missing.items():
-            out.append(finding(
-                detector=self.name, severity=Severity.critical, resource=resource, owners=owners,
-                problem=f"BackendServiceMissing:{service}",
-                title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, "
-                "which does not exist",
-                evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]]
-                + [("Service", f"{namespace}/{service} not found")],
-                remediation=(
-                    f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
-                    f"kubectl -n {namespace} edit ingress {name}"
-                ),
-                docs=DOCS, affected=len(wheres),
-            ))
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.critical,
+                    resource=resource,
+                    owners=owners,
+                    problem=f"BackendServiceMissing:{service}",
+                    title=f"Ingress {name} routes {examples([w[1] for w in wheres], 3)} to Service {service}, "
+                    "which does not exist",
+                    evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]]
+                    + [("Service", f"{namespace}/{service} not found")],
+                    remediation=(
+                        f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
+                        f"kubectl -n {namespace} edit ingress {name}"
+                    ),
+                    docs=DOCS,
+                    affected=len(wheres),
+                )
+            )
         for (service, port), wheres in bad_port.items():
             have = _ports_text(snapshot.get("Service", service, namespace) or {})
-            out.append(finding(
-                detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-                problem=f"BackendPortMissing:{service}:{port}",
-                title=f"Ingress {name} uses port {port} of Service {service}, which the Service does not expose",
-                evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]]
-                + [(f"Service/{service}.spec.ports", have or "<none>")],
-                remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: "
-                f"kubectl -n {namespace} edit ingress {name}",
-                docs=DOCS, affected=len(wheres),
-            ))
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.warning,
+                    resource=resource,
+                    owners=owners,
+                    problem=f"BackendPortMissing:{service}:{port}",
+                    title=f"Ingress {name} uses port {port} of Service {service}, which the Service does not expose",
+                    evidence=[(f"{p}.service.port", port) for p, _ in wheres[:5]]
+                    + [(f"Service/{service}.spec.ports", have or "<none>")],
+                    remediation=f"Use one of the Service's ports ({have or 'none defined'}) in the Ingress backend: "
+                    f"kubectl -n {namespace} edit ingress {name}",
+                    docs=DOCS,
+                    affected=len(wheres),
+                )
+            )
         return out
 
     def _class(self, snapshot: Snapshot, ing: Obj, default_class: bool) -> list[Finding]:
@@ -125,27 +138,40 @@ class IngressDetector:
             if snapshot.get("IngressClass", class_name) is not None:
                 return []
             known = ", ".join(name_of(c) for c in snapshot.items("IngressClass")) or "<none>"
-            return [finding(
-                detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-                problem="IngressClassMissing",
-                title=f"Ingress {name} uses IngressClass {class_name}, which does not exist; no controller will serve it",
-                evidence=[("spec.ingressClassName", class_name), ("IngressClass", f"existing: {known}")],
-                remediation=f"Set spec.ingressClassName to an installed class ({known}) or install its controller: kubectl -n {namespace} edit ingress {name}",
-                docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class",
-            )]
+            return [
+                finding(
+                    detector=self.name,
+                    severity=Severity.warning,
+                    resource=resource,
+                    owners=owners,
+                    problem="IngressClassMissing",
+                    title=f"Ingress {name} uses IngressClass {class_name}, which does not exist; no controller will serve it",
+                    evidence=[("spec.ingressClassName", class_name), ("IngressClass", f"existing: {known}")],
+                    remediation=f"Set spec.ingressClassName to an installed class ({known}) or install its controller: kubectl -n {namespace} edit ingress {name}",
+                    docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class",
+                )
+            ]
         if (meta(ing).get("annotations") or {}).get(LEGACY_CLASS_ANNOTATION) or default_class:
             return []  # the legacy annotation or the default class picks a controller
-        return [finding(
-            detector=self.name, severity=Severity.info, resource=resource, owners=owners,
-            problem="NoIngressClass",
-            title=f"Ingress {name} names no IngressClass and the cluster has no default class",
-            evidence=[("spec.ingressClassName", "<unset>"), (f"IngressClass annotation {DEFAULT_CLASS_ANNOTATION}", "no class marked default")],
-            remediation=(
-                "Controllers that require a class will ignore this Ingress. Set spec.ingressClassName "
-                f"(kubectl get ingressclass) or mark a class default with annotation {DEFAULT_CLASS_ANNOTATION}=true."
-            ),
-            docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#default-ingress-class",
-        )]
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.info,
+                resource=resource,
+                owners=owners,
+                problem="NoIngressClass",
+                title=f"Ingress {name} names no IngressClass and the cluster has no default class",
+                evidence=[
+                    ("spec.ingressClassName", "<unset>"),
+                    (f"IngressClass annotation {DEFAULT_CLASS_ANNOTATION}", "no class marked default"),
+                ],
+                remediation=(
+                    "Controllers that require a class will ignore this Ingress. Set spec.ingressClassName "
+                    f"(kubectl get ingressclass) or mark a class default with annotation {DEFAULT_CLASS_ANNOTATION}=true."
+                ),
+                docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#default-ingress-class",
+            )
+        ]
 
     def _tls(self, snapshot: Snapshot, ing: Obj) -> list[Finding]:
         if not snapshot.has("Secret"):
@@ -157,17 +183,26 @@ class IngressDetector:
             if not secret or snapshot.get("Secret", secret, namespace) is not None:
                 continue
             hosts = ", ".join(tls.get("hosts") or []) or "<all hosts>"
-            out.append(finding(
-                detector=self.name, severity=Severity.warning, resource=ref_of(ing, "Ingress"),
-                owners=snapshot.owner_chain(ing), problem=f"TLSSecretMissing:{secret}",
-                title=f"Ingress {name} TLS secret {secret} does not exist; HTTPS for {hosts} falls back to the controller's default certificate",
-                evidence=[(f"spec.tls[{i}].secretName", secret), (f"spec.tls[{i}].hosts", hosts), ("Secret", f"{namespace}/{secret} not found")],
-                remediation=(
-                    f"Create the TLS secret (kubectl -n {namespace} create secret tls {secret} --cert=tls.crt --key=tls.key) "
-                    "or check the cert-manager Certificate that should issue it."
-                ),
-                docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#tls",
-            ))
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.warning,
+                    resource=ref_of(ing, "Ingress"),
+                    owners=snapshot.owner_chain(ing),
+                    problem=f"TLSSecretMissing:{secret}",
+                    title=f"Ingress {name} TLS secret {secret} does not exist; HTTPS for {hosts} falls back to the controller's default certificate",
+                    evidence=[
+                        (f"spec.tls[{i}].secretName", secret),
+                        (f"spec.tls[{i}].hosts", hosts),
+                        ("Secret", f"{namespace}/{secret} not found"),
+                    ],
+                    remediation=(
+                        f"Create the TLS secret (kubectl -n {namespace} create secret tls {secret} --cert=tls.crt --key=tls.key) "
+                        "or check the cert-manager Certificate that should issue it."
+                    ),
+                    docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#tls",
+                )
+            )
         return out
 
 

@@ -24,7 +24,7 @@ RETRY_WARNING_FAILURES = 2
 
 
 def job_finished(job: Obj) -> str | None:
-    """"Complete" or "Failed" once the Job is done (FailureTarget means failing, pods still stopping)."""
+    """ "Complete" or "Failed" once the Job is done (FailureTarget means failing, pods still stopping)."""
     conds = conditions_by_type(job)
     if is_true(conds.get("Complete")) or is_true(conds.get("SuccessCriteriaMet")):
         return "Complete"
@@ -54,7 +54,7 @@ _PROBLEMS: dict[str, Problem] = {
     "Suspended": Problem(
         Severity.info,
         "Job {name} is suspended: no pods run until it is resumed",
-        "Resume it: kubectl patch job -n {ns} {name} --type=merge -p '{{\"spec\":{{\"suspend\":false}}}}' (a "
+        'Resume it: kubectl patch job -n {ns} {name} --type=merge -p \'{{"spec":{{"suspend":false}}}}\' (a '
         "queueing system such as Kueue may be holding it on purpose).",
         f"{_DOCS}#suspending-a-job",
     ),

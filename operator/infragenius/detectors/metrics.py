@@ -69,7 +69,9 @@ class MetricsDetector:
         if problem == "MemoryNearLimit":
             assert m.memory_working_set_bytes is not None and m.memory_limit_bytes
             ratio = m.memory_working_set_bytes / m.memory_limit_bytes
-            return f"{m.memory_working_set_bytes / MIB:.0f}MiB of {m.memory_limit_bytes / MIB:.0f}MiB limit ({ratio:.0%})"
+            return (
+                f"{m.memory_working_set_bytes / MIB:.0f}MiB of {m.memory_limit_bytes / MIB:.0f}MiB limit ({ratio:.0%})"
+            )
         return f"{round(m.restarts or 0)} restarts"
 
     def _finding(self, snapshot: Snapshot, key: Key, problem: str, group: _Group) -> Finding:
@@ -99,12 +101,21 @@ class MetricsDetector:
                 f"-c {worst_where.split('/')[1]} --previous; kubectl -n {namespace} describe pod {worst_where.split('/')[0]}",
             ),
         }[problem]
-        evidence = [(f"metric:{metric}", f"{pod}/{container}: {self._format(problem, m)}") for _, pod, container, m in samples]
+        evidence = [
+            (f"metric:{metric}", f"{pod}/{container}: {self._format(problem, m)}") for _, pod, container, m in samples
+        ]
         if len(group.pods) > 1:
             evidence.append(("pods affected", str(len(group.pods))))
         return finding(
-            detector=self.name, severity=Severity.critical if group.critical else Severity.warning, resource=ref_from_key(key), owners=snapshot.owners_of(key),
-            problem=problem, title=title, evidence=evidence, remediation=remediation, docs=DOCS,
+            detector=self.name,
+            severity=Severity.critical if group.critical else Severity.warning,
+            resource=ref_from_key(key),
+            owners=snapshot.owners_of(key),
+            problem=problem,
+            title=title,
+            evidence=evidence,
+            remediation=remediation,
+            docs=DOCS,
             affected=len(group.pods),
         )
 

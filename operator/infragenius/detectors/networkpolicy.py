@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import examples
@@ -42,7 +43,9 @@ class NetworkpolicyDetector:
             for policy in ns_policies:
                 selector = (policy.get("spec") or {}).get("podSelector") or {}
                 if pods is not None and not _is_empty(selector) and not pods.select(namespace, selector):
-                    findings.append(self._selects_nothing(snapshot, policy, selector, len(pods.by_ns.get(namespace, []))))
+                    findings.append(
+                        self._selects_nothing(snapshot, policy, selector, len(pods.by_ns.get(namespace, [])))
+                    )
             findings.extend(self._deny_all(snapshot, namespace, ns_policies, pods))
         return findings
 
@@ -50,10 +53,16 @@ class NetworkpolicyDetector:
         namespace, name = namespace_of(policy), name_of(policy)
         text = selector_text(selector, api_operators=True)  # the wording its findings have always had
         return finding(
-            detector=self.name, severity=Severity.warning, resource=ref_of(policy, "NetworkPolicy"),
-            owners=snapshot.owner_chain(policy), problem="SelectsNoPods",
+            detector=self.name,
+            severity=Severity.warning,
+            resource=ref_of(policy, "NetworkPolicy"),
+            owners=snapshot.owner_chain(policy),
+            problem="SelectsNoPods",
             title=f"NetworkPolicy {name} podSelector {text} matches no pods; it protects nothing",
-            evidence=[("spec.podSelector", text), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
+            evidence=[
+                ("spec.podSelector", text),
+                ("pods matching selector", f"0 of {in_ns} active pods in {namespace}"),
+            ],
             remediation=(
                 f"Compare with the pod labels (kubectl -n {namespace} get pods --show-labels) and fix spec.podSelector; "
                 "a typo here silently leaves the intended pods unprotected."
@@ -61,19 +70,30 @@ class NetworkpolicyDetector:
             docs=DOCS,
         )
 
-    def _deny_all(self, snapshot: Snapshot, namespace: str | None, policies: list[Obj], pods: PodIndex | None) -> list[Finding]:
+    def _deny_all(
+        self, snapshot: Snapshot, namespace: str | None, policies: list[Obj], pods: PodIndex | None
+    ) -> list[Finding]:
         if not snapshot.has("Service"):
             return []
-        deny = [p for p in policies
-                if _is_empty((p.get("spec") or {}).get("podSelector"))
-                and "Ingress" in _policy_types(p.get("spec") or {})
-                and not (p.get("spec") or {}).get("ingress")]
+        deny = [
+            p
+            for p in policies
+            if _is_empty((p.get("spec") or {}).get("podSelector"))
+            and "Ingress" in _policy_types(p.get("spec") or {})
+            and not (p.get("spec") or {}).get("ingress")
+        ]
         if not deny:
             return []
-        allowing = [p for p in policies
-                    if "Ingress" in _policy_types(p.get("spec") or {}) and (p.get("spec") or {}).get("ingress")]
-        services = [s for s in snapshot.items("Service")
-                    if namespace_of(s) == namespace and (s.get("spec") or {}).get("selector")]
+        allowing = [
+            p
+            for p in policies
+            if "Ingress" in _policy_types(p.get("spec") or {}) and (p.get("spec") or {}).get("ingress")
+        ]
+        services = [
+            s
+            for s in snapshot.items("Service")
+            if namespace_of(s) == namespace and (s.get("spec") or {}).get("selector")
+        ]
         if not services:
             return []
         blocked = _blocked(namespace, services, allowing, pods)
@@ -81,19 +101,28 @@ class NetworkpolicyDetector:
             return []
         policy = deny[0]
         name = name_of(policy)
-        return [finding(
-            detector=self.name, severity=Severity.info, resource=ref_of(policy, "NetworkPolicy"),
-            owners=snapshot.owner_chain(policy), problem="DenyAllIngress",
-            title=f"NetworkPolicy {name} denies all ingress in {namespace}; {len(blocked)} Services receive no traffic ({examples(sorted(blocked), 3)})",
-            evidence=[("spec.podSelector", "{} (all pods)"), ("spec.policyTypes", ", ".join(_policy_types(policy.get("spec") or {}))),
-                      ("spec.ingress", "<none>"), ("Services with no allowing policy", examples(sorted(blocked)))],
-            remediation=(
-                "If these Services should be reachable, add a NetworkPolicy that selects their pods and allows the "
-                f"callers (namespaceSelector/podSelector/ports); check with kubectl -n {namespace} get networkpolicy."
-            ),
-            docs="https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-ingress-traffic",
-            affected=len(blocked),
-        )]
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.info,
+                resource=ref_of(policy, "NetworkPolicy"),
+                owners=snapshot.owner_chain(policy),
+                problem="DenyAllIngress",
+                title=f"NetworkPolicy {name} denies all ingress in {namespace}; {len(blocked)} Services receive no traffic ({examples(sorted(blocked), 3)})",
+                evidence=[
+                    ("spec.podSelector", "{} (all pods)"),
+                    ("spec.policyTypes", ", ".join(_policy_types(policy.get("spec") or {}))),
+                    ("spec.ingress", "<none>"),
+                    ("Services with no allowing policy", examples(sorted(blocked))),
+                ],
+                remediation=(
+                    "If these Services should be reachable, add a NetworkPolicy that selects their pods and allows the "
+                    f"callers (namespaceSelector/podSelector/ports); check with kubectl -n {namespace} get networkpolicy."
+                ),
+                docs="https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-ingress-traffic",
+                affected=len(blocked),
+            )
+        ]
 
 
 def _blocked(namespace: str | None, services: list[Obj], allowing: list[Obj], pods: PodIndex | None) -> list[str]:

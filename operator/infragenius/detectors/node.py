@@ -20,15 +20,22 @@ DOCS = "https://kubernetes.io/docs/concepts/architecture/nodes/#condition"
 TAINT_DOCS = "https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/#taint-based-evictions"
 # Condition -> (what it means, how to fix it).
 PRESSURE = {
-    "MemoryPressure": ("memory is low; the kubelet evicts pods",
-                       "kubectl top pods -A --sort-by=memory; set memory limits on heavy pods or add capacity."),
-    "DiskPressure": ("disk space or inodes are low; the kubelet evicts pods and garbage-collects images",
-                     "free disk on the node (unused images: crictl rmi --prune; large logs or emptyDir volumes) "
-                     "or grow the disk."),
-    "PIDPressure": ("too many processes; the kubelet evicts pods",
-                    "find the pod forking processes (ps on the node) and set a pod PID limit (kubelet podPidsLimit)."),
-    "NetworkUnavailable": ("the node's network is not configured; pods there have no connectivity",
-                           "check the CNI plugin pods on the node (kubectl -n kube-system get pods -o wide)."),
+    "MemoryPressure": (
+        "memory is low; the kubelet evicts pods",
+        "kubectl top pods -A --sort-by=memory; set memory limits on heavy pods or add capacity.",
+    ),
+    "DiskPressure": (
+        "disk space or inodes are low; the kubelet evicts pods and garbage-collects images",
+        "free disk on the node (unused images: crictl rmi --prune; large logs or emptyDir volumes) or grow the disk.",
+    ),
+    "PIDPressure": (
+        "too many processes; the kubelet evicts pods",
+        "find the pod forking processes (ps on the node) and set a pod PID limit (kubelet podPidsLimit).",
+    ),
+    "NetworkUnavailable": (
+        "the node's network is not configured; pods there have no connectivity",
+        "check the CNI plugin pods on the node (kubectl -n kube-system get pods -o wide).",
+    ),
 }
 # Taints that duplicate a NotReady finding on the same node.
 READY_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})

@@ -10,7 +10,10 @@ from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
 
 DOCS = "https://kubernetes.io/docs/concepts/storage/persistent-volumes/"
-DEFAULT_SC_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class")
+DEFAULT_SC_ANNOTATIONS = (
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+)
 SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
 # Dynamic provisioning normally finishes within seconds; give it this long before calling it stuck.
 PENDING_GRACE_SECONDS = 120.0
@@ -23,8 +26,11 @@ class PvcDetector:
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
         default_sc = next(
-            (name_of(sc) for sc in snapshot.items("StorageClass")
-             if any((meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_SC_ANNOTATIONS)),
+            (
+                name_of(sc)
+                for sc in snapshot.items("StorageClass")
+                if any((meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_SC_ANNOTATIONS)
+            ),
             None,
         )
         findings: list[Finding] = []
@@ -42,12 +48,19 @@ class PvcDetector:
         spec = pvc.get("spec") or {}
         sc_name = spec.get("storageClassName")
         effective_sc = sc_name if sc_name is not None else default_sc
-        failed = [e for e in snapshot.events_about("PersistentVolumeClaim", name, namespace) if e.get("reason") == "ProvisioningFailed"]
+        failed = [
+            e
+            for e in snapshot.events_about("PersistentVolumeClaim", name, namespace)
+            if e.get("reason") == "ProvisioningFailed"
+        ]
         sc = snapshot.get("StorageClass", effective_sc) if effective_sc else None
         sc_missing = bool(effective_sc) and snapshot.has("StorageClass") and sc is None
         age = seconds_since(snapshot.taken_at, meta(pvc).get("creationTimestamp"))
 
-        evidence: list[tuple[str, str]] = [("status.phase", "Pending"), ("spec.storageClassName", sc_name if sc_name is not None else f"<unset; default: {default_sc or 'none'}>")]
+        evidence: list[tuple[str, str]] = [
+            ("status.phase", "Pending"),
+            ("spec.storageClassName", sc_name if sc_name is not None else f"<unset; default: {default_sc or 'none'}>"),
+        ]
         if failed:
             total = sum(event_count(e) for e in failed)
             evidence.append(("event:ProvisioningFailed", f"x{total}: {failed[0].get('message', '')}"))
@@ -65,24 +78,32 @@ class PvcDetector:
             else:
                 detail = "no volume has been provisioned or bound"
             evidence.append(("metadata.creationTimestamp", f"{human_duration(age, coarse=True)} ago"))
-        return [finding(
-            detector=self.name, severity=severity, resource=ref_of(pvc, "PersistentVolumeClaim"),
-            owners=snapshot.owner_chain(pvc), problem="Pending",
-            title=f"PersistentVolumeClaim {name} is Pending: {detail}; pods using it cannot start",
-            evidence=evidence,
-            remediation=(
-                f"kubectl -n {namespace} describe pvc {name}; kubectl get storageclass. Use an existing StorageClass "
-                "(storageClassName cannot be changed in place: recreate the claim) or fix the provisioner named in the events."
-            ),
-            docs="https://kubernetes.io/docs/concepts/storage/dynamic-provisioning/",
-        )]
+        return [
+            finding(
+                detector=self.name,
+                severity=severity,
+                resource=ref_of(pvc, "PersistentVolumeClaim"),
+                owners=snapshot.owner_chain(pvc),
+                problem="Pending",
+                title=f"PersistentVolumeClaim {name} is Pending: {detail}; pods using it cannot start",
+                evidence=evidence,
+                remediation=(
+                    f"kubectl -n {namespace} describe pvc {name}; kubectl get storageclass. Use an existing StorageClass "
+                    "(storageClassName cannot be changed in place: recreate the claim) or fix the provisioner named in the events."
+                ),
+                docs="https://kubernetes.io/docs/concepts/storage/dynamic-provisioning/",
+            )
+        ]
 
     def _lost(self, snapshot: Snapshot, pvc: Obj) -> Finding:
         namespace, name = namespace_of(pvc), name_of(pvc)
         volume = (pvc.get("spec") or {}).get("volumeName") or "<unset>"
         return finding(
-            detector=self.name, severity=Severity.critical, resource=ref_of(pvc, "PersistentVolumeClaim"),
-            owners=snapshot.owner_chain(pvc), problem="Lost",
+            detector=self.name,
+            severity=Severity.critical,
+            resource=ref_of(pvc, "PersistentVolumeClaim"),
+            owners=snapshot.owner_chain(pvc),
+            problem="Lost",
             title=f"PersistentVolumeClaim {name} is Lost: its PersistentVolume {volume} no longer exists",
             evidence=[("status.phase", "Lost"), ("spec.volumeName", volume)],
             remediation=(
@@ -101,18 +122,28 @@ class PvcDetector:
             age = seconds_since(snapshot.taken_at, cond.get("lastTransitionTime"))
             if age is None or age < RESIZE_GRACE_SECONDS:
                 continue
-            hint = ("restart the pod using it so the kubelet can grow the filesystem"
-                    if cond["type"] == "FileSystemResizePending" else "check the CSI driver's resizer logs")
-            out.append(finding(
-                detector=self.name, severity=Severity.info, resource=ref_of(pvc, "PersistentVolumeClaim"),
-                owners=snapshot.owner_chain(pvc), problem=f"{cond['type']}",
-                title=f"PersistentVolumeClaim {name} has been {cond['type']} for {human_duration(age, coarse=True)}",
-                evidence=[(f"status.conditions[{cond['type']}].status", "True"),
-                          (f"status.conditions[{cond['type']}].lastTransitionTime", cond.get("lastTransitionTime")),
-                          (f"status.conditions[{cond['type']}].message", cond.get("message") or "")],
-                remediation=f"kubectl -n {namespace} describe pvc {name}; {hint}.",
-                docs="https://kubernetes.io/docs/concepts/storage/persistent-volumes/#expanding-persistent-volumes-claims",
-            ))
+            hint = (
+                "restart the pod using it so the kubelet can grow the filesystem"
+                if cond["type"] == "FileSystemResizePending"
+                else "check the CSI driver's resizer logs"
+            )
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.info,
+                    resource=ref_of(pvc, "PersistentVolumeClaim"),
+                    owners=snapshot.owner_chain(pvc),
+                    problem=f"{cond['type']}",
+                    title=f"PersistentVolumeClaim {name} has been {cond['type']} for {human_duration(age, coarse=True)}",
+                    evidence=[
+                        (f"status.conditions[{cond['type']}].status", "True"),
+                        (f"status.conditions[{cond['type']}].lastTransitionTime", cond.get("lastTransitionTime")),
+                        (f"status.conditions[{cond['type']}].message", cond.get("message") or ""),
+                    ],
+                    remediation=f"kubectl -n {namespace} describe pvc {name}; {hint}.",
+                    docs="https://kubernetes.io/docs/concepts/storage/persistent-volumes/#expanding-persistent-volumes-claims",
+                )
+            )
         return out
 
 

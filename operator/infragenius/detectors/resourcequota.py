@@ -36,22 +36,29 @@ class ResourcequotaDetector:
                 what = "pods" if resource in ("pods", "count/pods") else "objects"
                 title = (
                     f"ResourceQuota {name}: {resource} is exhausted ({used[resource]} of {hard[resource]}); new {what} that need it are rejected"
-                    if full else
-                    f"ResourceQuota {name}: {resource} is at {ratio:.0%} ({used[resource]} of {hard[resource]})"
+                    if full
+                    else f"ResourceQuota {name}: {resource} is at {ratio:.0%} ({used[resource]} of {hard[resource]})"
                 )
-                findings.append(finding(
-                    detector=self.name, severity=Severity.warning if full else Severity.info,
-                    resource=ref_of(quota, "ResourceQuota"), owners=snapshot.owner_chain(quota),
-                    problem=f"Quota:{resource}",  # same id whether near or at the limit
-                    title=title,
-                    evidence=[(f"status.used[{resource}]", used[resource]), (f"status.hard[{resource}]", hard[resource]),
-                              ("usage", f"{ratio:.0%}")],
-                    remediation=(
-                        f"kubectl -n {namespace} describe resourcequota {name}. Lower requests or replicas, delete unused "
-                        f"objects, or raise spec.hard[{resource}] if the namespace legitimately needs more."
-                    ),
-                    docs=DOCS,
-                ))
+                findings.append(
+                    finding(
+                        detector=self.name,
+                        severity=Severity.warning if full else Severity.info,
+                        resource=ref_of(quota, "ResourceQuota"),
+                        owners=snapshot.owner_chain(quota),
+                        problem=f"Quota:{resource}",  # same id whether near or at the limit
+                        title=title,
+                        evidence=[
+                            (f"status.used[{resource}]", used[resource]),
+                            (f"status.hard[{resource}]", hard[resource]),
+                            ("usage", f"{ratio:.0%}"),
+                        ],
+                        remediation=(
+                            f"kubectl -n {namespace} describe resourcequota {name}. Lower requests or replicas, delete unused "
+                            f"objects, or raise spec.hard[{resource}] if the namespace legitimately needs more."
+                        ),
+                        docs=DOCS,
+                    )
+                )
         return findings
 
 

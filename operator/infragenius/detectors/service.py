@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from infragenius.detectors._index import endpoint_health
 from infragenius.detectors.base import finding
@@ -52,7 +53,10 @@ class ServiceDetector:
     def _lb_pending(self, svc: Obj, resource: Any, owners: list[Any]) -> Finding:
         namespace, name = namespace_of(svc), name_of(svc)
         return finding(
-            detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+            detector=self.name,
+            severity=Severity.info,
+            resource=resource,
+            owners=owners,
             problem="LoadBalancerPending",
             title=f"LoadBalancer Service {name} has no external address assigned",
             evidence=[("status.loadBalancer.ingress", "<empty>"), ("spec.type", "LoadBalancer")],
@@ -72,7 +76,10 @@ class ServiceDetector:
         scaled_to_zero = self._scaled_to_zero(snapshot, namespace, selector)
         if scaled_to_zero:
             return finding(
-                detector=self.name, severity=Severity.info, resource=resource, owners=owners,
+                detector=self.name,
+                severity=Severity.info,
+                resource=resource,
+                owners=owners,
                 problem="SelectorMatchesNoPods",
                 title=f"Service {name} has no backends: its workloads are scaled to zero ({examples(scaled_to_zero)})",
                 evidence=[("spec.selector", shown), ("spec.replicas", f"0 on {examples(scaled_to_zero)}")],
@@ -82,7 +89,10 @@ class ServiceDetector:
             )
         in_ns = len(pods.by_ns.get(namespace, []))
         return finding(
-            detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
+            detector=self.name,
+            severity=Severity.warning,
+            resource=resource,
+            owners=owners,
             problem="SelectorMatchesNoPods",
             title=f"Service {name} selector {shown} matches no running pods",
             evidence=[("spec.selector", shown), ("pods matching selector", f"0 of {in_ns} active pods in {namespace}")],
@@ -93,8 +103,9 @@ class ServiceDetector:
             docs=DEBUG_DOCS,
         )
 
-    def _endpoints(self, snapshot: Snapshot, svc: Obj, selected: list[Obj],
-                   resource: Any, owners: list[Any]) -> list[Finding]:
+    def _endpoints(
+        self, snapshot: Snapshot, svc: Obj, selected: list[Obj], resource: Any, owners: list[Any]
+    ) -> list[Finding]:
         namespace, name = namespace_of(svc), name_of(svc)
         health = endpoint_health(snapshot, namespace, name, selected)
         if not health.not_ready:
@@ -114,22 +125,41 @@ class ServiceDetector:
             "Check readiness probes, crashes and the container logs."
         )
         if health.ready == 0:
-            return [finding(
-                detector=self.name, severity=Severity.critical, resource=resource, owners=owners,
-                problem="NoReadyEndpoints",
-                title=f"Service {name} has no ready endpoints: all {len(health.not_ready)} backing pods are not ready",
-                evidence=evidence, remediation=remediation, docs=DEBUG_DOCS, affected=len(health.not_ready),
-            )]
-        return [finding(
-            detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-            problem="EndpointsNotReady",
-            title=f"Service {name}: {len(health.not_ready)} of {health.total} endpoints are not ready",
-            evidence=evidence, remediation=remediation, docs=DEBUG_DOCS, affected=len(health.not_ready),
-        )]
+            return [
+                finding(
+                    detector=self.name,
+                    severity=Severity.critical,
+                    resource=resource,
+                    owners=owners,
+                    problem="NoReadyEndpoints",
+                    title=f"Service {name} has no ready endpoints: all {len(health.not_ready)} backing pods are not ready",
+                    evidence=evidence,
+                    remediation=remediation,
+                    docs=DEBUG_DOCS,
+                    affected=len(health.not_ready),
+                )
+            ]
+        return [
+            finding(
+                detector=self.name,
+                severity=Severity.warning,
+                resource=resource,
+                owners=owners,
+                problem="EndpointsNotReady",
+                title=f"Service {name}: {len(health.not_ready)} of {health.total} endpoints are not ready",
+                evidence=evidence,
+                remediation=remediation,
+                docs=DEBUG_DOCS,
+                affected=len(health.not_ready),
+            )
+        ]
 
     def _named_ports(self, svc: Obj, selected: list[Obj], resource: Any, owners: list[Any]) -> list[Finding]:
-        named = [(p.get("name") or str(p.get("port")), p["targetPort"]) for p in svc["spec"].get("ports") or []
-                 if isinstance(p.get("targetPort"), str)]
+        named = [
+            (p.get("name") or str(p.get("port")), p["targetPort"])
+            for p in svc["spec"].get("ports") or []
+            if isinstance(p.get("targetPort"), str)
+        ]
         if not named:
             return []
         wanted = {target for _, target in named}
@@ -146,22 +176,27 @@ class ServiceDetector:
         for port_name, target in named:
             if target in declared:
                 continue
-            out.append(finding(
-                detector=self.name, severity=Severity.warning, resource=resource, owners=owners,
-                problem=f"NamedTargetPortMissing:{target}",
-                title=f"Service {name} port {port_name} targets port name '{target}', which no selected pod declares",
-                evidence=[
-                    (f"spec.ports[{port_name}].targetPort", target),
-                    ("spec.containers[].ports[].name", ", ".join(sorted(declared)) or "<none declared>"),
-                    ("selected pods", examples([name_of(p) for p in selected])),
-                ],
-                remediation=(
-                    f"Name the container port '{target}' in the pod template, or set targetPort to the port number: "
-                    f"kubectl -n {namespace} edit service {name}"
-                ),
-                docs="https://kubernetes.io/docs/concepts/services-networking/service/#field-spec-ports",
-                affected=len(selected),
-            ))
+            out.append(
+                finding(
+                    detector=self.name,
+                    severity=Severity.warning,
+                    resource=resource,
+                    owners=owners,
+                    problem=f"NamedTargetPortMissing:{target}",
+                    title=f"Service {name} port {port_name} targets port name '{target}', which no selected pod declares",
+                    evidence=[
+                        (f"spec.ports[{port_name}].targetPort", target),
+                        ("spec.containers[].ports[].name", ", ".join(sorted(declared)) or "<none declared>"),
+                        ("selected pods", examples([name_of(p) for p in selected])),
+                    ],
+                    remediation=(
+                        f"Name the container port '{target}' in the pod template, or set targetPort to the port number: "
+                        f"kubectl -n {namespace} edit service {name}"
+                    ),
+                    docs="https://kubernetes.io/docs/concepts/services-networking/service/#field-spec-ports",
+                    affected=len(selected),
+                )
+            )
         return out
 
     @staticmethod

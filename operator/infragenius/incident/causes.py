@@ -86,7 +86,11 @@ def _rollout_cause(entry: Entry, first: Entry | None, affected: set[tuple[str, s
         )
     what = "; ".join(entry.changes[:3]) or "pod template change"
     if first is None or entry.time > first.time:
-        after = f"{_gap_text((entry.time - first.time).total_seconds())} after the first symptom" if first else "with no symptom"
+        after = (
+            f"{_gap_text((entry.time - first.time).total_seconds())} after the first symptom"
+            if first
+            else "with no symptom"
+        )
         return Cause(
             title=f"Rollout of {workload.kind} {workload.name} to revision {entry.revision}: {what}",
             resource=workload,
@@ -99,7 +103,12 @@ def _rollout_cause(entry: Entry, first: Entry | None, affected: set[tuple[str, s
     gap = (first.time - entry.time).total_seconds()
     near = closeness(gap)
     score = (0.5 if same else 0.3) + 0.45 * near
-    evidence.append(("first symptom", f"{rfc3339(first.time)} {first.kind} {first.resource.kind}/{first.resource.name}: {first.summary}"))
+    evidence.append(
+        (
+            "first symptom",
+            f"{rfc3339(first.time)} {first.kind} {first.resource.kind}/{first.resource.name}: {first.summary}",
+        )
+    )
     where = "in the same workload" if same else "in another workload than the failing ones"
     return Cause(
         title=f"Rollout of {workload.kind} {workload.name} to revision {entry.revision}: {what}",
@@ -126,7 +135,9 @@ def _node_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
         near = closeness(gap)
         not_ready = entry.reason.startswith("Ready=")
         base, span = (0.75, 0.2) if not_ready else (0.5, 0.3)
-        failing = sorted({e.resource.name for e in timeline.symptoms if e.node == entry.node and e.resource.kind == "Pod"})
+        failing = sorted(
+            {e.resource.name for e in timeline.symptoms if e.node == entry.node and e.resource.kind == "Pod"}
+        )
         evidence = [("condition", f"{entry.reason} at {rfc3339(entry.time)}"), *[("detail", d) for d in entry.details]]
         if failing:
             evidence.append(("failing pods on the node", ", ".join(failing[:10])))
@@ -141,7 +152,11 @@ def _node_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
                 evidence=evidence,
                 why=(
                     f"node {entry.node} hosts target pods and turned {entry.reason} "
-                    + ("as the first symptom" if first is entry or gap == 0 else f"{_gap_text(gap)} {'after' if gap > 0 else 'before'} the first symptom")
+                    + (
+                        "as the first symptom"
+                        if first is entry or gap == 0
+                        else f"{_gap_text(gap)} {'after' if gap > 0 else 'before'} the first symptom"
+                    )
                     + f"; pods on a {'NotReady' if not_ready else 'pressured'} node fail together "
                     f"(score {base} + {span} x closeness {near:.2f})"
                 ),
@@ -153,8 +168,18 @@ def _node_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
 def _event_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
     causes: list[Cause] = []
     rules = (
-        ("exceeded quota", "ResourceQuota exhausted", 0.6, "a namespace quota blocks new pods; nothing can roll out or scale"),
-        ("Insufficient", "Cluster out of schedulable resources", 0.55, "pods cannot be scheduled for lack of node capacity"),
+        (
+            "exceeded quota",
+            "ResourceQuota exhausted",
+            0.6,
+            "a namespace quota blocks new pods; nothing can roll out or scale",
+        ),
+        (
+            "Insufficient",
+            "Cluster out of schedulable resources",
+            0.55,
+            "pods cannot be scheduled for lack of node capacity",
+        ),
     )
     for needle, title, base, because in rules:
         hits = [e for e in timeline.entries if e.kind == "Event" and needle in e.summary]
@@ -170,7 +195,9 @@ def _event_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
                 score=base + 0.3 * near,
                 rule=needle,
                 time=earliest.time,
-                evidence=[("event", f"{rfc3339(e.time)} {e.resource.kind}/{e.resource.name} {e.summary}") for e in hits[:5]],
+                evidence=[
+                    ("event", f"{rfc3339(e.time)} {e.resource.kind}/{e.resource.name} {e.summary}") for e in hits[:5]
+                ],
                 why=f"{because}; first seen {_gap_text(gap)} from the first symptom (score {base} + 0.3 x closeness {near:.2f})",
             )
         )

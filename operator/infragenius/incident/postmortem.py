@@ -70,10 +70,14 @@ def action_items(causes: list[Cause]) -> list[str]:
     if causes:
         top = causes[0]
         if top.rule == "change before the first symptom":
-            items.append(f"Roll back {top.resource.kind} {top.resource.name} (`kubectl rollout undo {top.resource.kind.lower()}/{top.resource.name} -n {top.resource.namespace}`) and confirm recovery")
+            items.append(
+                f"Roll back {top.resource.kind} {top.resource.name} (`kubectl rollout undo {top.resource.kind.lower()}/{top.resource.name} -n {top.resource.namespace}`) and confirm recovery"
+            )
             items.append("Find why the change was not caught before production (tests, canary, readiness gates)")
         elif top.rule == "node condition":
-            items.append(f"Investigate node {top.resource.name} (kubelet, runtime, network) and cordon/drain it if it stays unhealthy")
+            items.append(
+                f"Investigate node {top.resource.name} (kubelet, runtime, network) and cordon/drain it if it stays unhealthy"
+            )
             items.append("Spread replicas across nodes (topology spread constraints, PodDisruptionBudgets)")
         elif top.rule == "exceeded quota":
             items.append("Raise the ResourceQuota or lower requests so the workload can schedule")
@@ -117,7 +121,7 @@ def render(
         namespace=namespace,
         window_start=rfc3339(timeline.start),
         window_end=rfc3339(timeline.end),
-        generated_at=rfc3339(generated_at or dt.datetime.now(dt.timezone.utc)),
+        generated_at=rfc3339(generated_at or dt.datetime.now(dt.UTC)),
         summary=summary,
         impact=figures,
         alert=alert,

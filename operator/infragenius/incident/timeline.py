@@ -8,8 +8,9 @@ and terminations, warning events, condition changes of nodes hosting target pods
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from infragenius.kube.events import event_count, event_first_seen, event_last_seen, event_message, involved_ref
 from infragenius.kube.meta import annotations_of, meta, name_of, ref_of
@@ -22,7 +23,16 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
 # Rollouts sort before symptoms recorded in the same second: a change precedes what it causes.
-_KIND_ORDER = {"Rollout": 0, "Scaling": 1, "Alert": 2, "NodeCondition": 3, "Event": 4, "Termination": 5, "Restart": 6, "MetricAnomaly": 7}
+_KIND_ORDER = {
+    "Rollout": 0,
+    "Scaling": 1,
+    "Alert": 2,
+    "NodeCondition": 3,
+    "Event": 4,
+    "Termination": 5,
+    "Restart": 6,
+    "MetricAnomaly": 7,
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,14 @@ class Entry:
         return self.severity != "info" and self.kind not in ("Rollout", "Scaling")
 
     def sort_key(self) -> tuple:
-        return (self.time, _KIND_ORDER.get(self.kind, 9), self.revision or 0, self.resource.kind, self.resource.name, self.summary)
+        return (
+            self.time,
+            _KIND_ORDER.get(self.kind, 9),
+            self.revision or 0,
+            self.resource.kind,
+            self.resource.name,
+            self.summary,
+        )
 
     def to_status(self) -> dict[str, Any]:
         return {
@@ -103,7 +120,9 @@ def _env_map(container: Mapping[str, Any]) -> dict[str, str]:
 
 def _resources(container: Mapping[str, Any]) -> dict[str, str]:
     res = container.get("resources") or {}
-    return {f"{kind}.{name}": str(value) for kind in ("requests", "limits") for name, value in (res.get(kind) or {}).items()}
+    return {
+        f"{kind}.{name}": str(value) for kind in ("requests", "limits") for name, value in (res.get(kind) or {}).items()
+    }
 
 
 def _containers(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -229,7 +248,9 @@ def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
                 severity="info",
                 resource=ref_of(hpa, "HorizontalPodAutoscaler"),
                 summary=f"HPA scaled {target.get('kind')} {target.get('name')} to {status.get('desiredReplicas')} replicas",
-                workload=ResourceRef(kind=target.get("kind", ""), name=target.get("name", ""), namespace=snapshot.namespace)
+                workload=ResourceRef(
+                    kind=target.get("kind", ""), name=target.get("name", ""), namespace=snapshot.namespace
+                )
                 if target
                 else None,
             )
@@ -330,7 +351,9 @@ def warning_events(snapshot: Snapshot, start: dt.datetime, end: dt.datetime) -> 
         elif obj is not None:
             workload = snapshot.rollup_target(obj, resource.kind)
         reason = event.get("reason", "")
-        severity = "critical" if reason in ("BackOff", "OOMKilling", "Evicted", "NodeNotReady", "FailedMount") else "warning"
+        severity = (
+            "critical" if reason in ("BackOff", "OOMKilling", "Evicted", "NodeNotReady", "FailedMount") else "warning"
+        )
         entries.append(
             Entry(
                 time=when,
@@ -374,7 +397,11 @@ def node_conditions(snapshot: Snapshot) -> list[Entry]:
                     continue  # a pressure condition that is off says nothing about this window
                 bad, severity = True, "warning"
                 summary = f"node {name}: {ctype}={status}"
-            details = [f"{ctype}={status}", f"reason {cond.get('reason', '')}", f"hosts pods: {', '.join(sorted(hosting[name])[:10])}"]
+            details = [
+                f"{ctype}={status}",
+                f"reason {cond.get('reason', '')}",
+                f"hosts pods: {', '.join(sorted(hosting[name])[:10])}",
+            ]
             if cond.get("message"):
                 details.append(f"message: {cond['message']}")
             entries.append(

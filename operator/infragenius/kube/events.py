@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from infragenius.kube.meta import Obj, meta
 from infragenius.kube.time import parse_time

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from infragenius.kube.conditions import condition, is_true
 from infragenius.kube.meta import Obj, labels_of, meta

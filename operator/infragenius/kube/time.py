@@ -21,19 +21,19 @@ def parse_time(value: str | None) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(_EXTRA_DIGITS.sub(r"\1", value.strip()).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def rfc3339(moment: dt.datetime) -> str:
     """A datetime as the API writes metav1.Time: UTC, whole seconds, 'Z' (a naive one is taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def now_rfc3339() -> str:
     """The current time in the form of :func:`rfc3339`."""
-    return rfc3339(dt.datetime.now(dt.timezone.utc))
+    return rfc3339(dt.datetime.now(dt.UTC))
 
 
 def seconds_since(now: dt.datetime, value: str | None) -> float | None:

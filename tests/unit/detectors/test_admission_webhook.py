@@ -1,9 +1,16 @@
-from tests.unit.factories import (
-    deployment_with_pods, healthy_events, healthy_namespace, app_pod, service, slice_for, snap, webhook, webhook_config,
-)
-
 from infragenius.detectors.admission_webhook import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    app_pod,
+    deployment_with_pods,
+    healthy_events,
+    healthy_namespace,
+    service,
+    slice_for,
+    snap,
+    webhook,
+    webhook_config,
+)
 
 HOOK = "validate.shop.example.com"
 SVC = service("policy-server", {"app": "policy-server"}, ports=[{"name": "https", "port": 443, "targetPort": "http"}])
@@ -15,7 +22,12 @@ def hook_id(config: str, problem: str, kind: str = "ValidatingWebhookConfigurati
 
 def test_contract() -> None:
     assert DETECTOR.name == "webhook"
-    assert {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Service", "EndpointSlice"} <= DETECTOR.kinds
+    assert {
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "Service",
+        "EndpointSlice",
+    } <= DETECTOR.kinds
 
 
 def test_healthy_namespace_gives_nothing() -> None:
@@ -29,8 +41,10 @@ def test_missing_service_with_fail_policy_is_critical() -> None:
     f = findings[0]
     assert f.severity is Severity.critical and f.id == hook_id("shop-policy", f"ServiceMissing:{HOOK}")
     assert f.resource == ResourceRef(kind="ValidatingWebhookConfiguration", name="shop-policy")
-    assert f.title == (f"Validating webhook {HOOK} calls Service shop/policy-server, which does not exist; "
-                       "the API server rejects every request it matches (failurePolicy Fail)")
+    assert f.title == (
+        f"Validating webhook {HOOK} calls Service shop/policy-server, which does not exist; "
+        "the API server rejects every request it matches (failurePolicy Fail)"
+    )
     ev = {e.source: e.value for e in f.evidence}
     assert ev[f"webhooks[{HOOK}].clientConfig.service"] == "shop/policy-server:443"
     assert ev[f"webhooks[{HOOK}].failurePolicy"] == "Fail"
@@ -38,7 +52,9 @@ def test_missing_service_with_fail_policy_is_critical() -> None:
 
 def test_default_failure_policy_is_fail_and_ignore_is_a_warning() -> None:
     implicit = webhook_config("a", [webhook("a.example.com", "gone", failure_policy=None)])
-    ignore = webhook_config("b", [webhook("b.example.com", "gone", failure_policy="Ignore")], kind="MutatingWebhookConfiguration")
+    ignore = webhook_config(
+        "b", [webhook("b.example.com", "gone", failure_policy="Ignore")], kind="MutatingWebhookConfiguration"
+    )
     findings = {f.resource.name: f for f in DETECTOR.detect(snap(implicit, ignore))}
     assert findings["a"].severity is Severity.critical
     assert findings["b"].severity is Severity.warning
@@ -63,8 +79,12 @@ def test_no_ready_endpoints() -> None:
 def test_service_selecting_no_pods_has_no_endpoints() -> None:
     cfg = webhook_config("shop-policy", [webhook(HOOK, "policy-server", failure_policy="Ignore")])
     findings = DETECTOR.detect(snap(SVC, cfg))
-    assert [(f.severity, f.id) for f in findings] == [(Severity.warning, hook_id("shop-policy", f"NoReadyEndpoints:{HOOK}"))]
-    assert ("not ready backends", "no pods match app=policy-server") in [(e.source, e.value) for e in findings[0].evidence]
+    assert [(f.severity, f.id) for f in findings] == [
+        (Severity.warning, hook_id("shop-policy", f"NoReadyEndpoints:{HOOK}"))
+    ]
+    assert ("not ready backends", "no pods match app=policy-server") in [
+        (e.source, e.value) for e in findings[0].evidence
+    ]
 
 
 def test_some_ready_or_starting_backends_are_enough() -> None:
@@ -94,9 +114,13 @@ def test_long_timeout_on_fail_webhook_is_info() -> None:
 
 
 def test_webhooks_of_other_namespaces_and_urls_are_skipped() -> None:
-    other = webhook_config("cert-manager", [webhook("cm.example.com", "cert-manager-webhook", namespace="cert-manager")])
-    url = webhook_config("external", [{"name": "ext.example.com", "clientConfig": {"url": "https://hooks.example.com"},
-                                       "failurePolicy": "Fail"}])
+    other = webhook_config(
+        "cert-manager", [webhook("cm.example.com", "cert-manager-webhook", namespace="cert-manager")]
+    )
+    url = webhook_config(
+        "external",
+        [{"name": "ext.example.com", "clientConfig": {"url": "https://hooks.example.com"}, "failurePolicy": "Fail"}],
+    )
     assert DETECTOR.detect(snap(other, url)) == []
     # A cluster-wide analysis covers every namespace.
     assert [f.resource.name for f in DETECTOR.detect(snap(other, url, namespace=""))] == ["cert-manager"]
@@ -115,4 +139,6 @@ def test_id_stable_across_runs_and_pod_counts() -> None:
     d2, r2, p2 = deployment_with_pods("policy-server", 3, ready=False)
     s1 = snap(d1, r1, *p1, SVC, slice_for("policy-server", p1), cfg)
     assert DETECTOR.detect(s1) == DETECTOR.detect(s1)
-    assert DETECTOR.detect(s1)[0].id == DETECTOR.detect(snap(d2, r2, *p2, SVC, slice_for("policy-server", p2), cfg))[0].id
+    assert (
+        DETECTOR.detect(s1)[0].id == DETECTOR.detect(snap(d2, r2, *p2, SVC, slice_for("policy-server", p2), cfg))[0].id
+    )

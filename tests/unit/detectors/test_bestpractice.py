@@ -1,11 +1,19 @@
 import copy
 
-from tests.unit.factories import (
-    NS, app_container, deployment_with_pods, healthy_events, healthy_namespace, app_pod, pod_spec, service, snap, workload,
-)
-
 from infragenius.detectors.bestpractice import DETECTOR, image_tag
 from infragenius.models.findings import Finding, ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    app_container,
+    app_pod,
+    deployment_with_pods,
+    healthy_events,
+    healthy_namespace,
+    pod_spec,
+    service,
+    snap,
+    workload,
+)
 
 
 def bp_id(kind: str, name: str, problem: str) -> str:
@@ -34,8 +42,11 @@ def test_image_tag() -> None:
 
 
 def test_missing_resources_one_finding_per_workload_naming_containers() -> None:
-    spec = pod_spec(app_container("app", resources={}), app_container("sidecar", resources={"limits": {"cpu": "1", "memory": "64Mi"}}),
-                    app_container("proxy", resources={"requests": {"cpu": "10m"}}))
+    spec = pod_spec(
+        app_container("app", resources={}),
+        app_container("sidecar", resources={"limits": {"cpu": "1", "memory": "64Mi"}}),
+        app_container("proxy", resources={"requests": {"cpu": "10m"}}),
+    )
     deploy, rs, pods = deployment_with_pods("web", 20, spec=spec)
     findings = DETECTOR.detect(snap(deploy, rs, *pods))
     assert len(findings) == 1
@@ -53,7 +64,10 @@ def test_missing_resources_one_finding_per_workload_naming_containers() -> None:
 def test_limitrange_defaults_in_running_pods_suppress_resource_findings() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2, spec=pod_spec(app_container("app", resources={})))
     for p in pods:  # what a LimitRange admission plugin writes into the pods
-        p["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+        p["spec"]["containers"][0]["resources"] = {
+            "requests": {"cpu": "100m", "memory": "64Mi"},
+            "limits": {"memory": "128Mi"},
+        }
     assert DETECTOR.detect(snap(deploy, rs, *pods)) == []
 
 
@@ -62,30 +76,46 @@ def test_readiness_probe_only_for_serving_long_running_workloads() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2, spec=no_probe)
     findings = DETECTOR.detect(snap(deploy, rs, *pods))
     assert [(f.severity, f.id) for f in findings] == [(Severity.info, bp_id("Deployment", "web", "NoReadinessProbe"))]
-    assert ("spec.template.spec.containers[app].readinessProbe", "<unset>") in [(e.source, e.value) for e in findings[0].evidence]
+    assert ("spec.template.spec.containers[app].readinessProbe", "<unset>") in [
+        (e.source, e.value) for e in findings[0].evidence
+    ]
     # A worker without ports and without a Service is not expected to have one...
     worker = pod_spec(app_container("app", readiness=False, ports=[]))
     wd, wrs, wpods = deployment_with_pods("worker", 1, spec=worker)
     assert DETECTOR.detect(snap(wd, wrs, *wpods)) == []
     # ...unless a Service sends it traffic.
     assert [f.id for f in DETECTOR.detect(snap(wd, wrs, *wpods, service("worker", {"app": "worker"})))] == [
-        bp_id("Deployment", "worker", "NoReadinessProbe")]
+        bp_id("Deployment", "worker", "NoReadinessProbe")
+    ]
     # Jobs and CronJobs run to completion.
-    assert DETECTOR.detect(snap(workload("Job", "migrate", spec=no_probe), workload("CronJob", "report", spec=no_probe))) == []
+    assert (
+        DETECTOR.detect(snap(workload("Job", "migrate", spec=no_probe), workload("CronJob", "report", spec=no_probe)))
+        == []
+    )
 
 
 def test_latest_or_missing_tags_are_info() -> None:
-    spec = pod_spec(app_container("app", image="nginx"), app_container("side", image="ghcr.io/x/side:latest"),
-                    app_container("pinned", image="ghcr.io/x/p@sha256:0123"))
+    spec = pod_spec(
+        app_container("app", image="nginx"),
+        app_container("side", image="ghcr.io/x/side:latest"),
+        app_container("pinned", image="ghcr.io/x/p@sha256:0123"),
+    )
     findings = DETECTOR.detect(snap(workload("StatefulSet", "db", spec=spec)))
     assert [f.id for f in findings] == [bp_id("StatefulSet", "db", "LatestTag")]
     ev = {e.source: e.value for e in findings[0].evidence}
-    assert ev == {"spec.template.spec.containers[app].image": "nginx", "spec.template.spec.containers[side].image": "ghcr.io/x/side:latest"}
+    assert ev == {
+        "spec.template.spec.containers[app].image": "nginx",
+        "spec.template.spec.containers[side].image": "ghcr.io/x/side:latest",
+    }
 
 
 def test_privileged_hostpath_and_host_namespaces_are_warnings() -> None:
-    spec = pod_spec(app_container("agent", securityContext={"privileged": True, "runAsNonRoot": True}),
-                    volumes=[{"name": "root", "hostPath": {"path": "/", "type": "Directory"}}], hostNetwork=True, hostPID=True)
+    spec = pod_spec(
+        app_container("agent", securityContext={"privileged": True, "runAsNonRoot": True}),
+        volumes=[{"name": "root", "hostPath": {"path": "/", "type": "Directory"}}],
+        hostNetwork=True,
+        hostPID=True,
+    )
     findings = problems(DETECTOR.detect(snap(workload("DaemonSet", "agent", spec=spec))))
     assert set(findings) == {bp_id("DaemonSet", "agent", p) for p in ("Privileged", "HostPath", "HostNamespaces")}
     assert all(f.severity is Severity.warning for f in findings.values())
@@ -94,7 +124,9 @@ def test_privileged_hostpath_and_host_namespaces_are_warnings() -> None:
     hp = findings[bp_id("DaemonSet", "agent", "HostPath")]
     assert ("spec.template.spec.volumes[root].hostPath.path", "/") in [(e.source, e.value) for e in hp.evidence]
     priv = findings[bp_id("DaemonSet", "agent", "Privileged")]
-    assert ("spec.template.spec.containers[agent].securityContext.privileged", "true") in [(e.source, e.value) for e in priv.evidence]
+    assert ("spec.template.spec.containers[agent].securityContext.privileged", "true") in [
+        (e.source, e.value) for e in priv.evidence
+    ]
 
 
 def test_kube_system_security_settings_are_expected() -> None:
@@ -111,11 +143,15 @@ def test_may_run_as_root() -> None:
     findings = DETECTOR.detect(snap(app_pod("solo", spec=spec)))
     assert [f.id for f in findings] == [bp_id("Pod", "solo", "MayRunAsRoot")]
     ev = {e.source: e.value for e in findings[0].evidence}
-    assert ev == {"spec.containers[app].securityContext.runAsNonRoot": "unset, runAsUser unset",
-                  "spec.containers[side].securityContext.runAsNonRoot": "unset, runAsUser 0"}
+    assert ev == {
+        "spec.containers[app].securityContext.runAsNonRoot": "unset, runAsUser unset",
+        "spec.containers[side].securityContext.runAsNonRoot": "unset, runAsUser 0",
+    }
     # Pod-level settings count for every container.
     assert DETECTOR.detect(snap(app_pod("solo", spec=pod_spec(pod_level, securityContext={"runAsUser": 1000})))) == []
-    assert DETECTOR.detect(snap(app_pod("solo", spec=pod_spec(pod_level, securityContext={"runAsNonRoot": True})))) == []
+    assert (
+        DETECTOR.detect(snap(app_pod("solo", spec=pod_spec(pod_level, securityContext={"runAsNonRoot": True})))) == []
+    )
 
 
 def test_template_is_judged_once_not_per_pod_and_stale_replicasets_are_ignored() -> None:

@@ -1,9 +1,18 @@
-from tests.unit.factories import (
-    NS, configmap, app_container, deployment_with_pods, healthy_events, healthy_namespace, owner_ref, app_pod, pod_spec, snap, workload,
-)
-
 from infragenius.detectors.configmap import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    app_container,
+    app_pod,
+    configmap,
+    deployment_with_pods,
+    healthy_events,
+    healthy_namespace,
+    owner_ref,
+    pod_spec,
+    snap,
+    workload,
+)
 
 
 def cm_id(kind: str, name: str, problem: str) -> str:
@@ -40,11 +49,14 @@ def test_missing_configmap_rolls_up_to_the_deployment() -> None:
 
 
 def test_every_reference_style_is_found() -> None:
-    spec = pod_spec(app_container(
-        envFrom=[{"configMapRef": {"name": "env-cm"}}],
-        env=[{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "key-cm", "key": "mode"}}}],
-    ), volumes=[{"name": "bundle", "projected": {"sources": [{"configMap": {"name": "projected-cm"}}]}}],
-        initContainers=[app_container("init", envFrom=[{"configMapRef": {"name": "init-cm"}}])])
+    spec = pod_spec(
+        app_container(
+            envFrom=[{"configMapRef": {"name": "env-cm"}}],
+            env=[{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "key-cm", "key": "mode"}}}],
+        ),
+        volumes=[{"name": "bundle", "projected": {"sources": [{"configMap": {"name": "projected-cm"}}]}}],
+        initContainers=[app_container("init", envFrom=[{"configMapRef": {"name": "init-cm"}}])],
+    )
     findings = DETECTOR.detect(snap(app_pod("solo", spec=spec)))
     paths = {f.evidence[0].source: f.evidence[0].value for f in findings}
     assert paths == {
@@ -58,7 +70,9 @@ def test_every_reference_style_is_found() -> None:
 
 def test_optional_references_are_fine() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2, spec=spec_with_volume("maybe", optional=True))
-    env_opt = app_pod("solo", spec=pod_spec(app_container(envFrom=[{"configMapRef": {"name": "maybe", "optional": True}}])))
+    env_opt = app_pod(
+        "solo", spec=pod_spec(app_container(envFrom=[{"configMapRef": {"name": "maybe", "optional": True}}]))
+    )
     assert DETECTOR.detect(snap(deploy, rs, *pods, env_opt)) == []
 
 
@@ -75,7 +89,12 @@ def test_job_pods_roll_up_to_the_cronjob() -> None:
     cron = workload("CronJob", "report", spec=spec_with_volume("report-config"))
     job = workload("Job", "report-28934", spec=spec_with_volume("report-config"))
     job["metadata"]["ownerReferences"] = [owner_ref("CronJob", "report")]
-    p = app_pod("report-28934-abcde", spec=spec_with_volume("report-config"), owner=owner_ref("Job", "report-28934"), phase="Pending")
+    p = app_pod(
+        "report-28934-abcde",
+        spec=spec_with_volume("report-config"),
+        owner=owner_ref("Job", "report-28934"),
+        phase="Pending",
+    )
     findings = DETECTOR.detect(snap(cron, job, p))
     assert [(f.resource.kind, f.resource.name, f.affected) for f in findings] == [("CronJob", "report", 1)]
 
@@ -84,9 +103,18 @@ def test_unreferenced_configmap_is_info_with_sensible_skips() -> None:
     deploy, rs, pods = deployment_with_pods("web", 1, spec=spec_with_volume("web-config"))
     args_spec = pod_spec(app_container(args=["--config-map=shop/leader-config"]))
     reader = app_pod("reader", spec=args_spec)
-    objs = [deploy, rs, *pods, reader, configmap("web-config"), configmap("orphan"), configmap("kube-root-ca.crt"),
-            configmap("helm-owned", owner=owner_ref("Deployment", "web")),
-            configmap("lock", annotations={"control-plane.alpha.kubernetes.io/leader": "{}"}), configmap("leader-config")]
+    objs = [
+        deploy,
+        rs,
+        *pods,
+        reader,
+        configmap("web-config"),
+        configmap("orphan"),
+        configmap("kube-root-ca.crt"),
+        configmap("helm-owned", owner=owner_ref("Deployment", "web")),
+        configmap("lock", annotations={"control-plane.alpha.kubernetes.io/leader": "{}"}),
+        configmap("leader-config"),
+    ]
     release = configmap("sh.helm.release.v1.web.v3")
     release["metadata"]["labels"] = {"owner": "helm", "name": "web", "status": "deployed"}
     objs.append(release)

@@ -172,7 +172,9 @@ def test_without_jobs_gathered_runs_are_not_judged() -> None:
 
 
 def test_same_snapshot_twice_gives_identical_findings() -> None:
-    s = snap(cronjob("backup", "0 0 * * 7", suspend=True, starting_deadline=1), failed_job("backup-1", cronjob="backup"))
+    s = snap(
+        cronjob("backup", "0 0 * * 7", suspend=True, starting_deadline=1), failed_job("backup-1", cronjob="backup")
+    )
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert [f.severity for f in first] == [Severity.critical, Severity.info, Severity.warning, Severity.warning]
     assert first == second

@@ -13,7 +13,9 @@ def agent_pods(ready: int, count: int = 3, unready_age: float = 900) -> list[dic
         ok = i < ready
         age = 86400 if ok else unready_age
         conditions = [cond("PodScheduled", ago=age), cond("Ready", "True" if ok else "False", ago=age)]
-        pods.append(pod(f"agent-{i}", ("DaemonSet", "agent"), ready=ok, conditions=conditions, age=age, labels={"app": "agent"}))
+        pods.append(
+            pod(f"agent-{i}", ("DaemonSet", "agent"), ready=ok, conditions=conditions, age=age, labels={"app": "agent"})
+        )
     return pods
 
 
@@ -27,7 +29,9 @@ def test_healthy_namespace_gives_nothing() -> None:
 
 
 def test_unready_nodes_are_a_warning() -> None:
-    events = [event("DaemonSet", "agent", "FailedDaemonPod", "Found failed daemon pod shop/agent-2 on node node-3", count=4)]
+    events = [
+        event("DaemonSet", "agent", "FailedDaemonPod", "Found failed daemon pod shop/agent-2 on node node-3", count=4)
+    ]
     f = only(DETECTOR.detect(snap(daemonset("agent", 3, ready=1), agent_pods(1), events=events)))
     assert f.severity is Severity.warning
     assert (f.resource.kind, f.resource.name) == ("DaemonSet", "agent")

@@ -47,7 +47,13 @@ def test_healthy_namespace_gives_nothing() -> None:
 def test_progress_deadline_exceeded_is_critical_with_new_images() -> None:
     conditions = [
         cond("Available", "True", "MinimumReplicasAvailable", ago=3 * 3600),
-        cond("Progressing", "False", "ProgressDeadlineExceeded", 'ReplicaSet "web-def" has timed out progressing.', ago=60),
+        cond(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            'ReplicaSet "web-def" has timed out progressing.',
+            ago=60,
+        ),
     ]
     f = only(DETECTOR.detect(rollout(conditions, available=2)))
     assert f.severity is Severity.critical
@@ -64,7 +70,14 @@ def test_progress_deadline_exceeded_is_critical_with_new_images() -> None:
 def test_rollout_within_deadline_is_fine() -> None:
     conditions = [
         cond("Available", "False", "MinimumReplicasUnavailable", ago=120),
-        cond("Progressing", "True", "ReplicaSetUpdated", 'ReplicaSet "web-def" is progressing.', ago=120, lastUpdateTime=ts(30)),
+        cond(
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            'ReplicaSet "web-def" is progressing.',
+            ago=120,
+            lastUpdateTime=ts(30),
+        ),
     ]
     s = rollout(conditions, available=0)
     # The FailedCreate event alone is not a ReplicaFailure condition.
@@ -79,7 +92,9 @@ def test_replica_failure_shows_the_quota_message() -> None:
     ]
     f = only(DETECTOR.detect(rollout(conditions, available=2)))
     assert f.severity is Severity.critical
-    assert f.title.startswith('Deployment web cannot create pods (FailedCreate): pods "web-def-x7k2p" is forbidden: exceeded quota')
+    assert f.title.startswith(
+        'Deployment web cannot create pods (FailedCreate): pods "web-def-x7k2p" is forbidden: exceeded quota'
+    )
     e = ev(f)
     assert e["status.conditions[ReplicaFailure].message"] == QUOTA_MSG
     assert e["event:FailedCreate"] == f"count=14: Error creating: {QUOTA_MSG}"
@@ -88,7 +103,13 @@ def test_replica_failure_shows_the_quota_message() -> None:
 
 def test_lost_availability_after_a_completed_rollout() -> None:
     conditions = [
-        cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", ago=1200),
+        cond(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            ago=1200,
+        ),
         cond("Progressing", "True", "NewReplicaSetAvailable", ago=2 * 86400, lastUpdateTime=ts(2 * 86400)),
     ]
     d = deployment("web", 3, available=0, conditions=conditions)
@@ -145,7 +166,10 @@ def test_without_replicasets_images_come_from_the_deployment() -> None:
 
 
 def test_same_snapshot_twice_gives_identical_findings() -> None:
-    conditions = [cond("Progressing", "False", "ProgressDeadlineExceeded", ago=60), cond("ReplicaFailure", "True", "FailedCreate", QUOTA_MSG)]
+    conditions = [
+        cond("Progressing", "False", "ProgressDeadlineExceeded", ago=60),
+        cond("ReplicaFailure", "True", "FailedCreate", QUOTA_MSG),
+    ]
     s = rollout(conditions, paused=True)
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert [f.severity for f in first] == [Severity.info, Severity.critical, Severity.critical]

@@ -1,9 +1,15 @@
-from tests.unit.factories import (
-    NS, configmap, deployment_with_pods, event, healthy_events, healthy_namespace, app_pod, snap,
-)
-
 from infragenius.detectors.events import DETECTOR, EXPLAINED_REASONS
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    app_pod,
+    configmap,
+    deployment_with_pods,
+    event,
+    healthy_events,
+    healthy_namespace,
+    snap,
+)
 
 
 def ev_id(kind: str, name: str, reason: str) -> str:
@@ -22,12 +28,30 @@ def test_healthy_namespace_gives_nothing() -> None:
 def test_warning_events_roll_up_and_sum_counts() -> None:
     deploy, rs, pods = deployment_with_pods("web", 3)
     events = [
-        event("Pod", pods[0]["metadata"]["name"], "FailedMount", 'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
-              count=12, ago=30),
-        event("Pod", pods[1]["metadata"]["name"], "FailedMount", 'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
-              count=5, ago=300),
-        event("Pod", pods[2]["metadata"]["name"], "FailedMount", "Unable to attach or mount volumes: timed out", series_count=4,
-              ago=90),
+        event(
+            "Pod",
+            pods[0]["metadata"]["name"],
+            "FailedMount",
+            'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
+            count=12,
+            ago=30,
+        ),
+        event(
+            "Pod",
+            pods[1]["metadata"]["name"],
+            "FailedMount",
+            'MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
+            count=5,
+            ago=300,
+        ),
+        event(
+            "Pod",
+            pods[2]["metadata"]["name"],
+            "FailedMount",
+            "Unable to attach or mount volumes: timed out",
+            series_count=4,
+            ago=90,
+        ),
     ]
     findings = DETECTOR.detect(snap(deploy, rs, *pods, events=events))
     assert len(findings) == 1
@@ -36,9 +60,15 @@ def test_warning_events_roll_up_and_sum_counts() -> None:
     assert f.id == ev_id("Deployment", "web", "FailedMount")
     assert f.resource == ResourceRef(kind="Deployment", name="web", namespace=NS)
     assert f.affected == 3
-    assert f.title == 'Deployment web: FailedMount x21 - MountVolume.SetUp failed for volume "certs": secret "web-tls" not found'
+    assert (
+        f.title
+        == 'Deployment web: FailedMount x21 - MountVolume.SetUp failed for volume "certs": secret "web-tls" not found'
+    )
     ev = [(e.source, e.value) for e in f.evidence]
-    assert ev[0] == ("event:FailedMount", 'x21, last seen 30s ago: MountVolume.SetUp failed for volume "certs": secret "web-tls" not found')
+    assert ev[0] == (
+        "event:FailedMount",
+        'x21, last seen 30s ago: MountVolume.SetUp failed for volume "certs": secret "web-tls" not found',
+    )
     assert ("event:FailedMount", "Unable to attach or mount volumes: timed out") in ev
     assert ("involvedObject (Pod)", ", ".join(p["metadata"]["name"] for p in pods)) in ev
     assert "kubectl -n shop describe pod web-7d9f8b-00000" in f.remediation
@@ -46,8 +76,10 @@ def test_warning_events_roll_up_and_sum_counts() -> None:
 
 def test_reasons_grouped_separately() -> None:
     p = app_pod("solo")
-    events = [event("Pod", "solo", "FailedCreatePodSandBox", "failed to setup network for sandbox"),
-              event("Pod", "solo", "FailedKillPod", "error killing pod")]
+    events = [
+        event("Pod", "solo", "FailedCreatePodSandBox", "failed to setup network for sandbox"),
+        event("Pod", "solo", "FailedKillPod", "error killing pod"),
+    ]
     ids = sorted(f.id for f in DETECTOR.detect(snap(p, events=events)))
     assert ids == sorted([ev_id("Pod", "solo", "FailedCreatePodSandBox"), ev_id("Pod", "solo", "FailedKillPod")])
 
@@ -57,7 +89,14 @@ def test_explained_reasons_and_normal_events_are_skipped() -> None:
     events = [event("Pod", "solo", reason, "whatever", count=50) for reason in sorted(EXPLAINED_REASONS)]
     events.append(event("Pod", "solo", "Pulled", "Successfully pulled image", type_="Normal"))
     assert DETECTOR.detect(snap(p, events=events)) == []
-    assert {"BackOff", "Unhealthy", "FailedScheduling", "ProvisioningFailed", "NodeNotReady", "OOMKilling"} <= EXPLAINED_REASONS
+    assert {
+        "BackOff",
+        "Unhealthy",
+        "FailedScheduling",
+        "ProvisioningFailed",
+        "NodeNotReady",
+        "OOMKilling",
+    } <= EXPLAINED_REASONS
 
 
 def test_old_one_off_events_are_skipped_but_old_repeating_ones_are_not() -> None:

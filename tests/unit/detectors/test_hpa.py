@@ -47,7 +47,9 @@ def test_healthy_namespace_and_hpa_at_min_replicas_give_nothing() -> None:
 
 
 def test_missing_target_is_critical_only_when_its_kind_was_gathered() -> None:
-    events = [event("HorizontalPodAutoscaler", "web", "FailedGetScale", 'deployments/scale.apps "webb" not found', count=30)]
+    events = [
+        event("HorizontalPodAutoscaler", "web", "FailedGetScale", 'deployments/scale.apps "webb" not found', count=30)
+    ]
     orphan = hpa("web", target="webb", conditions=conds(able=("False", "FailedGetScale")))
     f = only(DETECTOR.detect(snap(deployment("web"), orphan, events=events)))
     assert f.severity is Severity.critical
@@ -94,7 +96,13 @@ def test_scaling_inactive_is_a_warning_after_a_grace_period() -> None:
     fresh = hpa("web", conditions=conds(active=("False", "FailedGetResourceMetric"), message=NO_METRICS, ago=60))
     assert DETECTOR.detect(snap(deployment("web"), fresh)) == []
     # Target scaled to zero on purpose.
-    disabled = hpa("web", conditions=conds(active=("False", "ScalingDisabled"), message="scaling is disabled since the replica count of the target is zero"))
+    disabled = hpa(
+        "web",
+        conditions=conds(
+            active=("False", "ScalingDisabled"),
+            message="scaling is disabled since the replica count of the target is zero",
+        ),
+    )
     assert DETECTOR.detect(snap(deployment("web", 0, available=0), disabled)) == []
 
 
@@ -106,7 +114,13 @@ def test_unable_to_scale_is_a_warning() -> None:
 
 
 def test_utilization_metric_without_requests() -> None:
-    no_requests = deployment("web", containers=[container(resources={}), container("proxy", image="envoy:1", resources={"requests": {"cpu": "50m"}})])
+    no_requests = deployment(
+        "web",
+        containers=[
+            container(resources={}),
+            container("proxy", image="envoy:1", resources={"requests": {"cpu": "50m"}}),
+        ],
+    )
     f = only(DETECTOR.detect(snap(no_requests, hpa("web", with_status=False))))
     assert f.severity is Severity.warning
     assert f.title == "HPA web scales on cpu utilization but Deployment/web containers app set no cpu request"
@@ -145,5 +159,8 @@ def test_same_snapshot_twice_gives_identical_findings() -> None:
                  conditions=conds(active=("False", "FailedGetPodsMetric"), limited=("True", "TooManyReplicas")))  # fmt: skip
     s = snap(deployment("web", 10), pinned)
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
-    assert [f.title.split(":")[0] for f in first] == ["HPA web cannot scale Deployment/web", "HPA web is pinned at maxReplicas=10"]
+    assert [f.title.split(":")[0] for f in first] == [
+        "HPA web cannot scale Deployment/web",
+        "HPA web is pinned at maxReplicas=10",
+    ]
     assert first == second

@@ -3,16 +3,36 @@
 import importlib
 import time
 
-from tests.unit.factories import (
-    app_container, deployment_with_pods, event, healthy_namespace, owner_ref, app_pod, pod_spec, service, slice_for, snap, workload,
-)
-
 from infragenius.detectors._index import endpoint_health
 from infragenius.kube.meta import ref_from_key
 from infragenius.snapshot import ContainerMetrics
+from tests.unit.factories import (
+    app_container,
+    app_pod,
+    deployment_with_pods,
+    event,
+    healthy_namespace,
+    owner_ref,
+    pod_spec,
+    service,
+    slice_for,
+    snap,
+    workload,
+)
 
-INFRA = ("service", "ingress", "pvc", "node", "configmap", "admission_webhook", "networkpolicy", "resourcequota", "events",
-         "bestpractice", "metrics")
+INFRA = (
+    "service",
+    "ingress",
+    "pvc",
+    "node",
+    "configmap",
+    "admission_webhook",
+    "networkpolicy",
+    "resourcequota",
+    "events",
+    "bestpractice",
+    "metrics",
+)
 
 
 def test_rollup_matches_snapshot_rollup_target() -> None:
@@ -38,14 +58,20 @@ def test_endpoint_health_counts() -> None:
     s = snap(deploy, rs, *pods, service("web", {"app": "web"}), slice_for("web", pods))
     health = endpoint_health(s, "shop", "web", pods)
     assert (health.source, health.ready, health.not_ready, health.starting, health.total) == (
-        "EndpointSlice", 2, ("web-7d9f8b-00001",), 0, 3)
+        "EndpointSlice",
+        2,
+        ("web-7d9f8b-00001",),
+        0,
+        3,
+    )
 
 
 def test_whole_infra_group_is_fast_on_5000_pods() -> None:
     detectors = [importlib.import_module(f"infragenius.detectors.{name}").DETECTOR for name in INFRA]
     objs = list(healthy_namespace())
-    spec = pod_spec(app_container("app", image="nginx", resources={}),
-                    volumes=[{"name": "c", "configMap": {"name": "missing"}}])
+    spec = pod_spec(
+        app_container("app", image="nginx", resources={}), volumes=[{"name": "c", "configMap": {"name": "missing"}}]
+    )
     metrics = {}
     events = []
     for d in range(50):
@@ -53,8 +79,9 @@ def test_whole_infra_group_is_fast_on_5000_pods() -> None:
         objs += [deploy, rs, *pods, service(f"app{d}", {"app": f"app{d}"}), slice_for(f"app{d}", pods)]
         for p in pods:
             name = p["metadata"]["name"]
-            metrics[("shop", name, "app")] = ContainerMetrics(restarts=1, cpu_throttled_ratio=0.3,
-                                                            memory_working_set_bytes=1.0, memory_limit_bytes=2.0)
+            metrics[("shop", name, "app")] = ContainerMetrics(
+                restarts=1, cpu_throttled_ratio=0.3, memory_working_set_bytes=1.0, memory_limit_bytes=2.0
+            )
             events.append(event("Pod", name, "FailedMount", "timeout", count=2))
     s = snap(*objs, events=events, metrics=metrics)
     for det in detectors:  # warm the snapshot's shared indexes, as the registry's first detector would

@@ -1,9 +1,15 @@
-from tests.unit.factories import (
-    NS, healthy_events, healthy_namespace, ingress, ingress_class, secret, service, snap,
-)
-
 from infragenius.detectors.ingress import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    healthy_events,
+    healthy_namespace,
+    ingress,
+    ingress_class,
+    secret,
+    service,
+    snap,
+)
 
 WEB80 = {"name": "web", "port": {"number": 80}}
 
@@ -22,15 +28,23 @@ def test_healthy_namespace_gives_nothing() -> None:
 
 
 def test_missing_backend_service_is_critical_once_per_service() -> None:
-    ing = ingress("shop", [("/", {"name": "frontend", "port": {"number": 80}}),
-                           ("/cart", {"name": "frontend", "port": {"number": 80}}),
-                           ("/api", WEB80)])
+    ing = ingress(
+        "shop",
+        [
+            ("/", {"name": "frontend", "port": {"number": 80}}),
+            ("/cart", {"name": "frontend", "port": {"number": 80}}),
+            ("/api", WEB80),
+        ],
+    )
     findings = DETECTOR.detect(snap(ing, service("web", {"app": "web"}), ingress_class("nginx")))
     assert len(findings) == 1
     f = findings[0]
     assert f.severity is Severity.critical
     assert f.id == ing_id("shop", "BackendServiceMissing:frontend")
-    assert f.title == "Ingress shop routes shop.example.com/, shop.example.com/cart to Service frontend, which does not exist"
+    assert (
+        f.title
+        == "Ingress shop routes shop.example.com/, shop.example.com/cart to Service frontend, which does not exist"
+    )
     assert f.affected == 2
     ev = [(e.source, e.value) for e in f.evidence]
     assert ("spec.rules[0].http.paths[0].backend.service.name", "frontend") in ev
@@ -39,9 +53,13 @@ def test_missing_backend_service_is_critical_once_per_service() -> None:
 
 
 def test_backend_port_not_on_service_is_a_warning() -> None:
-    ing = ingress("shop", [("/", {"name": "web", "port": {"number": 8080}}), ("/x", {"name": "web", "port": {"name": "grpc"}})])
+    ing = ingress(
+        "shop", [("/", {"name": "web", "port": {"number": 8080}}), ("/x", {"name": "web", "port": {"name": "grpc"}})]
+    )
     findings = DETECTOR.detect(snap(ing, service("web", {"app": "web"}), ingress_class("nginx")))
-    assert sorted(f.id for f in findings) == sorted([ing_id("shop", "BackendPortMissing:web:8080"), ing_id("shop", "BackendPortMissing:web:grpc")])
+    assert sorted(f.id for f in findings) == sorted(
+        [ing_id("shop", "BackendPortMissing:web:8080"), ing_id("shop", "BackendPortMissing:web:grpc")]
+    )
     assert all(f.severity is Severity.warning for f in findings)
     by_id = {f.id: f for f in findings}
     f = by_id[ing_id("shop", "BackendPortMissing:web:8080")]
@@ -59,7 +77,9 @@ def test_default_backend_is_checked_too() -> None:
 
 def test_resource_backends_are_ignored() -> None:
     ing = ingress("shop", None, class_name="nginx")
-    ing["spec"]["defaultBackend"] = {"resource": {"apiGroup": "k8s.example.com", "kind": "StorageBucket", "name": "static"}}
+    ing["spec"]["defaultBackend"] = {
+        "resource": {"apiGroup": "k8s.example.com", "kind": "StorageBucket", "name": "static"}
+    }
     assert DETECTOR.detect(snap(ing, ingress_class("nginx"))) == []
 
 
@@ -95,8 +115,12 @@ def test_missing_tls_secret_is_a_warning() -> None:
 
 
 def test_missing_kinds_draw_no_conclusions() -> None:
-    ing = ingress("shop", [("/", {"name": "frontend", "port": {"number": 80}})], class_name="traefik",
-                  tls=[{"secretName": "shop-tls"}])
+    ing = ingress(
+        "shop",
+        [("/", {"name": "frontend", "port": {"number": 80}})],
+        class_name="traefik",
+        tls=[{"secretName": "shop-tls"}],
+    )
     assert DETECTOR.detect(snap(ing, without=["Service", "IngressClass", "Secret"])) == []
     no_class = ingress("shop", [("/", WEB80)], class_name=None)
     assert DETECTOR.detect(snap(no_class, service("web", {"app": "web"}), without=["IngressClass"])) == []
@@ -104,8 +128,13 @@ def test_missing_kinds_draw_no_conclusions() -> None:
 
 def test_id_stable_across_runs_and_path_counts() -> None:
     one = snap(ingress("shop", [("/", {"name": "frontend", "port": {"number": 80}})]), ingress_class("nginx"))
-    two = snap(ingress("shop", [("/", {"name": "frontend", "port": {"number": 80}}),
-                               ("/b", {"name": "frontend", "port": {"number": 80}})]), ingress_class("nginx"))
+    two = snap(
+        ingress(
+            "shop",
+            [("/", {"name": "frontend", "port": {"number": 80}}), ("/b", {"name": "frontend", "port": {"number": 80}})],
+        ),
+        ingress_class("nginx"),
+    )
     a, b, c = DETECTOR.detect(one), DETECTOR.detect(one), DETECTOR.detect(two)
     assert a == b
     assert a[0].id == c[0].id and c[0].affected == 2

@@ -1,8 +1,7 @@
-from tests.unit.factories import NS, deployment_with_pods, healthy_events, healthy_namespace, snap
-
 from infragenius.detectors.metrics import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
 from infragenius.snapshot import ContainerMetrics
+from tests.unit.factories import NS, deployment_with_pods, healthy_events, healthy_namespace, snap
 
 MIB = 1024 * 1024
 
@@ -23,8 +22,12 @@ def test_contract() -> None:
 
 def test_healthy_metrics_give_nothing() -> None:
     _objs, names = web()
-    metrics = {(NS, n, "app"): ContainerMetrics(restarts=0, cpu_throttled_ratio=0.05, memory_working_set_bytes=100 * MIB,
-                                                memory_limit_bytes=256 * MIB) for n in names}
+    metrics = {
+        (NS, n, "app"): ContainerMetrics(
+            restarts=0, cpu_throttled_ratio=0.05, memory_working_set_bytes=100 * MIB, memory_limit_bytes=256 * MIB
+        )
+        for n in names
+    }
     assert DETECTOR.detect(snap(*healthy_namespace(), events=healthy_events(), metrics=metrics)) == []
 
 
@@ -37,9 +40,11 @@ def test_none_values_give_nothing() -> None:
 
 def test_cpu_throttling_rolls_up_with_worst_severity() -> None:
     objs, names = web()
-    metrics = {(NS, names[0], "app"): ContainerMetrics(cpu_throttled_ratio=0.30),
-               (NS, names[1], "app"): ContainerMetrics(cpu_throttled_ratio=0.62),
-               (NS, names[2], "app"): ContainerMetrics(cpu_throttled_ratio=0.10)}
+    metrics = {
+        (NS, names[0], "app"): ContainerMetrics(cpu_throttled_ratio=0.30),
+        (NS, names[1], "app"): ContainerMetrics(cpu_throttled_ratio=0.62),
+        (NS, names[2], "app"): ContainerMetrics(cpu_throttled_ratio=0.10),
+    }
     findings = DETECTOR.detect(snap(*objs, metrics=metrics))
     assert len(findings) == 1
     f = findings[0]

@@ -1,9 +1,14 @@
-from tests.unit.factories import (
-    NS, deployment_with_pods, healthy_events, healthy_namespace, network_policy, service, snap,
-)
-
 from infragenius.detectors.networkpolicy import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    deployment_with_pods,
+    healthy_events,
+    healthy_namespace,
+    network_policy,
+    service,
+    snap,
+)
 
 
 def np_id(name: str, problem: str) -> str:
@@ -59,8 +64,12 @@ def test_policy_types_default_to_ingress() -> None:
 
 def test_deny_all_plus_allow_rules_is_the_recommended_pattern() -> None:
     deny = network_policy("default-deny", {}, types=["Ingress"])
-    allow = network_policy("allow-web", {"matchLabels": {"app": "web"}}, types=["Ingress"],
-                           ingress_rules=[{"from": [{"namespaceSelector": {}}]}])
+    allow = network_policy(
+        "allow-web",
+        {"matchLabels": {"app": "web"}},
+        types=["Ingress"],
+        ingress_rules=[{"from": [{"namespaceSelector": {}}]}],
+    )
     assert DETECTOR.detect(snap(*web(), deny, allow)) == []
 
 

@@ -1,7 +1,6 @@
-from tests.unit.factories import deployment_with_pods, healthy_events, healthy_namespace, node, app_pod, snap
-
 from infragenius.detectors.node import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import app_pod, deployment_with_pods, healthy_events, healthy_namespace, node, snap
 
 
 def node_id(name: str, problem: str) -> str:
@@ -21,8 +20,13 @@ def test_healthy_namespace_gives_nothing() -> None:
 
 def test_unknown_ready_means_kubelet_stopped_posting() -> None:
     deploy, rs, pods = deployment_with_pods("web", 3, node="node-1")
-    sick = node("node-1", ready="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
-                heartbeat_ago=720)
+    sick = node(
+        "node-1",
+        ready="Unknown",
+        reason="NodeStatusUnknown",
+        message="Kubelet stopped posting node status.",
+        heartbeat_ago=720,
+    )
     findings = DETECTOR.detect(snap(deploy, rs, *pods, sick))
     assert len(findings) == 1
     f = findings[0]
@@ -39,7 +43,9 @@ def test_unknown_ready_means_kubelet_stopped_posting() -> None:
 
 def test_ready_false_uses_reason() -> None:
     p = app_pod("api-0", node="node-2")
-    findings = DETECTOR.detect(snap(p, node("node-2", ready="False", reason="KubeletNotReady", message="container runtime is down")))
+    findings = DETECTOR.detect(
+        snap(p, node("node-2", ready="False", reason="KubeletNotReady", message="container runtime is down"))
+    )
     assert [f.severity for f in findings] == [Severity.critical]
     assert findings[0].title.startswith("Node node-2 is NotReady (KubeletNotReady)")
 
@@ -59,17 +65,28 @@ def test_finished_pods_do_not_tie_a_namespace_to_a_node() -> None:
 
 def test_pressure_conditions_are_warnings() -> None:
     p = app_pod("api-0", node="node-1")
-    findings = DETECTOR.detect(snap(p, node("node-1", pressure={"MemoryPressure": "True", "DiskPressure": "True",
-                                                                 "NetworkUnavailable": "False"})))
-    assert sorted(f.id for f in findings) == sorted([node_id("node-1", "MemoryPressure"), node_id("node-1", "DiskPressure")])
+    findings = DETECTOR.detect(
+        snap(
+            p,
+            node("node-1", pressure={"MemoryPressure": "True", "DiskPressure": "True", "NetworkUnavailable": "False"}),
+        )
+    )
+    assert sorted(f.id for f in findings) == sorted(
+        [node_id("node-1", "MemoryPressure"), node_id("node-1", "DiskPressure")]
+    )
     assert all(f.severity is Severity.warning for f in findings)
     mem = next(f for f in findings if f.id == node_id("node-1", "MemoryPressure"))
-    assert mem.title == "Node node-1 reports MemoryPressure: memory is low; the kubelet evicts pods; 1 pods of shop run there"
+    assert (
+        mem.title
+        == "Node node-1 reports MemoryPressure: memory is low; the kubelet evicts pods; 1 pods of shop run there"
+    )
     assert ("status.conditions[MemoryPressure].status", "True") in [(e.source, e.value) for e in mem.evidence]
 
 
 def test_network_unavailable_is_a_warning() -> None:
-    findings = DETECTOR.detect(snap(app_pod("api-0", node="node-1"), node("node-1", pressure={"NetworkUnavailable": "True"})))
+    findings = DETECTOR.detect(
+        snap(app_pod("api-0", node="node-1"), node("node-1", pressure={"NetworkUnavailable": "True"}))
+    )
     assert [(f.severity, f.id) for f in findings] == [(Severity.warning, node_id("node-1", "NetworkUnavailable"))]
     assert "pods there have no connectivity" in findings[0].title
 
@@ -87,7 +104,9 @@ def test_noexecute_node_taints_are_warnings_but_not_duplicates_of_notready() -> 
     soft = {"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}
     p = app_pod("api-0", node="node-1")
     findings = DETECTOR.detect(snap(p, node("node-1", taints=[taint, custom, soft])))
-    assert [(f.severity, f.id) for f in findings] == [(Severity.warning, node_id("node-1", "Taint:node.kubernetes.io/out-of-service"))]
+    assert [(f.severity, f.id) for f in findings] == [
+        (Severity.warning, node_id("node-1", "Taint:node.kubernetes.io/out-of-service"))
+    ]
     down = DETECTOR.detect(snap(p, node("node-1", ready="Unknown", taints=[unreachable])))
     assert [f.id for f in down] == [node_id("node-1", "NotReady")]
 
@@ -109,5 +128,11 @@ def test_missing_pod_kind_reports_nothing_in_a_namespace() -> None:
 
 def test_id_stable_across_heartbeat_ages_and_pod_counts() -> None:
     a = DETECTOR.detect(snap(app_pod("a", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=120)))
-    b = DETECTOR.detect(snap(app_pod("a", node="node-1"), app_pod("b", node="node-1"), node("node-1", ready="Unknown", heartbeat_ago=3000)))
+    b = DETECTOR.detect(
+        snap(
+            app_pod("a", node="node-1"),
+            app_pod("b", node="node-1"),
+            node("node-1", ready="Unknown", heartbeat_ago=3000),
+        )
+    )
     assert a[0].id == b[0].id and a[0].title != b[0].title

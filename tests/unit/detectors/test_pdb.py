@@ -30,7 +30,11 @@ def test_budget_that_blocks_all_evictions() -> None:
     assert e["status.disruptionsAllowed"] == "0"
     assert e["spec.selector"] == "app=web"
     # maxUnavailable: 0 does the same; same id as the counts change.
-    g = only(DETECTOR.detect(snap(pdb("web", min_available=None, max_unavailable=0, allowed=0, healthy=5, desired=5, expected=5))))
+    g = only(
+        DETECTOR.detect(
+            snap(pdb("web", min_available=None, max_unavailable=0, allowed=0, healthy=5, desired=5, expected=5))
+        )
+    )
     assert g.id == f.id and "maxUnavailable=0 with 5 pods" in g.title
 
 
@@ -47,7 +51,7 @@ def test_unhealthy_workload_is_only_info() -> None:
 
 
 def test_sync_failed() -> None:
-    msg = "found no controllers for pod \"worker\""
+    msg = 'found no controllers for pod "worker"'
     failed = pdb("web", min_available=None, max_unavailable="50%", allowed=0, healthy=0, desired=0, expected=0,
                  conditions=[cond("DisruptionAllowed", "False", "SyncFailed", msg)])  # fmt: skip
     f = only(DETECTOR.detect(snap(failed)))

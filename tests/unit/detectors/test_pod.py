@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from infragenius.detectors.pod import DETECTOR
 from infragenius.models.findings import Severity
@@ -61,7 +62,9 @@ def test_healthy_namespace_gives_nothing() -> None:
 
 
 def test_crashloop_rolls_up_to_the_deployment() -> None:
-    events = [event("Pod", f"web-abc-{i}", "BackOff", "Back-off restarting failed container app", count=10) for i in range(3)]
+    events = [
+        event("Pod", f"web-abc-{i}", "BackOff", "Back-off restarting failed container app", count=10) for i in range(3)
+    ]
     f = only(DETECTOR.detect(web(crashing(3), events=events)))
     assert f.severity is Severity.critical
     assert (f.resource.kind, f.resource.name, f.resource.namespace) == ("Deployment", "web", "shop")
@@ -110,7 +113,12 @@ def test_image_pull_states_share_one_problem() -> None:
     assert ev(f)["event:Failed"].startswith("count=4: Failed to pull image")
     # A pod flipping between the two reasons keeps its finding id.
     flipped = [
-        pod("web-abc-0", ("ReplicaSet", "web-abc"), ready=False, statuses=[cstatus(waiting="ImagePullBackOff", image="shop/web:nope")]),
+        pod(
+            "web-abc-0",
+            ("ReplicaSet", "web-abc"),
+            ready=False,
+            statuses=[cstatus(waiting="ImagePullBackOff", image="shop/web:nope")],
+        ),
     ]
     assert only(DETECTOR.detect(web(flipped))).id == f.id
 
@@ -153,7 +161,9 @@ def test_older_oom_on_a_running_container_is_a_warning_then_info() -> None:
 
 
 def test_crashloop_caused_by_oom_is_reported_once_as_oom() -> None:
-    pods = web_pods(2, ready=False, statuses=[cstatus(waiting="CrashLoopBackOff", restarts=9, last=terminated("OOMKilled", 137))])
+    pods = web_pods(
+        2, ready=False, statuses=[cstatus(waiting="CrashLoopBackOff", restarts=9, last=terminated("OOMKilled", 137))]
+    )
     f = only(DETECTOR.detect(web(pods)))
     assert "OOMKilled" in f.title and f.severity is Severity.critical and f.affected == 2
     # Same id when the container is briefly running between kills.
@@ -180,19 +190,28 @@ def test_unschedulable_is_warning_then_critical_after_ten_minutes() -> None:
 
 
 def test_scheduling_gated_pods_are_not_unschedulable() -> None:
-    gated = web_pods(1, phase="Pending", conditions=[cond("PodScheduled", "False", "SchedulingGated", ago=3600)], age=3600)
+    gated = web_pods(
+        1, phase="Pending", conditions=[cond("PodScheduled", "False", "SchedulingGated", ago=3600)], age=3600
+    )
     assert DETECTOR.detect(web(gated)) == []
 
 
 def test_running_but_not_ready_after_five_minutes() -> None:
     probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 5, "failureThreshold": 3}
     unready = web_pods(1, ready=False, statuses=[cstatus(ready=False)], containers=[container(readinessProbe=probe)])
-    events = [event("Pod", "web-abc-0", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", count=40)]
+    events = [
+        event(
+            "Pod", "web-abc-0", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", count=40
+        )
+    ]
     f = only(DETECTOR.detect(web(unready, events=events)))
     assert f.severity is Severity.warning
     assert f.title == "Pod web-abc-0 of Deployment web: running but not Ready for 10m (unready: app)"
     e = ev(f)
-    assert e["spec.containers[app].readinessProbe"] == "web-abc-0: httpGet HTTP :8080/healthz period=5s timeout=1s failureThreshold=3"
+    assert (
+        e["spec.containers[app].readinessProbe"]
+        == "web-abc-0: httpGet HTTP :8080/healthz period=5s timeout=1s failureThreshold=3"
+    )
     assert e["event:Unhealthy"] == "count=40: Readiness probe failed: HTTP probe failed with statuscode: 503"
 
 
@@ -213,7 +232,9 @@ def test_evicted_pods_are_a_warning_but_not_for_jobs() -> None:
 
 
 def test_failed_pods_of_a_completed_job_are_history() -> None:
-    failed = pod("etl-1-x", ("Job", "etl-1"), phase="Failed", statuses=[cstatus(terminated=terminated("OOMKilled", 137))])
+    failed = pod(
+        "etl-1-x", ("Job", "etl-1"), phase="Failed", statuses=[cstatus(terminated=terminated("OOMKilled", 137))]
+    )
     assert DETECTOR.detect(snap(complete_job("etl-1"), failed)) == []
     # While the Job still runs, the OOM kill is the root cause worth reporting (on the Job).
     f = only(DETECTOR.detect(snap(job("etl-1", active=1, failed=1), failed)))
@@ -277,7 +298,11 @@ def test_stuck_container_creating_needs_a_warning_event() -> None:
     creating = pod("web-abc-0", ("ReplicaSet", "web-abc"), phase="Pending", conditions=[cond("PodScheduled", ago=900)],
                    statuses=[cstatus(waiting="ContainerCreating")], age=900)  # fmt: skip
     assert DETECTOR.detect(web(creating)) == []  # a slow image pull looks the same without events
-    events = [event("Pod", "web-abc-0", "FailedMount", 'MountVolume.SetUp failed for volume "cfg": configmap "cfg" not found', 8)]
+    events = [
+        event(
+            "Pod", "web-abc-0", "FailedMount", 'MountVolume.SetUp failed for volume "cfg": configmap "cfg" not found', 8
+        )
+    ]
     f = only(DETECTOR.detect(web(creating, events=events)))
     assert f.severity is Severity.warning
     assert 'stuck in ContainerCreating for 15m: MountVolume.SetUp failed for volume "cfg"' in f.title
@@ -285,7 +310,10 @@ def test_stuck_container_creating_needs_a_warning_event() -> None:
 
 
 def test_different_problems_of_one_workload_are_separate_findings() -> None:
-    pods = [*crashing(2), pod("web-abc-7", ("ReplicaSet", "web-abc"), statuses=[cstatus(restarts=6, last=terminated(ago=60))])]
+    pods = [
+        *crashing(2),
+        pod("web-abc-7", ("ReplicaSet", "web-abc"), statuses=[cstatus(restarts=6, last=terminated(ago=60))]),
+    ]
     findings = DETECTOR.detect(web(pods))
     assert len(findings) == 2
     assert {f.resource.name for f in findings} == {"web"}
@@ -343,11 +371,18 @@ def test_unschedulable_for_seconds_is_routine() -> None:
 
 
 def test_static_pods_are_reported_as_themselves_not_as_their_node() -> None:
-    mirror = [pod(f"etcd-node-{i}", ready=False, statuses=[cstatus(waiting="CrashLoopBackOff", restarts=6)]) for i in (1, 2)]
+    mirror = [
+        pod(f"etcd-node-{i}", ready=False, statuses=[cstatus(waiting="CrashLoopBackOff", restarts=6)]) for i in (1, 2)
+    ]
     for i, p in enumerate(mirror, start=1):
-        p["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": f"node-{i}", "uid": "uid-node", "controller": True}]
+        p["metadata"]["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "Node", "name": f"node-{i}", "uid": "uid-node", "controller": True}
+        ]
     findings = DETECTOR.detect(snap(mirror))
-    assert sorted((f.resource.kind, f.resource.name) for f in findings) == [("Pod", "etcd-node-1"), ("Pod", "etcd-node-2")]
+    assert sorted((f.resource.kind, f.resource.name) for f in findings) == [
+        ("Pod", "etcd-node-1"),
+        ("Pod", "etcd-node-2"),
+    ]
 
 
 def test_request_larger_than_every_node_is_critical_at_once() -> None:
@@ -357,9 +392,13 @@ def test_request_larger_than_every_node_is_critical_at_once() -> None:
         {"kind": "Node", "metadata": {"name": f"node-{i}"}, "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}}}
         for i in range(3)
     ]
-    finding = only(DETECTOR.detect(web(*web_pods(1, phase="Pending", conditions=sched, age=5, containers=[huge]), *nodes)))
+    finding = only(
+        DETECTOR.detect(web(*web_pods(1, phase="Pending", conditions=sched, age=5, containers=[huge]), *nodes))
+    )
     assert finding.severity is Severity.critical
     assert ev(finding)["spec.containers[*].resources.requests.cpu"] == "web-abc-0: 1000 > largest node allocatable 8"
     # The same pod within the grace period but small enough to fit somewhere later is routine.
     small = container(resources={"requests": {"cpu": "2"}})
-    assert DETECTOR.detect(web(*web_pods(1, phase="Pending", conditions=sched, age=5, containers=[small]), *nodes)) == []
+    assert (
+        DETECTOR.detect(web(*web_pods(1, phase="Pending", conditions=sched, age=5, containers=[small]), *nodes)) == []
+    )

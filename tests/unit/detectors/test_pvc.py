@@ -1,9 +1,15 @@
-from tests.unit.factories import (
-    NS, event, healthy_events, healthy_namespace, pvc, snap, storage_class, ts,
-)
-
 from infragenius.detectors.pvc import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    event,
+    healthy_events,
+    healthy_namespace,
+    pvc,
+    snap,
+    storage_class,
+    ts,
+)
 
 
 def pvc_id(name: str, problem: str) -> str:
@@ -24,24 +30,35 @@ def test_pending_claim_is_a_warning() -> None:
     assert len(findings) == 1
     f = findings[0]
     assert f.severity is Severity.warning and f.id == pvc_id("data", "Pending")
-    assert f.title == "PersistentVolumeClaim data is Pending: no volume has been provisioned or bound; pods using it cannot start"
+    assert (
+        f.title
+        == "PersistentVolumeClaim data is Pending: no volume has been provisioned or bound; pods using it cannot start"
+    )
     ev = {e.source: e.value for e in f.evidence}
     assert ev["status.phase"] == "Pending" and ev["spec.storageClassName"] == "standard"
     assert ev["metadata.creationTimestamp"] == "15m ago"
 
 
 def test_provisioning_failed_events_make_it_critical() -> None:
-    events = [event("PersistentVolumeClaim", "data", "ProvisioningFailed", "failed to provision volume: quota exceeded", count=7)]
+    events = [
+        event(
+            "PersistentVolumeClaim", "data", "ProvisioningFailed", "failed to provision volume: quota exceeded", count=7
+        )
+    ]
     findings = DETECTOR.detect(snap(pvc("data", phase="Pending", age=30), storage_class("standard"), events=events))
     assert len(findings) == 1
     f = findings[0]
     assert f.severity is Severity.critical and f.id == pvc_id("data", "Pending")
     assert "volume provisioning failed" in f.title
-    assert ("event:ProvisioningFailed", "x7: failed to provision volume: quota exceeded") in [(e.source, e.value) for e in f.evidence]
+    assert ("event:ProvisioningFailed", "x7: failed to provision volume: quota exceeded") in [
+        (e.source, e.value) for e in f.evidence
+    ]
 
 
 def test_missing_storage_class_is_critical() -> None:
-    findings = DETECTOR.detect(snap(pvc("data", phase="Pending", storage_class="fast-ssd", age=30), storage_class("standard")))
+    findings = DETECTOR.detect(
+        snap(pvc("data", phase="Pending", storage_class="fast-ssd", age=30), storage_class("standard"))
+    )
     assert [f.severity for f in findings] == [Severity.critical]
     assert "its StorageClass fast-ssd does not exist" in findings[0].title
     assert ("StorageClass", "fast-ssd not found") in [(e.source, e.value) for e in findings[0].evidence]
@@ -51,7 +68,9 @@ def test_unset_class_uses_the_default_class() -> None:
     claim = pvc("data", phase="Pending", storage_class=None, age=900)
     findings = DETECTOR.detect(snap(claim, storage_class("standard", default=True)))
     assert [f.severity for f in findings] == [Severity.warning]
-    assert ("spec.storageClassName", "<unset; default: standard>") in [(e.source, e.value) for e in findings[0].evidence]
+    assert ("spec.storageClassName", "<unset; default: standard>") in [
+        (e.source, e.value) for e in findings[0].evidence
+    ]
     no_default = DETECTOR.detect(snap(claim, storage_class("standard")))
     assert "has no StorageClass and waits for a matching pre-provisioned PersistentVolume" in no_default[0].title
 
@@ -76,8 +95,17 @@ def test_lost_claim_is_critical() -> None:
 
 def test_long_resize_is_info_short_one_is_not() -> None:
     def resizing(ago: float) -> dict:
-        return pvc("data", conditions=[{"type": "FileSystemResizePending", "status": "True", "lastTransitionTime": ts(ago),
-                                         "message": "Waiting for user to (re-)start a pod to finish file system resize"}])
+        return pvc(
+            "data",
+            conditions=[
+                {
+                    "type": "FileSystemResizePending",
+                    "status": "True",
+                    "lastTransitionTime": ts(ago),
+                    "message": "Waiting for user to (re-)start a pod to finish file system resize",
+                }
+            ],
+        )
 
     findings = DETECTOR.detect(snap(resizing(3600), storage_class()))
     assert [(f.severity, f.id) for f in findings] == [(Severity.info, pvc_id("data", "FileSystemResizePending"))]

@@ -20,7 +20,9 @@ QUOTA_MSG = 'pods "web-abc-x" is forbidden: exceeded quota: compute, requested: 
 
 
 def failing(owner: str | None = "web") -> dict:
-    return replicaset("web-abc", owner, ready=2, conditions=[cond("ReplicaFailure", "True", "FailedCreate", QUOTA_MSG, ago=60)])
+    return replicaset(
+        "web-abc", owner, ready=2, conditions=[cond("ReplicaFailure", "True", "FailedCreate", QUOTA_MSG, ago=60)]
+    )
 
 
 def test_contract() -> None:
@@ -42,7 +44,7 @@ def test_replica_failure_without_its_deployment_is_critical() -> None:
         f = only(DETECTOR.detect(s))
         assert f.severity is Severity.critical
         assert (f.resource.kind, f.resource.name) == ("ReplicaSet", "web-abc")
-        assert f.title.startswith("ReplicaSet web-abc cannot create pods (FailedCreate): pods \"web-abc-x\" is forbidden")
+        assert f.title.startswith('ReplicaSet web-abc cannot create pods (FailedCreate): pods "web-abc-x" is forbidden')
         assert ev(f)["status.conditions[ReplicaFailure].message"] == QUOTA_MSG
         assert ev(f)["event:FailedCreate"] == f"count=6: Error creating: {QUOTA_MSG}"
 

@@ -1,7 +1,6 @@
-from tests.unit.factories import NS, healthy_events, healthy_namespace, resource_quota, snap
-
 from infragenius.detectors.resourcequota import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import NS, healthy_events, healthy_namespace, resource_quota, snap
 
 
 def rq_id(name: str, resource: str) -> str:
@@ -18,13 +17,19 @@ def test_healthy_namespace_gives_nothing() -> None:
 
 
 def test_exhausted_quota_is_a_warning_across_units() -> None:
-    quota = resource_quota("compute", {"requests.memory": "1Gi", "requests.cpu": "2", "pods": "10"},
-                           {"requests.memory": "1024Mi", "requests.cpu": "1500m", "pods": "4"})
+    quota = resource_quota(
+        "compute",
+        {"requests.memory": "1Gi", "requests.cpu": "2", "pods": "10"},
+        {"requests.memory": "1024Mi", "requests.cpu": "1500m", "pods": "4"},
+    )
     findings = DETECTOR.detect(snap(quota))
     assert len(findings) == 1
     f = findings[0]
     assert f.severity is Severity.warning and f.id == rq_id("compute", "requests.memory")
-    assert f.title == "ResourceQuota compute: requests.memory is exhausted (1024Mi of 1Gi); new objects that need it are rejected"
+    assert (
+        f.title
+        == "ResourceQuota compute: requests.memory is exhausted (1024Mi of 1Gi); new objects that need it are rejected"
+    )
     ev = {e.source: e.value for e in f.evidence}
     assert ev == {"status.used[requests.memory]": "1024Mi", "status.hard[requests.memory]": "1Gi", "usage": "100%"}
 

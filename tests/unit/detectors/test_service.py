@@ -1,9 +1,17 @@
-from tests.unit.factories import (
-    NS, app_deployment, deployment_with_pods, endpoint_slice, healthy_events, healthy_namespace, app_pod, service, slice_for, snap,
-)
-
 from infragenius.detectors.service import DETECTOR
 from infragenius.models.findings import ResourceRef, Severity, finding_id
+from tests.unit.factories import (
+    NS,
+    app_deployment,
+    app_pod,
+    deployment_with_pods,
+    endpoint_slice,
+    healthy_events,
+    healthy_namespace,
+    service,
+    slice_for,
+    snap,
+)
 
 
 def svc_id(name: str, problem: str) -> str:
@@ -54,7 +62,10 @@ def test_no_ready_endpoints_is_critical_and_names_pods() -> None:
     assert f.title == "Service web has no ready endpoints: all 3 backing pods are not ready"
     assert f.affected == 3
     ev = {e.source: e.value for e in f.evidence}
-    assert ev["EndpointSlice[kubernetes.io/service-name=web].endpoints[].conditions.ready"] == "0 ready, 3 not ready, 0 starting"
+    assert (
+        ev["EndpointSlice[kubernetes.io/service-name=web].endpoints[].conditions.ready"]
+        == "0 ready, 3 not ready, 0 starting"
+    )
     assert ev["not ready backends"] == "web-7d9f8b-00000, web-7d9f8b-00001, web-7d9f8b-00002"
 
 
@@ -92,9 +103,14 @@ def test_new_pods_still_starting_are_not_a_problem() -> None:
 
 def test_terminating_endpoints_and_unknown_readiness_are_not_counted_as_broken() -> None:
     deploy, rs, pods = deployment_with_pods("web", 3)
-    eps = endpoint_slice("web", [(pods[0]["metadata"]["name"], None, False),  # nil ready means ready
-                                 (pods[1]["metadata"]["name"], False, True),   # terminating during a rollout
-                                 (pods[2]["metadata"]["name"], True, False)])
+    eps = endpoint_slice(
+        "web",
+        [
+            (pods[0]["metadata"]["name"], None, False),  # nil ready means ready
+            (pods[1]["metadata"]["name"], False, True),  # terminating during a rollout
+            (pods[2]["metadata"]["name"], True, False),
+        ],
+    )
     assert DETECTOR.detect(snap(deploy, rs, *pods, service("web", {"app": "web"}), eps)) == []
 
 
@@ -111,8 +127,10 @@ def test_falls_back_to_pod_readiness_without_endpointslices() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2, ready=False)
     findings = DETECTOR.detect(snap(deploy, rs, *pods, service("web", {"app": "web"}), without=["EndpointSlice"]))
     assert [f.severity for f in findings] == [Severity.critical]
-    assert any(e.source == "Pod.status.conditions[Ready].status" and e.value == "0 ready, 2 not ready, 0 starting"
-               for e in findings[0].evidence)
+    assert any(
+        e.source == "Pod.status.conditions[Ready].status" and e.value == "0 ready, 2 not ready, 0 starting"
+        for e in findings[0].evidence
+    )
     # Gathered but no slice for this service yet (controller lag): judge pods too.
     healthy_deploy, healthy_rs, healthy_pods = deployment_with_pods("web", 2)
     assert DETECTOR.detect(snap(healthy_deploy, healthy_rs, *healthy_pods, service("web", {"app": "web"}))) == []
@@ -120,9 +138,15 @@ def test_falls_back_to_pod_readiness_without_endpointslices() -> None:
 
 def test_named_target_port_not_declared_by_pods() -> None:
     deploy, rs, pods = deployment_with_pods("web", 2)
-    svc = service("web", {"app": "web"}, ports=[{"name": "metrics", "port": 9090, "targetPort": "metrics"},
-                                                {"name": "http", "port": 80, "targetPort": "http"},
-                                                {"name": "raw", "port": 81, "targetPort": 8081}])
+    svc = service(
+        "web",
+        {"app": "web"},
+        ports=[
+            {"name": "metrics", "port": 9090, "targetPort": "metrics"},
+            {"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "raw", "port": 81, "targetPort": 8081},
+        ],
+    )
     findings = DETECTOR.detect(snap(deploy, rs, *pods, svc, slice_for("web", pods)))
     assert len(findings) == 1
     f = findings[0]
@@ -139,7 +163,9 @@ def test_load_balancer_without_address_is_info() -> None:
     pending = service("web", {"app": "web"}, type_="LoadBalancer")
     findings = DETECTOR.detect(snap(deploy, rs, *pods, pending, slice_for("web", pods)))
     assert [(f.severity, f.id) for f in findings] == [(Severity.info, svc_id("web", "LoadBalancerPending"))]
-    assigned = service("web", {"app": "web"}, type_="LoadBalancer", status={"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}})
+    assigned = service(
+        "web", {"app": "web"}, type_="LoadBalancer", status={"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
+    )
     assert DETECTOR.detect(snap(deploy, rs, *pods, assigned, slice_for("web", pods))) == []
 
 
@@ -159,8 +185,14 @@ def test_many_pods_stay_fast() -> None:
     import time
 
     deploy, rs, pods = deployment_with_pods("web", 5000, ready=[i % 50 != 0 for i in range(5000)])
-    s = snap(deploy, rs, *pods, *(service(f"s{i}", {"app": "web", "tier": str(i)}) for i in range(50)),
-             service("web", {"app": "web"}), slice_for("web", pods))
+    s = snap(
+        deploy,
+        rs,
+        *pods,
+        *(service(f"s{i}", {"app": "web", "tier": str(i)}) for i in range(50)),
+        service("web", {"app": "web"}),
+        slice_for("web", pods),
+    )
     start = time.perf_counter()
     findings = DETECTOR.detect(s)
     assert time.perf_counter() - start < 0.5

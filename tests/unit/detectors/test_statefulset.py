@@ -22,8 +22,13 @@ def db_pods(ready: int, count: int = 3, age: float = 86400, unready_for: float =
     pods = []
     for i in range(count):
         ok = i < ready
-        conditions = [cond("PodScheduled", ago=age), cond("Ready", "True" if ok else "False", ago=age if ok else unready_for)]
-        pods.append(pod(f"db-{i}", ("StatefulSet", "db"), ready=ok, conditions=conditions, age=age, labels={"app": "db"}))
+        conditions = [
+            cond("PodScheduled", ago=age),
+            cond("Ready", "True" if ok else "False", ago=age if ok else unready_for),
+        ]
+        pods.append(
+            pod(f"db-{i}", ("StatefulSet", "db"), ready=ok, conditions=conditions, age=age, labels={"app": "db"})
+        )
     return pods
 
 
@@ -60,7 +65,10 @@ def test_pods_being_replaced_are_not_a_shortfall() -> None:
 
 
 def test_without_pods_only_the_statefulset_age_counts() -> None:
-    assert only(DETECTOR.detect(snap(statefulset("db", 3, ready=2), service("db"), without=("Pod",)))).severity is Severity.warning
+    assert (
+        only(DETECTOR.detect(snap(statefulset("db", 3, ready=2), service("db"), without=("Pod",)))).severity
+        is Severity.warning
+    )
     assert DETECTOR.detect(snap(statefulset("db", 3, ready=0, age=60), service("db"), without=("Pod",))) == []
 
 
@@ -75,14 +83,20 @@ def test_missing_governing_service() -> None:
 
 
 def test_missing_storage_class_is_critical() -> None:
-    f = only(DETECTOR.detect(snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), storage_class("standard"))))
+    f = only(
+        DETECTOR.detect(
+            snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), storage_class("standard"))
+        )
+    )
     assert f.severity is Severity.critical
     assert f.title == "StatefulSet db volumeClaimTemplates use StorageClass fast-ssd, which does not exist"
     assert ev(f)["spec.volumeClaimTemplates[data].spec.storageClassName"] == "fast-ssd"
     assert ev(f)["StorageClasses present"] == "standard"
     present = snap(statefulset("db", storage_class="standard"), service("db"), db_pods(3), storage_class("standard"))
     assert DETECTOR.detect(present) == []
-    not_gathered = snap(statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), without=("StorageClass",))
+    not_gathered = snap(
+        statefulset("db", storage_class="fast-ssd"), service("db"), db_pods(3), without=("StorageClass",)
+    )
     assert DETECTOR.detect(not_gathered) == []
     # "" asks for no class (static binding), not for a class named "".
     assert DETECTOR.detect(snap(statefulset("db", storage_class=""), service("db"), db_pods(3))) == []
@@ -92,7 +106,10 @@ def test_update_stuck_is_info() -> None:
     on_delete = statefulset("db", current_rev="db-1", update_rev="db-2", updated=0, strategy={"type": "OnDelete"})
     f = only(DETECTOR.detect(snap(on_delete, service("db"), db_pods(3))))
     assert f.severity is Severity.info
-    assert f.title == "StatefulSet db update incomplete: 0/3 pods on revision db-2 (updateStrategy OnDelete: pods change only when deleted)"
+    assert (
+        f.title
+        == "StatefulSet db update incomplete: 0/3 pods on revision db-2 (updateStrategy OnDelete: pods change only when deleted)"
+    )
     assert ev(f)["status.currentRevision"] == "db-1"
     # A rolling update that just created a pod is progressing.
     rolling = statefulset("db", current_rev="db-1", update_rev="db-2", updated=1)

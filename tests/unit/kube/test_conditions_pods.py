@@ -16,7 +16,7 @@ from infragenius.kube.pods import (
     template_labels,
 )
 
-NOW = dt.datetime(2025, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 1, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def _pod(ready: str | None, created: str = "2025-01-15T11:59:00Z", waiting: str | None = None) -> dict:

@@ -63,12 +63,27 @@ def test_quantity_or_none_for_optional_fields() -> None:
 
 
 # Moved from tests/unit/detectors/test_resourcequota.py (the detectors' former parser).
-@pytest.mark.parametrize("text, expected", [
-    ("2", Decimal(2)), ("500m", Decimal("0.5")), ("1.5", Decimal("1.5")), ("128Ki", Decimal(131072)),
-    ("64Mi", Decimal(67108864)), ("1Gi", Decimal(1073741824)), ("1Ti", Decimal(2) ** 40), ("2k", Decimal(2000)),
-    ("3M", Decimal(3_000_000)), ("1G", Decimal(10) ** 9), ("1e3", Decimal(1000)), ("12E-1", Decimal("1.2")),
-    ("1E", Decimal(10) ** 18), ("100n", Decimal("1e-7")), (".5", Decimal("0.5")), (4, Decimal(4)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2", Decimal(2)),
+        ("500m", Decimal("0.5")),
+        ("1.5", Decimal("1.5")),
+        ("128Ki", Decimal(131072)),
+        ("64Mi", Decimal(67108864)),
+        ("1Gi", Decimal(1073741824)),
+        ("1Ti", Decimal(2) ** 40),
+        ("2k", Decimal(2000)),
+        ("3M", Decimal(3_000_000)),
+        ("1G", Decimal(10) ** 9),
+        ("1e3", Decimal(1000)),
+        ("12E-1", Decimal("1.2")),
+        ("1E", Decimal(10) ** 18),
+        ("100n", Decimal("1e-7")),
+        (".5", Decimal("0.5")),
+        (4, Decimal(4)),
+    ],
+)
 def test_parse_quantity_resourcequota_cases(text: object, expected: Decimal) -> None:
     assert parse_quantity(text) == expected  # type: ignore[arg-type]
     assert quantity_or_none(text) == expected

@@ -8,7 +8,7 @@ import pytest
 
 from infragenius.kube.time import human_duration, now_rfc3339, parse_time, rfc3339, seconds_since
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize(

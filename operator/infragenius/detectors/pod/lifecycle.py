@@ -172,11 +172,7 @@ def stuck_creating(pod: Obj, snapshot: Snapshot, now: dt.datetime) -> Hit | None
         for cs in (*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ()))
         if ((cs.get("state") or {}).get("waiting") or {}).get("reason") in ("ContainerCreating", "PodInitializing")
     ]
-    events = [
-        e
-        for e in snapshot.events_for("Pod", name_of(pod))
-        if e.get("reason") in VOLUME_EVENT_REASONS
-    ]
+    events = [e for e in snapshot.events_for("Pod", name_of(pod)) if e.get("reason") in VOLUME_EVENT_REASONS]
     # Slow image pulls also sit in ContainerCreating; only a Warning event proves it is stuck.
     if not creating or not events:
         return None
