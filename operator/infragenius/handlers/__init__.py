@@ -1,8 +1,8 @@
-"""Kopf wiring only: decorators that delegate to one module per resource kind (and the alert receiver).
+"""Kopf wiring only: decorators that delegate to one module per resource kind.
 
 Importing this package registers every handler.
 """
 
-from infragenius.handlers import alerts, analysis, incident, lifecycle, slo
+from infragenius.handlers import analysis, incident, lifecycle, slo
 
-__all__ = ["alerts", "analysis", "incident", "lifecycle", "slo"]
+__all__ = ["analysis", "incident", "lifecycle", "slo"]

@@ -1,4 +1,5 @@
-"""Start-up and clean-up: settings and clients are created once (``runs.startup``) and shared through ``memo``."""
+"""Start-up and clean-up: settings and clients are created once (``runs.startup``) and shared through ``memo``;
+the Alertmanager receiver starts once they exist."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from infragenius.alerts.setup import start_receiver
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.observability.server import HealthServer, HealthState
@@ -44,11 +46,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Handle
     logger.info("health and metrics on :%d (/healthz, /readyz, /metrics)", port)
     memo.started = await startup.start(ours, logger)
     memo.runtime = memo.started.runtime
+    memo.webhook = await start_receiver(memo.runtime, logger)
     memo.health.mark_ready()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    webhook = getattr(memo, "webhook", None)
+    if webhook is not None:
+        await webhook.stop()
     server = getattr(memo, "health_server", None)
     if server is not None:
         await server.stop()

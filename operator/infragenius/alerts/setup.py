@@ -1,0 +1,33 @@
+"""The receiver as the operator runs it: configured from settings, its sinks writing through the runtime's client."""
+
+from __future__ import annotations
+
+from infragenius.alerts.incidents import KubeIncidentSink
+from infragenius.alerts.receiver import PATH, AlertWebhook, WebhookOptions
+from infragenius.alerts.slo_triggers import KubeTriggerSink
+from infragenius.observability.logs import HandlerLogger
+from infragenius.runs.lifecycle import Runtime
+
+
+async def start_receiver(runtime: Runtime, logger: HandlerLogger) -> AlertWebhook | None:
+    """Listen for Alertmanager when a token is configured; None when the receiver is off."""
+    settings = runtime.settings
+    if settings.webhook_token is None or not settings.webhook_token.get_secret_value():
+        logger.info("Alertmanager webhook off: INFRAGENIUS_WEBHOOK_TOKEN is not set")
+        return None
+    options = WebhookOptions(
+        token=settings.webhook_token,
+        max_body_bytes=settings.webhook_max_body_bytes,
+        slo_label=settings.webhook_slo_label,
+        namespace_label=settings.webhook_namespace_label,
+        dedupe_size=settings.webhook_dedupe_size,
+        incident_labels=tuple(sorted(settings.incident_alert_labels.items())),
+    )
+    incidents = None
+    if settings.incident_alert_labels:
+        incidents = KubeIncidentSink(runtime.api, settings.incident_lead_minutes)
+    webhook = AlertWebhook(options, KubeTriggerSink(runtime.api), incidents)
+    # A port in use is a configuration error: fail the start-up rather than run without the endpoint.
+    port = await webhook.start(settings.webhook_host, settings.webhook_port)
+    logger.info("Alertmanager webhook listening on %s:%d%s", settings.webhook_host, port, PATH)
+    return webhook
