@@ -400,7 +400,8 @@ def measure_load(
         background = {k: (after_bg[k] - before_bg[k]) / bg_seconds for k in after_bg if after_bg[k] - before_bg[k] > 0}
         result["background_requests_per_s"] = round(sum(background.values()), 2)
         log(
-            f"background API rate {result['background_requests_per_s']}/s over {bg_seconds:.0f}s (operator idle, no Analyses)"
+            f"background API rate {result['background_requests_per_s']}/s over {bg_seconds:.0f}s "
+            "(operator idle, no Analyses)"
         )
 
         bodies = [
@@ -472,8 +473,10 @@ def measure_load(
         )
         cpu = result["cpu_seconds_during_load"]
         log(
-            f"all {len(bodies)} Completed after {elapsed:.1f}s ({result['throughput_per_s']}/s); operator CPU {cpu['operator']}s, "
-            f"apiserver {cpu['kube-apiserver']}s, etcd {cpu['etcd']}s; {result['requests']['per_analysis']} API requests per analysis; "
+            f"all {len(bodies)} Completed after {elapsed:.1f}s ({result['throughput_per_s']}/s); "
+            f"operator CPU {cpu['operator']}s, "
+            f"apiserver {cpu['kube-apiserver']}s, etcd {cpu['etcd']}s; "
+            f"{result['requests']['per_analysis']} API requests per analysis; "
             f"VmHWM {hwm} MiB"
         )
         if profiler is not None:
@@ -517,7 +520,8 @@ def measure_idle(kube: bench.Kube, proc: subprocess.Popen[bytes], args: argparse
 
 
 def delete_all_analyses(kube: bench.Kube) -> None:
-    """Delete every Analysis, removing Kopf's finalizer first (an operator that ran older handlers added one): none runs now."""
+    """Delete every Analysis, removing Kopf's finalizer first (an operator that ran older handlers added one):
+    none runs now."""
     items = kube.list_all(f"/apis/{GROUP}/{VERSION}/{PLURAL}")
     if not items:
         return
@@ -596,7 +600,8 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     namespaces = [f"fleet-{i:02d}" for i in range(count)]
     per_ns = bench.spread(total, count)
     if all(
-        kube.exists(f"/api/v1/namespaces/{ns}") and bench.pod_count(kube, ns) == n for ns, n in zip(namespaces, per_ns)
+        kube.exists(f"/api/v1/namespaces/{ns}") and bench.pod_count(kube, ns) == n
+        for ns, n in zip(namespaces, per_ns, strict=True)
     ):
         log(f"reusing the {total:,} pods of an earlier run in {count} namespaces")
         return {
@@ -613,7 +618,7 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     work: list[tuple[str, dict[str, Any]]] = []
     broken: list[tuple[str, str]] = []
     index = 0
-    for namespace, n in zip(namespaces, per_ns):
+    for namespace, n in zip(namespaces, per_ns, strict=True):
         for i in range(n):
             is_broken = i % round(1 / FLEET_BROKEN_FRACTION) == 0
             pod = fleet_pod(namespace, i, slots[index], is_broken)
@@ -686,7 +691,9 @@ async def main():
         for _ in range(int(sys.argv[2])):
             started = time.perf_counter()
             outcome = await runner.analyze(
-                KubeGatherer(api, event_cap=settings.event_cap, concurrency=settings.list_concurrency), AnalysisSpec(), None
+                KubeGatherer(api, event_cap=settings.event_cap, concurrency=settings.list_concurrency),
+                AnalysisSpec(),
+                None,
             )
             runs.append({
                 "wall_s": round(time.perf_counter() - started, 3),
@@ -714,7 +721,8 @@ def measure_cluster_wide(kubeconfig: str, runs: int, unslimmed: bool = False) ->
     for run in result["runs"]:
         log(
             f"  cluster-wide run: {run['wall_s']}s (gather {run['gather_s']}s, detect {run['detect_s']}s), "
-            f"{run['findings']} findings, {run['objects'].get('Pod', 0)} pods, VmHWM {run['after_run']['VmHWM']:.0f} MiB"
+            f"{run['findings']} findings, {run['objects'].get('Pod', 0)} pods, "
+            f"VmHWM {run['after_run']['VmHWM']:.0f} MiB"
         )
     return result
 
@@ -928,7 +936,8 @@ def print_summary(doc: dict[str, Any]) -> None:
         print(f"{label:<{width}}  {value:>{vwidth}}  {note}".rstrip())
     machine = doc["machine"]
     print(
-        f"\n{machine['cpus']} CPUs; load average before {machine['load_average_before']}, after {machine['load_average_after']} "
+        f"\n{machine['cpus']} CPUs; load average before {machine['load_average_before']}, "
+        f"after {machine['load_average_after']} "
         "(other sessions share these cores: figures are noisy, compare ratios)."
     )
     sys.stdout.flush()
@@ -1042,7 +1051,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kube.close()
         if args.keep:
             log(
-                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with `infragenius devcluster down --name {CLUSTER_NAME}`"
+                f"cluster {CLUSTER_NAME!r} kept running (--keep); "
+                f"stop it with `infragenius devcluster down --name {CLUSTER_NAME}`"
             )
         else:
             cluster.down(echo=log)

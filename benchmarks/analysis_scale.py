@@ -482,7 +482,8 @@ def measure_operator(kube: Kube, kubeconfig: str, namespace: str, pods: int) -> 
                 )
             )
             log(
-                f"  operator run {run} ({trigger}): apply->Completed {wall:.3f}s, gather {timings.get('gatherSeconds')}s, "
+                f"  operator run {run} ({trigger}): apply->Completed {wall:.3f}s, "
+                f"gather {timings.get('gatherSeconds')}s, "
                 f"detect {timings.get('detectSeconds')}s, {status.get('totalFindings')} findings"
             )
         if proc.poll() is not None:
@@ -734,7 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workload = build_workload(kube, namespace, pods)
             floor = measure_floor(kubectl, info.kubeconfig, namespace, kinds)
             log(
-                f"floor (kubectl) median {floor.median_seconds:.3f}s in turn, {floor.parallel_median_seconds:.3f}s in parallel"
+                f"floor (kubectl) median {floor.median_seconds:.3f}s in turn, "
+                f"{floor.parallel_median_seconds:.3f}s in parallel"
             )
             operator = measure_operator(kube, info.kubeconfig, namespace, pods)
             in_process = measure_in_process(info.kubeconfig, namespace)

@@ -249,7 +249,8 @@ def main() -> None:
             f"LLM stage with the tiny model: total median {statistics.median(totals) * 1000:.0f} ms; "
             f"overhead excluding inference median {statistics.median(overheads) * 1000:.1f} ms "
             f"(min {min(overheads) * 1000:.1f}, max {max(overheads) * 1000:.1f}); "
-            f"prompt_eval_count {last['prompt_tokens']} (tiny model's byte-level tokenizer), eval_count {last['completion_tokens']}"
+            f"prompt_eval_count {last['prompt_tokens']} (tiny model's byte-level tokenizer), "
+            f"eval_count {last['completion_tokens']}"
         )
     finally:
         server.terminate()

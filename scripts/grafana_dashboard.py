@@ -37,7 +37,8 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
         "s",
         [
             (
-                f'histogram_quantile(0.95, sum by (le, stage) (rate(infragenius_stage_duration_seconds_bucket{{kind="Analysis", {JOB}}}[5m])))',
+                "histogram_quantile(0.95, sum by (le, stage) "
+                f'(rate(infragenius_stage_duration_seconds_bucket{{kind="Analysis", {JOB}}}[5m])))',
                 "{{stage}}",
             ),
         ],
@@ -48,7 +49,8 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
         "s",
         [
             (
-                f'histogram_quantile(0.5, sum by (le, stage) (rate(infragenius_stage_duration_seconds_bucket{{kind="Analysis", {JOB}}}[5m])))',
+                "histogram_quantile(0.5, sum by (le, stage) "
+                f'(rate(infragenius_stage_duration_seconds_bucket{{kind="Analysis", {JOB}}}[5m])))',
                 "{{stage}}",
             ),
         ],
@@ -83,7 +85,8 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
         "percentunit",
         [
             (
-                f'sum(rate(infragenius_llm_cache_lookups_total{{result="hit", {JOB}}}[15m])) / sum(rate(infragenius_llm_cache_lookups_total{{{JOB}}}[15m]))',
+                f'sum(rate(infragenius_llm_cache_lookups_total{{result="hit", {JOB}}}[15m])) / '
+                f"sum(rate(infragenius_llm_cache_lookups_total{{{JOB}}}[15m]))",
                 "hit ratio",
             ),
         ],

@@ -674,7 +674,7 @@ def test_api_server_refuses_every_invalid_spec_naming_the_field(
     elapsed = time.perf_counter() - started
     print(f"\n{len(cases)} invalid specs dry-run in {elapsed:.1f}s")
     failures = []
-    for case, verdict in zip(cases, verdicts):
+    for case, verdict in zip(cases, verdicts, strict=True):
         unknown = "unknown" in case.why.split()
         expected = 400 if unknown else 422
         named = [f for f in case.fields if f in verdict.message]
@@ -689,17 +689,19 @@ def test_api_server_refuses_every_invalid_spec_naming_the_field(
             failures.append(f"{case}\n    -> {verdict.status} {verdict.message[:400]!r}\n    problems: {problems}")
     assert not failures, f"{len(failures)} of {len(cases)} refused badly:\n" + "\n".join(failures[:40])
     # The nice-to-read part comes first: "<Kind>.infragenius.io "<name>" is invalid: spec...".
-    sample = next(v.message for c, v in zip(cases, verdicts) if c.why == "maxFindings")
+    sample = next(v.message for c, v in zip(cases, verdicts, strict=True) if c.why == "maxFindings")
     assert re.match(r'^Analysis\.infragenius\.io "fuzz-[0-9a-f]+" is invalid: \[?spec\.maxFindings', sample), sample
 
 
 def test_api_server_accepts_valid_specs(cluster: E2ECluster, namespace: str, established: None) -> None:
     cases = valid_cases()
     verdicts = send_all(cluster.api, namespace, cases)
-    refused = [f"{c}\n    -> {v.status} {v.message[:400]}" for c, v in zip(cases, verdicts) if v.status != 201]
+    refused = [
+        f"{c}\n    -> {v.status} {v.message[:400]}" for c, v in zip(cases, verdicts, strict=True) if v.status != 201
+    ]
     assert not refused, f"{len(refused)} of {len(cases)} valid specs refused:\n" + "\n".join(refused[:20])
     # Defaults come back filled in, so the comparison below checks what the operator will really read.
-    analysis_stored = next(v.stored for c, v in zip(cases, verdicts) if c.kind == "Analysis")
+    analysis_stored = next(v.stored for c, v in zip(cases, verdicts, strict=True) if c.kind == "Analysis")
     assert analysis_stored is not None and analysis_stored["maxFindings"] >= 1
 
 
@@ -708,7 +710,7 @@ def test_models_agree_with_the_api_server(cluster: E2ECluster, namespace: str, e
     cases = invalid_cases() + valid_cases()
     verdicts = send_all(cluster.api, namespace, cases)
     mismatches = []
-    for case, verdict in zip(cases, verdicts):
+    for case, verdict in zip(cases, verdicts, strict=True):
         if verdict.status == 201:
             complaint = model_accepts(case.kind, verdict.stored or {})
             if complaint is not None:
@@ -891,10 +893,11 @@ def odd_namespace(cluster: E2ECluster, crds: None) -> Iterator[OddNamespace]:
 def _proc_status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak) of a process, in KiB."""
     fields = {}
-    for line in open(f"/proc/{pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0])
     return fields
 
 
@@ -981,8 +984,10 @@ def test_operator_completes_an_analysis_of_odd_objects_within_bounds(
     status = done["status"]
     size = len(json.dumps(status, ensure_ascii=False).encode())
     print(
-        f"\nanalysis of {EVENTS} events and objects with ~256 KiB annotations: {elapsed:.1f}s; status {size / 1024:.1f} KiB, "
-        f"{len(status['findings'])} of {status['totalFindings']} findings kept; operator RSS idle {idle['VmRSS'] / 1024:.0f} MiB, "
+        f"\nanalysis of {EVENTS} events and objects with ~256 KiB annotations: {elapsed:.1f}s; "
+        f"status {size / 1024:.1f} KiB, "
+        f"{len(status['findings'])} of {status['totalFindings']} findings kept; "
+        f"operator RSS idle {idle['VmRSS'] / 1024:.0f} MiB, "
         f"peak {peak['VmHWM'] / 1024:.0f} MiB (+{(peak['VmHWM'] - idle['VmRSS']) / 1024:.0f} MiB)"
     )
     assert status["phase"] == "Completed", (status.get("summary"), log_text[-3000:])

@@ -254,7 +254,7 @@ def test_helm_install_and_uninstall(helm: list[str], cluster: E2ECluster, namesp
     assert leftovers == []
     apps = client.AppsV1Api(cluster.api)
     wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, timeout=60, what="deployment removed")
-    assert not [s for s in client.CoreV1Api(cluster.api).list_namespaced_service(namespace).items]
+    assert not list(client.CoreV1Api(cluster.api).list_namespaced_service(namespace).items)
     assert not [
         s
         for s in client.CoreV1Api(cluster.api).list_namespaced_service_account(namespace).items

@@ -235,7 +235,10 @@ def test_error_rate_step_becomes_a_metric_anomaly(
 ) -> None:
     from tests.e2e.prometheus_support import T_END
 
-    query = 'sum(rate(slo_requests_errors{scenario="breaching"}[5m])) / sum(rate(slo_requests_total{scenario="breaching"}[5m]))'
+    query = (
+        'sum(rate(slo_requests_errors{scenario="breaching"}[5m])) / '
+        'sum(rate(slo_requests_total{scenario="breaching"}[5m]))'
+    )
     spec = {
         "start": (T_END - dt.timedelta(hours=3)).isoformat().replace("+00:00", "Z"),
         "end": T_END.isoformat().replace("+00:00", "Z"),

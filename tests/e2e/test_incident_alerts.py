@@ -163,7 +163,8 @@ def test_history_keeps_the_whole_report_when_status_is_bounded(
                 return 0
             value = postgres.psql(
                 "SELECT coalesce(max(length(a.metadata->>'postmortem')), 0) FROM analyses a"
-                f" JOIN requests r ON r.id = a.request_id WHERE r.namespace = '{namespace}' AND r.kind = 'IncidentReport'"
+                " JOIN requests r ON r.id = a.request_id"
+                f" WHERE r.namespace = '{namespace}' AND r.kind = 'IncidentReport'"
             )
             return int(value or 0)
 

@@ -168,7 +168,8 @@ def test_sigkill_mid_batch_then_restart_finishes_everything_once(
     left = _phases(cluster, namespace)
     unfinished = [n for n in names if left.get(n) != "Completed"]
     print(
-        f"\nSIGKILL: {BATCH - len(unfinished)}/{BATCH} completed, {sum(1 for n in unfinished if left.get(n) == 'Running')} "
+        f"\nSIGKILL: {BATCH - len(unfinished)}/{BATCH} completed, "
+        f"{sum(1 for n in unfinished if left.get(n) == 'Running')} "
         "left in Running, the rest not started"
     )
     assert unfinished, "the batch finished before the kill; nothing was tested"

@@ -271,7 +271,8 @@ def kubernetes_staging_modules(version: str) -> list[str]:
         detail = info.get("Error") or proc.stderr.strip()
         if any(hint in detail for hint in _NETWORK_HINTS):
             raise DevClusterError(
-                "Could not reach the Go module proxy to fetch k8s.io/kubernetes; check the network or GOPROXY and run again."
+                "Could not reach the Go module proxy to fetch k8s.io/kubernetes; "
+                "check the network or GOPROXY and run again."
             )
         raise DevClusterError(f"Could not download k8s.io/kubernetes v{version}: {detail}")
     modules = _STAGING_REPLACE.findall(Path(info["GoMod"]).read_text())
@@ -285,7 +286,10 @@ def kubernetes_build(version: str = versions.KUBERNETES_VERSION) -> GoBuild:
     major, minor, _patch = version.split(".")
     staging_version = f"v0.{minor}.{_patch}"
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in kubernetes_staging_modules(version))
-    go_mod = f"module infragenius.local/kubernetes\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes v{version}\n\nreplace (\n{replaces}\n)\n"
+    go_mod = (
+        "module infragenius.local/kubernetes\n\ngo 1.26.0\n\n"
+        f"require k8s.io/kubernetes v{version}\n\nreplace (\n{replaces}\n)\n"
+    )
     commands = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
     tools = (
         "//go:build tools\n\npackage tools\n\nimport (\n"

@@ -99,13 +99,25 @@ def apply(kubectl: Callable[..., Any], namespace: str, *objects: dict[str, Any])
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
 
 
+def _spec(pod: client.V1Pod) -> client.V1PodSpec:
+    assert pod.spec is not None  # the API server always returns a stored pod's spec
+    return pod.spec
+
+
+def _identity(pod: client.V1Pod) -> tuple[str, str, str]:
+    """Name, namespace and uid of a pod read from the API server, which sets all three on every stored pod."""
+    meta = pod.metadata
+    assert meta is not None and meta.name is not None and meta.namespace is not None and meta.uid is not None
+    return meta.name, meta.namespace, meta.uid
+
+
 def wait_pods(
     core: client.CoreV1Api, namespace: str, selector: str, count: int, timeout: float = SETUP_TIMEOUT
 ) -> list[client.V1Pod]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-        if len(pods) >= count and all(p.spec.node_name for p in pods):
+        if len(pods) >= count and all(_spec(p).node_name for p in pods):
             return pods
         time.sleep(0.2)
     raise AssertionError(f"{count} scheduled pods with {selector} in {namespace} did not appear")
@@ -136,7 +148,8 @@ def patch_failure(
 ) -> None:
     """Write what a kubelet would report for ``failure`` into the pod's status (a crash loop's last exit
     ``exited_minutes_ago``, the pod started ``started_minutes_ago``)."""
-    image = pod.spec.containers[0].image
+    image = _spec(pod).containers[0].image
+    assert image is not None  # every container these scenarios create names an image
     started = _now(started_minutes_ago)
     if failure == "CrashLoopBackOff":
         container = _container_status(
@@ -197,7 +210,8 @@ def patch_failure(
             "containerStatuses": [container],
         }
     }
-    core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, body)
+    name, namespace, _ = _identity(pod)
+    core.patch_namespaced_pod_status(name, namespace, body)
 
 
 def post_warning_event(
@@ -253,16 +267,8 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
     )
     for pod in wait_pods(core, namespace, "app=checkout", 2):
         patch_failure(core, pod, "CrashLoopBackOff")
-        post_warning_event(
-            core,
-            namespace,
-            "Pod",
-            pod.metadata.name,
-            "BackOff",
-            "Back-off restarting failed container app",
-            42,
-            pod.metadata.uid,
-        )
+        name, _, uid = _identity(pod)
+        post_warning_event(core, namespace, "Pod", name, "BackOff", "Back-off restarting failed container app", 42, uid)
     for pod in wait_pods(core, namespace, "app=recommender", 1):
         patch_failure(core, pod, "OOMKilled")
     for pod in wait_pods(core, namespace, "app=payments", 1):
@@ -285,8 +291,9 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
     apps = client.AppsV1Api(core.api_client)
 
     def refused() -> bool:
-        found = apps.read_namespaced_deployment("search", namespace)
-        return any(c.type == "ReplicaFailure" and c.status == "True" for c in found.status.conditions or [])
+        status = apps.read_namespaced_deployment("search", namespace).status
+        assert status is not None  # the API server always returns a Deployment's status, {} at the least
+        return any(c.type == "ReplicaFailure" and c.status == "True" for c in status.conditions or [])
 
     try:
         wait_for(refused, timeout=SETUP_TIMEOUT, interval=0.5, what="ReplicaFailure on Deployment search")

@@ -107,9 +107,10 @@ class LocalPostgres:
 
 class LocalRedis:
     def __init__(self, port: int | None = None) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
+        binary = shutil.which("redis-server")
+        if binary is None:
             raise DevClusterError("redis-server is not installed; install Debian's redis-server package.")
+        self.binary = binary
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 

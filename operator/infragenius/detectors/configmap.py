@@ -165,7 +165,8 @@ class ConfigmapDetector:
                         ),
                     ],
                     remediation=(
-                        f"If nothing reads it through the API either, delete it: kubectl -n {namespace} delete configmap {name}"
+                        "If nothing reads it through the API either, delete it: "
+                        f"kubectl -n {namespace} delete configmap {name}"
                     ),
                     docs=DOCS,
                 )

@@ -154,7 +154,9 @@ def parse_schedule(schedule: str) -> Schedule:
     fields = spec.split()
     if len(fields) != 5:
         raise ScheduleError(f"expected exactly 5 fields, found {len(fields)}: {spec}")
-    parsed = [_field(text, label, low, high, names) for text, (label, low, high, names) in zip(fields, _FIELDS)]
+    parsed = [
+        _field(text, label, low, high, names) for text, (label, low, high, names) in zip(fields, _FIELDS, strict=True)
+    ]
     return Schedule(
         zone,
         tuple(values for values, _ in parsed),

@@ -41,11 +41,13 @@ _CONFIGMAP_NOT_FOUND = re.compile(r'configmap "([^"]+)" not found', re.IGNORECAS
 # reason -> (what to do, docs page)
 HINTS: dict[str, tuple[str, str]] = {
     "FailedMount": (
-        "Check that every Secret, ConfigMap and PersistentVolumeClaim the pod mounts exists and that the CSI driver is healthy.",
+        "Check that every Secret, ConfigMap and PersistentVolumeClaim the pod mounts exists "
+        "and that the CSI driver is healthy.",
         "https://kubernetes.io/docs/concepts/storage/volumes/",
     ),
     "FailedAttachVolume": (
-        "The volume is still attached elsewhere or the CSI attacher failed: kubectl get volumeattachments; check the storage driver.",
+        "The volume is still attached elsewhere or the CSI attacher failed: kubectl get volumeattachments; "
+        "check the storage driver.",
         "https://kubernetes.io/docs/concepts/storage/persistent-volumes/",
     ),
     "FailedMapVolume": (
@@ -53,7 +55,8 @@ HINTS: dict[str, tuple[str, str]] = {
         "https://kubernetes.io/docs/concepts/storage/persistent-volumes/",
     ),
     "FailedCreatePodSandBox": (
-        "The container runtime or CNI plugin could not set up the pod network: check the CNI pods and the kubelet log on the node.",
+        "The container runtime or CNI plugin could not set up the pod network: "
+        "check the CNI pods and the kubelet log on the node.",
         "https://kubernetes.io/docs/concepts/cluster-administration/networking/",
     ),
     "NetworkNotReady": (

@@ -101,7 +101,8 @@ class IngressDetector:
                     evidence=[(f"{p}.service.name", service) for p, _ in wheres[:5]]
                     + [("Service", f"{namespace}/{service} not found")],
                     remediation=(
-                        f"Create the Service or point the Ingress at an existing one: kubectl -n {namespace} get services; "
+                        "Create the Service or point the Ingress at an existing one: "
+                        f"kubectl -n {namespace} get services; "
                         f"kubectl -n {namespace} edit ingress {name}"
                     ),
                     docs=DOCS,
@@ -145,9 +146,13 @@ class IngressDetector:
                     resource=resource,
                     owners=owners,
                     problem="IngressClassMissing",
-                    title=f"Ingress {name} uses IngressClass {class_name}, which does not exist; no controller will serve it",
+                    title=f"Ingress {name} uses IngressClass {class_name}, which does not exist; "
+                    "no controller will serve it",
                     evidence=[("spec.ingressClassName", class_name), ("IngressClass", f"existing: {known}")],
-                    remediation=f"Set spec.ingressClassName to an installed class ({known}) or install its controller: kubectl -n {namespace} edit ingress {name}",
+                    remediation=(
+                        f"Set spec.ingressClassName to an installed class ({known}) or install its controller: "
+                        f"kubectl -n {namespace} edit ingress {name}"
+                    ),
                     docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#ingress-class",
                 )
             ]
@@ -167,7 +172,8 @@ class IngressDetector:
                 ],
                 remediation=(
                     "Controllers that require a class will ignore this Ingress. Set spec.ingressClassName "
-                    f"(kubectl get ingressclass) or mark a class default with annotation {DEFAULT_CLASS_ANNOTATION}=true."
+                    "(kubectl get ingressclass) or mark a class default with annotation "
+                    f"{DEFAULT_CLASS_ANNOTATION}=true."
                 ),
                 docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#default-ingress-class",
             )
@@ -190,14 +196,16 @@ class IngressDetector:
                     resource=ref_of(ing, "Ingress"),
                     owners=snapshot.owner_chain(ing),
                     problem=f"TLSSecretMissing:{secret}",
-                    title=f"Ingress {name} TLS secret {secret} does not exist; HTTPS for {hosts} falls back to the controller's default certificate",
+                    title=f"Ingress {name} TLS secret {secret} does not exist; "
+                    f"HTTPS for {hosts} falls back to the controller's default certificate",
                     evidence=[
                         (f"spec.tls[{i}].secretName", secret),
                         (f"spec.tls[{i}].hosts", hosts),
                         ("Secret", f"{namespace}/{secret} not found"),
                     ],
                     remediation=(
-                        f"Create the TLS secret (kubectl -n {namespace} create secret tls {secret} --cert=tls.crt --key=tls.key) "
+                        f"Create the TLS secret (kubectl -n {namespace} create secret tls {secret} "
+                        "--cert=tls.crt --key=tls.key) "
                         "or check the cert-manager Certificate that should issue it."
                     ),
                     docs="https://kubernetes.io/docs/concepts/services-networking/ingress/#tls",

@@ -84,7 +84,8 @@ class MetricsDetector:
         metric, title, remediation = {
             "CPUThrottled": (
                 "cpu_throttled_ratio",
-                f"{kind} {name}: CPU throttled in {worst_text.split(' ', 1)[0]} of periods ({worst_where}, over {window})",
+                f"{kind} {name}: CPU throttled in {worst_text.split(' ', 1)[0]} of periods "
+                f"({worst_where}, over {window})",
                 "The container hits its CPU limit: raise or remove resources.limits.cpu (keep the request), or reduce "
                 f"CPU use. kubectl -n {namespace} top pod --containers",
             ),
@@ -98,7 +99,8 @@ class MetricsDetector:
                 "restarts",
                 f"{kind} {name}: {round(worst_value)} container restarts in {window} ({worst_where})",
                 f"Read why the previous container ended: kubectl -n {namespace} logs {worst_where.split('/')[0]} "
-                f"-c {worst_where.split('/')[1]} --previous; kubectl -n {namespace} describe pod {worst_where.split('/')[0]}",
+                f"-c {worst_where.split('/')[1]} --previous; "
+                f"kubectl -n {namespace} describe pod {worst_where.split('/')[0]}",
             ),
         }[problem]
         evidence = [

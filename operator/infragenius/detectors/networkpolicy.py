@@ -64,7 +64,8 @@ class NetworkpolicyDetector:
                 ("pods matching selector", f"0 of {in_ns} active pods in {namespace}"),
             ],
             remediation=(
-                f"Compare with the pod labels (kubectl -n {namespace} get pods --show-labels) and fix spec.podSelector; "
+                f"Compare with the pod labels (kubectl -n {namespace} get pods --show-labels) "
+                "and fix spec.podSelector; "
                 "a typo here silently leaves the intended pods unprotected."
             ),
             docs=DOCS,
@@ -108,7 +109,8 @@ class NetworkpolicyDetector:
                 resource=ref_of(policy, "NetworkPolicy"),
                 owners=snapshot.owner_chain(policy),
                 problem="DenyAllIngress",
-                title=f"NetworkPolicy {name} denies all ingress in {namespace}; {len(blocked)} Services receive no traffic ({examples(sorted(blocked), 3)})",
+                title=f"NetworkPolicy {name} denies all ingress in {namespace}; "
+                f"{len(blocked)} Services receive no traffic ({examples(sorted(blocked), 3)})",
                 evidence=[
                     ("spec.podSelector", "{} (all pods)"),
                     ("spec.policyTypes", ", ".join(_policy_types(policy.get("spec") or {}))),
@@ -117,7 +119,8 @@ class NetworkpolicyDetector:
                 ],
                 remediation=(
                     "If these Services should be reachable, add a NetworkPolicy that selects their pods and allows the "
-                    f"callers (namespaceSelector/podSelector/ports); check with kubectl -n {namespace} get networkpolicy."
+                    "callers (namespaceSelector/podSelector/ports); "
+                    f"check with kubectl -n {namespace} get networkpolicy."
                 ),
                 docs="https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-deny-all-ingress-traffic",
                 affected=len(blocked),

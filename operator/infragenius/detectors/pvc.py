@@ -88,8 +88,10 @@ class PvcDetector:
                 title=f"PersistentVolumeClaim {name} is Pending: {detail}; pods using it cannot start",
                 evidence=evidence,
                 remediation=(
-                    f"kubectl -n {namespace} describe pvc {name}; kubectl get storageclass. Use an existing StorageClass "
-                    "(storageClassName cannot be changed in place: recreate the claim) or fix the provisioner named in the events."
+                    f"kubectl -n {namespace} describe pvc {name}; kubectl get storageclass. "
+                    "Use an existing StorageClass "
+                    "(storageClassName cannot be changed in place: recreate the claim) "
+                    "or fix the provisioner named in the events."
                 ),
                 docs="https://kubernetes.io/docs/concepts/storage/dynamic-provisioning/",
             )
@@ -134,7 +136,8 @@ class PvcDetector:
                     resource=ref_of(pvc, "PersistentVolumeClaim"),
                     owners=snapshot.owner_chain(pvc),
                     problem=f"{cond['type']}",
-                    title=f"PersistentVolumeClaim {name} has been {cond['type']} for {human_duration(age, coarse=True)}",
+                    title=f"PersistentVolumeClaim {name} has been {cond['type']} "
+                    f"for {human_duration(age, coarse=True)}",
                     evidence=[
                         (f"status.conditions[{cond['type']}].status", "True"),
                         (f"status.conditions[{cond['type']}].lastTransitionTime", cond.get("lastTransitionTime")),

@@ -35,7 +35,8 @@ class ResourcequotaDetector:
                 full = current >= limit
                 what = "pods" if resource in ("pods", "count/pods") else "objects"
                 title = (
-                    f"ResourceQuota {name}: {resource} is exhausted ({used[resource]} of {hard[resource]}); new {what} that need it are rejected"
+                    f"ResourceQuota {name}: {resource} is exhausted ({used[resource]} of {hard[resource]}); "
+                    f"new {what} that need it are rejected"
                     if full
                     else f"ResourceQuota {name}: {resource} is at {ratio:.0%} ({used[resource]} of {hard[resource]})"
                 )
@@ -53,7 +54,8 @@ class ResourcequotaDetector:
                             ("usage", f"{ratio:.0%}"),
                         ],
                         remediation=(
-                            f"kubectl -n {namespace} describe resourcequota {name}. Lower requests or replicas, delete unused "
+                            f"kubectl -n {namespace} describe resourcequota {name}. "
+                            "Lower requests or replicas, delete unused "
                             f"objects, or raise spec.hard[{resource}] if the namespace legitimately needs more."
                         ),
                         docs=DOCS,

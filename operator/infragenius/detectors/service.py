@@ -132,7 +132,8 @@ class ServiceDetector:
                     resource=resource,
                     owners=owners,
                     problem="NoReadyEndpoints",
-                    title=f"Service {name} has no ready endpoints: all {len(health.not_ready)} backing pods are not ready",
+                    title=f"Service {name} has no ready endpoints: "
+                    f"all {len(health.not_ready)} backing pods are not ready",
                     evidence=evidence,
                     remediation=remediation,
                     docs=DEBUG_DOCS,
@@ -183,14 +184,16 @@ class ServiceDetector:
                     resource=resource,
                     owners=owners,
                     problem=f"NamedTargetPortMissing:{target}",
-                    title=f"Service {name} port {port_name} targets port name '{target}', which no selected pod declares",
+                    title=f"Service {name} port {port_name} targets port name '{target}', "
+                    "which no selected pod declares",
                     evidence=[
                         (f"spec.ports[{port_name}].targetPort", target),
                         ("spec.containers[].ports[].name", ", ".join(sorted(declared)) or "<none declared>"),
                         ("selected pods", examples([name_of(p) for p in selected])),
                     ],
                     remediation=(
-                        f"Name the container port '{target}' in the pod template, or set targetPort to the port number: "
+                        f"Name the container port '{target}' in the pod template, "
+                        "or set targetPort to the port number: "
                         f"kubectl -n {namespace} edit service {name}"
                     ),
                     docs="https://kubernetes.io/docs/concepts/services-networking/service/#field-spec-ports",

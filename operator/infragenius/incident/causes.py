@@ -82,7 +82,10 @@ def _rollout_cause(entry: Entry, first: Entry | None, affected: set[tuple[str, s
             rule="first revision",
             time=entry.time,
             evidence=evidence,
-            why="the workload was created in the window: a first revision is a weak suspect, with nothing earlier to compare",
+            why=(
+                "the workload was created in the window: "
+                "a first revision is a weak suspect, with nothing earlier to compare"
+            ),
         )
     what = "; ".join(entry.changes[:3]) or "pod template change"
     if first is None or entry.time > first.time:
@@ -198,7 +201,10 @@ def _event_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
                 evidence=[
                     ("event", f"{rfc3339(e.time)} {e.resource.kind}/{e.resource.name} {e.summary}") for e in hits[:5]
                 ],
-                why=f"{because}; first seen {_gap_text(gap)} from the first symptom (score {base} + 0.3 x closeness {near:.2f})",
+                why=(
+                    f"{because}; first seen {_gap_text(gap)} from the first symptom "
+                    f"(score {base} + 0.3 x closeness {near:.2f})"
+                ),
             )
         )
     ooms = [e for e in timeline.entries if e.kind in ("Restart", "Termination") and e.reason == "OOMKilled"]
@@ -240,7 +246,10 @@ def rank(timeline: Timeline, limit: int = 10) -> list[Cause]:
                 rule="symptom only",
                 time=sample.time,
                 evidence=[("symptom", f"{rfc3339(e.time)} {e.summary}") for e in timeline.symptoms[:5]],
-                why="no rollout, node, quota or capacity change explains the symptoms in the window; this names the most frequent one",
+                why=(
+                    "no rollout, node, quota or capacity change explains the symptoms in the window; "
+                    "this names the most frequent one"
+                ),
             )
         )
     causes.sort(key=lambda c: (-round(c.score, 6), c.time))

@@ -71,12 +71,15 @@ def action_items(causes: list[Cause]) -> list[str]:
         top = causes[0]
         if top.rule == "change before the first symptom":
             items.append(
-                f"Roll back {top.resource.kind} {top.resource.name} (`kubectl rollout undo {top.resource.kind.lower()}/{top.resource.name} -n {top.resource.namespace}`) and confirm recovery"
+                f"Roll back {top.resource.kind} {top.resource.name} "
+                f"(`kubectl rollout undo {top.resource.kind.lower()}/{top.resource.name} -n {top.resource.namespace}`) "
+                "and confirm recovery"
             )
             items.append("Find why the change was not caught before production (tests, canary, readiness gates)")
         elif top.rule == "node condition":
             items.append(
-                f"Investigate node {top.resource.name} (kubelet, runtime, network) and cordon/drain it if it stays unhealthy"
+                f"Investigate node {top.resource.name} (kubelet, runtime, network) "
+                "and cordon/drain it if it stays unhealthy"
             )
             items.append("Spread replicas across nodes (topology spread constraints, PodDisruptionBudgets)")
         elif top.rule == "exceeded quota":

@@ -247,7 +247,9 @@ def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
                 kind="Scaling",
                 severity="info",
                 resource=ref_of(hpa, "HorizontalPodAutoscaler"),
-                summary=f"HPA scaled {target.get('kind')} {target.get('name')} to {status.get('desiredReplicas')} replicas",
+                summary=(
+                    f"HPA scaled {target.get('kind')} {target.get('name')} to {status.get('desiredReplicas')} replicas"
+                ),
                 workload=ResourceRef(
                     kind=target.get("kind", ""), name=target.get("name", ""), namespace=snapshot.namespace
                 )

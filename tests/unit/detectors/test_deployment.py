@@ -1,4 +1,6 @@
-"""Deployment detector: failed and stalled rollouts, ReplicaFailure, lost availability, paused; silence while a rollout is within its deadline."""
+"""Deployment detector: failed and stalled rollouts, ReplicaFailure, lost availability, paused; silence while a
+rollout is within its deadline.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,10 @@ from tests.unit.factories import (
     statefulset,
 )
 
-NO_METRICS = "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: no metrics returned from resource metrics API"
+NO_METRICS = (
+    "the HPA was unable to compute the replica count: failed to get cpu utilization: "
+    "unable to get metrics for resource cpu: no metrics returned from resource metrics API"
+)
 
 
 def conds(
@@ -41,8 +44,9 @@ def test_contract() -> None:
 
 def test_healthy_namespace_and_hpa_at_min_replicas_give_nothing() -> None:
     assert DETECTOR.detect(snap(healthy_objects())) == []
+    message = "the desired replica count is less than the minimum replica count"
     at_min = hpa("web", current=2, min_replicas=2,
-                 conditions=conds(limited=("True", "TooFewReplicas"), message="the desired replica count is less than the minimum replica count"))  # fmt: skip
+                 conditions=conds(limited=("True", "TooFewReplicas"), message=message))  # fmt: skip
     assert DETECTOR.detect(snap(deployment("web"), at_min)) == []
 
 
@@ -71,8 +75,9 @@ def test_statefulset_target_is_found() -> None:
 
 
 def test_pinned_at_max_replicas() -> None:
+    message = "the desired replica count is more than the maximum replica count"
     pinned = hpa("web", current=10, desired=10, max_replicas=10,
-                 conditions=conds(limited=("True", "TooManyReplicas"), message="the desired replica count is more than the maximum replica count"))  # fmt: skip
+                 conditions=conds(limited=("True", "TooManyReplicas"), message=message))  # fmt: skip
     pinned["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] = 180
     f = only(DETECTOR.detect(snap(deployment("web", 10), pinned)))
     assert f.severity is Severity.warning
@@ -156,7 +161,8 @@ def test_empty_status_says_nothing() -> None:
 
 def test_same_snapshot_twice_gives_identical_findings() -> None:
     pinned = hpa("web", current=10, max_replicas=10,
-                 conditions=conds(active=("False", "FailedGetPodsMetric"), limited=("True", "TooManyReplicas")))  # fmt: skip
+                 conditions=conds(active=("False", "FailedGetPodsMetric"),
+                                  limited=("True", "TooManyReplicas")))  # fmt: skip
     s = snap(deployment("web", 10), pinned)
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert [f.title.split(":")[0] for f in first] == [

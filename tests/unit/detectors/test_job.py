@@ -72,7 +72,9 @@ def test_failed_run_superseded_by_a_later_success_is_info() -> None:
 
 
 def test_failure_target_counts_as_failed() -> None:
-    j = job("etl", conditions=[cond("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")],
+    j = job("etl",
+            conditions=[cond("FailureTarget", "True", "BackoffLimitExceeded",
+                             "Job has reached the specified backoff limit")],
             failed=7)  # fmt: skip
     f = only(DETECTOR.detect(snap(j)))
     assert f.severity is Severity.critical and f.id == only(DETECTOR.detect(snap(failed_job("etl")))).id

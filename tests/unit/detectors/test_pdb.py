@@ -1,4 +1,6 @@
-"""PDB detector: budgets that block every eviction, select nothing, or cannot be computed; disruptionsAllowed>=1 is healthy."""
+"""PDB detector: budgets that block every eviction, select nothing, or cannot be computed; disruptionsAllowed>=1
+is healthy.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def test_budget_that_blocks_all_evictions() -> None:
     assert f.severity is Severity.warning
     assert (f.resource.kind, f.resource.name) == ("PodDisruptionBudget", "web")
     assert f.title == (
-        "PDB web allows no voluntary disruptions (minAvailable=3 with 3 pods): node drains and evictions of these pods will block"
+        "PDB web allows no voluntary disruptions (minAvailable=3 with 3 pods): "
+        "node drains and evictions of these pods will block"
     )
     e = ev(f)
     assert e["spec.minAvailable"] == "3"

@@ -99,10 +99,12 @@ def test_id_is_stable_across_runs_and_changing_counts() -> None:
 
 def test_image_pull_states_share_one_problem() -> None:
     pods = [
-        pod("web-abc-0", ("ReplicaSet", "web-abc"), ready=False, statuses=[cstatus(waiting="ErrImagePull", image="shop/web:nope",
-            message='rpc error: manifest for shop/web:nope not found')]),
-        pod("web-abc-1", ("ReplicaSet", "web-abc"), ready=False, statuses=[cstatus(waiting="ImagePullBackOff", image="shop/web:nope",
-            message='Back-off pulling image "shop/web:nope"')]),
+        pod("web-abc-0", ("ReplicaSet", "web-abc"), ready=False,
+            statuses=[cstatus(waiting="ErrImagePull", image="shop/web:nope",
+                              message='rpc error: manifest for shop/web:nope not found')]),
+        pod("web-abc-1", ("ReplicaSet", "web-abc"), ready=False,
+            statuses=[cstatus(waiting="ImagePullBackOff", image="shop/web:nope",
+                              message='Back-off pulling image "shop/web:nope"')]),
     ]  # fmt: skip
     events = [event("Pod", "web-abc-0", "Failed", 'Failed to pull image "shop/web:nope": not found', count=4)]
     f = only(DETECTOR.detect(web(pods, events=events)))
@@ -125,7 +127,8 @@ def test_image_pull_states_share_one_problem() -> None:
 
 def test_config_error_shows_the_message() -> None:
     p = pod("worker", phase="Pending", conditions=[cond("PodScheduled")],
-            statuses=[cstatus(waiting="CreateContainerConfigError", message='secret "db-creds" not found')])  # fmt: skip
+            statuses=[cstatus(waiting="CreateContainerConfigError",
+                              message='secret "db-creds" not found')])  # fmt: skip
     f = only(DETECTOR.detect(snap(p)))
     assert f.severity is Severity.critical
     assert (f.resource.kind, f.resource.name) == ("Pod", "worker")
@@ -267,8 +270,10 @@ def test_high_restarts_while_running() -> None:
 
 
 def test_init_container_failures() -> None:
-    looping = pod("api", phase="Pending", conditions=[cond("PodScheduled")], statuses=[cstatus(waiting="PodInitializing")],
-                  init_statuses=[cstatus("migrate", waiting="CrashLoopBackOff", restarts=4, last=terminated("Error", 3))])  # fmt: skip
+    looping = pod("api", phase="Pending", conditions=[cond("PodScheduled")],
+                  statuses=[cstatus(waiting="PodInitializing")],
+                  init_statuses=[cstatus("migrate", waiting="CrashLoopBackOff", restarts=4,
+                                         last=terminated("Error", 3))])  # fmt: skip
     f = only(DETECTOR.detect(snap(looping)))
     assert f.severity is Severity.critical
     assert f.title == "Pod api: init container migrate is in CrashLoopBackOff (4 restarts, last exit Error code 3)"

@@ -106,9 +106,9 @@ def test_update_stuck_is_info() -> None:
     on_delete = statefulset("db", current_rev="db-1", update_rev="db-2", updated=0, strategy={"type": "OnDelete"})
     f = only(DETECTOR.detect(snap(on_delete, service("db"), db_pods(3))))
     assert f.severity is Severity.info
-    assert (
-        f.title
-        == "StatefulSet db update incomplete: 0/3 pods on revision db-2 (updateStrategy OnDelete: pods change only when deleted)"
+    assert f.title == (
+        "StatefulSet db update incomplete: 0/3 pods on revision db-2 "
+        "(updateStrategy OnDelete: pods change only when deleted)"
     )
     assert ev(f)["status.currentRevision"] == "db-1"
     # A rolling update that just created a pod is progressing.
