@@ -78,6 +78,21 @@ class Settings(BaseSettings):
     incident_lead_minutes: float = Field(
         default=15, ge=0, le=1440, description="Report window starts this long before startsAt."
     )
+    incident_alert_namespaces: list[str] = Field(
+        default_factory=list,
+        description='Namespaces alerts may open IncidentReports in (JSON list; ["*"]: any). Empty: none, so a '
+        "label a tenant controls cannot make the operator write into another tenant's namespace.",
+    )
+    incident_alert_max_per_request: int = Field(
+        default=20, ge=1, le=1000, description="IncidentReports one Alertmanager request may create."
+    )
+    incident_alert_per_minute: float = Field(
+        default=30, gt=0, le=6000, description="IncidentReports alerts may create per namespace and minute."
+    )
+    webhook_tls_cert_file: str | None = Field(
+        default=None, description="PEM certificate for the webhook (with the key file: HTTPS; unset: HTTP)."
+    )
+    webhook_tls_key_file: str | None = Field(default=None, description="PEM private key for the webhook.")
 
     # --- the stack the operator deploys in its own namespace ---
     operator_namespace: str = Field(

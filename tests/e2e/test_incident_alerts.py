@@ -61,6 +61,7 @@ def test_a_critical_alert_opens_one_incident_report(
         "INFRAGENIUS_WEBHOOK_PORT": str(port),
         "INFRAGENIUS_WEBHOOK_HOST": "127.0.0.1",
         "INFRAGENIUS_INCIDENT_ALERT_LABELS": '{"severity": "critical"}',
+        "INFRAGENIUS_INCIDENT_ALERT_NAMESPACES": json.dumps([namespace]),
         "INFRAGENIUS_INCIDENT_LEAD_MINUTES": "10",
     }
     name = report_name(Alert.model_validate(payload(namespace, "fp-checkout-1", starts_at)["alerts"][0]))
@@ -69,6 +70,12 @@ def test_a_critical_alert_opens_one_incident_report(
         # Not matching (severity=warning, no SLO label): nothing is created.
         ignored = post(port, payload(namespace, "fp-warning", starts_at, severity="warning"))
         assert ignored.status_code == 422, ignored.text
+        # A namespace outside INFRAGENIUS_INCIDENT_ALERT_NAMESPACES: refused (200: a retry would be refused too).
+        elsewhere = post(port, payload("kube-system", "fp-elsewhere", starts_at))
+        assert elsewhere.status_code == 200, elsewhere.text
+        assert elsewhere.json()["results"][0]["incident"] == "namespace-not-allowed", elsewhere.text
+        assert elsewhere.json()["results"][0]["action"] == "refused"
+        assert reports(cluster, "kube-system") == []
         reply = post(port, payload(namespace, "fp-checkout-1", starts_at))
         assert reply.status_code == 200, reply.text
         assert reply.json()["results"][0] == {

@@ -7,7 +7,8 @@ import json
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +16,8 @@ from kubernetes import client
 
 from infragenius.models.explanation import ExplainedStatus
 from infragenius_devtools.devcluster import scenarios as workloads
-from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from infragenius_devtools.devcluster.services import LocalOllama as OllamaServer
+from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import TINY_MODEL, E2ECluster
 
 pytestmark = pytest.mark.e2e
@@ -165,7 +166,7 @@ class CaptureProxy:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "CaptureProxy":
+    def __enter__(self) -> CaptureProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

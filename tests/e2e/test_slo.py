@@ -434,7 +434,8 @@ async def test_webhook_records_each_alert_once(
 ) -> None:
     make_slos(cluster, namespace, "checkout")
     body = alert_payload("4a3b2c1d00000001", namespace, "checkout")
-    async with webhook_client(KubeTriggerSink(operator_api)) as http:
+    sink = KubeTriggerSink(operator_api)
+    async with webhook_client(sink) as http:
         replies = [await http.post(PATH, json=body, headers=AUTH) for _ in range(5)]
         assert [r.status for r in replies] == [200] * 5
         assert [(await r.json())["results"][0]["action"] for r in replies] == ["triggered"] + ["duplicate"] * 4
@@ -448,6 +449,7 @@ async def test_webhook_records_each_alert_once(
         concurrent = alert_payload("4a3b2c1d00000002", namespace, "checkout")
         replies = await asyncio.gather(*(http.post(PATH, json=concurrent, headers=AUTH) for _ in range(5)))
         assert {r.status for r in replies} == {200}
+        assert sink.locks_held == 0  # the per-SLO locks are gone once no delivery needs them
         assert sorted([(await r.json())["results"][0]["action"] for r in replies]) == ["duplicate"] * 4 + ["triggered"]
 
         # The same alert firing again later (new startsAt) is a new trigger; its resolution is recorded.

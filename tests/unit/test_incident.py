@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -266,7 +267,9 @@ async def test_webhook_creates_one_report_per_alert() -> None:
 
     sink = _FakeIncidents()
     hook = AlertWebhook(
-        WebhookOptions(token=SecretStr("t"), incident_labels=(("severity", "critical"),)),
+        WebhookOptions(
+            token=SecretStr("t"), incident_labels=(("severity", "critical"),), incident_namespaces=frozenset({"*"})
+        ),
         sink=None,
         incidents=sink,  # type: ignore[arg-type]
     )
@@ -324,3 +327,70 @@ def test_metric_anomaly_enters_the_timeline_and_impact() -> None:
     assert "MetricAnomaly" in [e.kind for e in built.entries] and figures.error_rate == 0.02
     assert "Error rate: 2.00%" in markdown
     assert ranked[0].resource.name == "checkout"  # the rollout still precedes every symptom
+
+
+def _hook(**options: Any) -> tuple[Any, _FakeIncidents]:
+    from pydantic import SecretStr
+
+    from infragenius.alerts.receiver import AlertWebhook, WebhookOptions
+
+    sink = _FakeIncidents()
+    settings = {"incident_labels": (("severity", "critical"),), "incident_namespaces": frozenset({NS}), **options}
+    hook = AlertWebhook(WebhookOptions(token=SecretStr("t"), **settings), sink=None, incidents=sink)  # type: ignore[arg-type]
+    return hook, sink
+
+
+async def _send(hook: Any, *alert_list: Alert) -> tuple[int, list[dict[str, Any]]]:
+    from infragenius.models.alertmanager import WebhookPayload
+
+    body = {"version": "4", "alerts": [a.model_dump(by_alias=True, mode="json") for a in alert_list]}
+    reply = await hook._process(WebhookPayload.model_validate(body))
+    return reply.status, json.loads(reply.text)["results"]
+
+
+async def test_alerts_open_reports_only_in_allowed_namespaces() -> None:
+    hook, sink = _hook()
+    foreign = _alert()
+    foreign.labels["namespace"] = "team-b"
+    status, results = await _send(hook, foreign)
+    assert status == 200 and results[0]["incident"] == "namespace-not-allowed" and results[0]["action"] == "refused"
+    assert sink.created == set()
+    nothing_allowed, sink = _hook(incident_namespaces=frozenset())
+    status, results = await _send(nothing_allowed, _alert())
+    assert results[0]["incident"] == "namespace-not-allowed" and sink.created == set()
+    anywhere, sink = _hook(incident_namespaces=frozenset({"*"}))
+    status, results = await _send(anywhere, foreign)
+    assert results[0]["incident"] == "created" and sink.created == {("team-b", alerts.report_name(foreign))}
+
+
+async def test_one_request_opens_a_bounded_number_of_reports() -> None:
+    hook, sink = _hook(max_incidents_per_request=3)
+    many = [_alert(fingerprint=f"fp{i}") for i in range(5000)]
+    status, results = await _send(hook, *many)
+    assert status == 200 and len(sink.created) == 3
+    assert [r["incident"] for r in results].count("over-limit") == 4997
+    # Refused alerts were not remembered as handled: a later delivery may still open them.
+    status, results = await _send(hook, many[3])
+    assert results[0]["incident"] == "created"
+
+
+async def test_reports_per_namespace_are_rate_limited() -> None:
+    hook, sink = _hook(incidents_per_minute=2)
+    first = await _send(hook, _alert(fingerprint="a"), _alert(fingerprint="b"), _alert(fingerprint="c"))
+    assert [r["incident"] for r in first[1]] == ["created", "created", "rate-limited"]
+    assert len(sink.created) == 2
+
+
+def test_token_buckets_refill_and_forget_idle_keys() -> None:
+    from infragenius.alerts.receiver import TokenBuckets
+
+    now = [0.0]
+    buckets = TokenBuckets(per_minute=2, clock=lambda: now[0])
+    assert [buckets.take("ns") for _ in range(3)] == [True, True, False]
+    now[0] += 30  # one token back after half a minute at 2 a minute
+    assert buckets.take("ns") and not buckets.take("ns")
+    for i in range(3000):
+        buckets.take(f"ns-{i}")
+    now[0] += 120
+    buckets.take("again")
+    assert len(buckets._buckets) < 100  # idle, refilled buckets are dropped

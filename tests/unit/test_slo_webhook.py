@@ -1,5 +1,5 @@
-"""The Alertmanager webhook's pure parts: the de-duplication memory, matching an alert to an SLOReview, and
-the bounded record kept in status.
+"""The Alertmanager webhook's pure parts (the de-duplication memory, matching an alert to an SLOReview, the
+bounded record kept in status), and its server's own answers: a malformed token, and TLS.
 
 Everything that goes through the HTTP server or the Kubernetes side (auth, limits, malformed payloads,
 de-duplication in memory and in status, unknown SLOs, API failures) runs against the real KubeTriggerSink
@@ -8,8 +8,13 @@ and a real API server in tests/e2e/test_slo.py.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import ssl
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from infragenius.alerts.receiver import (
@@ -81,3 +86,76 @@ def test_the_record_kept_in_status_is_bounded() -> None:
         "firing",
     )
     assert rec.token == "4a3b2c1d00000001@2025-01-01T00:00:00.123456789Z"
+
+
+async def _raw_post(port: int, authorization: bytes, ssl_context: Any = None) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_context)
+    writer.write(
+        b"POST /alertmanager HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + authorization + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    await writer.drain()
+    reply = await reader.read()
+    writer.close()
+    return reply
+
+
+async def test_a_token_that_is_not_utf8_is_unauthorized_not_a_server_error() -> None:
+    hook = AlertWebhook(OPTIONS, sink=None)  # type: ignore[arg-type]  # never reached without a valid token
+    port = await hook.start("127.0.0.1", 0)
+    try:
+        for token in (b"Bearer \xff", b"Bearer \xc3\x28", b"Bearer s3cret-token\xff", b"\xff\xfe"):
+            reply = await _raw_post(port, token)
+            assert reply.startswith(b"HTTP/1.1 401"), (token, reply[:200])
+            assert b'"error": "unauthorized"' in reply
+        assert await _raw_post(port, b"Bearer s3cret-token") != b""
+    finally:
+        await hook.stop()
+    assert hook.replies[500] == 0
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+async def test_the_webhook_serves_https_with_the_mounted_certificate(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    options = WebhookOptions(token=SecretStr("s3cret-token"), tls_cert_file=str(cert), tls_key_file=str(key))
+    hook = AlertWebhook(options, sink=None)  # type: ignore[arg-type]
+    port = await hook.start("127.0.0.1", 0)
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        trusted.check_hostname = False  # connecting by address; the chain is what is checked
+        reply = await _raw_post(port, b"Bearer wrong", ssl_context=trusted)
+        assert reply.startswith(b"HTTP/1.1 401")
+        plain = await _raw_post(port, b"Bearer wrong")  # plain HTTP to the TLS port gets no HTTP answer
+        assert not plain.startswith(b"HTTP/1.1 401")
+    finally:
+        await hook.stop()
+    half = WebhookOptions(token=SecretStr("s3cret-token"), tls_cert_file=str(cert))
+    with pytest.raises(ValueError, match="both a certificate and a key"):
+        await AlertWebhook(half, sink=None).start("127.0.0.1", 0)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ import hmac
 import json
 import logging
 import re
+import ssl
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -36,6 +38,13 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1123 lab
 
 logger = logging.getLogger(__name__)
 
+# Incident outcomes refused by policy: answered 200 (a retry would be refused alike), with the reason.
+_REFUSED = {
+    "namespace-not-allowed": "alerts may not open IncidentReports here (INFRAGENIUS_INCIDENT_ALERT_NAMESPACES)",
+    "over-limit": "too many IncidentReports in one request",
+    "rate-limited": "too many IncidentReports for this namespace in the last minute",
+}
+
 
 class Sink(Protocol):
     async def deliver(self, namespace: str, name: str, record: TriggerRecord) -> str: ...
@@ -55,6 +64,46 @@ class WebhookOptions:
     read_timeout: float = 10.0
     #: Firing alerts carrying all these labels create an IncidentReport (empty: none do).
     incident_labels: tuple[tuple[str, str], ...] = ()
+    #: Namespaces alerts may open IncidentReports in; "*" allows any. Empty: none.
+    incident_namespaces: frozenset[str] = frozenset()
+    #: IncidentReports one request may create; the alerts past it are answered "over-limit".
+    max_incidents_per_request: int = 20
+    #: IncidentReports per namespace and minute (a token bucket per replica); past it: "rate-limited".
+    incidents_per_minute: float = 30.0
+    #: PEM files of the server certificate and key (mounted from a Secret); both unset: plain HTTP.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+
+class TokenBuckets:
+    """One token bucket per key, ``rate`` tokens a minute up to ``rate``; keys idle long enough are forgotten,
+    so the map stays as small as the set of keys active within a minute."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock = per_minute / 60.0, clock
+        self.capacity = max(1.0, per_minute)
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, when)
+
+    def take(self, key: Hashable) -> bool:
+        now = self.clock()
+        if len(self._buckets) > 1024:  # forget buckets that refilled completely
+            full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * self.rate >= self.capacity]
+            for stale in full:
+                del self._buckets[stale]
+        tokens, when = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - when) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1.0, now)
+        return True
+
+
+@dataclass
+class _RequestBudget:
+    """What one request may still do."""
+
+    incidents: int
 
 
 class RecentKeys:
@@ -109,6 +158,7 @@ class AlertWebhook:
     def __init__(self, options: WebhookOptions, sink: Sink, incidents: IncidentSink | None = None) -> None:
         self.options, self.sink, self.incidents = options, sink, incidents
         self.recent = RecentKeys(options.dedupe_size)
+        self.incident_rate = TokenBuckets(options.incidents_per_minute)
         self.replies: Counter[int] = Counter()  # status code -> count, for logs and tests
         self._token = options.token.get_secret_value().encode()
         self._runner: web.AppRunner | None = None
@@ -142,8 +192,10 @@ class AlertWebhook:
 
     def _authorized(self, request: web.Request) -> bool:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest: the time taken does not reveal how much of the token matched.
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+        # compare_digest: the time taken does not reveal how much of the token matched. aiohttp decodes
+        # header bytes that are not UTF-8 as surrogates; surrogateescape turns them back into those bytes.
+        offered = given.strip().encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(offered, self._token)
 
     async def handle(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -187,7 +239,7 @@ class AlertWebhook:
             return f"{namespace}/{name} is not a valid SLOReview name"
         return namespace, name
 
-    async def _incident(self, alert: Alert) -> str | None:
+    async def _incident(self, alert: Alert, budget: _RequestBudget) -> str | None:
         """Create the alert's IncidentReport when its labels match: created, duplicate, unavailable or None."""
         wanted = dict(self.options.incident_labels)
         if self.incidents is None or not incident_matches(alert, wanted):
@@ -195,9 +247,16 @@ class AlertWebhook:
         namespace = alert.labels.get(self.options.namespace_label, "")
         if not _NAMESPACE.match(namespace):
             return "no-namespace"
+        allowed = self.options.incident_namespaces
+        if "*" not in allowed and namespace not in allowed:
+            return "namespace-not-allowed"
         key = ("incident", namespace, alert.fingerprint, alert.starts_at)
         if not self.recent.add(key):
             return "duplicate"
+        if budget.incidents <= 0 or not self.incident_rate.take(namespace):
+            self.recent.discard(key)  # not handled: a later delivery may still open it
+            return "over-limit" if budget.incidents <= 0 else "rate-limited"
+        budget.incidents -= 1
         try:
             outcome = await self.incidents.create(namespace, alert)
         except IncidentUnavailable as err:
@@ -217,16 +276,19 @@ class AlertWebhook:
 
     async def _process(self, payload: WebhookPayload) -> web.Response:
         results: list[dict[str, Any]] = []
+        budget = _RequestBudget(incidents=self.options.max_incidents_per_request)
         for alert in payload.alerts:
             result: dict[str, Any] = {"fingerprint": alert.fingerprint, "status": alert.status.value}
             results.append(result)
-            incident = await self._incident(alert)
+            incident = await self._incident(alert, budget)
             if incident is not None:
                 result["incident"] = incident
             target = self._target(alert)
             if isinstance(target, str):
                 if incident in ("created", "duplicate"):
                     result["action"] = "incident"
+                elif incident in _REFUSED:
+                    result.update(action="refused", reason=_REFUSED[incident])
                 else:
                     result.update(action="unmatched", reason=target)
                 continue
@@ -257,7 +319,7 @@ class AlertWebhook:
         actions = {r["action"] for r in results}
         if "unavailable" in actions or any(r.get("incident") == "unavailable" for r in results):
             return _reply(503, error="unavailable", reason="could not record every alert; retry", results=results)
-        if actions & {"triggered", "recorded", "duplicate", "incident"}:
+        if actions & {"triggered", "recorded", "duplicate", "incident", "refused"}:
             return _reply(200, results=results)
         if "unknown" in actions:
             return _reply(404, error="unknown_slo", reason="no alert names an existing SLOReview", results=results)
@@ -272,13 +334,25 @@ class AlertWebhook:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port."""
+        tls = self._tls()  # a half-configured TLS fails here, before anything listens
         # No access log: a flood of bad requests must not become a flood of log lines.
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=tls)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self.port
+
+    def _tls(self) -> ssl.SSLContext | None:
+        cert, key = self.options.tls_cert_file, self.options.tls_key_file
+        if not cert and not key:
+            return None
+        if not cert or not key:
+            raise ValueError("webhook TLS needs both a certificate and a key file")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert, key)
+        return context
 
     async def stop(self) -> None:
         if self._runner is not None:

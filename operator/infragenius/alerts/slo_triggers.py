@@ -4,7 +4,8 @@ through the trigger annotation that the SLOReview handler watches."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -28,7 +29,29 @@ class KubeTriggerSink:
     def __init__(self, api: client.ApiClient, history: int = MAX_TRIGGERS) -> None:
         self.reviews = CustomResources(api, SLO_REVIEW)
         self.history = history
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # (lock, users): a lock lives while someone holds or waits for it, so the map stays as small as the
+        # number of SLOs receiving alerts at this moment, whatever names alerts carry.
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def locks_held(self) -> int:
+        """SLOs with a delivery in progress or waiting: 0 when idle, however many SLOs alerts named."""
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, namespace: str, name: str) -> AsyncIterator[None]:
+        key = (namespace, name)
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _call(self, name: str, request: Any) -> Any:
         try:
@@ -43,8 +66,7 @@ class KubeTriggerSink:
     async def deliver(self, namespace: str, name: str, record: TriggerRecord) -> str:
         """Record the alert; a firing one also asks for a review. Returns triggered, recorded or duplicate."""
         # One writer per SLO: status.triggers is replaced whole, so concurrent appends would lose records.
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
-        async with lock:
+        async with self._lock(namespace, name):
             obj = await self._call(name, self.reviews.get(namespace, name))
             triggers: list[dict[str, Any]] = list((obj.get("status") or {}).get("triggers") or [])
             annotation = ((obj.get("metadata") or {}).get("annotations") or {}).get(TRIGGER_ANNOTATION)
