@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import uuid
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from infragenius.history.store import HistoryStore
+from infragenius.history.store import HistoryStore, RunRecord
 from infragenius.stack.apply import POSTGRES_SECRET, stack_rules
 from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
@@ -266,3 +267,59 @@ def test_explanation_cache_hits_and_survives_a_redis_outage(
             redis_server.start()
     condition = next(c for c in bypassed["conditions"] if c["type"] == "Explained")
     assert condition["status"] == "True" and bypassed["explanation"]["cached"] is False
+
+
+def test_a_nul_character_anywhere_in_a_run_loses_nothing(postgres: LocalPostgres) -> None:
+    """Postgres refuses U+0000 in text and JSONB; an event message carrying one used to drop the whole run."""
+    nul = "pwned\x00tail"
+    finding = {
+        "id": "f" * 16,
+        "detector": "events",
+        "severity": "warning",
+        "resource": {"kind": "Pod", "name": f"web{nul}", "namespace": "nul-tenant"},
+        "title": f"Warning event: {nul}",
+        "evidence": [{"field": f"message{nul}", "value": nul}],
+    }
+    now = dt.datetime.now(dt.UTC)
+    record = RunRecord(
+        kind="Analysis",
+        namespace="nul-tenant",
+        name="nul",
+        resource_uid=f"uid-{uuid.uuid4()}",
+        generation=1,
+        run_id="nulrun",
+        trigger="spec",
+        requested_at=now,
+        target_namespace="nul-tenant",
+        phase="Completed",
+        started_at=now,
+        completed_at=now,
+        duration_seconds=0.1,
+        gather_seconds=0.05,
+        detect_seconds=0.01,
+        counts={"warning": 1},
+        summary=f"1 warning: {nul}",
+        missing=[{"source": nul}],
+        findings=[finding],
+        spec={"labelSelector": nul},
+        metadata={nul: [nul]},
+    )
+
+    async def write_and_read() -> tuple[bool, list[dict[str, Any]]]:
+        store = HistoryStore(postgres.url)
+        await store.open()
+        try:
+            await store.migrate()
+            written = await store.write_run(record)
+            return written, await store.findings_for_workload("nul-tenant", "Pod", "webpwned\ufffdtail", severity=None)
+        finally:
+            await store.close()
+
+    written, rows = asyncio.run(write_and_read())
+    assert written
+    assert [r["title"] for r in rows] == ["Warning event: pwned\ufffdtail"]
+    assert rows[0]["evidence"] == [{"field": "messagepwned\ufffdtail", "value": "pwned\ufffdtail"}]
+    summary = postgres.psql(
+        "SELECT summary FROM analyses a JOIN requests r ON r.id = a.request_id WHERE r.name = 'nul'"
+    )
+    assert summary == "1 warning: pwned\ufffdtail"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -102,6 +103,7 @@ class HistoryStore:
 
     async def write_run(self, record: RunRecord) -> bool:
         """Write one run in one transaction; False when it was already written (a retry or restart)."""
+        record = storable(record)
         async with self.pool.connection() as conn:
             async with conn.transaction():
                 row = await (
@@ -194,6 +196,23 @@ class HistoryStore:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(query, params)
             return list(await cursor.fetchall())
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def storable(record: RunRecord) -> RunRecord:
+    """The record with every NUL character replaced by U+FFFD: Postgres refuses NUL in text and JSONB, and one
+    tenant's event carrying one must not cost a cluster-wide run its history."""
+    changes = {f.name: _without_nul(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    return dataclasses.replace(record, **changes)
 
 
 def _finding_row(request_id: int, finding: dict[str, Any], observed: dt.datetime) -> Sequence[Any]:
