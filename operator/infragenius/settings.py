@@ -18,11 +18,25 @@ class Settings(BaseSettings):
         description="Used outside a cluster; in a pod the service account is used.",
     )
     prometheus_url: str | None = Field(default=None, description="Default Prometheus for metrics and SLOs.")
+    prometheus_allowed_urls: list[str] = Field(
+        default_factory=list,
+        description="Prometheus URLs a resource's spec.prometheus.url may name (JSON list), besides "
+        "INFRAGENIUS_PROMETHEUS_URL. Anything else is refused: the operator would otherwise fetch any address "
+        "a tenant writes.",
+    )
+    prometheus_tls_verify: bool = Field(default=True, description="Verify Prometheus's TLS certificate.")
+    prometheus_ca_file: str | None = Field(default=None, description="CA bundle for Prometheus's certificate.")
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per Prometheus query.")
     max_concurrent_analyses: int = Field(default=4, ge=1, le=64, description="Runs (of all kinds) gathering at once.")
     list_concurrency: int = Field(default=8, ge=1, le=64, description="Parallel LIST calls per analysis.")
     event_cap: int = Field(default=500, ge=10, le=10000, description="Newest warning events kept per snapshot.")
     namespaces: list[str] = Field(default_factory=list, description="Watch only these namespaces (empty: all).")
+    target_namespaces_allowed: list[str] = Field(
+        default_factory=list,
+        description='Namespaces a resource may target besides its own (JSON list; "*" also allows allNamespaces). '
+        "Empty: no operator-level limit; the chart's admission policy still asks the API server whether the "
+        "author may list pods there.",
+    )
     ollama_url: str | None = Field(default=None, description="Ollama server for explanations; unset disables them.")
     llm_model: str = Field(
         default="llama3.1:8b", max_length=128, description="Default model; spec.llm.model overrides it."

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios
 from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import wait_for
 
@@ -231,7 +232,7 @@ def test_api_server_rejects_impossible_windows(cluster: E2ECluster, namespace: s
 
 
 def test_error_rate_step_becomes_a_metric_anomaly(
-    cluster: E2ECluster, namespace: str, operator: KopfRunner, prometheus: Any
+    cluster: E2ECluster, namespace: str, operator_kubeconfig: str, prometheus: Any
 ) -> None:
     from tests.e2e.prometheus_support import T_END
 
@@ -247,8 +248,10 @@ def test_error_rate_step_becomes_a_metric_anomaly(
             "queries": [{"name": "checkout-errors", "query": query, "kind": "errorRate", "minChange": 0.005}],
         },
     }
-    scenarios.apply(cluster.kubectl, namespace, incident_report("errors", spec))
-    status = wait_report(cluster, namespace, "errors")["status"]
+    # A spec may name a Prometheus only from the operator's allowlist.
+    with running_operator(operator_kubeconfig, INFRAGENIUS_PROMETHEUS_ALLOWED_URLS=json.dumps([prometheus.url])):
+        scenarios.apply(cluster.kubectl, namespace, incident_report("errors", spec))
+        status = wait_report(cluster, namespace, "errors")["status"]
     assert status["phase"] == "Completed" and status["missing"] == [], status
     anomalies = [e for e in status["timeline"] if e["kind"] == "MetricAnomaly"]
     assert len(anomalies) == 1, status["timeline"]
@@ -267,7 +270,9 @@ def test_error_rate_step_becomes_a_metric_anomaly(
     assert degraded["status"] == "False", degraded
 
 
-def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespace: str, operator: KopfRunner) -> None:
+def test_unreachable_prometheus_degrades_the_report(
+    cluster: E2ECluster, namespace: str, operator_kubeconfig: str
+) -> None:
     from infragenius_devtools.support import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
@@ -275,8 +280,9 @@ def test_unreachable_prometheus_degrades_the_report(cluster: E2ECluster, namespa
         "since": "1h",
         "prometheus": {"url": dead, "queries": [{"name": "errors", "query": "vector(1)", "kind": "errorRate"}]},
     }
-    scenarios.apply(cluster.kubectl, namespace, incident_report("blind", spec))
-    status = wait_report(cluster, namespace, "blind")["status"]
+    with running_operator(operator_kubeconfig, INFRAGENIUS_PROMETHEUS_ALLOWED_URLS=json.dumps([dead])):
+        scenarios.apply(cluster.kubectl, namespace, incident_report("blind", spec))
+        status = wait_report(cluster, namespace, "blind")["status"]
     assert status["phase"] == "Completed" and any(m.startswith("prometheus errors") for m in status["missing"]), status
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True" and degraded["reason"] == "PrometheusUnavailable", degraded

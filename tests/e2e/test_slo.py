@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from infragenius import kubeapi
 from infragenius.alerts.receiver import PATH, AlertWebhook, WebhookOptions
 from infragenius.alerts.slo_triggers import KubeTriggerSink, TriggerUnavailable, UnknownSLO
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.api import TRIGGER_ANNOTATION
 from infragenius.models.explanation import ExplainedStatus
 from infragenius.models.slo import (
@@ -98,7 +99,7 @@ def assert_matches_hand_computed(report: slo_math.BudgetReport, scenario: Scenar
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_review_matches_hand_computed_values(prometheus: LocalPrometheus, name: str) -> None:
     scenario = SCENARIOS[name]
-    data = await collect(prometheus.url, ratio_sli(name), "30d", at=T_END)
+    data = await collect(PrometheusTarget(prometheus.url), ratio_sli(name), "30d", at=T_END)
     assert not data.failed, data.errors
     assert data.window_error_ratio is not None
     report = slo_math.evaluate(scenario.objective, "30d", data.window_error_ratio, data.error_ratios)
@@ -127,7 +128,7 @@ async def test_template_raw_and_latency_slis(prometheus: LocalPrometheus) -> Non
         (raw, SCENARIOS["breaching"]),
         (latency_sli(), LATENCY),
     ):
-        data = await collect(prometheus.url, sli, "30d", at=T_END)
+        data = await collect(PrometheusTarget(prometheus.url), sli, "30d", at=T_END)
         assert not data.failed, data.errors
         assert data.window_error_ratio is not None
         report = slo_math.evaluate(scenario.objective, "30d", data.window_error_ratio, data.error_ratios)
@@ -139,20 +140,22 @@ async def test_template_raw_and_latency_slis(prometheus: LocalPrometheus) -> Non
 
 async def test_no_data_and_failing_queries_are_reported(prometheus: LocalPrometheus) -> None:
     show(f"\nprometheus: backfill {prometheus.backfill_seconds:.1f}s, start {prometheus.start_seconds:.1f}s")
-    missing = await collect(prometheus.url, ratio_sli("no-such-scenario"), "30d", at=T_END)
+    missing = await collect(PrometheusTarget(prometheus.url), ratio_sli("no-such-scenario"), "30d", at=T_END)
     assert missing.no_data and not missing.failed
     assert all(v is None for v in missing.error_ratios.values())
 
     bad = SLISpec(ratio=RatioSLI(error_query="slo_requests_errors{", total_query="slo_requests_total"))
-    broken = await collect(prometheus.url, bad, "30d", at=T_END)
+    broken = await collect(PrometheusTarget(prometheus.url), bad, "30d", at=T_END)
     assert broken.failed and "parse error" in broken.errors["30d"]
 
     several = SLISpec(raw=RawSLI(error_ratio_query="rate(slo_requests_errors[$window])"))
-    ambiguous = await collect(prometheus.url, several, "30d", at=T_END)
+    ambiguous = await collect(PrometheusTarget(prometheus.url), several, "30d", at=T_END)
     assert ambiguous.failed and "series" in ambiguous.errors["30d"]
 
     started = time.perf_counter()
-    down = await collect(f"http://127.0.0.1:{free_port()}", ratio_sli("healthy"), "30d", at=T_END, timeout=2)
+    down = await collect(
+        PrometheusTarget(f"http://127.0.0.1:{free_port()}"), ratio_sli("healthy"), "30d", at=T_END, timeout=2
+    )
     assert down.failed and "ConnectionError" in next(iter(down.errors.values()))
     assert list(down.errors) == ["30d"]  # stops at the first failure
     assert time.perf_counter() - started < 2

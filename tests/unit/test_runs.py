@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from kubernetes import client
 
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.llm.base import InvalidModelOutput, ModelTimeout, ModelUnavailable
 from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.api import MODEL_SERVER_REASONS, ConditionType, Reason
@@ -90,3 +91,38 @@ def test_resume_decisions() -> None:
     assert runs.needs_run_on_resume({"metadata": {"generation": 2}, "status": done})
     failed = {"phase": "Failed", "observedGeneration": 1}
     assert not runs.needs_run_on_resume({"metadata": {"generation": 2}, "status": failed})
+
+
+def _runtime(**settings: object) -> runs.Runtime:
+    return runs.Runtime(settings=Settings(**settings), api=client.ApiClient(), slots=asyncio.Semaphore(1))
+
+
+def test_a_spec_may_name_only_an_allowed_prometheus() -> None:
+    runtime = _runtime(prometheus_url="http://prom.monitoring:9090", prometheus_allowed_urls=["https://thanos:10902/"])
+    assert runtime.prometheus_for(None) == PrometheusTarget("http://prom.monitoring:9090", True)
+    assert runtime.prometheus_for("http://prom.monitoring:9090/").url == "http://prom.monitoring:9090/"
+    assert runtime.prometheus_for("https://thanos:10902").url == "https://thanos:10902"
+    for hostile in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://prom.monitoring:9090/api/v1/admin/tsdb/snapshot#",
+        "http://prom.monitoring:9090.evil.example",
+        "http://kubernetes.default.svc/api/v1/secrets",
+    ):
+        with pytest.raises(runs.PrometheusNotAllowed, match="INFRAGENIUS_PROMETHEUS_ALLOWED_URLS"):
+            runtime.prometheus_for(hostile)
+
+
+def test_without_any_configured_prometheus_every_spec_url_is_refused() -> None:
+    runtime = _runtime()
+    assert runtime.prometheus_for(None) is None
+    with pytest.raises(runs.PrometheusNotAllowed):
+        runtime.prometheus_for("http://prometheus:9090")
+
+
+def test_prometheus_tls_is_verified_unless_configured_otherwise() -> None:
+    assert _runtime(prometheus_url="https://p").prometheus_for(None) == PrometheusTarget("https://p", True)
+    with_ca = _runtime(prometheus_url="https://p", prometheus_ca_file="/etc/ca.pem").prometheus_for(None)
+    assert with_ca == PrometheusTarget("https://p", "/etc/ca.pem")
+    insecure = _runtime(prometheus_url="https://p", prometheus_tls_verify=False).prometheus_for(None)
+    assert insecure == PrometheusTarget("https://p", False)
+

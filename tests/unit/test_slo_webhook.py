@@ -9,7 +9,6 @@ and a real API server in tests/e2e/test_slo.py.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from infragenius.alerts.receiver import (
     _record,
 )
 from infragenius.models.alertmanager import Alert
+from tests.tls_support import self_signed
 
 OPTIONS = WebhookOptions(token=SecretStr("s3cret-token"))
 
@@ -114,36 +114,8 @@ async def test_a_token_that_is_not_utf8_is_unauthorized_not_a_server_error() -> 
     assert hook.replies[500] == 0
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 async def test_the_webhook_serves_https_with_the_mounted_certificate(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     options = WebhookOptions(token=SecretStr("s3cret-token"), tls_cert_file=str(cert), tls_key_file=str(key))
     hook = AlertWebhook(options, sink=None)  # type: ignore[arg-type]
     port = await hook.start("127.0.0.1", 0)

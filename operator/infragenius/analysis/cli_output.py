@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from infragenius.analysis import engine
 from infragenius.analysis.runner import AnalysisOutcome, analyze
 from infragenius.gather.kube import ApiUnavailable, KubeGatherer, TargetNamespaceMissing
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.analysis import AnalysisSpec
 from infragenius.models.findings import Severity
 
@@ -53,6 +54,11 @@ def render_table(outcome: AnalysisOutcome) -> str:
     return "\n".join(lines)
 
 
+def _prometheus(args: argparse.Namespace) -> PrometheusTarget | None:
+    """The CLI's own user chose it (--prometheus-url); TLS is verified against the system's CAs."""
+    return PrometheusTarget(args.prometheus_url) if args.prometheus_url else None
+
+
 def run_cli_analysis(args: argparse.Namespace) -> int:
     try:
         spec = AnalysisSpec.model_validate(
@@ -71,7 +77,7 @@ def run_cli_analysis(args: argparse.Namespace) -> int:
         print(f"infragenius: cannot load kubeconfig: {err}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus_url=args.prometheus_url))
+        outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args)))
     except (TargetNamespaceMissing, ApiUnavailable) as err:
         print(f"infragenius: {err}", file=sys.stderr)
         return EXIT_ERROR

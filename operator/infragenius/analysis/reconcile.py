@@ -103,7 +103,9 @@ async def run(
     observed = time.monotonic()
     request = Request.of(body, KIND, runtime.api)
     spec = await request.validated(AnalysisSpec)
+    prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = None if spec.all_namespaces else spec.target_namespace or request.namespace
+    await request.allowed_target(runtime, target)
     run_id = runs.run_id_for(body, cause)
     if runs.finished_before(request, run_id, logger):
         return
@@ -116,7 +118,7 @@ async def run(
                 runtime.gatherer(observed),
                 spec,
                 target,
-                prometheus_url=runtime.settings.prometheus_url,
+                prometheus=prometheus,
                 prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
             )
         except TargetNamespaceMissing as err:

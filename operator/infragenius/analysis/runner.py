@@ -10,6 +10,7 @@ from infragenius.analysis import engine
 from infragenius.detectors import registry
 from infragenius.gather.container_metrics import gather_metrics
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
 from infragenius.models.findings import Finding
 from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
@@ -40,7 +41,7 @@ async def analyze(
     spec: AnalysisSpec,
     target_namespace: str | None,
     *,
-    prometheus_url: str | None = None,
+    prometheus: PrometheusTarget | None = None,
     prometheus_timeout: float = 10.0,
     not_before: float | None = None,
 ) -> AnalysisOutcome:
@@ -63,12 +64,12 @@ async def analyze(
     use_prometheus = (
         spec.prometheus.enabled and target_namespace is not None and any(d.name == "metrics" for d in detectors)
     )
-    url = (spec.prometheus.url or prometheus_url) if use_prometheus else None
+    metrics_source = prometheus if use_prometheus else None
 
     lookback = spec.prometheus.lookback
     (objects, events, reports), (metrics, prom_report) = await asyncio.gather(
         gatherer.gather(kinds, target_namespace, spec.label_selector),
-        gather_metrics(url, target_namespace, lookback, prometheus_timeout)
+        gather_metrics(metrics_source, target_namespace, lookback, prometheus_timeout)
         if use_prometheus and target_namespace is not None
         else _no_metrics(),
     )
@@ -93,7 +94,8 @@ async def analyze(
     missing = [
         r
         for r in reports
-        if r.status is GatherStatus.error or (r.source == "prometheus" and url and r.status is GatherStatus.no_data)
+        if r.status is GatherStatus.error
+        or (r.source == "prometheus" and metrics_source and r.status is GatherStatus.no_data)
     ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(

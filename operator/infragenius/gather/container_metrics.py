@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from infragenius.gather.prometheus import connect
+from infragenius.gather.prometheus import PrometheusTarget, connect
 from infragenius.snapshot import ContainerMetrics, GatherResult, GatherStatus, MetricsKey
 
 SOURCE = "prometheus"
@@ -34,9 +34,11 @@ def queries(namespace: str, window: str) -> dict[str, str]:
     }
 
 
-def _query_all(url: str, namespace: str, window: str, timeout: float) -> dict[MetricsKey, dict[str, float]]:
+def _query_all(
+    target: PrometheusTarget, namespace: str, window: str, timeout: float
+) -> dict[MetricsKey, dict[str, float]]:
     values: dict[MetricsKey, dict[str, float]] = {}
-    with connect(url, timeout) as prom:
+    with connect(target, timeout) as prom:
         for field, promql in queries(namespace, window).items():
             for sample in prom.instant(promql):
                 _add(values, field, sample, namespace)
@@ -56,14 +58,14 @@ def _add(values: dict[MetricsKey, dict[str, float]], field: str, sample: dict[st
 
 
 async def gather_metrics(
-    url: str | None, namespace: str, window: str, timeout: float = 10.0
+    target: PrometheusTarget | None, namespace: str, window: str, timeout: float = 10.0
 ) -> tuple[dict[MetricsKey, ContainerMetrics], GatherResult]:
     """Query Prometheus; never raises."""
-    if not url:
+    if target is None:
         return {}, GatherResult(SOURCE, GatherStatus.no_data, error="no Prometheus URL configured")
     started = time.perf_counter()
     try:
-        raw = await asyncio.wait_for(asyncio.to_thread(_query_all, url, namespace, window, timeout), timeout * 4 + 1)
+        raw = await asyncio.wait_for(asyncio.to_thread(_query_all, target, namespace, window, timeout), timeout * 4 + 1)
     except Exception as err:  # connection refused, timeouts, HTTP errors and bad JSON all degrade the same way
         return {}, GatherResult(
             SOURCE,

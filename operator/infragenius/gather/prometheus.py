@@ -4,6 +4,10 @@ Gather (container metrics), SLO reviews and incident anomalies all query through
 gets the same timeouts, no retries (an outage costs one quick failure, not a backoff loop) and the
 same error text: Prometheus's own message for a rejected query, the exception's for anything else.
 Calls block: run them in a worker thread.
+
+What a Prometheus says goes into status only as Prometheus API errors (``errorType: error`` of a JSON
+error envelope, bounded); any other reply is reported by its status code alone, so an address that is not
+a Prometheus cannot have its answer echoed into a tenant's status.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -24,6 +30,17 @@ Samples = list[tuple[dt.datetime, float]]
 
 # prometheus-api-client reports a non-200 reply as "HTTP Status Code 400 (b'<body>')".
 _HTTP_ERROR = re.compile(r"^HTTP Status Code (\d+) \((b'.*'|b\".*\")\)$", re.S)
+# The error types of Prometheus's HTTP API; only replies in this envelope are quoted.
+_ERROR_TYPES = frozenset({"bad_data", "timeout", "canceled", "execution", "internal", "unavailable", "not_found"})
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass(frozen=True)
+class PrometheusTarget:
+    """Where to query, and how to trust it: ``verify`` is True (system CAs), a CA bundle path, or False."""
+
+    url: str
+    verify: bool | str = True
 
 
 class PrometheusError(Exception):
@@ -31,24 +48,33 @@ class PrometheusError(Exception):
 
 
 def describe(err: BaseException) -> str:
-    """Prometheus's own message for a rejected query (e.g. its parse error), else the exception's."""
+    """Prometheus's own message for a rejected query (e.g. its parse error), the status code alone for any
+    other HTTP reply, else the exception's text."""
     text = str(err)
     found = _HTTP_ERROR.match(text)
-    if found:
-        try:
-            body = json.loads(ast.literal_eval(found.group(2)))
-            return f"HTTP {found.group(1)} {body.get('errorType', '')}: {body.get('error', '')}"[:400]
-        except (ValueError, SyntaxError, AttributeError):
-            pass
-    return f"{type(err).__name__}: {text}"[:400]
+    if not found:
+        return f"{type(err).__name__}: {text}"[:400]
+    code = found.group(1)
+    try:
+        body = json.loads(ast.literal_eval(found.group(2)))
+    except (ValueError, SyntaxError):
+        body = None
+    if isinstance(body, dict) and body.get("status") == "error" and body.get("errorType") in _ERROR_TYPES:
+        message = _UNPRINTABLE.sub(" ", str(body.get("error", "")))[:300]
+        return f"HTTP {code} {body['errorType']}: {message}"
+    return f"HTTP {code}: not a Prometheus API error reply (body not shown)"
 
 
 class PrometheusClient:
     """One connection to one Prometheus; ``timeout`` bounds each request and Prometheus's own evaluation."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, target: PrometheusTarget, timeout: float) -> None:
         self.timeout = timeout
-        self._prom = PrometheusConnect(url=url, disable_ssl=True, timeout=math.ceil(timeout), retry=Retry(total=0))
+        session = requests.Session()
+        session.verify = target.verify  # True, False, or a CA bundle path, as requests takes it
+        self._prom = PrometheusConnect(
+            url=target.url, session=session, timeout=math.ceil(timeout), retry=Retry(total=0)
+        )
 
     def instant(self, query: str, at: dt.datetime | None = None) -> list[dict[str, Any]]:
         """The samples of an instant query (``at``: the evaluation time; default now)."""
@@ -83,9 +109,9 @@ class PrometheusClient:
 
 
 @contextmanager
-def connect(url: str, timeout: float) -> Iterator[PrometheusClient]:
+def connect(target: PrometheusTarget, timeout: float) -> Iterator[PrometheusClient]:
     """A client for the length of one run's queries."""
-    client = PrometheusClient(url, timeout)
+    client = PrometheusClient(target, timeout)
     try:
         yield client
     finally:

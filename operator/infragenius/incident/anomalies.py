@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from infragenius.gather.prometheus import PrometheusError, Samples, connect
+from infragenius.gather.prometheus import PrometheusError, PrometheusTarget, Samples, connect
 from infragenius.incident.timeline import Entry
 from infragenius.kube.time import rfc3339
 from infragenius.models.findings import ResourceRef
@@ -96,14 +96,19 @@ class MetricsOutcome:
 
 
 def gather(
-    url: str, queries: list[MetricQuery], start: dt.datetime, end: dt.datetime, namespace: str, timeout: float
+    target: PrometheusTarget,
+    queries: list[MetricQuery],
+    start: dt.datetime,
+    end: dt.datetime,
+    namespace: str,
+    timeout: float,
 ) -> MetricsOutcome:
     """Blocking: run in a worker thread."""
     began = time.perf_counter()
     entries: list[Entry] = []
     errors: list[str] = []
     error_rate: float | None = None
-    with connect(url, timeout) as prom:
+    with connect(target, timeout) as prom:
         for query in queries:
             try:
                 samples = prom.first_series(query.query, start, end, step_seconds(start, end))

@@ -17,6 +17,7 @@ from infragenius.gather.kube import (
     events_in_scope,
     require_some_answer,
 )
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.history.store import RunRecord
 from infragenius.incident import anomalies, postmortem
 from infragenius.incident import causes as causes_mod
@@ -121,18 +122,17 @@ async def _metrics(
     spec: IncidentReportSpec,
     window: tuple[dt.datetime, dt.datetime],
     target: str,
-    default_url: str | None,
+    prometheus: PrometheusTarget | None,
     timeout: float,
 ) -> anomalies.MetricsOutcome:
-    url = spec.prometheus.url or default_url
     if not spec.prometheus.enabled or not spec.prometheus.queries:
         return anomalies.MetricsOutcome([], None, [], 0.0)
-    if not url:
+    if prometheus is None:
         return anomalies.MetricsOutcome(
             [], None, ["prometheus: not configured (spec.prometheus.url, INFRAGENIUS_PROMETHEUS_URL)"], 0.0
         )
     return await asyncio.to_thread(
-        anomalies.gather, url, spec.prometheus.queries, window[0], window[1], target, timeout
+        anomalies.gather, prometheus, spec.prometheus.queries, window[0], window[1], target, timeout
     )
 
 
@@ -142,7 +142,7 @@ async def investigate(
     target: str,
     title: str,
     *,
-    prometheus_url: str | None = None,
+    prometheus: PrometheusTarget | None = None,
     prometheus_timeout: float = 10.0,
 ) -> IncidentOutcome:
     started = time.perf_counter()
@@ -151,7 +151,7 @@ async def investigate(
     (objects, events, reports), (scaling_events, scaling_report), measured = await asyncio.gather(
         gatherer.gather([k for k in KINDS if k in ENDPOINTS], target, spec.label_selector),
         gatherer.events(target, SCALING_EVENTS, "scaling-events"),
-        _metrics(spec, window, target, prometheus_url, prometheus_timeout),
+        _metrics(spec, window, target, prometheus, prometheus_timeout),
     )
     require_some_answer(reports)
     reports.append(scaling_report)
@@ -272,7 +272,9 @@ async def run(
     observed = time.monotonic()  # before the slot wait, so queued runs share reads (as analyses do)
     request = Request.of(body, KIND, runtime.api)
     spec = await request.validated(IncidentReportSpec)
+    prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = spec.target_namespace or request.namespace
+    await request.allowed_target(runtime, target)
     run_id = runs.run_id_for(body, cause)
     if runs.finished_before(request, run_id, logger):
         return
@@ -286,7 +288,7 @@ async def run(
                 spec,
                 target,
                 title=f"{request.name} in {target}",
-                prometheus_url=runtime.settings.prometheus_url,
+                prometheus=prometheus,
                 prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
             )
         except TargetNamespaceMissing as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from kubernetes import client
 from pydantic import BaseModel, ValidationError
 
 from infragenius.gather.kube import KubeGatherer
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import RunRecord
 from infragenius.kube.time import now_rfc3339, parse_time
@@ -61,6 +63,25 @@ class Runtime:
             not_before=not_before,
         )
 
+    def prometheus_for(self, requested: str | None) -> PrometheusTarget | None:
+        """The Prometheus a run may query: ``requested`` (a spec's URL) only when the operator allows it,
+        else the operator's own; None when neither is set. Raises PrometheusNotAllowed."""
+        settings = self.settings
+        if requested and _normal(requested) not in self.allowed_prometheus:
+            raise PrometheusNotAllowed(
+                f"spec.prometheus.url {requested[:200]!r} is not a Prometheus this operator may query "
+                "(INFRAGENIUS_PROMETHEUS_ALLOWED_URLS); remove it to use the operator's Prometheus"
+            )
+        url = requested or settings.prometheus_url
+        if not url:
+            return None
+        return PrometheusTarget(url, settings.prometheus_ca_file or settings.prometheus_tls_verify)
+
+    @functools.cached_property
+    def allowed_prometheus(self) -> frozenset[str]:
+        urls = [*self.settings.prometheus_allowed_urls, self.settings.prometheus_url or ""]
+        return frozenset(_normal(u) for u in urls if u)
+
     def llm_options(self, spec: LLMSpec) -> LLMOptions:
         settings = self.settings
         return LLMOptions(
@@ -70,6 +91,14 @@ class Runtime:
             timeout=settings.llm_timeout_seconds,
             anonymize=spec.anonymize,
         )
+
+
+class PrometheusNotAllowed(ValueError):
+    """A spec names a Prometheus the operator's allowlist does not hold."""
+
+
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/")
 
 
 NO_MODEL_SERVER = ExplainOutcome(False, Reason.model_unavailable, "no model server configured (INFRAGENIUS_OLLAMA_URL)")
@@ -111,6 +140,24 @@ class Request:
 
     def ready(self, ok: bool, reason: Reason, message: str) -> list[dict[str, Any]]:
         return ready(self.status, ok, reason, message, self.generation)
+
+    async def allowed_prometheus(self, runtime: Runtime, requested: str | None) -> PrometheusTarget | None:
+        """The run's Prometheus; one the operator does not allow fails the run permanently (a spec change may
+        fix it), without a single request to it."""
+        try:
+            return runtime.prometheus_for(requested)
+        except PrometheusNotAllowed as err:
+            await refuse(self, Reason.prometheus_not_allowed, str(err))
+
+    async def allowed_target(self, runtime: Runtime, target: str | None) -> None:
+        """Refuse (permanently) a target outside the operator's allowlist, when one is configured: None is
+        every namespace, allowed only by "*"; the object's own namespace is always allowed."""
+        allowed = runtime.settings.target_namespaces_allowed
+        if not allowed or target == self.namespace or "*" in allowed or (target is not None and target in allowed):
+            return
+        what = "every namespace (allNamespaces)" if target is None else f"namespace {target!r}"
+        message = f"this operator does not analyse {what} for {self.namespace} (INFRAGENIUS_TARGET_NAMESPACES_ALLOWED)"
+        await refuse(self, Reason.target_not_allowed, message)
 
     async def validated(self, model: type[SpecT]) -> SpecT:
         """The spec as ``model``; an invalid one fails the run permanently (see ``reject_invalid_spec``)."""
@@ -173,20 +220,26 @@ async def mark_running(request: Request, run_id: str, started_at: str, message: 
     request.status["rerunToken"] = rerun_token
 
 
-async def fail_target_missing(request: Request, err: Exception) -> NoReturn:
-    """Phase Failed, permanently: re-running cannot help until the namespace exists (a spec change or rerun will)."""
-    metrics.RUNS.labels(kind=request.kind.kind, outcome="target_missing").inc()
+async def refuse(request: Request, reason: Reason, message: str, outcome: str = "refused", **fields: Any) -> NoReturn:
+    """Phase Failed, permanently: re-running cannot help until the spec (or the cluster) changes, and a spec
+    change or a rerun starts again. ``outcome`` labels the runs metric; ``fields`` go into the status too."""
+    metrics.RUNS.labels(kind=request.kind.kind, outcome=outcome).inc()
     await request.writer.patch(
         {
             "phase": Phase.failed.value,
             "observedGeneration": request.generation,
-            "completedAt": now_rfc3339(),
-            "summary": str(err),
-            "conditions": request.ready(False, Reason.target_not_found, str(err)),
+            "summary": message[:512],
+            "conditions": request.ready(False, reason, message),
+            **fields,
         }
     )
-    announce(request.body, Reason.target_not_found, str(err), warning=True)
-    raise kopf.PermanentError(str(err)) from err
+    announce(request.body, reason, message, warning=True)
+    raise kopf.PermanentError(message)
+
+
+async def fail_target_missing(request: Request, err: Exception) -> NoReturn:
+    """The namespace to look at does not exist (yet)."""
+    await refuse(request, Reason.target_not_found, str(err), outcome="target_missing", completedAt=now_rfc3339())
 
 
 async def retry_later(request: Request, retry: int, err: Exception) -> NoReturn:
@@ -203,21 +256,11 @@ async def retry_later(request: Request, retry: int, err: Exception) -> NoReturn:
 
 
 async def reject_invalid_spec(request: Request, err: ValidationError) -> NoReturn:
-    """Phase Failed with every validation error in one message; permanent, so Kopf does not retry."""
-    metrics.RUNS.labels(kind=request.kind.kind, outcome="invalid").inc()
+    """Every validation error in one message."""
     message = "invalid spec: " + "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
     )
-    await request.writer.patch(
-        {
-            "phase": Phase.failed.value,
-            "observedGeneration": request.generation,
-            "summary": message[:512],
-            "conditions": request.ready(False, Reason.invalid_spec, message),
-        }
-    )
-    announce(request.body, Reason.invalid_spec, message, warning=True)
-    raise kopf.PermanentError(message)
+    await refuse(request, Reason.invalid_spec, message, outcome="invalid")
 
 
 def announce(body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False) -> None:

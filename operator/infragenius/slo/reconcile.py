@@ -220,23 +220,23 @@ async def review(
     """Review one SLO and write its status; failures become conditions, never crashes."""
     request = Request.of(body, KIND, runtime.api)
     spec = await request.validated(SLOReviewSpec)
+    prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     current = await _start(request, reason, triggered)
     reason = current.last.reason  # names the alert when one asked for this review
     where = f"{request.namespace}/{request.name}"
-    url = spec.prometheus.url or runtime.settings.prometheus_url
-    if not url:
+    if prometheus is None:
         message = "no Prometheus: set spec.prometheus.url or INFRAGENIUS_PROMETHEUS_URL"
         await request.writer.patch(current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0))
         runs.announce(body, Reason.prometheus_not_configured, message, warning=True)
         return
 
     timeout = runtime.settings.prometheus_timeout_seconds
-    data = await collect(url, spec.sli, spec.window, at=spec.evaluation_time, timeout=timeout)
+    data = await collect(prometheus, spec.sli, spec.window, at=spec.evaluation_time, timeout=timeout)
     metrics.dependency("prometheus", not data.failed)
     if data.failed:
         metrics.RUNS.labels(kind=KIND.kind, outcome="query_failed").inc()
         detail = "; ".join(f"{window}: {error}" for window, error in data.errors.items())
-        message = f"Prometheus {url} could not answer: {detail}"
+        message = f"Prometheus {prometheus.url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
         await request.writer.patch(current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds))
         runs.announce(body, Reason.query_failed, message, warning=True)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from infragenius.gather.prometheus import PrometheusError, connect, describe
+from infragenius.gather.prometheus import PrometheusError, PrometheusTarget, connect, describe
 from infragenius.models.slo import BURN_WINDOWS, SLISpec
 from infragenius.slo.queries import window_queries
 
@@ -53,11 +53,11 @@ def _value(result: list[dict[str, Any]]) -> float | None:
 
 
 def _query_all(
-    url: str, queries: dict[str, str], at: dt.datetime, timeout: float
+    target: PrometheusTarget, queries: dict[str, str], at: dt.datetime, timeout: float
 ) -> tuple[dict[str, float | None], dict[str, str]]:
     values: dict[str, float | None] = {}
     errors: dict[str, str] = {}
-    with connect(url, timeout) as prom:
+    with connect(target, timeout) as prom:
         for window, promql in queries.items():
             try:
                 values[window] = _value(prom.instant(promql, at))
@@ -68,7 +68,7 @@ def _query_all(
 
 
 async def collect(
-    url: str,
+    target: PrometheusTarget,
     sli: SLISpec,
     slo_window: str,
     *,
@@ -85,7 +85,7 @@ async def collect(
     started = time.perf_counter()
     try:
         values, errors = await asyncio.wait_for(
-            asyncio.to_thread(_query_all, url, queries, at, timeout), timeout * len(queries) + 1
+            asyncio.to_thread(_query_all, target, queries, at, timeout), timeout * len(queries) + 1
         )
     except Exception as err:  # the overall deadline, or anything the thread could not report
         values, errors = {}, {"*": describe(err) if str(err) else type(err).__name__}
