@@ -108,6 +108,7 @@ def test_the_redis_url_carries_the_password_read_from_the_secret(settings: Setti
     assert urls.redis == "redis://:r3d%2Fis%2Bpw@infragenius-redis.ops.svc:6379/0"
     assert f"/api/v1/namespaces/ops/secrets/{REDIS_SECRET}" in reads
     assert "pg-secret" in (urls.postgres or "")
+    assert "r3d" not in repr(urls) and "pg-secret" not in repr(urls)  # never logged by accident
 
 
 def test_without_the_redis_password_there_is_no_redis_url(settings: Settings) -> None:

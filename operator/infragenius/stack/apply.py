@@ -53,8 +53,9 @@ _PLURALS = {
 class Endpoints:
     """Where the operator finds each component: an external URL or the one it deploys."""
 
-    postgres: str | None
-    redis: str | None
+    # The URLs carry passwords: kept out of repr so a logged Endpoints never shows them.
+    postgres: str | None = field(repr=False)
+    redis: str | None = field(repr=False)
     ollama: str | None
 
 
