@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=2, ge=1, le=64, description="In-flight model calls, operator-wide.")
     llm_namespace_concurrency: int = Field(default=1, ge=1, le=64, description="In-flight model calls per namespace.")
     llm_pull: bool = Field(default=True, description="Pull the model at start-up when it is missing.")
+    llm_force_anonymize: bool = Field(
+        default=True,
+        description="Mask names, addresses and secrets before the model sees them, whatever a resource's "
+        "spec.llm.anonymize says; false lets resources opt out.",
+    )
     llm_breaker_threshold: int = Field(default=2, ge=1, description="Failed calls that open the circuit breaker.")
     llm_breaker_cooldown_seconds: float = Field(
         default=30.0, ge=0, description="How long the open breaker skips the model."
@@ -118,6 +123,10 @@ class Settings(BaseSettings):
         default=None,
         description="Deploy and keep the stack in its desired state (default: only when running in a cluster, "
         "where its Service names resolve).",
+    )
+    operator_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "infragenius-operator"},
+        description="The operator pods' labels (JSON): the stack's NetworkPolicies admit only pods with these.",
     )
     stack_resync_seconds: float = Field(default=300.0, ge=1, description="How often drift is repaired.")
     stack_postgres: bool = Field(default=True, description="Deploy Postgres (ignored when postgres_url is set).")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +40,7 @@ CUSTOM_VALUES: dict[str, Any] = {
         "maxConcurrentAnalyses": 8,
         "extraEnv": [{"name": "INFRAGENIUS_LLM_BREAKER_THRESHOLD", "value": "5"}],
     },
-    "llm": {"model": "qwen2.5:7b", "numCtx": 8192, "pull": False},
+    "llm": {"model": "qwen2.5:7b", "numCtx": 8192, "pull": False, "forceAnonymize": False},
     "webhook": {
         "enabled": True,
         "token": {"value": "s3cret"},
@@ -124,6 +126,8 @@ def test_template_is_accepted_by_the_api_server(
             cluster.kubectl("create", "namespace", watched, check=False)
     else:
         assert "ClusterKopfPeering" in kinds and "PodDisruptionBudget" not in kinds
+        # On by default: the operator's NetworkPolicy and the cross-namespace admission policy.
+        assert {"NetworkPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= set(kinds)
     result = cluster.kubectl("apply", "--dry-run=server", "--server-side", "-f", "-", input=manifest, check=False)
     assert result.returncode == 0, result.stderr
     # The Role is namespaced to the release; the ClusterRole is the generated one.
@@ -160,6 +164,11 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert settings.namespaces == ["team-a", "team-b"]
     assert settings.health_port == 9090
     assert settings.llm_model == "qwen2.5:7b" and settings.llm_num_ctx == 8192 and settings.llm_pull is False
+    assert settings.llm_force_anonymize is False
+    assert settings.operator_pod_labels == {
+        "app.kubernetes.io/name": "infragenius-operator",
+        "app.kubernetes.io/instance": "ig",
+    }
     assert settings.webhook_token is not None and settings.webhook_token.get_secret_value().startswith("secret:")
     assert settings.incident_alert_labels == {"severity": "critical"}
     assert settings.postgres_url is not None and settings.postgres_url.get_secret_value() == "secret:pg"
@@ -195,7 +204,13 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     defaults = _settings_from(default, monkeypatch)
     assert defaults.webhook_token is None and defaults.postgres_url is None and defaults.namespaces == []
     # What the chart sets on purpose for a cluster: JSON logs, and peering so replicas can be added.
-    chart_choices = {"log_format": "json", "peering_name": "infragenius", "peering_lifetime_seconds": 30}
+    chart_choices = {
+        "log_format": "json",
+        "peering_name": "infragenius",
+        "peering_lifetime_seconds": 30,
+        # The stack's NetworkPolicies must select this release's pods.
+        "operator_pod_labels": {"app.kubernetes.io/name": "infragenius-operator", "app.kubernetes.io/instance": "ig"},
+    }
     for name, value in chart_choices.items():
         assert getattr(defaults, name) == value, name
     for name, field in Settings.model_fields.items():
@@ -303,3 +318,75 @@ def test_webhook_service_matches_the_alertmanager_example(helm: list[str]) -> No
     port = services["infragenius-operator-webhook"]["spec"]["ports"][0]["port"]
     assert f"http://infragenius-operator-webhook.infragenius-system.svc:{port}/alertmanager" in receiver
     assert not any(d and d["kind"] == "Secret" for d in yaml.safe_load_all(result.stdout))  # existingSecret: none made
+
+
+def test_the_pod_template_holds_no_hash_of_the_webhook_token(helm: list[str]) -> None:
+    """Anyone who may read pods could test guesses of a weak token against an unsalted hash offline."""
+    token = "s3cret"
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            _template(helm, "ops", "--set", "webhook.enabled=true", "--set", f"webhook.token.value={token}").stdout
+        )
+        if d
+    ]
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert not [k for k in annotations if k.startswith("checksum/")], annotations
+    text = yaml.safe_dump(deployment)
+    for material in (token, secret["data"]["token"], yaml.safe_dump(secret)):
+        assert hashlib.sha256(material.encode()).hexdigest() not in text
+    assert not re.search(r"\b[0-9a-f]{64}\b", text), "a hash in the Deployment"
+
+
+def _network_policy(helm: list[str], *extra: str) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all(_template(helm, "ops", *extra).stdout) if d]
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    return policy
+
+
+def _egress_ports(policy: dict[str, Any]) -> set[tuple[int, str]]:
+    return {(p["port"], p["protocol"]) for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+
+
+def test_network_policy_is_on_by_default_and_limits_egress(helm: list[str]) -> None:
+    policy = _network_policy(helm)
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "infragenius-operator",
+        "app.kubernetes.io/instance": "ig",
+    }
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    egress = policy["spec"]["egress"]
+    assert all(rule.get("ports") for rule in egress), "an egress rule open on every port"
+    # The API server, DNS, and the stack's three ports (to the stack's pods only); no Prometheus unless set.
+    assert _egress_ports(policy) == {
+        (443, "TCP"),
+        (6443, "TCP"),
+        (53, "UDP"),
+        (53, "TCP"),
+        (5432, "TCP"),
+        (6379, "TCP"),
+        (11434, "TCP"),
+    }
+    dns = next(r for r in egress if (53, "UDP") in {(p["port"], p["protocol"]) for p in r["ports"]})
+    assert dns["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+    stack = next(r for r in egress if {"port": 6379, "protocol": "TCP"} in r["ports"])
+    assert stack["to"] == [
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/part-of": "infragenius",
+                    "app.kubernetes.io/managed-by": "infragenius-operator",
+                }
+            }
+        }
+    ]
+    with_prometheus = _network_policy(helm, "--set", "operator.prometheusUrl=http://prometheus.monitoring.svc:9090")
+    assert (9090, "TCP") in _egress_ports(with_prometheus)
+    without_stack = _network_policy(helm, "--set", "stack.manage=false")
+    assert (6379, "TCP") not in _egress_ports(without_stack)
+    off = [d for d in yaml.safe_load_all(_template(helm, "ops", "--set", "networkPolicy.enabled=false").stdout) if d]
+    assert "NetworkPolicy" not in {d["kind"] for d in off}

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from infragenius.history.store import HistoryStore, RunRecord
-from infragenius.stack.apply import POSTGRES_SECRET, stack_rules
+from infragenius.stack.apply import POSTGRES_SECRET, REDIS_SECRET, stack_rules
 from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
 from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
@@ -76,7 +76,7 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(cluster: E2ECluster, ope
         objects = json.loads(
             cluster.kubectl(
                 "get",
-                "statefulsets,deployments,services,pvc,secrets",
+                "statefulsets,deployments,services,pvc,secrets,networkpolicies",
                 "-n",
                 ns,
                 "-l",
@@ -89,8 +89,12 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(cluster: E2ECluster, ope
         assert names == [
             "Deployment/infragenius-ollama",
             "Deployment/infragenius-redis",
+            "NetworkPolicy/infragenius-ollama",
+            "NetworkPolicy/infragenius-postgres",
+            "NetworkPolicy/infragenius-redis",
             "PersistentVolumeClaim/infragenius-ollama-models",
             "Secret/infragenius-postgres",
+            "Secret/infragenius-redis",
             "Service/infragenius-ollama",
             "Service/infragenius-postgres",
             "Service/infragenius-redis",
@@ -115,6 +119,12 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(cluster: E2ECluster, ope
         assert ollama["volumes"][0]["persistentVolumeClaim"]["claimName"] == "infragenius-ollama-models"
         secret = get(cluster, "secret", POSTGRES_SECRET, ns)
         assert len(secret["data"]["password"]) >= 40
+        redis_secret = get(cluster, "secret", REDIS_SECRET, ns)
+        assert len(redis_secret["data"]["password"]) >= 40
+        redis_env = get(cluster, "deployment", "infragenius-redis", ns)["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+        assert {"name": REDIS_SECRET, "key": "password"} in [e["valueFrom"]["secretKeyRef"] for e in redis_env]
 
         # Drift: a deleted Service comes back, a changed image is set back.
         cluster.kubectl("delete", "service", "infragenius-redis", "-n", ns)
@@ -134,8 +144,11 @@ def test_stack_is_deployed_repaired_and_the_secret_kept(cluster: E2ECluster, ope
     with running_operator(operator_account.kubeconfig, **env):
         time.sleep(3)  # several resyncs
         again = get(cluster, "secret", POSTGRES_SECRET, ns)
+        redis_again = get(cluster, "secret", REDIS_SECRET, ns)
     assert again["data"] == secret["data"]
     assert again["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+    assert redis_again["data"] == redis_secret["data"]
+    assert redis_again["metadata"]["resourceVersion"] == redis_secret["metadata"]["resourceVersion"]
     client.CoreV1Api(cluster.api).delete_namespace(ns)
 
 

@@ -2,7 +2,7 @@
 
 Server-side apply with ``force`` both repairs drift (fields we own are set back)
 and recreates deleted objects. The Postgres Secret is the exception: it is
-created once with a generated password and never written again.
+created once with a generated password and never written again; so is the Redis one.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ from infragenius.settings import Settings
 
 FIELD_MANAGER = "infragenius-operator"
 POSTGRES_SECRET = "infragenius-postgres"
+REDIS_SECRET = "infragenius-redis"
+# Every object the stack may hold, by kind: the stack Role limits get/patch/update to these names.
+OBJECT_NAMES = {
+    "deployments": ["infragenius-ollama", "infragenius-redis"],
+    "statefulsets": ["infragenius-postgres"],
+    "services": ["infragenius-ollama", "infragenius-postgres", "infragenius-redis"],
+    "persistentvolumeclaims": ["infragenius-ollama-models"],
+    "networkpolicies": ["infragenius-ollama", "infragenius-postgres", "infragenius-redis"],
+}
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     undefined=jinja2.StrictUndefined,
@@ -35,6 +45,7 @@ _PLURALS = {
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
 }
 
 
@@ -42,15 +53,17 @@ _PLURALS = {
 class Endpoints:
     """Where the operator finds each component: an external URL or the one it deploys."""
 
-    postgres: str | None
-    redis: str | None
+    # The URLs carry passwords: kept out of repr so a logged Endpoints never shows them.
+    postgres: str | None = field(repr=False)
+    redis: str | None = field(repr=False)
     ollama: str | None
 
 
 @dataclass
 class EnsureReport:
     applied: list[str] = field(default_factory=list)
-    secret_created: bool = False
+    secret_created: bool = False  # the Postgres one
+    redis_secret_created: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -71,6 +84,8 @@ def render(settings: Settings) -> list[dict[str, Any]]:
     values = {
         "namespace": settings.operator_namespace,
         "secret_name": POSTGRES_SECRET,
+        "redis_secret_name": REDIS_SECRET,
+        "operator_pod_labels": settings.operator_pod_labels,
         "postgres_image": settings.postgres_image,
         "postgres_storage": settings.postgres_storage,
         "redis_image": settings.redis_image,
@@ -106,27 +121,27 @@ def _apply_sync(api: client.ApiClient, obj: dict[str, Any]) -> None:
     )
 
 
-def _ensure_secret_sync(api: client.ApiClient, namespace: str) -> bool:
-    """Create the Postgres Secret if absent; True when created. An existing Secret is never touched."""
+def _ensure_secret_sync(api: client.ApiClient, namespace: str, component: str = "postgres") -> bool:
+    """Create the component's password Secret if absent; True when created. An existing Secret is never touched."""
     password = secrets.token_urlsafe(32)
+    data = {"password": base64.b64encode(password.encode()).decode()}
+    if component == "postgres":
+        data["username"] = base64.b64encode(b"infragenius").decode()
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": POSTGRES_SECRET,
+            "name": POSTGRES_SECRET if component == "postgres" else REDIS_SECRET,
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/name": "postgres",
+                "app.kubernetes.io/name": component,
                 "app.kubernetes.io/instance": "infragenius",
                 "app.kubernetes.io/part-of": "infragenius",
                 "app.kubernetes.io/managed-by": "infragenius-operator",
             },
         },
         "type": "Opaque",
-        "data": {
-            "password": base64.b64encode(password.encode()).decode(),
-            "username": base64.b64encode(b"infragenius").decode(),
-        },
+        "data": data,
     }
     try:
         kubeapi.request(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
@@ -137,9 +152,13 @@ def _ensure_secret_sync(api: client.ApiClient, namespace: str) -> bool:
     return True
 
 
-def read_postgres_password(api: client.ApiClient, namespace: str) -> str:
-    secret = kubeapi.request(api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{POSTGRES_SECRET}")
+def read_password(api: client.ApiClient, namespace: str, name: str) -> str:
+    secret = kubeapi.request(api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
     return base64.b64decode(secret["data"]["password"]).decode()
+
+
+def read_postgres_password(api: client.ApiClient, namespace: str) -> str:
+    return read_password(api, namespace, POSTGRES_SECRET)
 
 
 async def ensure(api: client.ApiClient, settings: Settings) -> EnsureReport:
@@ -151,6 +170,13 @@ async def ensure(api: client.ApiClient, settings: Settings) -> EnsureReport:
             report.secret_created = await asyncio.to_thread(_ensure_secret_sync, api, settings.operator_namespace)
         except client.ApiException as err:
             report.errors.append(f"Secret/{POSTGRES_SECRET}: {err.status} {err.reason}")
+    if "redis" in wanted:
+        try:
+            report.redis_secret_created = await asyncio.to_thread(
+                _ensure_secret_sync, api, settings.operator_namespace, "redis"
+            )
+        except client.ApiException as err:
+            report.errors.append(f"Secret/{REDIS_SECRET}: {err.status} {err.reason}")
     for obj in render(settings):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         try:
@@ -174,8 +200,15 @@ def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoi
         if password:
             postgres = f"postgresql://infragenius:{password}@infragenius-postgres.{ns}.svc:5432/infragenius"
     redis = settings.redis_url.get_secret_value() if settings.redis_url else None
-    if redis is None and deployed and settings.stack_redis:
-        redis = f"redis://infragenius-redis.{ns}.svc:6379/0"
+    if redis is None and deployed and settings.stack_redis and api is not None:
+        # The deployed Redis requires its generated password; without it there is no cache.
+        try:
+            redis_password = read_password(api, ns, REDIS_SECRET)
+        except (client.ApiException, KeyError):
+            redis_password = None
+        if redis_password:
+            quoted = urllib.parse.quote(redis_password, safe="")
+            redis = f"redis://:{quoted}@infragenius-redis.{ns}.svc:6379/0"
     ollama = settings.ollama_url
     if ollama is None and deployed and settings.stack_ollama:
         ollama = f"http://infragenius-ollama.{ns}.svc:11434"
@@ -184,18 +217,24 @@ def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoi
 
 def stack_rules() -> list[dict[str, Any]]:
     """The namespaced Role the operator needs in its own namespace to manage the stack."""
-    return [
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments", "statefulsets"],
-            "verbs": ["get", "list", "watch", "create", "patch"],
-        },
+    groups = {"deployments": "apps", "statefulsets": "apps", "networkpolicies": "networking.k8s.io"}
+    rules: list[dict[str, Any]] = []
+    for plural, names in OBJECT_NAMES.items():
+        group = groups.get(plural, "")
+        # RBAC cannot limit create by name (the name is in the body, not the URL), so create stays open;
+        # everything that touches an existing object is limited to the stack's own names.
+        rules.append({"apiGroups": [group], "resources": [plural], "verbs": ["create"]})
+        rules.append(
+            {"apiGroups": [group], "resources": [plural], "resourceNames": names, "verbs": ["get", "patch", "update"]}
+        )
+    # Secrets: create the passwords once and read them back; never update or list others' data.
+    rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]})
+    rules.append(
         {
             "apiGroups": [""],
-            "resources": ["services", "persistentvolumeclaims"],
-            "verbs": ["get", "list", "watch", "create", "patch"],
-        },
-        # Secrets: create the Postgres password once and read it back; never update or list others' data.
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [POSTGRES_SECRET], "verbs": ["get"]},
-    ]
+            "resources": ["secrets"],
+            "resourceNames": [POSTGRES_SECRET, REDIS_SECRET],
+            "verbs": ["get"],
+        }
+    )
+    return rules
