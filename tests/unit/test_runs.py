@@ -126,3 +126,12 @@ def test_prometheus_tls_is_verified_unless_configured_otherwise() -> None:
     insecure = _runtime(prometheus_url="https://p", prometheus_tls_verify=False).prometheus_for(None)
     assert insecure == PrometheusTarget("https://p", False)
 
+
+
+def test_the_operator_can_force_masking_whatever_a_resource_asks() -> None:
+    from infragenius.models.common import LLMSpec
+
+    unmasked = LLMSpec(enabled=True, anonymize=False)
+    assert _runtime().llm_options(unmasked).anonymize is True  # forced by default
+    assert _runtime(llm_force_anonymize=False).llm_options(unmasked).anonymize is False
+    assert _runtime(llm_force_anonymize=False).llm_options(LLMSpec(enabled=True)).anonymize is True

@@ -89,7 +89,8 @@ class Runtime:
             num_ctx=settings.llm_num_ctx,
             max_reply_tokens=settings.llm_max_reply_tokens,
             timeout=settings.llm_timeout_seconds,
-            anonymize=spec.anonymize,
+            # The operator-level switch wins: a resource may not send unmasked names if the platform says no.
+            anonymize=spec.anonymize or settings.llm_force_anonymize,
         )
 
 
