@@ -37,6 +37,9 @@ CUSTOM_VALUES: dict[str, Any] = {
         "healthPort": 9090,
         "namespaces": ["team-a", "team-b"],
         "prometheusUrl": "http://prometheus.monitoring.svc:9090",
+        "prometheusAllowedUrls": ["https://thanos.monitoring.svc:10902"],
+        "prometheusCaSecret": "monitoring-ca",
+        "targetNamespacesAllowed": ["shared"],
         "maxConcurrentAnalyses": 8,
         "extraEnv": [{"name": "INFRAGENIUS_LLM_BREAKER_THRESHOLD", "value": "5"}],
     },
@@ -45,6 +48,9 @@ CUSTOM_VALUES: dict[str, Any] = {
         "enabled": True,
         "token": {"value": "s3cret"},
         "incidentAlertLabels": {"severity": "critical"},
+        "incidentAlertNamespaces": ["team-a"],
+        "incidentAlertPerMinute": 5,
+        "tls": {"secretName": "webhook-tls"},
     },
     "networkPolicy": {"enabled": True, "ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
     "stack": {
@@ -171,6 +177,23 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     }
     assert settings.webhook_token is not None and settings.webhook_token.get_secret_value().startswith("secret:")
     assert settings.incident_alert_labels == {"severity": "critical"}
+    assert settings.incident_alert_namespaces == ["team-a"] and settings.incident_alert_per_minute == 5
+    assert settings.incident_alert_max_per_request == 20
+    assert settings.webhook_tls_cert_file == "/etc/infragenius/webhook-tls/tls.crt"
+    assert settings.webhook_tls_key_file == "/etc/infragenius/webhook-tls/tls.key"
+    assert settings.prometheus_allowed_urls == ["https://thanos.monitoring.svc:10902"]
+    assert settings.prometheus_tls_verify is True
+    assert settings.prometheus_ca_file == "/etc/infragenius/prometheus-ca/ca.crt"
+    assert settings.target_namespaces_allowed == ["shared"]
+    mounts = {
+        m["name"]: m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
+    assert mounts["webhook-tls"] == "/etc/infragenius/webhook-tls"
+    assert mounts["prometheus-ca"] == "/etc/infragenius/prometheus-ca"
+    volumes = {
+        v["name"]: v.get("secret", {}).get("secretName") for v in deployment["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["webhook-tls"] == "webhook-tls" and volumes["prometheus-ca"] == "monitoring-ca"
     assert settings.postgres_url is not None and settings.postgres_url.get_secret_value() == "secret:pg"
     assert settings.stack_redis is False and settings.redis_url is None
     assert settings.ollama_gpus == 2 and settings.ollama_runtime_class == "nvidia"
