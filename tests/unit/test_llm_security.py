@@ -148,6 +148,17 @@ def test_names_are_masked_only_as_whole_tokens() -> None:
     assert anon.mask("GET /api/v1/namespaces/api/pods") == "GET /api/v1/namespaces/NAMESPACE_1/pods"
 
 
+def test_anonymize_false_keeps_names_but_never_secrets() -> None:
+    line = f"pod {corpus.POD} in {corpus.NAMESPACE}: password=Hunter2Secret! NAMESPACE_1"
+    prompt = build_prompt(
+        subset_snapshot(), [finding_with([line])], [], num_ctx=8192, reserve_for_reply=768, anonymize=False
+    )
+    assert corpus.POD in prompt.user and corpus.NAMESPACE in prompt.user
+    assert "Hunter2Secret" not in prompt.user and "[REDACTED]" in prompt.user
+    assert prompt.prompt_ids == ["FINDING_1"] and prompt.finding_ids[0] not in prompt.user
+    assert prompt.anonymizer.restore("LITERAL_1 FINDING_1") == f"NAMESPACE_1 {prompt.finding_ids[0]}"
+
+
 def test_placeholder_look_alikes_in_input_are_never_restored_as_names() -> None:
     anon = Anonymizer()
     anon.add_names("NAMESPACE", ["payments-prod", "billing"])
