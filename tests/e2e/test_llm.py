@@ -317,10 +317,10 @@ def test_healthz_answers_while_hostile_events_are_masked(
     crashing_namespace(cluster, core, namespace)
     pod = workloads.wait_pods(core, namespace, "app=checkout", 2)[0]
     hostile = [("password." * 120)[:1023] + "x", ("token-" * 200)[:1023] + "=", ("a." * 600)[:1023] + "@"]
-    for i in range(90):
-        workloads.post_warning_event(
-            core, namespace, "Pod", pod.metadata.name, f"Hostile{i:02d}", hostile[i % 3] + f" {i}", 3, pod.metadata.uid
-        )
+    for i in range(90):  # four messages per reason: the events detector keeps them all as evidence
+        for j in range(4):
+            message = hostile[(i + j) % 3] + f" {i}-{j}"
+            workloads.post_warning_event(core, namespace, "Pod", pod.metadata.name, f"Hostile{i:02d}", message, 3)
     health_port = _free_port()
     dead = f"http://127.0.0.1:{_free_port()}"  # the stall to catch is building the prompt, before any call
     latencies: list[float] = []
