@@ -333,6 +333,7 @@ async def test_injected_commands_are_dropped_and_counted() -> None:
     assert outcome.ok and outcome.reason == "Explained", outcome
     status = outcome.status
     assert status is not None and status.commands_dropped == 3
+    assert outcome.message.endswith("dropped 3 proposed command(s) outside the allowlist")
     commands = [step.command for step in status.remediation]
     assert commands == [f"kubectl rollout undo deploy/{corpus.DEPLOYMENT} -n {corpus.NAMESPACE}", "", "", ""]
     assert [step.action for step in status.remediation] == ["step 0", "step 1", "step 2", "step 3"]

@@ -119,9 +119,8 @@ class Explainer:
                     restored, dropped = checked(restore(cached, prompt), prompt)
                     status = self._status(options, prompt, restored, hit, started, attempts=0, dropped=dropped)
                     status.cached = True
-                    return ExplainOutcome(
-                        True, Reason.explained, f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt
-                    )
+                    message = f"{options.model} ({PROMPT_VERSION}), from cache{_dropped_note(dropped)}"
+                    return ExplainOutcome(True, Reason.explained, message, status, prompt)
         try:
             self.breaker.check()
         except CircuitOpen as err:
@@ -167,7 +166,8 @@ class Explainer:
                     )
                 restored, dropped = checked(restore(explanation, prompt), prompt)
                 status = self._status(options, prompt, restored, usage, started, attempts, dropped=dropped)
-                return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION})", status, prompt)
+                message = f"{options.model} ({PROMPT_VERSION}){_dropped_note(dropped)}"
+                return ExplainOutcome(True, Reason.explained, message, status, prompt)
         assert last_error is not None
         return ExplainOutcome(
             False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt
@@ -228,6 +228,10 @@ def checked(explanation: Explanation, prompt: Prompt) -> tuple[Explanation, int]
             step = step.model_copy(update={"command": ""})
         steps.append(step)
     return explanation.model_copy(update={"remediation": steps}), dropped
+
+
+def _dropped_note(dropped: int) -> str:
+    return f"; dropped {dropped} proposed command(s) outside the allowlist" if dropped else ""
 
 
 def restore(explanation: Explanation, prompt: Prompt) -> Explanation:
