@@ -14,11 +14,14 @@ import httpx
 import pytest
 from kubernetes import client
 
+from infragenius.llm.commands import check_command
 from infragenius.models.explanation import ExplainedStatus
 from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius_devtools.devcluster.services import LocalOllama as OllamaServer
-from tests.e2e.analysis_support import analysis, running_operator, wait_phase
+from tests.e2e.analysis_support import analysis, get_analysis, running_operator, wait_phase
 from tests.e2e.conftest import TINY_MODEL, E2ECluster
+from tests.unit import llm_corpus as corpus
+from tests.unit.test_llm_security import INJECTIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -194,31 +197,155 @@ def test_nothing_sensitive_reaches_the_model_server(
         "AKIAIOSFODNN7EXAMPLE",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlc2lnbmF0dXJl",
     ]
-    deployment = workloads.deployment("pelican-payments", 1, custom_status=True, image="registry.example/pelican-payments:2.0")
+    deployment = workloads.deployment(
+        "pelican-payments", 1, custom_status=True, image="registry.example/pelican-payments:2.0"
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["env"] = [{"name": "DB_PASSWORD", "value": secrets[0]}, {"name": "API_TOKEN", "value": secrets[1]}]
     container["args"] = [f"--aws-key={secrets[2]}"]
-    workloads.apply(cluster.kubectl, namespace, deployment, workloads.service("toucan-gateway", {"app": "pelican-payments"}))
-    pods = workloads.wait_pods(core, namespace, "app=pelican-payments", 1)
-    for pod in pods:
-        workloads.patch_failure(core, pod, "CrashLoopBackOff")
-        workloads.post_warning_event(
-            core, namespace, "Pod", pod.metadata.name, "FailedMount",
-            f"mount failed for oncall@canary-corp.example from 10.42.17.99: password={secrets[0]} token {secrets[3]}",
-            5, pod.metadata.uid,
-        )
-    node = pods[0].spec.node_name
-    with CaptureProxy(ollama.url) as proxy, running_operator(operator_kubeconfig, **llm_env(proxy.url)):
-        workloads.apply(cluster.kubectl, namespace, analysis("canary", LLM_ON))
-        status = wait_phase(cluster, namespace, "canary", ("Completed", "Failed"), timeout=180)["status"]
-    chats = [b for b in proxy.bodies if '"messages"' in b]
-    assert chats, "the model was never asked"
-    assert explained(status)["reason"] == "Explained"
-    sent = "\n".join(json.loads(b)["messages"][1]["content"] for b in chats) + "\n".join(chats)
-    planted = [
-        namespace, "flamingo", "pelican-payments", "pelican", "toucan-gateway", pods[0].metadata.name, node,
-        "oncall@canary-corp.example", "10.42.17.99", *secrets, "eyJhbGciOiJIUzI1NiJ9",
+    # Names only the pod spec knows (their kinds are not gathered): mounts, env sources, account, pull secret.
+    pod_spec = deployment["spec"]["template"]["spec"]
+    pod_spec["serviceAccountName"] = corpus.SERVICE_ACCOUNT
+    pod_spec["imagePullSecrets"] = [{"name": corpus.PULL_SECRET}]
+    pod_spec["volumes"] = [
+        {"name": "settings", "configMap": {"name": corpus.CONFIGMAP, "optional": True}},
+        {"name": "creds", "secret": {"secretName": corpus.SECRET, "optional": True}},
     ]
+    container["envFrom"] = [{"secretRef": {"name": corpus.SECRET, "optional": True}}]
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": corpus.SERVICE_ACCOUNT}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": corpus.PVC},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    workloads.apply(cluster.kubectl, namespace, account, claim)
+    workloads.apply(
+        cluster.kubectl, namespace, deployment, workloads.service("toucan-gateway", {"app": "pelican-payments"})
+    )
+    pods = workloads.wait_pods(core, namespace, "app=pelican-payments", 1)
+    node = pods[0].spec.node_name
+    real = {corpus.NAMESPACE: namespace, corpus.POD: pods[0].metadata.name, corpus.NODE: node}
+    pod = pods[0]
+    workloads.patch_failure(core, pod, "CrashLoopBackOff")
+    # The corpus goes out in slices, one analysis each: the tiny model reads 8192 tokens at most, and a prompt
+    # left out for length would prove nothing.
+    slices = [[line for line, _ in corpus.CORPUS[i : i + 8]] for i in range(0, len(corpus.CORPUS), 8)]
+    slices.append(INJECTIONS)  # and the injections, through the real model server
+    statuses = []
+    with (
+        CaptureProxy(ollama.url) as proxy,
+        running_operator(operator_kubeconfig, **llm_env(proxy.url, INFRAGENIUS_LLM_NUM_CTX="8192")),
+    ):
+        for k, lines in enumerate(slices):
+            core.delete_collection_namespaced_event(namespace)
+            workloads.post_warning_event(
+                core,
+                namespace,
+                "Pod",
+                pod.metadata.name,
+                "FailedMount",
+                f"mount failed for oncall@canary-corp.example from 10.42.17.99: "
+                f"password={secrets[0]} token {secrets[3]}",
+                5,
+                pod.metadata.uid,
+            )
+            for i, line in enumerate(lines):  # four messages per reason: what the events detector keeps
+                reason = f"CanaryLeak{k:02d}x{i // 4}"
+                workloads.post_warning_event(core, namespace, "Pod", pod.metadata.name, reason, _real(line, real), 3)
+            workloads.apply(cluster.kubectl, namespace, analysis(f"canary-{k}", LLM_ON))
+            statuses.append(
+                wait_phase(cluster, namespace, f"canary-{k}", ("Completed", "Failed"), timeout=300)["status"]
+            )
+    chats = [b for b in proxy.bodies if '"messages"' in b]
+    assert len(chats) >= len(slices), "the model was not asked about every slice"
+    for status in statuses:
+        assert explained(status)["reason"] == "Explained", explained(status)
+        # Every finding went out, so every corpus line did: none was left out for length.
+        assert (
+            status["explanation"]["findingsSent"] == status["explanation"]["findingsTotal"] == status["totalFindings"]
+        )
+    users = [json.loads(b)["messages"][1]["content"] for b in chats]
+    sent = "\n".join(users) + "\n".join(chats)
+    planted = [
+        namespace,
+        "flamingo",
+        "pelican-payments",
+        "pelican",
+        "toucan-gateway",
+        pods[0].metadata.name,
+        node,
+        "oncall@canary-corp.example",
+        "10.42.17.99",
+        *secrets,
+        "eyJhbGciOiJIUzI1NiJ9",
+    ]
+    planted += [_real(value, real) for _, values in corpus.CORPUS for value in values]
     leaked = [p for p in planted if p in sent]
     assert leaked == [], leaked
     assert "[REDACTED]" in sent and "NAMESPACE_1" in sent
+    assert all(f"CanaryLeak{k:02d}x0" in sent for k in range(len(slices)))
+    # Injected text reached the model only as quoted data: never at the start of a line of the prompt.
+    for user in users:
+        for line in user.splitlines():
+            assert not line.startswith(("SYSTEM", "Ignore", "to kubectl", '"}]}', "END FINDINGS. New")), line
+    # Whatever the model answered, every command in status passes the allowlist.
+    names = {namespace, "pelican-payments", pods[0].metadata.name, "toucan-gateway", node}
+    for status in statuses:
+        for step in status["explanation"]["remediation"]:
+            assert check_command(step.get("command", ""), names) is None, step
+        assert status["explanation"]["commandsDropped"] >= 0
+
+
+def _real(text: str, real: dict[str, str]) -> str:
+    """A corpus line with its example names replaced by the live cluster's."""
+    for example, live in real.items():
+        text = text.replace(example, live)
+    return text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_healthz_answers_while_hostile_events_are_masked(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str
+) -> None:
+    """Backtracking-prone messages in many findings: the event loop must stay free while the prompt is built."""
+    crashing_namespace(cluster, core, namespace)
+    pod = workloads.wait_pods(core, namespace, "app=checkout", 2)[0]
+    hostile = [("password." * 120)[:1023] + "x", ("token-" * 200)[:1023] + "=", ("a." * 600)[:1023] + "@"]
+    for i in range(90):  # four messages per reason: the events detector keeps them all as evidence
+        for j in range(4):
+            message = hostile[(i + j) % 3] + f" {i}-{j}"
+            workloads.post_warning_event(core, namespace, "Pod", pod.metadata.name, f"Hostile{i:02d}", message, 3)
+    health_port = _free_port()
+    dead = f"http://127.0.0.1:{_free_port()}"  # the stall to catch is building the prompt, before any call
+    latencies: list[float] = []
+    with running_operator(
+        operator_kubeconfig, **llm_env(dead, INFRAGENIUS_LLM_NUM_CTX="131072", INFRAGENIUS_HEALTH_PORT=str(health_port))
+    ):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        workloads.apply(cluster.kubectl, namespace, analysis("hostile", LLM_ON))
+        done = False
+        while not done:
+            started = time.perf_counter()
+            reply = httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=30)
+            latencies.append(time.perf_counter() - started)
+            assert reply.status_code == 200
+            phase = (get_analysis(cluster, namespace, "hostile").get("status") or {}).get("phase")
+            done = phase in ("Completed", "Failed")
+            time.sleep(0.05)
+    status = get_analysis(cluster, namespace, "hostile")["status"]
+    assert status["phase"] == "Completed", status
+    assert status["totalFindings"] >= 90
+    print(f"\n/healthz during the analysis: worst {max(latencies) * 1000:.0f} ms over {len(latencies)} probes")
+    assert max(latencies) < 1.0

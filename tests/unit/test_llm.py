@@ -31,15 +31,19 @@ def make(i: int, severity: Severity = Severity.critical, message: str = "") -> F
         resource=ResourceRef(kind="Deployment", name=f"checkout-{i}", namespace=NS),
         problem="CrashLoopBackOff",
         title=f"2 pods of Deployment checkout-{i}: container app is in CrashLoopBackOff",
-        evidence=[("status.containerStatuses[app].state.waiting.reason", f"checkout-{i}-7d9f-abcde: CrashLoopBackOff"),
-                  ("event:BackOff", message or "x42: Back-off restarting failed container")],
+        evidence=[
+            ("status.containerStatuses[app].state.waiting.reason", f"checkout-{i}-7d9f-abcde: CrashLoopBackOff"),
+            ("event:BackOff", message or "x42: Back-off restarting failed container"),
+        ],
         remediation=f"kubectl logs -n {NS} deploy/checkout-{i} --previous",
     )
 
 
 def snapshot(deployments: int = 3) -> Snapshot:
     objects = {
-        "Deployment": [{"kind": "Deployment", "metadata": {"name": f"checkout-{i}", "namespace": NS}} for i in range(deployments)],
+        "Deployment": [
+            {"kind": "Deployment", "metadata": {"name": f"checkout-{i}", "namespace": NS}} for i in range(deployments)
+        ],
         "Pod": [pod(f"checkout-{i}-7d9f-abcde", "worker-eu-1") for i in range(deployments)],
         "Node": [{"kind": "Node", "metadata": {"name": "worker-eu-1"}}],
         "Service": [{"kind": "Service", "metadata": {"name": "ledger-api", "namespace": NS}}],
@@ -59,14 +63,26 @@ def test_names_addresses_and_secrets_are_masked_and_names_restored() -> None:
         "key AKIAIOSFODNN7EXAMPLE, mail oncall@canary-corp.example, Authorization: Bearer abcdefghijklmnop1234567890"
     )
     masked = anon.mask(text)
-    for leaked in (NS, "checkout", "worker-eu-1", "10.42.17.99", "Hunter2Secret", "ghp_ABCDEF", "AKIAIOSFODNN7EXAMPLE",
-                   "oncall@canary-corp.example", "abcdefghijklmnop1234567890"):
+    for leaked in (
+        NS,
+        "checkout",
+        "worker-eu-1",
+        "10.42.17.99",
+        "Hunter2Secret",
+        "ghp_ABCDEF",
+        "AKIAIOSFODNN7EXAMPLE",
+        "oncall@canary-corp.example",
+        "abcdefghijklmnop1234567890",
+    ):
         assert leaked not in masked, leaked
     assert masked.startswith("pod POD_1 of WORKLOAD_1 in NAMESPACE_1 on NODE_1 (IP_1) failed: password=[REDACTED]")
     assert anon.secrets_masked >= 4
     # Stable within a request, restorable for names, never for secrets.
     assert anon.mask("checkout again") == "WORKLOAD_1 again"
-    assert anon.restore("restart WORKLOAD_1 on NODE_1; see [REDACTED]") == "restart checkout on worker-eu-1; see [REDACTED]"
+    assert (
+        anon.restore("restart WORKLOAD_1 on NODE_1; see [REDACTED]")
+        == "restart checkout on worker-eu-1; see [REDACTED]"
+    )
 
 
 def test_prompt_is_anonymized_versioned_and_within_budget() -> None:
@@ -108,7 +124,9 @@ def test_schema_pins_finding_ids_and_bounds_strings() -> None:
 
 VALID = {
     "summary": "WORKLOAD_1 crashes on start",
-    "rootCauses": [{"title": "bad config in WORKLOAD_1", "findingIds": ["a" * 16], "reasoning": "exit 1 right after start"}],
+    "rootCauses": [
+        {"title": "bad config in WORKLOAD_1", "findingIds": ["a" * 16], "reasoning": "exit 1 right after start"}
+    ],
     "remediation": [{"action": "roll back WORKLOAD_1", "command": "kubectl rollout undo deploy/WORKLOAD_1"}],
     "confidence": "medium",
 }

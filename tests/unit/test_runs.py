@@ -127,7 +127,6 @@ def test_prometheus_tls_is_verified_unless_configured_otherwise() -> None:
     assert insecure == PrometheusTarget("https://p", False)
 
 
-
 def test_the_operator_can_force_masking_whatever_a_resource_asks() -> None:
     from infragenius.models.common import LLMSpec
 

@@ -18,7 +18,8 @@ from redis.exceptions import RedisError
 from infragenius.observability import metrics
 
 log = logging.getLogger(__name__)
-KEY_PREFIX = "infragenius:explain:v1:"
+# v2: entries cite per-prompt finding ids (FINDING_1), restored per request.
+KEY_PREFIX = "infragenius:explain:v2:"
 
 
 class ExplanationCache(Protocol):

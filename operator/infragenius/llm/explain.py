@@ -6,16 +6,19 @@ reason, and the analysis keeps its rule-based findings.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
 from pydantic import ValidationError
 
 from infragenius.cache.redis_cache import ExplanationCache, cache_key
 from infragenius.llm.base import LLM, InvalidModelOutput, LLMError, ModelTimeout, ModelUnavailable
+from infragenius.llm.commands import check_command
 from infragenius.llm.guard import CircuitBreaker, CircuitOpen, Limiter
 from infragenius.llm.prompt import PROMPT_VERSION, Prompt, build_prompt
 from infragenius.models.api import Reason
@@ -23,6 +26,8 @@ from infragenius.models.explanation import ExplainedStatus, Explanation, explana
 from infragenius.models.findings import Finding
 from infragenius.observability import metrics
 from infragenius.snapshot import Snapshot
+
+_CONTROL = re2.compile(r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+")
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,10 @@ class Explainer:
                 self.breaker.check()
             except CircuitOpen as err:
                 return ExplainOutcome(False, ModelUnavailable.reason, str(err))
-        prompt = build_prompt(
+        # Masking and rendering are CPU work on cluster text: off the event loop, so handlers, the webhook
+        # and /healthz keep answering while a large prompt is built.
+        prompt = await asyncio.to_thread(
+            build_prompt,
             snapshot,
             findings,
             missing_sources,
@@ -98,21 +106,21 @@ class Explainer:
             return ExplainOutcome(
                 False, Reason.context_too_small, f"num_ctx {options.num_ctx} leaves no room for a finding"
             )
-        schema = explanation_schema(prompt.finding_ids)
+        schema = explanation_schema(prompt.prompt_ids)
         key = cache_key(options.model, PROMPT_VERSION, prompt.system, prompt.user, json.dumps(schema, sort_keys=True))
         if self.cache is not None:
             hit = await self.cache.get(key)
             if hit is not None:
                 try:
-                    cached = parse_reply(json.dumps(hit["explanation"]), prompt.finding_ids)
+                    cached = parse_reply(json.dumps(hit["explanation"]), prompt.prompt_ids)
                 except (InvalidModelOutput, KeyError):
                     cached = None  # an entry from an incompatible version: ask the model again
                 if cached is not None:
-                    status = self._status(options, prompt, restore(cached, prompt), hit, started, attempts=0)
+                    restored, dropped = checked(restore(cached, prompt), prompt)
+                    status = self._status(options, prompt, restored, hit, started, attempts=0, dropped=dropped)
                     status.cached = True
-                    return ExplainOutcome(
-                        True, Reason.explained, f"{options.model} ({PROMPT_VERSION}), from cache", status, prompt
-                    )
+                    message = f"{options.model} ({PROMPT_VERSION}), from cache{_dropped_note(dropped)}"
+                    return ExplainOutcome(True, Reason.explained, message, status, prompt)
         try:
             self.breaker.check()
         except CircuitOpen as err:
@@ -142,7 +150,7 @@ class Explainer:
                 metrics.LLM_TOKENS.labels(direction="prompt").inc(completion.prompt_tokens or 0)
                 metrics.LLM_TOKENS.labels(direction="reply").inc(completion.completion_tokens or 0)
                 try:
-                    explanation = parse_reply(completion.content, prompt.finding_ids)
+                    explanation = parse_reply(completion.content, prompt.prompt_ids)
                 except InvalidModelOutput as err:
                     last_error = err
                     continue
@@ -156,8 +164,10 @@ class Explainer:
                     await self.cache.set(
                         key, {"explanation": json.loads(explanation.model_dump_json(by_alias=True)), **usage}
                     )
-                status = self._status(options, prompt, restore(explanation, prompt), usage, started, attempts)
-                return ExplainOutcome(True, Reason.explained, f"{options.model} ({PROMPT_VERSION})", status, prompt)
+                restored, dropped = checked(restore(explanation, prompt), prompt)
+                status = self._status(options, prompt, restored, usage, started, attempts, dropped=dropped)
+                message = f"{options.model} ({PROMPT_VERSION}){_dropped_note(dropped)}"
+                return ExplainOutcome(True, Reason.explained, message, status, prompt)
         assert last_error is not None
         return ExplainOutcome(
             False, last_error.reason, f"after {attempts} attempts: {last_error}"[:1000], prompt=prompt
@@ -171,6 +181,8 @@ class Explainer:
         usage: dict[str, Any],
         started: float,
         attempts: int,
+        *,
+        dropped: int = 0,
     ) -> ExplainedStatus:
         seconds = usage.get("modelSeconds")
         return ExplainedStatus(
@@ -183,6 +195,7 @@ class Explainer:
             findings_sent=prompt.findings_sent,
             findings_total=prompt.findings_total,
             attempts=attempts,
+            commands_dropped=dropped,
             summary=explanation.summary,
             root_causes=explanation.root_causes,
             remediation=explanation.remediation,
@@ -204,13 +217,30 @@ def parse_reply(content: str, allowed_ids: Sequence[str]) -> Explanation:
     return explanation
 
 
+def checked(explanation: Explanation, prompt: Prompt) -> tuple[Explanation, int]:
+    """Drop every proposed command the allowlist refuses (the step keeps its text); count them."""
+    names = prompt.anonymizer.names
+    dropped = 0
+    steps = []
+    for step in explanation.remediation:
+        if step.command and check_command(step.command, names) is not None:
+            dropped += 1
+            step = step.model_copy(update={"command": ""})
+        steps.append(step)
+    return explanation.model_copy(update={"remediation": steps}), dropped
+
+
+def _dropped_note(dropped: int) -> str:
+    return f"; dropped {dropped} proposed command(s) outside the allowlist" if dropped else ""
+
+
 def restore(explanation: Explanation, prompt: Prompt) -> Explanation:
-    """Put the real names back into every string of the reply."""
+    """Put the real names and finding ids back into every string of the reply; control characters go."""
     data: Any = json.loads(explanation.model_dump_json())
 
     def walk(value: Any) -> Any:
         if isinstance(value, str):
-            return prompt.anonymizer.restore(value)
+            return prompt.anonymizer.restore(_CONTROL.sub(" ", value))
         if isinstance(value, list):
             return [walk(v) for v in value]
         if isinstance(value, dict):

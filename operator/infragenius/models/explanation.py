@@ -84,6 +84,7 @@ class ExplainedStatus(CamelModel):
     findings_total: int = 0
     cached: bool = False
     attempts: int = 0
+    commands_dropped: int = Field(default=0, description="Commands the model proposed that the allowlist refused.")
     summary: str | None = Field(default=None, max_length=400)
     root_causes: list[RootCause] = Field(default_factory=list, max_length=3)
     remediation: list[RemediationStep] = Field(default_factory=list, max_length=5)
