@@ -83,7 +83,7 @@ async def history_throughput(url: str, findings: list[dict], runs: int = 500) ->
 
 
 async def cache_hits(ollama_url: str, redis_url: str, snapshot, findings, hits: int = 200) -> tuple[list[float], float]:
-    cache = RedisExplanationCache(redis_url)
+    cache = RedisExplanationCache(redis_url, signing_key=b"benchmark-signing-key")
     explainer = Explainer(OllamaLLM(ollama_url), cache=cache)
     options = LLMOptions(model=LocalOllama.MODEL, num_ctx=4096, max_reply_tokens=512, timeout=300)
     started = time.perf_counter()

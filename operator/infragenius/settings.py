@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
+    cache_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key that seals cache entries (HMAC); the deployed Redis's Secret provides one. Unset with an "
+        "external Redis: a random key per process, so replicas do not share entries.",
+    )
 
     @property
     def manages_stack(self) -> bool:

