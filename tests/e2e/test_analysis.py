@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios as workloads
-from tests.e2e.analysis_support import analysis, by_problem, get_analysis, running_operator, wait_phase
+from tests.e2e.analysis_support import analysis, by_problem, get_analysis, wait_phase
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.support import service_account_kubeconfig, wait_for
 
@@ -122,32 +121,6 @@ def test_missing_target_namespace_fails_once_with_a_clear_message(
     assert [(e.reason, e.count or 1) for e in events if e.reason == "TargetNotFound"] == [("TargetNotFound", 1)]
 
 
-def test_targets_outside_the_operators_allowlist_are_refused(
-    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str
-) -> None:
-    """INFRAGENIUS_TARGET_NAMESPACES_ALLOWED: another namespace only from the list, allNamespaces only with "*"."""
-    workloads.apply(cluster.kubectl, namespace, workloads.deployment("web", 1))
-    with running_operator(operator_kubeconfig, INFRAGENIUS_TARGET_NAMESPACES_ALLOWED=json.dumps(["default"])):
-        workloads.apply(cluster.kubectl, namespace, analysis("peek", {"targetNamespace": "kube-system"}))
-        workloads.apply(cluster.kubectl, namespace, analysis("everything", {"allNamespaces": True}))
-        workloads.apply(cluster.kubectl, namespace, analysis("listed", {"targetNamespace": "default"}))
-        workloads.apply(cluster.kubectl, namespace, analysis("own", {"targetNamespace": namespace}))
-        refused = {
-            name: wait_phase(cluster, namespace, name, ("Failed", "Completed"))["status"]
-            for name in ("peek", "everything")
-        }
-        for name in ("listed", "own"):
-            assert wait_phase(cluster, namespace, name, ("Failed", "Completed"))["status"]["phase"] == "Completed"
-    for name, what in (("peek", "namespace 'kube-system'"), ("everything", "every namespace (allNamespaces)")):
-        status = refused[name]
-        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-        assert (status["phase"], ready["status"], ready["reason"]) == ("Failed", "False", "TargetNotAllowed")
-        assert what in ready["message"] and "INFRAGENIUS_TARGET_NAMESPACES_ALLOWED" in ready["message"]
-        assert "findings" not in status or status["findings"] == []  # nothing was read from the target
-        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
-        assert [e.reason for e in events if e.type == "Warning"] == ["TargetNotAllowed"]
-
-
 def test_api_server_rejects_invalid_specs_with_clear_messages(cluster: E2ECluster, namespace: str, crds: None) -> None:
     cases = {
         "a detector cannot be both included and excluded": {"detectors": {"include": ["pod"], "exclude": ["pod"]}},
@@ -191,19 +164,6 @@ def test_rerun_annotation_and_spec_change_run_again(cluster: E2ECluster, namespa
         what="a run for generation 2",
     )
     assert third["runId"] not in (first, second["runId"])
-
-
-def test_prometheus_down_degrades_but_completes(cluster: E2ECluster, namespace: str, operator_kubeconfig: str) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with running_operator(operator_kubeconfig, INFRAGENIUS_PROMETHEUS_ALLOWED_URLS=json.dumps([dead])):
-        workloads.apply(cluster.kubectl, namespace, analysis("degraded", {"prometheus": {"url": dead}}))
-        status = wait_phase(cluster, namespace, "degraded", ("Completed", "Failed"))["status"]
-    assert status["phase"] == "Completed"
-    assert [m["source"] for m in status["missing"]] == ["prometheus"]
-    assert "Connection" in status["missing"][0]["error"] or "refused" in status["missing"][0]["error"]
-    assert "could not read prometheus" in status["summary"]
 
 
 def test_cli_records_forbidden_sources_as_missing(cluster: E2ECluster, namespace: str) -> None:

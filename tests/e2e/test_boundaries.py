@@ -1,4 +1,7 @@
-"""A resource's spec.prometheus.url is the one address a tenant can make the operator fetch.
+"""Operator-level boundaries, each with its own operator configuration (so none of these tests shares a
+module-wide operator): target namespaces, and the Prometheus a resource may make the operator query.
+
+A resource's spec.prometheus.url is the one address a tenant can make the operator fetch.
 
 Only URLs on the operator's allowlist (INFRAGENIUS_PROMETHEUS_ALLOWED_URLS, plus its own Prometheus) are
 queried; whatever an allowed server answers reaches status only as a status code, or as a Prometheus API
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
@@ -154,3 +159,42 @@ def test_tls_is_verified_unless_the_operator_trusts_the_ca(
             trusted = wait_phase(cluster, namespace, "trusted", ("Completed",), timeout=120)["status"]
         assert server.requests, "with the CA trusted, the queries went through"
         assert "HTTP 403" in {m["source"]: m for m in trusted["missing"]}["prometheus"]["error"]
+
+
+def test_prometheus_down_degrades_but_completes(cluster: E2ECluster, namespace: str, operator_kubeconfig: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with running_operator(operator_kubeconfig, INFRAGENIUS_PROMETHEUS_ALLOWED_URLS=json.dumps([dead])):
+        workloads.apply(cluster.kubectl, namespace, analysis("degraded", {"prometheus": {"url": dead}}))
+        status = wait_phase(cluster, namespace, "degraded", ("Completed", "Failed"))["status"]
+    assert status["phase"] == "Completed"
+    assert [m["source"] for m in status["missing"]] == ["prometheus"]
+    assert "Connection" in status["missing"][0]["error"] or "refused" in status["missing"][0]["error"]
+    assert "could not read prometheus" in status["summary"]
+
+
+def test_targets_outside_the_operators_allowlist_are_refused(
+    cluster: E2ECluster, core: client.CoreV1Api, namespace: str, operator_kubeconfig: str
+) -> None:
+    """INFRAGENIUS_TARGET_NAMESPACES_ALLOWED: another namespace only from the list, allNamespaces only with "*"."""
+    workloads.apply(cluster.kubectl, namespace, workloads.deployment("web", 1))
+    with running_operator(operator_kubeconfig, INFRAGENIUS_TARGET_NAMESPACES_ALLOWED=json.dumps(["default"])):
+        workloads.apply(cluster.kubectl, namespace, analysis("peek", {"targetNamespace": "kube-system"}))
+        workloads.apply(cluster.kubectl, namespace, analysis("everything", {"allNamespaces": True}))
+        workloads.apply(cluster.kubectl, namespace, analysis("listed", {"targetNamespace": "default"}))
+        workloads.apply(cluster.kubectl, namespace, analysis("own", {"targetNamespace": namespace}))
+        refused = {
+            name: wait_phase(cluster, namespace, name, ("Failed", "Completed"))["status"]
+            for name in ("peek", "everything")
+        }
+        for name in ("listed", "own"):
+            assert wait_phase(cluster, namespace, name, ("Failed", "Completed"))["status"]["phase"] == "Completed"
+    for name, what in (("peek", "namespace 'kube-system'"), ("everything", "every namespace (allNamespaces)")):
+        status = refused[name]
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert (status["phase"], ready["status"], ready["reason"]) == ("Failed", "False", "TargetNotAllowed")
+        assert what in ready["message"] and "INFRAGENIUS_TARGET_NAMESPACES_ALLOWED" in ready["message"]
+        assert "findings" not in status or status["findings"] == []  # nothing was read from the target
+        events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        assert [e.reason for e in events if e.type == "Warning"] == ["TargetNotAllowed"]
