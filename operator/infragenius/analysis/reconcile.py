@@ -9,14 +9,13 @@ from typing import Any
 
 from infragenius.analysis import engine
 from infragenius.analysis.runner import AnalysisOutcome, analyze
-from infragenius.gather.kube import ApiUnavailable, TargetNamespaceMissing
 from infragenius.history.store import RunRecord
 from infragenius.kube.time import now_rfc3339
 from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.analysis import AnalysisSpec, AnalysisStatus
 from infragenius.models.api import ANALYSIS, Phase, Reason
 from infragenius.observability import metrics
-from infragenius.observability.logs import HandlerLogger, with_run_id
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.snapshot import GatherStatus
@@ -106,25 +105,21 @@ async def run(
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = None if spec.all_namespaces else spec.target_namespace or request.namespace
     await request.allowed_target(runtime, target)
-    run_id = runs.run_id_for(body, cause)
-    if runs.finished_before(request, run_id, logger):
+    begun = runs.begin(request, cause, logger)
+    if begun is None:
         return
-    log = with_run_id(logger, run_id)
-    started_at = now_rfc3339()
-    async with runs.work_slot(runtime, KIND):
-        await runs.mark_running(request, run_id, started_at, f"analysing {target or 'all namespaces'} ({reason})")
-        try:
-            outcome = await analyze(
-                runtime.gatherer(observed),
-                spec,
-                target,
-                prometheus=prometheus,
-                prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
-            )
-        except TargetNamespaceMissing as err:
-            await runs.fail_target_missing(request, err)
-        except ApiUnavailable as err:
-            await runs.retry_later(request, retry, err)
+    settings = runtime.settings
+    outcome = await runs.gather_in_slot(
+        runtime,
+        request,
+        begun,
+        observed=observed,
+        retry=retry,
+        activity=f"analysing {target or 'all namespaces'} ({reason})",
+        work=lambda gatherer: analyze(
+            gatherer, spec, target, prometheus=prometheus, prometheus_timeout=settings.prometheus_timeout_seconds
+        ),
+    )
     metrics.observe_stage(KIND.kind, "gather", outcome.timings.gather_seconds)
     metrics.observe_stage(KIND.kind, "detect", outcome.timings.detect_seconds)
     _record_sources(runtime, outcome)
@@ -133,14 +128,16 @@ async def run(
     if spec.llm.enabled:
         with metrics.timed_stage(KIND.kind, "llm"):
             explained = await explain(runtime, outcome, spec)
-    final = completed_status(outcome, spec, request.generation, run_id, started_at, request.status, explained)
+    final = completed_status(
+        outcome, spec, request.generation, begun.run_id, begun.started_at, request.status, explained
+    )
     failed = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
     record = run_record(request, spec, outcome, final, reason)
     await runs.write_completed(runtime, request, final, record, failed, explained)
     metrics.count_findings(outcome.findings)
     metrics.observe_stage(KIND.kind, "total", outcome.timings.total_seconds)
     timings = outcome.timings
-    log.info(
+    begun.log.info(
         "analysis %s/%s of %s: %s (gather %.3fs, detect %.3fs)",
         request.namespace,
         request.name,

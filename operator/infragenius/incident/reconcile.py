@@ -11,9 +11,7 @@ from typing import Any
 
 from infragenius.gather.kube import (
     ENDPOINTS,
-    ApiUnavailable,
     KubeGatherer,
-    TargetNamespaceMissing,
     events_in_scope,
     require_some_answer,
 )
@@ -33,7 +31,7 @@ from infragenius.models.incident import (
     IncidentReportSpec,
     IncidentReportStatus,
 )
-from infragenius.observability.logs import HandlerLogger, with_run_id
+from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import ready, set_condition
 from infragenius.runs.lifecycle import Request, Runtime
@@ -275,28 +273,28 @@ async def run(
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = spec.target_namespace or request.namespace
     await request.allowed_target(runtime, target)
-    run_id = runs.run_id_for(body, cause)
-    if runs.finished_before(request, run_id, logger):
+    begun = runs.begin(request, cause, logger)
+    if begun is None:
         return
-    log = with_run_id(logger, run_id)
-    started_at = now_rfc3339()
-    async with runs.work_slot(runtime, KIND):
-        await runs.mark_running(request, run_id, started_at, f"investigating {target} ({reason})")
-        try:
-            outcome = await investigate(
-                runtime.gatherer(observed),
-                spec,
-                target,
-                title=f"{request.name} in {target}",
-                prometheus=prometheus,
-                prometheus_timeout=runtime.settings.prometheus_timeout_seconds,
-            )
-        except TargetNamespaceMissing as err:
-            await runs.fail_target_missing(request, err)
-        except ApiUnavailable as err:
-            await runs.retry_later(request, retry, err)
+    settings = runtime.settings
+    outcome = await runs.gather_in_slot(
+        runtime,
+        request,
+        begun,
+        observed=observed,
+        retry=retry,
+        activity=f"investigating {target} ({reason})",
+        work=lambda gatherer: investigate(
+            gatherer,
+            spec,
+            target,
+            title=f"{request.name} in {target}",
+            prometheus=prometheus,
+            prometheus_timeout=settings.prometheus_timeout_seconds,
+        ),
+    )
 
-    final = completed_status(outcome, request.generation, run_id, started_at, request.status)
+    final = completed_status(outcome, request.generation, begun.run_id, begun.started_at, request.status)
     if spec.llm.enabled:
         # Not built yet: say so rather than ignore the request. The rule-based draft is complete without it.
         final["conditions"] = set_condition(
@@ -311,5 +309,5 @@ async def run(
     failed = [(m.split(": ", 1)[0], m.split(": ", 1)[1] if ": " in m else "unavailable") for m in outcome.missing]
     record = run_record(request, spec, outcome, final, reason)
     await runs.write_completed(runtime, request, final, record, failed, None)
-    log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
+    begun.log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
     runs.announce(body, "IncidentReported", final["summary"])

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -19,7 +19,7 @@ import kopf
 from kubernetes import client
 from pydantic import BaseModel, ValidationError
 
-from infragenius.gather.kube import KubeGatherer
+from infragenius.gather.kube import ApiUnavailable, KubeGatherer, TargetNamespaceMissing
 from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import RunRecord
@@ -35,13 +35,14 @@ from infragenius.models.api import (
 )
 from infragenius.models.common import ConditionStatus, LLMSpec, parse_duration
 from infragenius.observability import metrics
-from infragenius.observability.logs import HandlerLogger
+from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs.conditions import ready, set_condition, without_condition
 from infragenius.runs.resources import StatusWriter
 from infragenius.settings import Settings
 
 HISTORY_WAIT_SECONDS = 5.0
 SpecT = TypeVar("SpecT", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass
@@ -192,6 +193,45 @@ def finished_before(request: Request, run_id: str, logger: HandlerLogger) -> boo
     metrics.RUNS.labels(kind=request.kind.kind, outcome="already_done").inc()
     logger.info("run %s already completed; nothing to do", run_id)
     return True
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A run that is going ahead: its id, when it started, and a logger that names it."""
+
+    run_id: str
+    started_at: str
+    log: HandlerLogger
+
+
+def begin(request: Request, cause: str, logger: HandlerLogger) -> Begun | None:
+    """The run for (object, generation, cause); None when exactly that run already ended."""
+    run_id = run_id_for(request.body, cause)
+    if finished_before(request, run_id, logger):
+        return None
+    return Begun(run_id, now_rfc3339(), with_run_id(logger, run_id))
+
+
+async def gather_in_slot(
+    runtime: Runtime,
+    request: Request,
+    begun: Begun,
+    *,
+    observed: float,
+    retry: int,
+    activity: str,
+    work: Callable[[KubeGatherer], Awaitable[T]],
+) -> T:
+    """In one of the work slots: Running, then ``work`` with a gatherer that shares reads started since
+    ``observed``. A missing target fails the run permanently; an API that cannot answer retries it."""
+    async with work_slot(runtime, request.kind):
+        await mark_running(request, begun.run_id, begun.started_at, activity)
+        try:
+            return await work(runtime.gatherer(observed))
+        except TargetNamespaceMissing as err:
+            await fail_target_missing(request, err)
+        except ApiUnavailable as err:
+            await retry_later(request, retry, err)
 
 
 @contextlib.asynccontextmanager
