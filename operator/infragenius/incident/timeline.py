@@ -25,6 +25,8 @@ from infragenius.snapshot import Obj, Snapshot
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
+#: Kinds the timeline reads for dependency links and changes, besides workloads and pods.
+DEPENDENCY_KINDS = dependencies.DEPENDENCY_KINDS
 # Rollouts sort before symptoms recorded in the same second: a change precedes what it causes.
 _KIND_ORDER = {
     "Rollout": 0,

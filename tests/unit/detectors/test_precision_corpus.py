@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from infragenius.detectors._posture import ACCEPT_ANNOTATION
 from infragenius.detectors.registry import DETECTORS
 from infragenius.models.findings import Finding
 from infragenius.snapshot import Snapshot
@@ -70,6 +71,18 @@ def log_shipper() -> list[Obj]:
     volumes = [*(v for v, _m in mounts), {"name": "config", "configMap": {"name": "log-shipper"}}]
     ds, pods = f.app_daemonset("log-shipper", f.pod_spec(container, volumes=volumes))
     return [ds, *pods, f.configmap("log-shipper"), *_cluster()]
+
+
+def log_shipper_with_positions() -> list[Obj]:
+    """A log shipper that keeps its read positions in a writable host directory: a warning by policy,
+    accepted by its owner with the annotation, so it stays visible as info."""
+    logs, logs_mount = f.host_mount("varlog", "/var/log", "/var/log")
+    state, state_mount = f.host_mount("positions", "/var/lib/log-agent", "/run/positions", read_only=False)
+    container = f.app_container("agent", "registry.example.com/logging/agent:2.9.0", ports=[], readiness=False,
+                                volumeMounts=[logs_mount, state_mount])  # fmt: skip
+    ds, pods = f.app_daemonset("log-agent", f.pod_spec(container, volumes=[logs, state]),
+                               annotations={ACCEPT_ANNOTATION: "HostPath"})  # fmt: skip
+    return [ds, *pods, *_cluster()]
 
 
 def database() -> list[Obj]:
@@ -146,6 +159,7 @@ def operator_with_leader_election() -> list[Obj]:
 CORPUS: dict[str, Callable[[], list[Obj]]] = {
     "node-exporter": node_exporter,
     "log-shipper": log_shipper,
+    "log-shipper-with-accepted-positions": log_shipper_with_positions,
     "database": database,
     "web-behind-ingress": web_behind_ingress,
     "admission-webhook": admission_webhook,
@@ -167,5 +181,8 @@ def test_the_whole_corpus_in_one_namespace_has_no_warning() -> None:
     findings = run_all(f.snap(*objs.values()))
     assert f.serious(findings) == []
     # The node agents' host access is still visible, as info with the policy's reason.
-    posture = {(x.resource.name, x.title.split(" ", 2)[2]): x for x in findings if x.detector == "bestpractice"}
-    assert any(name == "node-exporter" for name, _ in posture)
+    host = {(x.resource.name, x.title.split(" ")[2]) for x in findings if "host" in x.title.lower()}
+    assert {("node-exporter", "mounts"), ("node-exporter", "shares"), ("log-shipper", "mounts")} <= host
+    accepted = next(x for x in findings if x.resource.name == "log-agent" and "hostPath" in x.title)
+    assert f.ev(accepted)[f"metadata.annotations[{ACCEPT_ANNOTATION}]"] == "HostPath (accepted: info)"
+    assert f.ev(accepted)["posture policy"] == "warning: hostPath mounted writable: positions"
