@@ -199,3 +199,16 @@ def test_without_services_gathered_another_rollout_is_not_called_healthy() -> No
     assert_top(result, "Rollout of Deployment checkout", gap=0.15)
     other = next(c for c in result if "catalog" in c.title)
     assert "stayed healthy" not in other.why and "unknown" in other.why and other.score > 0.5
+
+
+def test_with_only_an_alert_a_dependency_change_is_a_suspect_but_an_unused_object_is_not() -> None:
+    api = deployment("api", template("api", "shop/api:1", envFrom=[{"configMapRef": {"name": "api-env"}}]),
+                     (1, 300, "shop/api:1"))  # fmt: skip
+    cm = written(f.configmap("api-env"), 5, {"f:data": {"f:MODE": {}}})
+    unused = f.configmap("kube-root-ca.crt")
+    unused["metadata"]["creationTimestamp"] = f.ts(4 * 60)
+    alert = timeline.AlertInfo(name="APIDown", starts_at=NOW - dt.timedelta(minutes=2))
+    built = timeline.build(f.snap(*api, cm, unused), *WINDOW, alert=alert)
+    result = causes.rank(built)
+    assert "ConfigMap api-env changed (MODE)" in result[0].title and result[0].score > 0.6
+    assert not any("kube-root-ca.crt" in c.title for c in result)

@@ -12,8 +12,8 @@ Rules (score in [0, 1]):
   first revision (the workload was created) 0.25.
 - A change of something a failing workload depends on (a ConfigMap it mounts or reads, a Service it
   calls or is behind, a NetworkPolicy that selects it) before the first symptom: 0.45 + 0.45 * closeness;
-  after it, 0.15. Changes nothing failing depends on are not listed (when the failing workloads are
-  unknown: 0.3 + 0.45 * closeness).
+  after it, 0.15. Changes nothing failing depends on are not listed (when no symptom names a workload,
+  a change some workload depends on scores 0.3 + 0.45 * closeness).
 - A node hosting target pods that turned NotReady: 0.75 + 0.2 * closeness to the first symptom
   (the NotReady transition may itself be the first symptom). A pressure condition: 0.5 + 0.3 * closeness.
 - Quota exhaustion ("exceeded quota" events): 0.6 + 0.3 * closeness; insufficient node resources
@@ -167,16 +167,18 @@ def _dependency_causes(timeline: Timeline, first: Entry | None, affected: set[tu
     """Changes of Services, ConfigMaps and NetworkPolicies that failing workloads depend on."""
     causes = []
     for entry in timeline.entries:
-        if entry.kind != "Change":
-            continue
         target = (entry.resource.kind, entry.resource.name)
-        dependents = timeline.links.of(target, affected)
-        if affected and not dependents:
-            continue  # nothing failing depends on it: not a suspect
+        if entry.kind != "Change" or not timeline.links.dependents.get(target):
+            continue  # nothing depends on it: not a suspect
+        failing = timeline.links.of(target, affected)
+        if affected and not failing:
+            continue  # only healthy workloads depend on it
+        dependents = failing or timeline.links.dependents[target]  # no symptom names a workload: all of them
+        how = "; ".join(f"{kind} {name} {text}" for (kind, name), text in dependents[:3])
         evidence = [("change", entry.summary), *[("now", d) for d in entry.details]]
-        evidence += [("depends on it", f"{kind} {name} {how}") for (kind, name), how in dependents[:5]]
+        evidence += [("depends on it", f"{kind} {name} {text}") for (kind, name), text in dependents[:5]]
         evidence.append(("changed at", rfc3339(entry.time)))
-        title = f"{entry.summary} (" + (_ref_text(w for w, _ in dependents) or "no failing workload named") + ")"
+        title = f"{entry.summary} ({_ref_text(w for w, _ in dependents)})"
         if first is None or entry.time > first.time:
             after = f"{_gap_text((entry.time - first.time).total_seconds())} after the first symptom" if first else ""
             why = f"came {after or 'with no symptom'}, so it is more likely a reaction than the cause"
@@ -186,12 +188,14 @@ def _dependency_causes(timeline: Timeline, first: Entry | None, affected: set[tu
             continue
         gap = (first.time - entry.time).total_seconds()
         near = closeness(gap)
-        base = 0.45 if dependents else 0.3
-        how = "; ".join(f"{kind} {name} {text}" for (kind, name), text in dependents[:3]) or "failing workloads unknown"
+        base = 0.45 if failing else 0.3
+        whose = (
+            "the failing workloads depend on it" if failing else "no symptom names a workload, but some depend on it"
+        )
         why = (
-            f"changed {_gap_text(gap)} before the first symptom ({first.summary[:120]}), and the failing workloads "
-            f"depend on it ({how}); a failing workload that did not change itself often fails through what it "
-            f"depends on (score {base} + 0.45 x closeness {near:.2f})"
+            f"changed {_gap_text(gap)} before the first symptom ({first.summary[:120]}), and {whose} ({how}); "
+            f"a workload that did not change itself often fails through what it depends on "
+            f"(score {base} + 0.45 x closeness {near:.2f})"
         )
         causes.append(Cause(title, entry.resource, base + 0.45 * near, "dependency change", entry.time, evidence, why))
     return causes
