@@ -1187,3 +1187,82 @@ def ev(f: Finding) -> dict[str, str]:
 def serious(findings: list[Finding]) -> list[Finding]:
     """Findings at warning or critical: what a healthy namespace must not have."""
     return [f for f in findings if f.severity.at_least(Severity.warning)]
+
+
+# --- well-built workloads shaped like common real-world software (precision corpus) -------------
+
+
+def host_mount(name: str, path: str, mount_path: str, *, read_only: bool = True, type_: str | None = None) -> tuple:
+    """(volume, volumeMount) for a hostPath mounted at ``mount_path``."""
+    host: Obj = {"path": path}
+    if type_:
+        host["type"] = type_
+    mount: Obj = {"name": name, "mountPath": mount_path}
+    if read_only:
+        mount["readOnly"] = True
+    return {"name": name, "hostPath": host}, mount
+
+
+def app_daemonset(
+    name: str, spec: Obj, *, nodes: int = 3, annotations: Mapping[str, str] | None = None, namespace: str = NS
+) -> tuple[Obj, list[Obj]]:
+    """A DaemonSet ready on ``nodes`` nodes, with one pod per node ("node-1", ...)."""
+    ds = workload("DaemonSet", name, spec=spec, namespace=namespace)
+    if annotations:
+        ds["metadata"]["annotations"] = dict(annotations)
+    ds["status"] = {
+        "observedGeneration": 1, "desiredNumberScheduled": nodes, "currentNumberScheduled": nodes,
+        "numberReady": nodes, "numberAvailable": nodes, "updatedNumberScheduled": nodes, "numberMisscheduled": 0,
+    }  # fmt: skip
+    pods = [
+        app_pod(f"{name}-{i:05d}", {"app": name}, owner=owner_ref("DaemonSet", name, namespace), spec=spec,
+                node=f"node-{i + 1}", namespace=namespace)
+        for i in range(nodes)
+    ]  # fmt: skip
+    return ds, pods
+
+
+def app_statefulset(
+    name: str, replicas: int, spec: Obj, *, claim: str = "data", service: str | None = None, target: str = "http"
+) -> list[Obj]:
+    """A ready StatefulSet with a headless governing Service, a volume claim template and bound claims."""
+    sts = workload("StatefulSet", name, spec=spec)
+    governing = service or f"{name}-headless"
+    sts["spec"].update(
+        replicas=replicas, serviceName=governing, podManagementPolicy="Parallel",
+        updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        volumeClaimTemplates=[{"metadata": {"name": claim}, "spec": {
+            "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "10Gi"}}}}],
+    )  # fmt: skip
+    sts["status"] = {
+        "observedGeneration": 1, "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+        "currentReplicas": replicas, "updatedReplicas": replicas, "currentRevision": f"{name}-1",
+        "updateRevision": f"{name}-1",
+    }  # fmt: skip
+    pods = []
+    for i in range(replicas):
+        pod_spec_i = copy.deepcopy(spec)
+        pod_spec_i.setdefault("volumes", []).append(
+            {"name": claim, "persistentVolumeClaim": {"claimName": f"{claim}-{name}-{i}"}}
+        )
+        pods.append(app_pod(f"{name}-{i}", {"app": name}, owner=owner_ref("StatefulSet", name), spec=pod_spec_i))
+    headless = service_for(governing, {"app": name}, headless=True, target=target)
+    claims = [pvc(f"{claim}-{name}-{i}", volume=f"pv-{name}-{i}") for i in range(replicas)]
+    return [sts, *pods, headless, slice_for(governing, pods), *claims]
+
+
+def service_for(
+    name: str, selector: Mapping[str, str], *, headless: bool = False, port: int = 80, target: str = "http"
+) -> Obj:
+    svc = service(name, selector, ports=[{"name": target, "port": port, "targetPort": target, "protocol": "TCP"}])
+    if headless:
+        svc["spec"]["clusterIP"] = "None"
+    return svc
+
+
+def app_pdb(name: str, selector: Mapping[str, str], *, healthy: int, min_available: int) -> Obj:
+    obj = pdb(name, min_available=min_available, allowed=healthy - min_available, healthy=healthy,
+              desired=min_available, expected=healthy)  # fmt: skip
+    obj["spec"]["selector"] = {"matchLabels": dict(selector)}
+    return obj

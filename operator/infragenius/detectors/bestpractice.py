@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infragenius.detectors import _posture
 from infragenius.detectors._index import SpecSource, Target, workload_targets
 from infragenius.detectors.base import Problem
-from infragenius.kube.meta import namespace_of, ref_from_key
+from infragenius.kube.meta import annotations_of, namespace_of, ref_from_key
 from infragenius.kube.pods import containers
 from infragenius.kube.selectors import map_selector_matches
 from infragenius.models.findings import Finding, Severity
@@ -102,7 +103,7 @@ _PROBLEMS: dict[str, Problem] = {
         SECURITY_CONTEXT_DOCS,
     ),
 }
-_SECURITY = ("Privileged", "HostPath", "HostNamespaces", "MayRunAsRoot")
+_SECURITY = _posture.POSTURE_PROBLEMS
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,32 @@ class BestpracticeDetector:
             if not evidence:
                 continue
             flags = ", ".join(src.rsplit(".", 1)[1] for src, _ in evidence)  # HostNamespaces' title names them
+            count, severity = len(evidence), None
+            if problem in _SECURITY:  # the posture policy: a node agent's host access is info (see _posture)
+                judged = _posture.verdict(problem, kind, t.spec, _annotations(snapshot, t))
+                severity, evidence = judged.severity, [*evidence, *judged.evidence]
             out.append(
                 _PROBLEMS[problem].finding(
                     self.name, problem, ref_from_key(t.target.key), evidence, snapshot.owners_of(t.target.key),
-                    affected=max(1, len(t.target.pods)), kind=kind, kind_lower=kind.lower(), namespace=namespace,
-                    count=len(evidence), flags=flags,
+                    severity=severity, affected=max(1, len(t.target.pods)), kind=kind, kind_lower=kind.lower(),
+                    namespace=namespace, count=count, flags=flags,
                 )
             )  # fmt: skip
         return out
+
+
+def _annotations(snapshot: Snapshot, t: _Template) -> dict[str, Mapping[str, str]]:
+    """The workload's annotations and its pod template's, by field path, for the posture policy."""
+    kind, namespace, name = t.target.key
+    obj = snapshot.get(kind, name, namespace)
+    if obj is None:  # the workload was not gathered: the pod the spec came from
+        obj, kind = next(iter(t.target.pods), None), "Pod"
+    if obj is None:
+        return {}
+    found = {"metadata.annotations": annotations_of(obj)}
+    if kind != "Pod":
+        found[f"{t.prefix.removesuffix('.spec')}.metadata.annotations"] = _posture.template_annotations(obj, kind)
+    return found
 
 
 def _template(target: Target, source: SpecSource, served: bool) -> _Template:

@@ -3,10 +3,17 @@ says why it is ranked where it is.
 
 Rules (score in [0, 1]):
 - A rollout that changed a workload's pod template before the first symptom: 0.5 + 0.45 * closeness
-  when that workload shows symptoms, 0.3 + 0.45 * closeness otherwise; closeness = exp(-gap / 15 min),
-  so a change seconds before the first symptom scores about 0.95 and one an hour earlier about 0.5.
-  A rollout after the first symptom scores 0.15 (more likely a reaction); a first revision (the
-  workload was created) 0.25.
+  when that workload shows symptoms; closeness = exp(-gap / 15 min), so a change seconds before the
+  first symptom scores about 0.95 and one an hour earlier about 0.5. In a workload a failing one
+  depends on (through a Service it calls): 0.45 + 0.45 * closeness. In a workload that stayed healthy
+  and that no failing workload depends on (a bystander): 0.05 + 0.1 * closeness. When that cannot be
+  told (no symptom names a workload, or Services, ConfigMaps and NetworkPolicies were not gathered):
+  0.3 + 0.45 * closeness. A rollout after the first symptom scores 0.15 (more likely a reaction); a
+  first revision (the workload was created) 0.25.
+- A change of something a failing workload depends on (a ConfigMap it mounts or reads, a Service it
+  calls or is behind, a NetworkPolicy that selects it) before the first symptom: 0.45 + 0.45 * closeness;
+  after it, 0.15. Changes nothing failing depends on are not listed (when no symptom names a workload,
+  a change some workload depends on scores 0.3 + 0.45 * closeness).
 - A node hosting target pods that turned NotReady: 0.75 + 0.2 * closeness to the first symptom
   (the NotReady transition may itself be the first symptom). A pressure condition: 0.5 + 0.3 * closeness.
 - Quota exhaustion ("exceeded quota" events): 0.6 + 0.3 * closeness; insufficient node resources
@@ -20,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from infragenius.incident.timeline import Entry, Timeline
@@ -68,7 +76,29 @@ def _symptom_workloads(timeline: Timeline) -> set[tuple[str, str]]:
     return {(e.workload.kind, e.workload.name) for e in timeline.symptoms if e.workload is not None}
 
 
-def _rollout_cause(entry: Entry, first: Entry | None, affected: set[tuple[str, str]]) -> Cause:
+def _ref_text(refs: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{kind} {name}" for kind, name in sorted(refs))
+
+
+def _relation(entry: Entry, timeline: Timeline, affected: set[tuple[str, str]]) -> tuple[float, str]:
+    """(base score, where) of a change before the first symptom, by how it relates to the failing workloads."""
+    workload = entry.workload or entry.resource
+    if (workload.kind, workload.name) in affected:
+        return 0.5, "in the same workload"
+    dependents = timeline.links.of((workload.kind, workload.name), affected)
+    if dependents:
+        how = "; ".join(f"{kind} {name} {text}" for (kind, name), text in dependents[:3])
+        return 0.45, f"in a workload the failing ones depend on ({how})"
+    if not affected or not timeline.links.known:
+        unknown = "no symptom names a workload" if not affected else "Services and ConfigMaps were not gathered"
+        return 0.3, f"in another workload than the failing ones (whether they depend on it is unknown: {unknown})"
+    return 0.05, (
+        f"in a workload that stayed healthy (no restart, termination or warning event of it in the window) "
+        f"and that none of the failing workloads ({_ref_text(affected)}) depends on"
+    )
+
+
+def _rollout_cause(entry: Entry, first: Entry | None, timeline: Timeline, affected: set[tuple[str, str]]) -> Cause:
     workload = entry.workload or entry.resource
     same = (workload.kind, workload.name) in affected
     evidence = [("change", c) for c in entry.changes] + [("revision", f"{entry.previous_revision} -> {entry.revision}")]
@@ -105,27 +135,70 @@ def _rollout_cause(entry: Entry, first: Entry | None, affected: set[tuple[str, s
         )
     gap = (first.time - entry.time).total_seconds()
     near = closeness(gap)
-    score = (0.5 if same else 0.3) + 0.45 * near
+    base, where = _relation(entry, timeline, affected)
+    span = 0.1 if base == 0.05 else 0.45
     evidence.append(
         (
             "first symptom",
             f"{rfc3339(first.time)} {first.kind} {first.resource.kind}/{first.resource.name}: {first.summary}",
         )
     )
-    where = "in the same workload" if same else "in another workload than the failing ones"
     return Cause(
         title=f"Rollout of {workload.kind} {workload.name} to revision {entry.revision}: {what}",
         resource=workload,
-        score=score,
-        rule="change before the first symptom",
+        score=base + span * near,
+        rule="change before the first symptom" if base > 0.05 else "healthy change elsewhere",
         time=entry.time,
         evidence=evidence,
         why=(
             f"changed {what} {_gap_text(gap)} before the first symptom ({first.summary[:120]}) {where}; "
-            f"a change shortly before the first symptom in the same workload ranks highest, the closer the higher "
-            f"(score {'0.5' if same else '0.3'} + 0.45 x closeness {near:.2f})"
+            + (
+                "a bystander's change ranks low, however close in time"
+                if base == 0.05
+                else "a change shortly before the first symptom in the same workload ranks highest, "
+                "the closer the higher"
+            )
+            + f" (score {base} + {span} x closeness {near:.2f})"
         ),
     )
+
+
+def _dependency_causes(timeline: Timeline, first: Entry | None, affected: set[tuple[str, str]]) -> list[Cause]:
+    """Changes of Services, ConfigMaps and NetworkPolicies that failing workloads depend on."""
+    causes = []
+    for entry in timeline.entries:
+        target = (entry.resource.kind, entry.resource.name)
+        if entry.kind != "Change" or not timeline.links.dependents.get(target):
+            continue  # nothing depends on it: not a suspect
+        failing = timeline.links.of(target, affected)
+        if affected and not failing:
+            continue  # only healthy workloads depend on it
+        dependents = failing or timeline.links.dependents[target]  # no symptom names a workload: all of them
+        how = "; ".join(f"{kind} {name} {text}" for (kind, name), text in dependents[:3])
+        evidence = [("change", entry.summary), *[("now", d) for d in entry.details]]
+        evidence += [("depends on it", f"{kind} {name} {text}") for (kind, name), text in dependents[:5]]
+        evidence.append(("changed at", rfc3339(entry.time)))
+        title = f"{entry.summary} ({_ref_text(w for w, _ in dependents)})"
+        if first is None or entry.time > first.time:
+            after = f"{_gap_text((entry.time - first.time).total_seconds())} after the first symptom" if first else ""
+            why = f"came {after or 'with no symptom'}, so it is more likely a reaction than the cause"
+            causes.append(
+                Cause(title, entry.resource, 0.15, "change after the first symptom", entry.time, evidence, why)
+            )
+            continue
+        gap = (first.time - entry.time).total_seconds()
+        near = closeness(gap)
+        base = 0.45 if failing else 0.3
+        whose = (
+            "the failing workloads depend on it" if failing else "no symptom names a workload, but some depend on it"
+        )
+        why = (
+            f"changed {_gap_text(gap)} before the first symptom ({first.summary[:120]}), and {whose} ({how}); "
+            f"a workload that did not change itself often fails through what it depends on "
+            f"(score {base} + 0.45 x closeness {near:.2f})"
+        )
+        causes.append(Cause(title, entry.resource, base + 0.45 * near, "dependency change", entry.time, evidence, why))
+    return causes
 
 
 def _node_causes(timeline: Timeline, first: Entry | None) -> list[Cause]:
@@ -231,7 +304,8 @@ def rank(timeline: Timeline, limit: int = 10) -> list[Cause]:
     """Suspected causes, most likely first, each with its rank, score, reason and evidence."""
     first = timeline.first_symptom
     affected = _symptom_workloads(timeline)
-    causes = [_rollout_cause(e, first, affected) for e in timeline.entries if e.kind == "Rollout"]
+    causes = [_rollout_cause(e, first, timeline, affected) for e in timeline.entries if e.kind == "Rollout"]
+    causes += _dependency_causes(timeline, first, affected)
     causes += _node_causes(timeline, first)
     causes += _event_causes(timeline, first)
     if timeline.symptoms and not any(c.score >= 0.3 for c in causes):

@@ -76,6 +76,15 @@ def action_items(causes: list[Cause]) -> list[str]:
                 "and confirm recovery"
             )
             items.append("Find why the change was not caught before production (tests, canary, readiness gates)")
+        elif top.rule == "dependency change":
+            items.append(
+                f"Restore the previous {top.resource.kind} {top.resource.name} (from version control, or "
+                f"`kubectl diff` against the last applied manifest) and restart what depends on it if it reads it "
+                "only at start-up; confirm recovery"
+            )
+            items.append(
+                f"Version {top.resource.kind} changes with the workloads that depend on them, so a rollout shows them"
+            )
         elif top.rule == "node condition":
             items.append(
                 f"Investigate node {top.resource.name} (kubelet, runtime, network) "

@@ -1,8 +1,10 @@
 """Build an incident timeline from a Snapshot (pure: no I/O, no clock).
 
 Sources: rollouts (ReplicaSet revisions of Deployments, ControllerRevisions of StatefulSets and
-DaemonSets, each diffed against the previous revision), scaling (HPA and scaling events), pod restarts
-and terminations, warning events, condition changes of nodes hosting target pods, and the alert.
+DaemonSets, each diffed against the previous revision), changes of what workloads depend on (Services,
+ConfigMaps, NetworkPolicies; see :mod:`.dependencies`), scaling (HPA and scaling events), pod restarts
+and terminations, warning events, condition changes of nodes hosting target pods, and the alert. The
+timeline also carries the dependency links, so ranking can tell a dependency from a bystander.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from infragenius.incident import dependencies
 from infragenius.kube.events import event_count, event_first_seen, event_last_seen, event_message, involved_ref
 from infragenius.kube.meta import annotations_of, meta, name_of, ref_of
 from infragenius.kube.owners import controller_ref
@@ -22,9 +25,12 @@ from infragenius.snapshot import Obj, Snapshot
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 SCALING_REASONS = ("ScalingReplicaSet", "SuccessfulRescale")
+#: Kinds the timeline reads for dependency links and changes, besides workloads and pods.
+DEPENDENCY_KINDS = dependencies.DEPENDENCY_KINDS
 # Rollouts sort before symptoms recorded in the same second: a change precedes what it causes.
 _KIND_ORDER = {
     "Rollout": 0,
+    "Change": 0,
     "Scaling": 1,
     "Alert": 2,
     "NodeCondition": 3,
@@ -54,7 +60,7 @@ class Entry:
 
     @property
     def symptom(self) -> bool:
-        return self.severity != "info" and self.kind not in ("Rollout", "Scaling")
+        return self.severity != "info" and self.kind not in ("Rollout", "Change", "Scaling")
 
     def sort_key(self) -> tuple:
         return (
@@ -89,6 +95,7 @@ class Timeline:
     start: dt.datetime
     end: dt.datetime
     entries: list[Entry] = field(default_factory=list)
+    links: dependencies.Links = field(default_factory=dependencies.Links)
 
     @property
     def symptoms(self) -> list[Entry]:
@@ -231,6 +238,22 @@ def rollouts(snapshot: Snapshot) -> list[Entry]:
                 )
             )
     return entries
+
+
+def dependency_changes(snapshot: Snapshot) -> list[Entry]:
+    """Services, ConfigMaps and NetworkPolicies that changed or were created (kind "Change")."""
+    return [
+        Entry(
+            time=change.time,
+            kind="Change",
+            severity="info",
+            resource=ref_of(change.obj, change.kind),
+            summary=change.summary,
+            details=change.details,
+            reason=change.kind,
+        )
+        for change in dependencies.changes(snapshot)
+    ]
 
 
 def scaling(snapshot: Snapshot, events: Iterable[Obj] = ()) -> list[Entry]:
@@ -450,6 +473,7 @@ def build(
     """Every entry inside [start, end], sorted by time (rollouts first within the same second)."""
     candidates = [
         *rollouts(snapshot),
+        *dependency_changes(snapshot),
         *scaling(snapshot, extra_events),
         *pod_restarts(snapshot),
         *warning_events(snapshot, start, end),
@@ -458,4 +482,4 @@ def build(
         *extra_entries,
     ]
     kept = sorted((e for e in candidates if start <= e.time <= end), key=Entry.sort_key)
-    return Timeline(start=start, end=end, entries=kept)
+    return Timeline(start=start, end=end, entries=kept, links=dependencies.links(snapshot))

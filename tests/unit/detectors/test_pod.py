@@ -407,3 +407,59 @@ def test_request_larger_than_every_node_is_critical_at_once() -> None:
     assert (
         DETECTOR.detect(web(*web_pods(1, phase="Pending", conditions=sched, age=5, containers=[small]), *nodes)) == []
     )
+
+
+# --- crashes as a real kubelet reports them before (and between) CrashLoopBackOff -------------------------
+
+
+def test_crash_from_a_terminated_error_and_restarts_alone_is_critical() -> None:
+    """For the first minute or two the kubelet shows terminated: Error and a rising restartCount."""
+    down = web_pods(2, ready=False, statuses=[cstatus(terminated=terminated("Error", 1, ago=5), restarts=2)])
+    f = only(DETECTOR.detect(web(down)))
+    assert f.severity is Severity.critical
+    assert f.title == (
+        "2 pods of Deployment web: container app keeps crashing "
+        "(2 restarts, down after exit Error code 1; not yet reported as CrashLoopBackOff)"
+    )
+    e = ev(f)
+    assert e["status.containerStatuses[app].state.terminated.reason"] == "web-abc-0: Error"
+    assert e["status.containerStatuses[app].state.terminated.exitCode"] == "web-abc-0: 1"
+    assert e["status.containerStatuses[app].restartCount"] == "web-abc-0: 2"
+    assert "kubectl logs -n shop web-abc-0 -c app --previous" in f.remediation
+    # Same severity and the same finding id as the CrashLoopBackOff it turns into.
+    looping = only(DETECTOR.detect(web(crashing(2, restarts=5))))
+    assert looping.severity is f.severity and looping.id == f.id
+
+
+def test_crash_from_last_termination_while_running_again_but_not_ready() -> None:
+    again = web_pods(1, ready=False, statuses=[cstatus(restarts=3, ready=False, started_ago=4,
+                                                       last=terminated("Error", 2, ago=14))])  # fmt: skip
+    f = only(DETECTOR.detect(web(again)))
+    assert f.severity is Severity.critical
+    assert "container app keeps crashing (3 restarts, running again after exit Error code 2" in f.title
+    assert ev(f)["status.containerStatuses[app].lastState.terminated.reason"] == "web-abc-0: Error"
+    assert ev(f)["status.containerStatuses[app].ready"] == "web-abc-0: False"
+
+
+def test_oom_kill_seen_from_the_termination_alone_is_critical() -> None:
+    down = web_pods(1, ready=False, statuses=[cstatus(terminated=terminated("OOMKilled", 137, ago=3), restarts=1)])
+    f = only(DETECTOR.detect(web(down)))
+    assert f.severity is Severity.critical and "was OOMKilled" in f.title
+
+
+def test_what_is_not_a_crash_loop() -> None:
+    # One error exit, not restarted yet.
+    first = web_pods(1, ready=False, statuses=[cstatus(terminated=terminated("Error", 1, ago=5), restarts=0)])
+    assert [f.title for f in DETECTOR.detect(web(first)) if "crashing" in f.title] == []
+    # Running and Ready again after a few restarts: recovered (high counts are the Restarts rule's).
+    recovered = web_pods(1, statuses=[cstatus(restarts=3, last=terminated("Error", 1, ago=30))])
+    assert DETECTOR.detect(web(recovered)) == []
+    # Not Ready, but the last error exit is long past.
+    old = web_pods(1, ready=False, statuses=[cstatus(restarts=3, ready=False, last=terminated("Error", 1, ago=3600))])
+    assert [f.title for f in DETECTOR.detect(web(old)) if "crashing" in f.title] == []
+    # A clean exit is no crash; a pod that is never restarted is no loop.
+    clean = web_pods(1, ready=False, statuses=[cstatus(terminated=terminated("Completed", 0), restarts=2)])
+    assert [f.title for f in DETECTOR.detect(web(clean)) if "crashing" in f.title] == []
+    never = pod("once", ready=False, statuses=[cstatus(terminated=terminated("Error", 1), restarts=1)])
+    never["spec"]["restartPolicy"] = "Never"
+    assert [f.title for f in DETECTOR.detect(snap(never)) if "crashing" in f.title] == []

@@ -7,6 +7,8 @@ import datetime as dt
 
 from infragenius.detectors.evidence import shorten
 from infragenius.detectors.pod.problems import (
+    CRASH_MIN_RESTARTS,
+    CRASH_RECENT_SECONDS,
     HIGH_RESTARTS,
     RECENT_OOM_SECONDS,
     RECENT_RESTART_SECONDS,
@@ -103,9 +105,49 @@ def _container_hit(
         evidence.append((f"{path}.restartCount", restarts))
         fact = f"init container {name} failed ({terminated.get('reason', 'Error')}, exit code {code})"
         return Hit("InitContainerFailed", Severity.critical, fixed(fact, evidence), name)
+    crash = _crash_hit(pod, cs, path, state, last, restarts, now)
+    if crash is not None:
+        return crash
     if "running" in state and restarts >= HIGH_RESTARTS:
         return _restart_hit(pod, cs, path, last, restarts, snapshot, now)
     return None
+
+
+def _crash_hit(pod: Obj, cs: Obj, path: str, state: Obj, last: Obj, restarts: int, now: dt.datetime) -> Hit | None:
+    """A crash loop seen from restarts and the last termination alone, before or between CrashLoopBackOff.
+
+    Down now after an error exit, restarted before (at least the second crash); or running again but
+    not Ready, restarted twice or more, the last error exit within ``CRASH_RECENT_SECONDS``. Same
+    problem key as CrashLoopBackOff, so the finding keeps its id as the kubelet flips between states.
+    """
+    if (pod.get("spec") or {}).get("restartPolicy") == "Never" or (pod.get("status") or {}).get("phase") != "Running":
+        return None
+    current = state.get("terminated") or {}
+    if current:
+        which, term, crashed = "state", current, restarts >= 1
+    else:
+        age = seconds_since(now, last.get("finishedAt"))
+        recent = age is None or age <= CRASH_RECENT_SECONDS
+        which, term = "lastState", last
+        crashed = "running" in state and cs.get("ready") is not True and restarts >= CRASH_MIN_RESTARTS and recent
+    if not crashed or not term or term.get("exitCode", 0) == 0:
+        return None
+    name = cs.get("name", "?")
+    evidence: list[tuple[str, object]] = [
+        (f"{path}.{which}.terminated.reason", term.get("reason", "")),
+        (f"{path}.{which}.terminated.exitCode", term.get("exitCode", "")),
+    ]
+    if term.get("finishedAt"):
+        evidence.append((f"{path}.{which}.terminated.finishedAt", term["finishedAt"]))
+    evidence.append((f"{path}.restartCount", restarts))
+    if which == "lastState":
+        evidence.append((f"{path}.ready", "False"))
+    down = "down after" if which == "state" else "running again after"
+    fact = (
+        f"container {name} keeps crashing ({restarts} restarts, {down} exit {term.get('reason', 'Error')} "
+        f"code {term.get('exitCode')}; not yet reported as CrashLoopBackOff)"
+    )
+    return Hit("CrashLoopBackOff", Severity.critical, fixed(fact, evidence), name)
 
 
 def _waiting_hit(

@@ -29,6 +29,11 @@ UNSCHEDULABLE_CRITICAL_SECONDS = 600.0
 UNSCHEDULABLE_GRACE_SECONDS = 60.0
 #: An OOM kill this recent (or a container not running after one) is "broken now".
 RECENT_OOM_SECONDS = 3600.0
+#: A running container that is not Ready, restarted at least this many times and last exited with an error
+#: this recently is crash-looping between back-offs: the kubelet reports ``terminated: Error`` and a rising
+#: restartCount before (and between) ``waiting: CrashLoopBackOff``. The back-off is capped at 5 minutes.
+CRASH_MIN_RESTARTS = 2
+CRASH_RECENT_SECONDS = 600.0
 #: Restarts (or an OOM kill) older than this are history: reported as info, not warning.
 RECENT_RESTART_SECONDS = 86400.0
 #: Failure reasons kubelet sets when a node shuts down gracefully: leftovers, not faults.
