@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from infragenius.gather.kube import LAST_APPLIED
 from infragenius.gather.shared import SharedReads
 
 
@@ -76,3 +77,28 @@ async def test_a_cancelled_caller_does_not_cancel_the_read_for_the_others() -> N
     await asyncio.sleep(0.01)
     first.cancel()
     assert await second == [1] and source.calls == 1
+
+
+def test_listed_objects_keep_only_the_outline_of_writes_an_incident_dates_changes_from() -> None:
+    from infragenius.gather.kube import _slim
+
+    write = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "time": "2025-01-15T11:58:00Z",
+        "fieldsV1": {"f:data": {"f:app.conf": {}, "f:extra": {"deep": {"deeper": {}}}}, "f:metadata": {}},
+    }
+    configmap = {"metadata": {"name": "cfg", "managedFields": [write], "annotations": {LAST_APPLIED: "{...}"}}}
+    pod = {"metadata": {"name": "web", "managedFields": [write]}}
+    (kept,) = _slim([configmap], keep_writes=True)
+    assert kept["metadata"]["managedFields"] == [
+        {
+            "manager": "kubectl-edit",
+            "operation": "Update",
+            "time": "2025-01-15T11:58:00Z",
+            "fieldsV1": {"f:data": {"f:app.conf": {}, "f:extra": {}}, "f:metadata": {}},
+        }
+    ]
+    assert "annotations" not in kept["metadata"] or LAST_APPLIED not in kept["metadata"]["annotations"]
+    (dropped,) = _slim([pod])
+    assert "managedFields" not in dropped["metadata"]

@@ -121,7 +121,7 @@ class KubeGatherer:
         while True:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
             body = self._get(endpoint.path(namespace), page, accept)
-            items.extend(_slim(body.get("items") or []))
+            items.extend(_slim(body.get("items") or [], keep_writes=endpoint.kind in KEEP_WRITES))
             if endpoint.kind == "Event":
                 # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
                 # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
@@ -263,17 +263,38 @@ def _involved(event: Obj) -> dict[str, Any]:
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def _slim(items: list[Obj]) -> list[Obj]:
-    """Drop what no detector reads and what costs the most memory: ``managedFields`` (about 45% of
-    a pod as Python objects) and kubectl's last-applied copy of the whole object."""
+#: Kinds whose writes an incident timeline dates from managedFields (a Service's selector, a ConfigMap's data,
+#: a NetworkPolicy's spec): their entries are kept, cut to when, who, and the top two levels of fields.
+KEEP_WRITES = frozenset({"Service", "ConfigMap", "NetworkPolicy"})
+
+
+def _slim(items: list[Obj], keep_writes: bool = False) -> list[Obj]:
+    """Drop what no reader needs and what costs the most memory: ``managedFields`` (about 45% of a pod as
+    Python objects; for ``keep_writes`` kinds only their outline stays) and kubectl's last-applied copy."""
     for item in items:
         meta = item.get("metadata")
         if meta:
-            meta.pop("managedFields", None)
+            writes = meta.pop("managedFields", None)
+            if keep_writes and writes:
+                meta["managedFields"] = [_write_outline(w) for w in writes if isinstance(w, dict)]
             annotations = meta.get("annotations")
             if annotations and LAST_APPLIED in annotations:
                 del annotations[LAST_APPLIED]
     return items
+
+
+def _write_outline(write: dict[str, Any]) -> dict[str, Any]:
+    raw = write.get("fieldsV1")
+    fields: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    outline: dict[str, dict[str, Any]] = {
+        top: {key: {} for key in inner} if isinstance(inner, dict) else {} for top, inner in fields.items()
+    }
+    return {
+        "manager": write.get("manager"),
+        "operation": write.get("operation"),
+        "time": write.get("time"),
+        "fieldsV1": outline,
+    }
 
 
 # A \uXXXX escape of a surrogate that has no partner: valid JSON, but the text cannot be encoded again.

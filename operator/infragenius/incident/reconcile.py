@@ -49,10 +49,11 @@ KINDS = (
     "Node",
     "HorizontalPodAutoscaler",
     "ResourceQuota",
+    *timeline_mod.DEPENDENCY_KINDS,  # dependency links and changes (incident/dependencies.py)
 )
 SCALING_EVENTS = "reason=ScalingReplicaSet"
 # Importance when the timeline must be cut: changes and node conditions are kept first.
-_KEEP_ORDER = {"Rollout": 0, "Alert": 0, "NodeCondition": 1, "Scaling": 2}
+_KEEP_ORDER = {"Rollout": 0, "Change": 0, "Alert": 0, "NodeCondition": 1, "Scaling": 2}
 
 
 @dataclass(frozen=True)
