@@ -212,3 +212,16 @@ def test_with_only_an_alert_a_dependency_change_is_a_suspect_but_an_unused_objec
     result = causes.rank(built)
     assert "ConfigMap api-env changed (MODE)" in result[0].title and result[0].score > 0.6
     assert not any("kube-root-ca.crt" in c.title for c in result)
+
+
+def test_a_timeline_with_a_dependency_change_fits_the_status_model() -> None:
+    # The entry kind "Change" was unknown to the status model: every such report failed validation.
+    from infragenius.models.incident import TimelineEntry
+
+    api, events = unchanged_api(envFrom=[{"configMapRef": {"name": "api-env"}}])
+    cm = written(f.configmap("api-env"), FIRST_SYMPTOM + 2, {"f:data": {"f:DATABASE_HOST": {}}})
+    built = timeline.build(f.snap(*api, cm, events=events), *WINDOW)
+    entries = [TimelineEntry.model_validate(e.to_status()) for e in built.entries]
+    assert any(e.kind.value == "Change" for e in entries)
+    for cause in causes.rank(built):
+        cause.to_status()  # the suspected causes serialise too

@@ -44,6 +44,7 @@ class TimelineKind(str, Enum):
     termination = "Termination"
     node_condition = "NodeCondition"
     metric_anomaly = "MetricAnomaly"
+    change = "Change"  # a Service, ConfigMap or NetworkPolicy a failing workload depends on was written
     alert = "Alert"
 
 
