@@ -19,23 +19,27 @@ def meta(obj: Obj) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
+# The accessors below read ``metadata`` inline rather than through meta(): detectors call them hundreds of
+# thousands of times on a large namespace, and the extra call was a measurable share of detection.
+
+
 def name_of(obj: Obj) -> str:
-    name: str = meta(obj).get("name", "")
+    name: str = (obj.get("metadata") or {}).get("name", "")
     return name
 
 
 def namespace_of(obj: Obj) -> str | None:
     """The namespace; None for cluster-scoped objects (an empty string means the same)."""
-    return meta(obj).get("namespace") or None
+    return (obj.get("metadata") or {}).get("namespace") or None
 
 
 def uid_of(obj: Obj) -> str:
-    uid: str = meta(obj).get("uid", "")
+    uid: str = (obj.get("metadata") or {}).get("uid", "")
     return uid
 
 
 def labels_of(obj: Obj) -> Mapping[str, str]:
-    labels: Mapping[str, str] = meta(obj).get("labels") or {}
+    labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
     return labels
 
 

@@ -20,7 +20,10 @@ def controller_ref(obj: Obj | None) -> Mapping[str, Any] | None:
     flag, and the only owner is then the controller in all but name.
     """
     owners = owner_refs(obj)
-    return next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+    for owner in owners:  # a plain loop: this runs for every object of every analysis
+        if owner.get("controller"):
+            return owner
+    return owners[0] if owners else None
 
 
 def owner_of_kind(obj: Obj, kind: str) -> Mapping[str, Any] | None:

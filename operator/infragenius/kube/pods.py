@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from infragenius.kube.conditions import condition, is_true
 from infragenius.kube.meta import Obj, labels_of, meta
 from infragenius.kube.time import seconds_since
 
@@ -40,7 +39,11 @@ SPEC_PATHS: dict[str, tuple[str, ...]] = {
 
 def pod_ready(pod: Obj) -> bool:
     """The pod's Ready condition is True (what Services and rollouts count)."""
-    return is_true(condition(pod, "Ready"))
+    # The loop of condition()/is_true() inlined: it runs for every pod of every analysis.
+    for cond in (pod.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
 
 
 def container_statuses(pod: Obj) -> list[Obj]:
