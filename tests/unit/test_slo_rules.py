@@ -340,3 +340,35 @@ def test_promtool_exactly_at_the_factor_does_not_fire(tmp_path: Path) -> None:
         },
     ]
     promtool_test(tmp_path, [boundary, above], [{"interval": "1m", "input_series": series, "alert_rule_test": checks}])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yes",
+        "No",
+        "1",
+        "1h",
+        "a: b",
+        "#x",
+        " lead",
+        "trail ",
+        'q"uote',
+        "back\\slash",
+        "é ✓ 😀",
+        "a\u2028b",
+        "t\tab",
+    ]
+    + ["two\nlines", "  indented\n  lines", "a\n\nb", "end\n", "- item", "{x}", "null", "~", "0x1F", ".inf"],
+)
+def test_render_reads_back_as_written(text: str) -> None:
+    doc = {"groups": [{"name": text or "g", "rules": [{"record": "r", "expr": text, "labels": {"service": text}}]}]}
+    assert yaml.safe_load(rules.render(doc)) == doc
+
+
+def test_render_of_every_rule_set_reads_back() -> None:
+    weird = manifest("weird", {"raw": {"errorRatioQuery": "sum(rate(e[$window]))\n  /\nsum(rate(t[$window]))"}})
+    weird["spec"]["service"] = 'check"out: yes ✓'
+    doc = rules.rule_file([*every_rule_set(), rules.parse_document(weird, 1)])
+    assert yaml.safe_load(rules.render(doc)) == doc

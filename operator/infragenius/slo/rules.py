@@ -17,6 +17,7 @@ alert also re-runs the SLOReview it came from.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -217,17 +218,66 @@ def parse_documents(documents: Iterable[object]) -> list[SLOSource]:
     return sources
 
 
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+# Words YAML 1.1 readers (PyYAML, Go's yaml.v2) would not read back as strings.
+_NOT_PLAIN = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "null"})
+
+
+def _quoted(value: str) -> str:
+    """A double-quoted YAML scalar: JSON's escapes are YAML's; line separators JSON leaves raw are escaped too."""
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(
+        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}" for c in text
+    )
+
+
+def _scalar(value: str, indent: int) -> str:
+    if _PLAIN.fullmatch(value) and value.lower() not in _NOT_PLAIN:
+        return value
+    lines = value.split("\n")
+    if len(lines) > 1 and all(line and line == line.strip() and line.isprintable() for line in lines):
+        # A literal block keeps a multi-line expression readable; "|-": no trailing newline.
+        pad = " " * (indent + 2)
+        return "|-\n" + "\n".join(pad + line for line in lines)
+    return _quoted(value)
+
+
+def _emit(value: object, indent: int, out: list[str]) -> None:
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not (isinstance(key, str) and _PLAIN.fullmatch(key)):
+                raise TypeError(f"rule file keys are names, got {key!r}")
+            if isinstance(item, str):
+                out.append(f"{pad}{key}: {_scalar(item, indent)}")
+            elif isinstance(item, Mapping) and item:
+                out.append(f"{pad}{key}:")
+                _emit(item, indent + 2, out)
+            elif isinstance(item, list) and item:
+                out.append(f"{pad}{key}:")
+                _emit(item, indent, out)
+            elif isinstance(item, Mapping | list):
+                out.append(f"{pad}{key}: {'{}' if isinstance(item, Mapping) else '[]'}")
+            else:
+                raise TypeError(f"rule files hold strings, mappings and lists, got {type(item).__name__}")
+    elif isinstance(value, list):
+        for item in value:
+            if not (isinstance(item, Mapping) and item):
+                raise TypeError("rule file lists hold mappings")
+            start = len(out)
+            _emit(item, indent + 2, out)
+            # "- " takes the place of the first key's indentation.
+            out[start] = f"{pad}- {out[start][indent + 2 :]}"
+    else:
+        raise TypeError(f"cannot emit {type(value).__name__}")
+
+
 def render(rule_file_document: Mapping[str, Any]) -> str:
-    """YAML for ``promtool``/Prometheus: keys in the order written, multi-line expressions as literal blocks."""
-    import yaml  # here, not at the top: the pure rule building does not need it
+    """YAML for Prometheus and promtool, keys in the order written, multi-line expressions as literal blocks.
 
-    class _Dumper(yaml.SafeDumper):
-        pass
-
-    def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    _Dumper.add_representer(str, _str)
-    text: str = yaml.dump(dict(rule_file_document), Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
-    return text
+    Written by hand for the few shapes a rule file has: PyYAML's emitter took ~6 s (1.8 s with libyaml)
+    for 1,000 SLOReviews. A unit test reads every rendering back with PyYAML.
+    """
+    out: list[str] = []
+    _emit(rule_file_document, 0, out)
+    return "\n".join(out) + "\n"
