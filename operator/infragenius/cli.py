@@ -93,7 +93,9 @@ def _slo_rules(args: argparse.Namespace) -> int:
         else:
             with open(args.file, encoding="utf-8") as handle:
                 text = handle.read()
-        sources = rules.parse_documents(yaml.safe_load_all(text))
+        # libyaml's loader when present: the pure-Python one is most of the time for a large file.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        sources = rules.parse_documents(yaml.load_all(text, Loader=loader), default_namespace=args.namespace)
         document = rules.rule_file(sources, runbook_template=args.runbook_url_template)
     except OSError as err:
         print(f"infragenius slo rules: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rules", help="print the Prometheus recording and burn-rate alert rules for SLOReviews in a YAML file"
     )
     slo_rules.add_argument("-f", "--file", required=True, help="one or more SLOReview documents; - for stdin")
+    slo_rules.add_argument(
+        "-n", "--namespace", default="default", help="for SLOReviews without metadata.namespace (default: %(default)s)"
+    )
     slo_rules.add_argument(
         "--runbook-url-template",
         default=None,

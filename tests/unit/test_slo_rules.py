@@ -372,3 +372,13 @@ def test_render_of_every_rule_set_reads_back() -> None:
     weird["spec"]["service"] = 'check"out: yes ✓'
     doc = rules.rule_file([*every_rule_set(), rules.parse_document(weird, 1)])
     assert yaml.safe_load(rules.render(doc)) == doc
+
+
+def test_cli_namespace_for_manifests_without_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "slo.yaml"
+    path.write_text(yaml.safe_dump_all([manifest("a", SLIS["ratio"], namespace=None), manifest("b", SLIS["raw"])]))
+    assert cli.main(["slo", "rules", "-f", str(path), "-n", "team"]) == 0
+    groups = [g["name"] for g in yaml.safe_load(capsys.readouterr().out)["groups"]]
+    assert groups == ["infragenius-slo-shop-b", "infragenius-slo-team-a"]  # an explicit namespace wins
+    assert cli.main(["slo", "rules", "-f", str(path), "-n", "Bad_NS"]) == 2
+    assert "namespace: 'Bad_NS'" in capsys.readouterr().err

@@ -133,7 +133,7 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
                 f'The burn rate over {policy.long_window} is {{{{ $value | printf "%.4g" }}}}x and the one over '
                 f"{policy.short_window} is above {factor:g}x too (budget {_number(budget)} = "
                 f"{100 - spec.objective:g}% errors allowed over {spec.window}; threshold {factor:g}x = "
-                f"{_number(factor * budget)} error ratio). At {factor:g}x, "
+                f"{factor * budget:.6g} error ratio). At {factor:g}x, "
                 f"{policy.budget_fraction:.0%} of the {spec.window} budget is spent in {policy.long_window}. "
                 f"Review: kubectl get sloreview {source.name} -n {source.namespace}"
             ),
@@ -176,7 +176,7 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def parse_document(document: object, position: int) -> SLOSource:
+def parse_document(document: object, position: int, default_namespace: str = DEFAULT_NAMESPACE) -> SLOSource:
     """An SLOReview manifest (as loaded from YAML) -> SLOSource; RuleInputError names the bad field."""
     where = f"document {position}"
     if not isinstance(document, Mapping):
@@ -191,7 +191,7 @@ def parse_document(document: object, position: int) -> SLOSource:
     name = metadata.get("name")
     if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
         raise RuleInputError(f"{where}: metadata.name: {name!r} is not a valid Kubernetes name")
-    namespace = metadata.get("namespace", DEFAULT_NAMESPACE)
+    namespace = metadata.get("namespace", default_namespace)
     if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
         raise RuleInputError(f"{where} ({name}): metadata.namespace: {namespace!r} is not a valid namespace")
     annotations = metadata.get("annotations") or {}
@@ -210,9 +210,18 @@ def parse_document(document: object, position: int) -> SLOSource:
     return SLOSource(namespace=namespace, name=name, spec=spec, runbook_url=runbook)
 
 
-def parse_documents(documents: Iterable[object]) -> list[SLOSource]:
-    """Every non-empty YAML document must be an SLOReview (``---`` separators leave ``None`` documents)."""
-    sources = [parse_document(doc, position) for position, doc in enumerate(documents, start=1) if doc is not None]
+def parse_documents(documents: Iterable[object], default_namespace: str = DEFAULT_NAMESPACE) -> list[SLOSource]:
+    """Every non-empty YAML document must be an SLOReview (``---`` separators leave ``None`` documents).
+
+    ``default_namespace`` is for manifests without one, as ``kubectl apply -n`` would place them.
+    """
+    if not _DNS_LABEL.match(default_namespace):
+        raise RuleInputError(f"namespace: {default_namespace!r} is not a valid namespace")
+    sources = [
+        parse_document(doc, position, default_namespace)
+        for position, doc in enumerate(documents, start=1)
+        if doc is not None
+    ]
     if not sources:
         raise RuleInputError("no SLOReview documents in the input")
     return sources
@@ -234,6 +243,9 @@ def _quoted(value: str) -> str:
 def _scalar(value: str, indent: int) -> str:
     if _PLAIN.fullmatch(value) and value.lower() not in _NOT_PLAIN:
         return value
+    if value.isprintable():
+        # Single quotes escape nothing but themselves: PromQL's double quotes stay readable.
+        return "'" + value.replace("'", "''") + "'"
     lines = value.split("\n")
     if len(lines) > 1 and all(line and line == line.strip() and line.isprintable() for line in lines):
         # A literal block keeps a multi-line expression readable; "|-": no trailing newline.
