@@ -382,3 +382,15 @@ def test_cli_namespace_for_manifests_without_one(tmp_path: Path, capsys: pytest.
     assert groups == ["infragenius-slo-shop-b", "infragenius-slo-team-a"]  # an explicit namespace wins
     assert cli.main(["slo", "rules", "-f", str(path), "-n", "Bad_NS"]) == 2
     assert "namespace: 'Bad_NS'" in capsys.readouterr().err
+
+
+def test_bad_runbook_template_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for template in ("https://x/{team}", "https://x/{", "https://x/{0}"):
+        with pytest.raises(rules.RuleInputError, match="runbook URL template"):
+            rules.rule_file([source("c", SLIS["ratio"])], runbook_template=template)
+    path = tmp_path / "slo.yaml"
+    path.write_text(yaml.safe_dump(manifest("c", SLIS["ratio"])))
+    assert cli.main(["slo", "rules", "-f", str(path), "--runbook-url-template", "https://x/{team}"]) == 2
+    assert "placeholders: namespace, name" in capsys.readouterr().err
+    with pytest.raises(rules.RuleInputError, match="metadata.namespace"):
+        source("c", SLIS["ratio"], namespace="shop\n")

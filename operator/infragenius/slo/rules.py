@@ -37,7 +37,7 @@ ALERT_NAME = "SLOErrorBudgetBurn"
 RUNBOOK_ANNOTATION = f"{GROUP}/runbook-url"
 #: Placeholders a runbook template may use (``--runbook-url-template`` of ``infragenius slo rules``).
 RUNBOOK_FIELDS = ("namespace", "name", "service", "severity", "policy")
-#: Recording and alerting every minute: the 5m lookback sees five evaluations, the 3d one stays affordable.
+#: Every minute: often enough for a 5m lookback; the 3d and SLO-window lookbacks cost little more per minute.
 GROUP_INTERVAL = "1m"
 DEFAULT_NAMESPACE = "default"
 # page alerts inhibit ticket alerts of the same SLO (Alertmanager: equal [namespace, slo]).
@@ -96,6 +96,16 @@ def _runbook(source: SLOSource, template: str | None, severity: str, policy: str
     return template.format(
         namespace=source.namespace, name=source.name, service=source.spec.service, severity=severity, policy=policy
     )
+
+
+def check_runbook_template(template: str) -> None:
+    """A template naming an unknown placeholder (or with a stray brace) is refused before any rule is built."""
+    try:
+        template.format(**dict.fromkeys(RUNBOOK_FIELDS, "x"))
+    except (KeyError, IndexError, ValueError) as err:
+        raise RuleInputError(
+            f"runbook URL template {template!r}: {err} (placeholders: {', '.join(RUNBOOK_FIELDS)})"
+        ) from None
 
 
 def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[str, Any]:
@@ -162,6 +172,8 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
 
 def rule_file(sources: Iterable[SLOSource], runbook_template: str | None = None) -> dict[str, Any]:
     """A Prometheus rule file, groups sorted by namespace and name: the same SLOs always give the same bytes."""
+    if runbook_template:
+        check_runbook_template(runbook_template)
     ordered = sorted(sources, key=lambda s: (s.namespace, s.name))
     seen: set[tuple[str, str]] = set()
     for source in ordered:
@@ -189,10 +201,10 @@ def parse_document(document: object, position: int, default_namespace: str = DEF
     if not isinstance(metadata, Mapping):
         raise RuleInputError(f"{where}: metadata: expected a mapping with a name")
     name = metadata.get("name")
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
+    if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name):
         raise RuleInputError(f"{where}: metadata.name: {name!r} is not a valid Kubernetes name")
     namespace = metadata.get("namespace", default_namespace)
-    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+    if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
         raise RuleInputError(f"{where} ({name}): metadata.namespace: {namespace!r} is not a valid namespace")
     annotations = metadata.get("annotations") or {}
     runbook = annotations.get(RUNBOOK_ANNOTATION) if isinstance(annotations, Mapping) else None
@@ -215,7 +227,7 @@ def parse_documents(documents: Iterable[object], default_namespace: str = DEFAUL
 
     ``default_namespace`` is for manifests without one, as ``kubectl apply -n`` would place them.
     """
-    if not _DNS_LABEL.match(default_namespace):
+    if not _DNS_LABEL.fullmatch(default_namespace):
         raise RuleInputError(f"namespace: {default_namespace!r} is not a valid namespace")
     sources = [
         parse_document(doc, position, default_namespace)
