@@ -70,7 +70,7 @@ def loaded(prometheus: LocalPrometheus, rule_file: Path) -> Iterator[LocalPromet
 
 
 def test_prometheus_loads_the_rules_and_evaluates_them_without_errors(loaded: LocalPrometheus) -> None:
-    expected = {f"infragenius-slo-{NAMESPACE}-{s.name}" for s in sources()}
+    expected = {rules.group_name(s) for s in sources()}
     deadline = time.monotonic() + 60
     while True:
         body = httpx.get(f"{loaded.url}/api/v1/rules", timeout=10).json()

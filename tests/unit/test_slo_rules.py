@@ -65,7 +65,7 @@ def every_rule_set() -> list[rules.SLOSource]:
 def test_recording_rules_are_the_review_queries(kind: str, period: str) -> None:
     src = source("checkout", SLIS[kind], window=period)
     group = rules.rule_group(src)
-    assert group["name"] == "infragenius-slo-shop-checkout"
+    assert group["name"] == "infragenius-slo/shop/checkout"
     records = [r for r in group["rules"] if "record" in r]
     windows = [*BURN_WINDOWS, period]
     assert [r["record"] for r in records] == [
@@ -147,6 +147,9 @@ def test_output_is_deterministic() -> None:
 
 def test_duplicate_and_default_namespace() -> None:
     assert source("c", SLIS["ratio"], namespace=None).namespace == "default"
+    # Dashes in both a namespace and a name must not make two groups share a name (Prometheus refuses that).
+    pair = [source("b-c", SLIS["ratio"], namespace="a"), source("c", SLIS["ratio"], namespace="a-b")]
+    assert len({g["name"] for g in rules.rule_file(pair)["groups"]}) == 2
     with pytest.raises(rules.RuleInputError, match="defined twice"):
         rules.rule_file([source("c", SLIS["ratio"]), source("c", SLIS["raw"])])
 
@@ -183,7 +186,7 @@ def test_cli_prints_the_rule_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert cli.main(["slo", "rules", "-f", str(path)]) == 0
     out = capsys.readouterr().out
     assert out == rules.render(rules.rule_file([source("a", SLIS["latency"]), source("b", SLIS["raw"])]))
-    assert [g["name"] for g in yaml.safe_load(out)["groups"]] == ["infragenius-slo-shop-a", "infragenius-slo-shop-b"]
+    assert [g["name"] for g in yaml.safe_load(out)["groups"]] == ["infragenius-slo/shop/a", "infragenius-slo/shop/b"]
 
 
 def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -379,7 +382,7 @@ def test_cli_namespace_for_manifests_without_one(tmp_path: Path, capsys: pytest.
     path.write_text(yaml.safe_dump_all([manifest("a", SLIS["ratio"], namespace=None), manifest("b", SLIS["raw"])]))
     assert cli.main(["slo", "rules", "-f", str(path), "-n", "team"]) == 0
     groups = [g["name"] for g in yaml.safe_load(capsys.readouterr().out)["groups"]]
-    assert groups == ["infragenius-slo-shop-b", "infragenius-slo-team-a"]  # an explicit namespace wins
+    assert groups == ["infragenius-slo/shop/b", "infragenius-slo/team/a"]  # an explicit namespace wins
     assert cli.main(["slo", "rules", "-f", str(path), "-n", "Bad_NS"]) == 2
     assert "namespace: 'Bad_NS'" in capsys.readouterr().err
 

@@ -71,6 +71,11 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
+def group_name(source: SLOSource) -> str:
+    """``infragenius-slo/shop/checkout``: "/" is in neither a namespace nor a name, so no two SLOs share one."""
+    return f"infragenius-slo/{source.namespace}/{source.name}"
+
+
 def _selector(source: SLOSource) -> str:
     # Names and namespaces are DNS names: nothing in them needs escaping inside a double-quoted matcher.
     return f'{{namespace="{source.namespace}",slo="{source.name}"}}'
@@ -167,7 +172,7 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
                 "annotations": annotations,
             }
         )
-    return {"name": f"infragenius-slo-{source.namespace}-{source.name}", "interval": GROUP_INTERVAL, "rules": rules}
+    return {"name": group_name(source), "interval": GROUP_INTERVAL, "rules": rules}
 
 
 def rule_file(sources: Iterable[SLOSource], runbook_template: str | None = None) -> dict[str, Any]:
