@@ -81,6 +81,35 @@ def _rbac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slo_rules(args: argparse.Namespace) -> int:
+    """Print the Prometheus rule file for the SLOReviews in a YAML file; exit 2 on bad input."""
+    import yaml
+
+    from infragenius.slo import rules
+
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
+        # libyaml's loader when present: the pure-Python one is most of the time for a large file.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        sources = rules.parse_documents(yaml.load_all(text, Loader=loader), default_namespace=args.namespace)
+        document = rules.rule_file(sources, runbook_template=args.runbook_url_template)
+    except OSError as err:
+        print(f"infragenius slo rules: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as err:
+        print(f"infragenius slo rules: {args.file} is not valid YAML: {err}", file=sys.stderr)
+        return 2
+    except rules.RuleInputError as err:
+        print(f"infragenius slo rules: {args.file}: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(rules.render(document))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infragenius", description="InfraGenius operator and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack-output", default=None, help="the stack Role rules (default: stack-role-rules.yaml beside --output)"
     )
     rbac.set_defaults(func=_rbac)
+
+    slo = commands.add_parser("slo", help="SLO tools that work offline")
+    slo_commands = slo.add_subparsers(dest="slo_command", required=True)
+    slo_rules = slo_commands.add_parser(
+        "rules", help="print the Prometheus recording and burn-rate alert rules for SLOReviews in a YAML file"
+    )
+    slo_rules.add_argument("-f", "--file", required=True, help="one or more SLOReview documents; - for stdin")
+    slo_rules.add_argument(
+        "-n", "--namespace", default="default", help="for SLOReviews without metadata.namespace (default: %(default)s)"
+    )
+    slo_rules.add_argument(
+        "--runbook-url-template",
+        default=None,
+        help="runbook_url for SLOReviews without the infragenius.io/runbook-url annotation; may use "
+        "{namespace}, {name}, {service}, {severity} and {policy}",
+    )
+    slo_rules.set_defaults(func=_slo_rules)
     return parser
 
 
