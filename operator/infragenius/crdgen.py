@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel
 
 from infragenius.models import analysis, incident, slo
-from infragenius.models.api import ANALYSIS, GROUP, INCIDENT_REPORT, SLO_REVIEW, VERSION, ResourceKind
+from infragenius.models.api import ANALYSIS, GROUP, INCIDENT_REPORT, SLO_REVIEW, VERSION, CustomResourceKind
 
 _DROP = {"title", "$defs"}
 
@@ -57,7 +57,7 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _crd(
     *,
-    resource: ResourceKind,
+    resource: CustomResourceKind,
     singular: str,
     short_names: list[str],
     spec: type[BaseModel],

@@ -23,7 +23,7 @@ TRIGGER_ANNOTATION = f"{GROUP}/trigger"
 
 
 @dataclass(frozen=True)
-class ResourceKind:
+class CustomResourceKind:
     """One of our custom resource kinds, as the API server names it."""
 
     kind: str
@@ -36,10 +36,9 @@ class ResourceKind:
         return f"{self.collection_path(namespace)}/{name}"
 
 
-ANALYSIS = ResourceKind("Analysis", "analyses")
-SLO_REVIEW = ResourceKind("SLOReview", "sloreviews")
-INCIDENT_REPORT = ResourceKind("IncidentReport", "incidentreports")
-KINDS = (ANALYSIS, SLO_REVIEW, INCIDENT_REPORT)
+ANALYSIS = CustomResourceKind("Analysis", "analyses")
+SLO_REVIEW = CustomResourceKind("SLOReview", "sloreviews")
+INCIDENT_REPORT = CustomResourceKind("IncidentReport", "incidentreports")
 
 
 class Phase(str, Enum):

@@ -29,9 +29,9 @@ from infragenius.models.api import (
     MODEL_SERVER_REASONS,
     RERUN_ANNOTATION,
     ConditionType,
+    CustomResourceKind,
     Phase,
     Reason,
-    ResourceKind,
 )
 from infragenius.models.common import ConditionStatus, LLMSpec, parse_duration
 from infragenius.observability import metrics
@@ -111,7 +111,7 @@ class Request:
     """One object asking for a run, as the handler saw it."""
 
     body: Mapping[str, Any]
-    kind: ResourceKind
+    kind: CustomResourceKind
     writer: StatusWriter
     namespace: str
     name: str
@@ -119,7 +119,7 @@ class Request:
     status: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, body: Mapping[str, Any], kind: ResourceKind, api: client.ApiClient) -> Request:
+    def of(cls, body: Mapping[str, Any], kind: CustomResourceKind, api: client.ApiClient) -> Request:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         return cls(
@@ -235,7 +235,7 @@ async def gather_in_slot(
 
 
 @contextlib.asynccontextmanager
-async def work_slot(runtime: Runtime, kind: ResourceKind) -> AsyncIterator[None]:
+async def work_slot(runtime: Runtime, kind: CustomResourceKind) -> AsyncIterator[None]:
     """One of ``max_concurrent_analyses`` slots, with the wait and the work visible in metrics."""
     with metrics.queued(kind.kind):
         await runtime.slots.acquire()

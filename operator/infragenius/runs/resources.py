@@ -10,7 +10,7 @@ import kopf
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.models.api import ResourceKind
+from infragenius.models.api import CustomResourceKind
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 JSON = {"Content-Type": "application/json"}
@@ -22,7 +22,7 @@ class CustomResources:
     Errors are the client's: ``ApiException`` with the HTTP status, or a transport error from ``kubeapi``.
     """
 
-    def __init__(self, api: client.ApiClient, kind: ResourceKind, timeout: tuple[float, float] = (5, 15)) -> None:
+    def __init__(self, api: client.ApiClient, kind: CustomResourceKind, timeout: tuple[float, float] = (5, 15)) -> None:
         self.api, self.kind, self.timeout = api, kind, timeout
 
     async def _call(self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
@@ -51,7 +51,7 @@ class StatusWriter:
     seconds; what still fails becomes a TemporaryError, and Kopf runs the handler again in 5 s.
     """
 
-    def __init__(self, api: client.ApiClient, kind: ResourceKind, namespace: str, name: str) -> None:
+    def __init__(self, api: client.ApiClient, kind: CustomResourceKind, namespace: str, name: str) -> None:
         self.resources = CustomResources(api, kind, timeout=(5, 30))
         self.kind, self.namespace, self.name = kind, namespace, name
 
