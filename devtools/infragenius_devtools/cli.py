@@ -22,7 +22,7 @@ def _devcluster(args: argparse.Namespace) -> int:
         for path in vars(binaries).values():
             print(path)
         return 0
-    cluster = LocalCluster(args.name)
+    cluster = LocalCluster(args.name, real_node=getattr(args, "real_node", False))
     if args.action == "up":
         started = cluster.up(timeout=args.timeout)
         print(f"kubeconfig: {started.kubeconfig}")
@@ -65,6 +65,11 @@ def add_devcluster_arguments(dev: argparse.ArgumentParser) -> None:
     dev.add_argument("action", choices=["up", "down", "status", "kubeconfig", "build"])
     dev.add_argument("--name", default="default", help="run several clusters side by side (default: %(default)s)")
     dev.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    dev.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also run a real node (kubelet, containerd, CNI, kube-proxy, CoreDNS; needs root) next to the kwok nodes",
+    )
     dev.add_argument("-o", "--output", choices=["text", "json"], default="text")
     dev.set_defaults(func=_devcluster)
 

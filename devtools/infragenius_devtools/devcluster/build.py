@@ -281,16 +281,25 @@ def kubernetes_staging_modules(version: str) -> list[str]:
     return modules
 
 
-def kubernetes_build(version: str = versions.KUBERNETES_VERSION) -> GoBuild:
-    """kube-apiserver, kube-controller-manager, kube-scheduler and kubectl in one shared compile."""
+CONTROL_PLANE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_COMMANDS = ("kubelet", "kube-proxy")
+
+
+def kubernetes_build(
+    version: str = versions.KUBERNETES_VERSION,
+    *,
+    name: str = "kubernetes",
+    commands: tuple[str, ...] = CONTROL_PLANE_COMMANDS,
+) -> GoBuild:
+    """Commands of ``k8s.io/kubernetes`` in one shared compile: the control plane by default, or the
+    node's kubelet and kube-proxy (``kubernetes_node_build``)."""
     major, minor, _patch = version.split(".")
     staging_version = f"v0.{minor}.{_patch}"
     replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in kubernetes_staging_modules(version))
     go_mod = (
-        "module infragenius.local/kubernetes\n\ngo 1.26.0\n\n"
+        f"module infragenius.local/{name}\n\ngo 1.26.0\n\n"
         f"require k8s.io/kubernetes v{version}\n\nreplace (\n{replaces}\n)\n"
     )
-    commands = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
     tools = (
         "//go:build tools\n\npackage tools\n\nimport (\n"
         + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in commands)
@@ -306,13 +315,31 @@ def kubernetes_build(version: str = versions.KUBERNETES_VERSION) -> GoBuild:
             f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
         ]
     return GoBuild(
-        name="kubernetes",
+        name=name,
         version=version,
         go_mod=go_mod,
         sources={"tools.go": tools},
         packages=tuple(f"k8s.io/kubernetes/cmd/{c}" for c in commands),
         ldflags="-s -w " + " ".join(stamp),
         tags="selinux,notest",
+    )
+
+
+def kubernetes_node_build(version: str = versions.KUBERNETES_VERSION) -> GoBuild:
+    """kubelet and kube-proxy, for the devcluster's real node; same wrapper module as the control plane."""
+    return kubernetes_build(version, name="kubernetes-node", commands=NODE_COMMANDS)
+
+
+def coredns_build(version: str = versions.COREDNS_VERSION) -> GoBuild:
+    """CoreDNS, the cluster DNS of the real node (its module has no replace lines)."""
+    go_mod = f"module infragenius.local/coredns\n\ngo 1.26.0\n\nrequire github.com/coredns/coredns v{version}\n"
+    tools = '//go:build tools\n\npackage tools\n\nimport _ "github.com/coredns/coredns"\n'
+    return GoBuild(
+        name="coredns",
+        version=version,
+        go_mod=go_mod,
+        sources={"tools.go": tools},
+        packages=("github.com/coredns/coredns",),
     )
 
 
@@ -415,6 +442,24 @@ class Binaries:
 def _cached_dir(name: str, version: str) -> Path | None:
     path = cache_root() / "bin" / f"{name}-{version}"
     return path if (path / ".complete").exists() else None
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Paths of the real node's programs built from Go modules (containerd, runc and CNI come from Debian)."""
+
+    kubelet: Path
+    kube_proxy: Path
+    coredns: Path
+
+
+def ensure_node_binaries(echo: bool = True) -> NodeBinaries:
+    """Build the real node's kubelet, kube-proxy and CoreDNS if the cache lacks them."""
+    node = _cached_dir("kubernetes-node", versions.KUBERNETES_VERSION) or ensure_built(
+        kubernetes_node_build(), echo=echo
+    )
+    coredns = _cached_dir("coredns", versions.COREDNS_VERSION) or ensure_built(coredns_build(), echo=echo)
+    return NodeBinaries(kubelet=node / "kubelet", kube_proxy=node / "kube-proxy", coredns=coredns / "coredns")
 
 
 def ensure_binaries(echo: bool = True) -> Binaries:

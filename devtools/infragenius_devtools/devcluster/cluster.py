@@ -19,14 +19,14 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from infragenius_devtools.devcluster import build, pki, versions
+from infragenius_devtools.devcluster import build, node, pki, versions
 from infragenius_devtools.devcluster.errors import DevClusterError
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -50,6 +50,9 @@ class ClusterInfo:
     version: str
     ports: dict[str, int]
     pids: dict[str, int]
+    components: list[str] = field(default_factory=lambda: list(COMPONENTS))
+    #: The real node's name and addresses, when the cluster has one.
+    real_node: dict[str, str] | None = None
 
 
 def _free_port() -> int:
@@ -139,9 +142,12 @@ def fake_node(name: str, address: str, capacity: dict[str, str], zone: str = "zo
 
 
 class LocalCluster:
-    """One named local cluster; several can run side by side with separate names."""
+    """One named local cluster; several can run side by side with separate names.
 
-    def __init__(self, name: str = "default") -> None:
+    With ``real_node`` it also runs a real node (``node.py``) next to the kwok nodes.
+    """
+
+    def __init__(self, name: str = "default", real_node: bool = False) -> None:
         if not name.replace("-", "").isalnum():
             raise DevClusterError(f"Cluster name {name!r} must be letters, digits and dashes.")
         self.name = name
@@ -151,6 +157,11 @@ class LocalCluster:
         self.pid_dir = self.root / "pids"
         self.state_file = self.root / "state.json"
         self.kubeconfig_path = self.data_dir / "admin.kubeconfig"
+        self.real_node = real_node
+        # Written as soon as the node's namespace exists, so `down` can undo a half-started node.
+        self.node_file = self.root / "node.json"
+        self.node_state = self.root / "node"
+        self.cgroup_root = f"infragenius-{name}"
 
     # --- inspection ---------------------------------------------------------------------------
 
@@ -175,7 +186,8 @@ class LocalCluster:
         except (OSError, json.JSONDecodeError):
             return None
         pids = self._recorded_pids()
-        if set(pids) != set(COMPONENTS) or not all(self._ours(c, p) for c, p in pids.items()):
+        components = set(state.get("components", COMPONENTS))
+        if set(pids) != components or not all(self._ours(c, p) for c, p in pids.items()):
             return None
         return ClusterInfo(**state)
 
@@ -193,12 +205,14 @@ class LocalCluster:
     def up(self, echo: Callable[[str], None] = print, timeout: float = 120.0) -> ClusterInfo:
         """Start the cluster and wait until it is usable; report the running one if already up."""
         running = self.info()
-        if running is not None and self.is_healthy():
+        if running is not None and self.is_healthy() and (running.real_node is not None or not self.real_node):
             echo(f"cluster {self.name!r} is already running at {running.server}")
             return running
         started = time.monotonic()
+        self._teardown_node(echo=lambda _m: None)
         self._stop_recorded(echo=lambda _m: None)  # stale PID files or a half-started cluster
         binaries = build.ensure_binaries(echo=True)
+        node_binaries = self._node_prerequisites() if self.real_node else None
         deadline = time.monotonic() + timeout  # building is not part of the start-up budget
 
         def remaining() -> float:
@@ -211,8 +225,10 @@ class LocalCluster:
             old_log.unlink()
 
         ports = self._ports()
-        certs = pki.generate(self.data_dir / "pki")
-        server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+        net = self._create_node_network() if self.real_node else None
+        host = net.host_ip if net else "127.0.0.1"
+        certs = pki.generate(self.data_dir / "pki", (host,) if net else ())
+        server = f"https://{host}:{ports['kube-apiserver']}"
         kubeconfigs = {}
         for user, pair in (
             ("admin", certs.admin),
@@ -229,7 +245,7 @@ class LocalCluster:
         try:
             self._start_etcd(binaries.etcd, ports)
             self._wait(lambda: self._etcd_healthy(ports["etcd"]), remaining(), "etcd to become healthy")
-            self._start_apiserver(binaries.kube_apiserver, ports, certs)
+            self._start_apiserver(binaries.kube_apiserver, ports, certs, net)
             self._wait(lambda: self._get_ok(server, "/readyz"), remaining(), "kube-apiserver /readyz")
             self._start(
                 "kube-controller-manager",
@@ -280,6 +296,18 @@ class LocalCluster:
                     "--node-lease-duration-seconds=40",
                 ],
             )
+            self._create_nodes(server)
+            self._wait(lambda: self._nodes_ready(server), remaining(), f"{NODE_COUNT} fake nodes to be Ready")
+            self._wait(
+                lambda: self._get_ok(server, "/api/v1/namespaces/default/serviceaccounts/default"),
+                remaining(),
+                "the default service account",
+            )
+            real_node = None
+            if net is not None and node_binaries is not None:
+                echo(f"starting the real node {node.NODE_NAME} ({net.node_ip}, pods {net.pod_cidr}) ...")
+                self._start_node(net, node_binaries, server, remaining, echo)
+                real_node = {"name": node.NODE_NAME, "address": net.node_ip, "podCIDR": net.pod_cidr}
             info = ClusterInfo(
                 name=self.name,
                 kubeconfig=str(kubeconfigs["admin"]),
@@ -288,16 +316,12 @@ class LocalCluster:
                 version=f"v{versions.KUBERNETES_VERSION}",
                 ports=ports,
                 pids=self._recorded_pids(),
+                components=sorted(self._recorded_pids()),
+                real_node=real_node,
             )
             self.state_file.write_text(json.dumps(asdict(info), indent=2))
-            self._create_nodes(server)
-            self._wait(lambda: self._nodes_ready(server), remaining(), f"{NODE_COUNT} fake nodes to be Ready")
-            self._wait(
-                lambda: self._get_ok(server, "/api/v1/namespaces/default/serviceaccounts/default"),
-                remaining(),
-                "the default service account",
-            )
         except BaseException:
+            self._teardown_node(echo=lambda _m: None)
             self._stop_recorded(echo=lambda _m: None)
             raise
         echo(f"cluster {self.name!r} is up at {server} in {time.monotonic() - started:.1f}s")
@@ -305,7 +329,8 @@ class LocalCluster:
 
     def down(self, echo: Callable[[str], None] = print) -> bool:
         """Stop the processes this cluster recorded and remove its data; True if anything ran."""
-        stopped = self._stop_recorded(echo)
+        node_ran = self._teardown_node(echo)
+        stopped = self._stop_recorded(echo) or node_ran
         shutil.rmtree(self.data_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             self.state_file.unlink()
@@ -337,6 +362,171 @@ class LocalCluster:
         info.pids = pids
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         return time.monotonic() - stopped_at
+
+    # --- the real node ---------------------------------------------------------------------------
+
+    def _node_prerequisites(self) -> build.NodeBinaries:
+        if os.geteuid() != 0:
+            raise DevClusterError("A real node needs root (network namespaces, cgroups, mounts); run as root.")
+        missing = node.missing_host_tools()
+        if missing:
+            raise DevClusterError(
+                f"A real node needs Debian packages that are missing: {', '.join(sorted(set(missing)))}; "
+                "run `make install`."
+            )
+        return build.ensure_node_binaries(echo=True)
+
+    def _create_node_network(self) -> node.NodeNetwork:
+        net = node.pick_network()
+        self.node_file.write_text(json.dumps({"index": net.index, "cgroup_root": self.cgroup_root}))
+        node.create_network(net)
+        return net
+
+    def _node_kubeconfig(self, server: str, user: str, pair: pki.CertPair) -> Path:
+        path = self.node_state / f"{user}.kubeconfig"
+        path.write_text(yaml.safe_dump(_kubeconfig(server, self.data_dir / "pki" / "ca.crt", user, pair)))
+        path.chmod(0o600)
+        return path
+
+    def _start_in_node(self, net: node.NodeNetwork, component: str, argv: list[str]) -> int:
+        return self._start(component, ["nsenter", f"--net={net.netns_path}", "--", *argv])
+
+    def _start_node(
+        self,
+        net: node.NodeNetwork,
+        binaries: build.NodeBinaries,
+        server: str,
+        remaining: Callable[[], float],
+        echo: Callable[[str], None],
+    ) -> None:
+        state = self.node_state
+        for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        pki_dir = self.data_dir / "pki"
+        node.create_cgroup_root(self.cgroup_root)
+        (state / "resolv.conf").write_text(f"nameserver {net.node_ip}\n")
+        node.write_json(state / "cni" / "net.d" / "10-infragenius.conflist", node.cni_config(net, state))
+        config = state / "containerd" / "config.toml"
+        config.write_text(node.containerd_config(state))
+        socket_path = state / "containerd" / "containerd.sock"
+        self._start_in_node(net, "containerd", ["containerd", "--config", str(config)])
+        self._wait(socket_path.exists, remaining(), "containerd's socket")
+        self._import_images(socket_path, echo)
+
+        kubelet_client = pki.issue_from_ca(pki_dir, "kubelet", f"system:node:{node.NODE_NAME}", ("system:nodes",))
+        kubelet_serving = pki.issue_from_ca(pki_dir, "kubelet-serving", node.NODE_NAME, (), (net.node_ip,))
+        kubelet_config = node.write_yaml(
+            state / "kubelet-config.yaml",
+            node.kubelet_config(net, state, pki_dir / "ca.crt", kubelet_serving, self.cgroup_root),
+        )
+        self._start_in_node(
+            net,
+            "kubelet",
+            [
+                str(binaries.kubelet),
+                f"--config={kubelet_config}",
+                f"--kubeconfig={self._node_kubeconfig(server, 'kubelet', kubelet_client)}",
+                f"--root-dir={state / 'kubelet'}",
+                f"--hostname-override={node.NODE_NAME}",
+                f"--node-ip={net.node_ip}",
+                f"--node-labels={node.NODE_LABEL}=true",
+                "--v=1",
+            ],
+        )
+        proxy_client = pki.issue_from_ca(pki_dir, "kube-proxy", "system:kube-proxy")
+        proxy_config = node.write_yaml(
+            state / "kube-proxy-config.yaml",
+            node.kube_proxy_config(net, self._node_kubeconfig(server, "kube-proxy", proxy_client)),
+        )
+        self._start_in_node(net, "kube-proxy", [str(binaries.kube_proxy), f"--config={proxy_config}"])
+        with self._http() as client:
+            for obj in node.dns_objects(net):
+                self._create(client, server, obj)
+        dns_client = pki.issue_from_ca(pki_dir, "coredns", "system:coredns")
+        corefile = state / "Corefile"
+        corefile.write_text(node.corefile(net, self._node_kubeconfig(server, "coredns", dns_client)))
+        self._start_in_node(net, "coredns", [str(binaries.coredns), "-conf", str(corefile)])
+        self._wait(lambda: self._node_ready(server, node.NODE_NAME), remaining(), f"the real node {node.NODE_NAME}")
+
+    def _import_images(self, socket_path: Path, echo: Callable[[str], None]) -> None:
+        """Import the locally built image archives, so pods run them under their usual names."""
+        from infragenius_devtools import images
+
+        for name, archive in images.ensure_images(echo=True).items():
+            done = subprocess.run(
+                ["ctr", "--address", str(socket_path), "-n", "k8s.io", "images", "import", str(archive)],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise DevClusterError(f"Could not import {name} into the node: {done.stderr.strip()[-300:]}")
+            echo(f"  imported {name}")
+
+    def _create(self, client: httpx.Client, server: str, obj: dict[str, Any]) -> None:
+        group_version = obj["apiVersion"]
+        prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        namespace = obj["metadata"].get("namespace")
+        plural = {"EndpointSlice": "endpointslices"}.get(obj["kind"], obj["kind"].lower() + "s")
+        path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+        reply = client.post(server + path, json=obj)
+        if reply.status_code not in (201, 409):
+            raise DevClusterError(f"Could not create {obj['kind']} {obj['metadata']['name']}: {reply.text[:200]}")
+
+    def _node_ready(self, server: str, name: str) -> bool:
+        try:
+            with self._http(2.0) as client:
+                reply = client.get(f"{server}/api/v1/nodes/{name}")
+        except httpx.HTTPError:
+            return False
+        if reply.status_code != 200:
+            return False
+        conditions = reply.json().get("status", {}).get("conditions", [])
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    def _teardown_node(self, echo: Callable[[str], None]) -> bool:
+        """Undo everything the real node did: processes, containers, mounts, cgroups, namespace, link."""
+        if not self.node_file.exists():
+            return False
+        recorded = json.loads(self.node_file.read_text())
+        net = node.NodeNetwork(int(recorded["index"]))
+        pids = self._recorded_pids()
+        for component in reversed(node.NODE_COMPONENTS):
+            pid = pids.get(component)
+            if pid is not None and self._ours(component, pid):
+                echo(f"stopping {component} (pid {pid})")
+                self._stop_pid(pid)
+            with contextlib.suppress(FileNotFoundError):
+                (self.pid_dir / f"{component}.pid").unlink()
+        # Containers live in our cgroup root; their shims name our containerd socket.
+        for _attempt in range(20):
+            leftovers = node.cgroup_pids(recorded["cgroup_root"]) | set(
+                node.pids_with_argument(str(self.node_state / "containerd"))
+            )
+            if not leftovers:
+                break
+            node.kill_all(leftovers)
+            time.sleep(0.25)
+        stuck = node.unmount_under(self.node_state)
+        cgroups = node.remove_cgroup_root(recorded["cgroup_root"])
+        node.delete_network(net)
+        shutil.rmtree(self.node_state, ignore_errors=True)
+        if stuck or cgroups:
+            echo(f"warning: could not remove {', '.join(stuck + cgroups)}")
+        self.node_file.unlink()
+        return True
+
+    @staticmethod
+    def _stop_pid(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -390,14 +580,32 @@ class LocalCluster:
             ],
         )
 
-    def _start_apiserver(self, apiserver: Path, ports: dict[str, int], certs: pki.Pki) -> None:
+    def _start_apiserver(
+        self, apiserver: Path, ports: dict[str, int], certs: pki.Pki, net: node.NodeNetwork | None
+    ) -> None:
+        host = net.host_ip if net else "127.0.0.1"
+        if net is None:
+            # Nothing runs in pods: the `kubernetes` Service needs no endpoints.
+            extra = ["--endpoint-reconciler-type=none"]
+        else:
+            # Pods reach the API server through the `kubernetes` Service, whose endpoint the lease
+            # reconciler publishes; it talks to the kubelet (logs, exec) with its own client cert.
+            kubelet_client = pki.issue_from_ca(
+                self.data_dir / "pki", "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
+            )
+            extra = [
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                f"--kubelet-certificate-authority={certs.ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         self._start(
             "kube-apiserver",
             [
                 str(apiserver),
                 f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={host}",
+                f"--advertise-address={host}",
                 f"--secure-port={ports['kube-apiserver']}",
                 f"--cert-dir={self.data_dir / 'apiserver-certs'}",
                 f"--tls-cert-file={certs.apiserver.cert}",
@@ -409,8 +617,8 @@ class LocalCluster:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={certs.service_account_key}",
                 f"--service-account-signing-key-file={certs.service_account_key}",
-                "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                *extra,
             ],
         )
 
@@ -466,8 +674,8 @@ class LocalCluster:
         except (httpx.HTTPError, ValueError):
             return False
         ready = 0
-        for node in items:
-            for condition in node.get("status", {}).get("conditions", []):
+        for item in items:
+            for condition in item.get("status", {}).get("conditions", []):
                 if condition.get("type") == "Ready" and condition.get("status") == "True":
                     ready += 1
         return ready >= NODE_COUNT
@@ -476,7 +684,7 @@ class LocalCluster:
         """Stop our recorded processes one by one, dependents first (etcd last), SIGKILL stragglers."""
         pids = self._recorded_pids()
         ours = {c: p for c, p in pids.items() if self._ours(c, p)}
-        for component in (c for c in reversed(COMPONENTS) if c in ours):
+        for component in (c for c in reversed((*COMPONENTS, *node.NODE_COMPONENTS)) if c in ours):
             pid = ours[component]
             echo(f"stopping {component} (pid {pid})")
             with contextlib.suppress(ProcessLookupError):

@@ -12,3 +12,4 @@ MIN_GO_VERSION = (1, 26)
 # headers under a vendor/ path that module zips drop, or fetch llama.cpp with cmake).
 OLLAMA_VERSION = "0.11.4"
 HELM_VERSION = "3.22.0"
+COREDNS_VERSION = "1.15.0"
