@@ -24,8 +24,11 @@ step "debian packages"
 # g++         Ollama's CPU backend (ggml, llama.cpp) compiles through cgo;
 # prometheus  SLOReview tests backfill it with promtool and query it;
 # postgresql, redis-server  history and explanation-cache tests start their own servers;
-# python3-venv  `python3 -m venv` on Debian (only when ensurepip is missing).
-APT_PACKAGES="g++ prometheus postgresql redis-server"
+# python3-venv  `python3 -m venv` on Debian (only when ensurepip is missing);
+# the real node: containerd runc containernetworking-plugins (the container runtime and pod network),
+#   iptables conntrack (kube-proxy, inside the node's own network namespace), iproute2 (namespaces, veth);
+# images without Docker: debootstrap umoci skopeo (Debian root filesystems -> OCI archives).
+APT_PACKAGES="g++ prometheus postgresql redis-server containerd runc containernetworking-plugins iptables conntrack iproute2 debootstrap umoci skopeo"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -59,6 +62,9 @@ fi
 
 step "local cluster binaries (built once from Go modules, cached by version)"
 "$VENV/bin/infragenius-dev" devcluster build
+
+step "real node binaries: kubelet, kube-proxy and CoreDNS (built once from Go modules, cached by version)"
+"$VENV/bin/python" -c "from infragenius_devtools.devcluster.build import ensure_node_binaries; print(ensure_node_binaries())"
 
 step "ollama (built once from Go modules with cgo, CPU only)"
 "$VENV/bin/python" -c "from infragenius_devtools.devcluster.build import ensure_ollama; print(ensure_ollama())"

@@ -30,6 +30,8 @@ from tests.e2e.support import service_account_kubeconfig, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_CLUSTER_NAME = os.environ.get("INFRAGENIUS_TEST_CLUSTER_NAME", "pytest")
+# The local cluster runs a real node (kubelet, containerd, CNI) next to its kwok nodes unless told not to.
+TEST_REAL_NODE = os.environ.get("INFRAGENIUS_TEST_REAL_NODE", "1") != "0"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class E2ECluster:
     provider: str  # "existing", "kind" or "local"
     api: client.ApiClient
     local: LocalCluster | None = None  # the local control plane, for fault tests that restart it
+    real_node: dict[str, str] | None = None  # name, address and pod CIDR of the local cluster's real node
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -74,6 +77,7 @@ def cluster() -> Iterator[E2ECluster]:
     existing = os.environ.get("INFRAGENIUS_TEST_KUBECONFIG")
     local: LocalCluster | None = None
     kind_cluster: Any = None
+    real_node_info: dict[str, str] | None = None
     if existing:
         if not Path(existing).exists():
             _unavailable(f"INFRAGENIUS_TEST_KUBECONFIG={existing} does not exist")
@@ -90,18 +94,25 @@ def cluster() -> Iterator[E2ECluster]:
         kubeconfig, provider = str(kind_cluster.kubeconfig_path), "kind"
         kubectl_path = str(kind_cluster.kubectl_path)
     else:
-        local = LocalCluster(TEST_CLUSTER_NAME)
+        local = LocalCluster(TEST_CLUSTER_NAME, real_node=TEST_REAL_NODE)
         try:
-            info = local.up(echo=lambda _m: None)
+            info = local.up(echo=lambda _m: None, timeout=300)
         except DevClusterError as err:
             _unavailable(str(err))
-        kubeconfig, provider = info.kubeconfig, "local"
+        kubeconfig, provider, real_node_info = info.kubeconfig, "local", info.real_node
         from infragenius_devtools.devcluster.build import ensure_binaries
 
         kubectl_path = str(ensure_binaries(echo=False).kubectl)
     api = config.new_client_from_config(config_file=kubeconfig)
     try:
-        yield E2ECluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path, provider=provider, api=api, local=local)
+        yield E2ECluster(
+            kubeconfig=kubeconfig,
+            kubectl_path=kubectl_path,
+            provider=provider,
+            api=api,
+            local=local,
+            real_node=real_node_info,
+        )
     finally:
         api.close()
         # A local cluster is kept for the next run when asked (fast iteration), else stopped.
@@ -109,6 +120,15 @@ def cluster() -> Iterator[E2ECluster]:
             local.down(echo=lambda _m: None)
         if kind_cluster is not None and os.environ.get("INFRAGENIUS_KEEP_CLUSTER") != "1":
             kind_cluster.delete()
+
+
+@pytest.fixture
+def real_node(cluster: E2ECluster) -> dict[str, str]:
+    """The real node's name and addresses; its absence is a failure in CI."""
+    if cluster.real_node is None:
+        _unavailable("the cluster has no real node (INFRAGENIUS_TEST_REAL_NODE=0 or not a local cluster)")
+    assert cluster.real_node is not None
+    return cluster.real_node
 
 
 @pytest.fixture

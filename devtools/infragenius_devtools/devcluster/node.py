@@ -139,9 +139,12 @@ def delete_network(net: NodeNetwork) -> None:
         _run("ip", "link", "del", net.host_link, check=False)
 
 
-def cgroup_hierarchies() -> list[Path]:
-    """Every cgroup v1 hierarchy (the kubelet needs its cgroup root in each)."""
-    return sorted(p for p in CGROUP_FS.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "unified")
+def cgroup_hierarchies(with_unified: bool = False) -> list[Path]:
+    """Every cgroup v1 hierarchy (the kubelet needs its cgroup root in each); with ``with_unified`` also
+    the hybrid setup's v2 tree, where runc creates cgroups too."""
+    return sorted(
+        p for p in CGROUP_FS.iterdir() if p.is_dir() and not p.is_symlink() and (with_unified or p.name != "unified")
+    )
 
 
 def create_cgroup_root(name: str) -> None:
@@ -156,7 +159,7 @@ def create_cgroup_root(name: str) -> None:
 
 def cgroup_pids(name: str) -> set[int]:
     pids: set[int] = set()
-    for hierarchy in cgroup_hierarchies():
+    for hierarchy in cgroup_hierarchies(with_unified=True):
         root = hierarchy / name
         if root.exists():
             for procs in root.rglob("cgroup.procs"):
@@ -168,7 +171,7 @@ def cgroup_pids(name: str) -> set[int]:
 def remove_cgroup_root(name: str) -> list[str]:
     """Remove the cgroup tree bottom-up; returns paths that could not be removed."""
     left: list[str] = []
-    for hierarchy in cgroup_hierarchies():
+    for hierarchy in cgroup_hierarchies(with_unified=True):
         root = hierarchy / name
         if not root.exists():
             continue
