@@ -10,9 +10,9 @@ from typing import Any
 
 from infragenius.detectors._controllers import GRACE_SECONDS, int_or, replica_failure
 from infragenius.detectors.base import Problem
-from infragenius.detectors.evidence import DOCS, event_evidence, image_evidence
+from infragenius.detectors.evidence import DOCS, EXAMPLES, event_evidence, image_evidence
 from infragenius.kube.conditions import conditions_by_type, is_false, is_true
-from infragenius.kube.meta import annotations_of, meta, name_of, ref_of, uid_of
+from infragenius.kube.meta import annotations_of, meta, name_of, namespace_of, ref_of, uid_of
 from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Finding, Severity
 from infragenius.snapshot import Obj, Snapshot
@@ -87,6 +87,21 @@ _PROBLEMS: dict[str, Problem] = {
 }
 
 
+#: Why a new ReplicaSet's pods do not become available, in the kubelet's words (a failing readiness
+#: probe, a volume that cannot mount): a stalled rollout's finding carries them.
+_POD_CAUSE_EVENTS = frozenset({"Unhealthy", "FailedMount", "FailedCreatePodSandBox", "BackOff", "Failed"})
+
+
+def _pod_events(snapshot: Snapshot, replicaset: Obj | None) -> list[Obj]:
+    pods = (snapshot.owned_pods(replicaset) or []) if replicaset else []
+    return [
+        event
+        for pod in pods[:EXAMPLES]
+        for event in snapshot.events_about("Pod", name_of(pod), namespace_of(pod))
+        if event.get("reason") in _POD_CAUSE_EVENTS
+    ]
+
+
 class _Rollout:
     """One Deployment's rollout state and the evidence every finding about it shares."""
 
@@ -114,7 +129,9 @@ class _Rollout:
         self.newest = newest_replicaset(replicasets)
         self.images = image_evidence(self.newest, "ReplicaSet") if self.newest else image_evidence(deploy, "Deployment")
         rs_events = snapshot.events_for("ReplicaSet", name_of(self.newest)) if self.newest else []
-        self.events = event_evidence([*snapshot.events_for("Deployment", self.ref.name), *rs_events])
+        self.events = event_evidence(
+            [*snapshot.events_for("Deployment", self.ref.name), *rs_events, *_pod_events(snapshot, self.newest)]
+        )
         self.deadline = int_or(spec.get("progressDeadlineSeconds"), DEFAULT_PROGRESS_DEADLINE)
         self.stall_limit = _STALL_WITHOUT_DEADLINE if self.deadline >= NO_DEADLINE else self.deadline
         self.rollout_done = self.progressing is not None and self.progressing.get("reason") == "NewReplicaSetAvailable"
