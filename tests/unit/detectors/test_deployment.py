@@ -16,6 +16,7 @@ from tests.unit.factories import (
     event,
     healthy_objects,
     only,
+    pod,
     replicaset,
     snap,
     ts,
@@ -176,3 +177,25 @@ def test_same_snapshot_twice_gives_identical_findings() -> None:
     first, second = DETECTOR.detect(s), DETECTOR.detect(s)
     assert [f.severity for f in first] == [Severity.info, Severity.critical, Severity.critical]
     assert first == second and len({f.id for f in first}) == 3
+
+
+def test_a_stalled_rollout_carries_the_kubelets_reasons_from_its_new_pods() -> None:
+    """The readiness probe's failure is reported on the pod, not on the Deployment or ReplicaSet."""
+    conditions = [cond("Progressing", "False", "ProgressDeadlineExceeded", ago=60)]
+    probe = "Readiness probe failed: cat: /tmp/ready: No such file or directory"
+    s = snap(
+        deployment("web", 3, available=2, updated=1, conditions=conditions),
+        replicaset("web-abc", "web", replicas=2, revision=1),
+        replicaset("web-def", "web", replicas=1, ready=0, revision=2, image="shop/web:2.0"),
+        pod("web-def-1", ("ReplicaSet", "web-def"), ready=False),
+        pod("web-abc-1", ("ReplicaSet", "web-abc"), ready=False),
+        events=[
+            event("Pod", "web-def-1", "Unhealthy", probe, count=30),
+            event("Pod", "web-def-1", "Pulled", "Container image already present", type_="Normal"),
+            # The old ReplicaSet's pods are not why the new one stalls.
+            event("Pod", "web-abc-1", "FailedMount", 'secret "old" not found'),
+        ],
+    )
+    e = ev(only(DETECTOR.detect(s)))
+    assert e["event:Unhealthy"] == f"count=30: {probe}"
+    assert "event:FailedMount" not in e and "event:Pulled" not in e
