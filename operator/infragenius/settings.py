@@ -145,6 +145,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Tolerations for GPU nodes (JSON)."
     )
     ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
+    ollama_cpu_request: str = Field(default="1", max_length=32, description="CPU requested by Ollama.")
+    ollama_memory_request: str = Field(default="8Gi", max_length=32, description="Memory requested by Ollama.")
+    ollama_memory_limit: str = Field(
+        default="32Gi", max_length=32, description="Memory limit of Ollama (a CPU-only test profile needs far less)."
+    )
+    stack_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Where Postgres, Redis and Ollama run (JSON); Ollama's own selector wins."
+    )
+    stack_tolerations: list[dict[str, str]] = Field(
+        default_factory=list, description="Tolerations for Postgres, Redis and Ollama (JSON)."
+    )
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
     cache_signing_key: SecretStr | None = Field(

@@ -136,3 +136,49 @@ def test_the_redis_secret_is_created_once_and_never_overwritten() -> None:
     assert body["metadata"]["name"] == REDIS_SECRET
     assert len(base64.b64decode(body["data"]["password"])) >= 40
     assert body["data"]["password"] != calls[1][2]["data"]["password"]  # generated, not a constant
+
+
+def _pod_specs(settings: Settings) -> dict[str, dict[str, Any]]:
+    objects = render(settings)
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def test_the_whole_stack_follows_the_stack_node_selector_and_tolerations(monkeypatch: pytest.MonkeyPatch) -> None:
+    taint = {"key": "infragenius.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
+    monkeypatch.setenv("INFRAGENIUS_STACK_NODE_SELECTOR", json.dumps({"infragenius.io/real-node": "true"}))
+    monkeypatch.setenv("INFRAGENIUS_STACK_TOLERATIONS", json.dumps([taint]))
+    specs = _pod_specs(Settings())
+    assert set(specs) == {"infragenius-postgres", "infragenius-redis", "infragenius-ollama"}
+    for spec in specs.values():
+        assert spec["nodeSelector"] == {"infragenius.io/real-node": "true"}
+        assert spec["tolerations"] == [taint]
+
+
+def test_ollamas_own_selector_wins_and_tolerations_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    monkeypatch.setenv("INFRAGENIUS_STACK_NODE_SELECTOR", json.dumps({"pool": "general"}))
+    monkeypatch.setenv("INFRAGENIUS_STACK_TOLERATIONS", json.dumps([{"key": "dedicated", "operator": "Exists"}]))
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_NODE_SELECTOR", json.dumps({"pool": "gpu"}))
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_TOLERATIONS", json.dumps([gpu]))
+    specs = _pod_specs(Settings())
+    assert specs["infragenius-ollama"]["nodeSelector"] == {"pool": "gpu"}
+    assert specs["infragenius-ollama"]["tolerations"] == [gpu, {"key": "dedicated", "operator": "Exists"}]
+    assert specs["infragenius-postgres"]["nodeSelector"] == {"pool": "general"}
+
+
+def test_without_scheduling_settings_the_pods_carry_none(settings: Settings) -> None:
+    for spec in _pod_specs(settings).values():
+        assert "nodeSelector" not in spec and "tolerations" not in spec
+
+
+def test_a_cpu_only_ollama_profile_sets_its_requests_and_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_GPUS", "0")
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_CPU_REQUEST", "100m")
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_MEMORY_REQUEST", "256Mi")
+    monkeypatch.setenv("INFRAGENIUS_OLLAMA_MEMORY_LIMIT", "1Gi")
+    (container,) = _pod_specs(Settings())["infragenius-ollama"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}

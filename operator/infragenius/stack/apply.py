@@ -97,6 +97,11 @@ def render(settings: Settings) -> list[dict[str, Any]]:
         "ollama_node_selector": settings.ollama_node_selector,
         "ollama_tolerations": settings.ollama_tolerations,
         "ollama_storage": settings.ollama_storage,
+        "ollama_cpu_request": settings.ollama_cpu_request,
+        "ollama_memory_request": settings.ollama_memory_request,
+        "ollama_memory_limit": settings.ollama_memory_limit,
+        "stack_node_selector": settings.stack_node_selector,
+        "stack_tolerations": settings.stack_tolerations,
     }
     objects: list[dict[str, Any]] = []
     for component in components(settings):
