@@ -142,5 +142,5 @@ def test_a_panic_line_without_a_goroutine_dump_does_not_swallow_what_follows() -
 
 
 def test_a_traceback_cut_by_the_tail_keeps_what_is_there() -> None:
-    log = '  File "/app/x.py", line 3, in f\n    g()\nKeyError: \'DB_URL\''
+    log = "  File \"/app/x.py\", line 3, in f\n    g()\nKeyError: 'DB_URL'"
     assert error_lines(log).lines == ("KeyError: 'DB_URL'",)
