@@ -81,9 +81,7 @@ def run_cli_analysis(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         logs = None if getattr(args, "no_container_logs", False) else LogOptions()
-        outcome = asyncio.run(
-            analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args), logs=logs)
-        )
+        outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args), logs=logs))
     except (TargetNamespaceMissing, ApiUnavailable) as err:
         print(f"infragenius: {err}", file=sys.stderr)
         return EXIT_ERROR

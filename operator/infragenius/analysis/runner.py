@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from infragenius.analysis import engine
 from infragenius.detectors import registry
-from infragenius.gather.container_metrics import gather_metrics
 from infragenius.gather import logs as container_logs
+from infragenius.gather.container_metrics import gather_metrics
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
 from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
