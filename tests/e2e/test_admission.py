@@ -151,3 +151,13 @@ def _grant(cluster: E2ECluster, namespace: str, author_namespace: str, rules: li
             "subjects": [{"kind": "ServiceAccount", "name": "author", "namespace": author_namespace}],
         },
     )
+
+
+def test_without_container_logs_the_policy_asks_only_for_list_pods(helm: list[str]) -> None:  # noqa: F811
+    def rendered(*values: str) -> str:
+        return _run([*helm, "template", "adm", str(CHART), "-s", POLICY_TEMPLATE, *values]).stdout
+
+    assert rendered().count("subresource('log')") == 2
+    off = rendered("--set", "operator.containerLogs=false")
+    assert "pods/log" not in off and "subresource('log')" not in off
+    assert off.count("check('list')") == 2
