@@ -23,7 +23,7 @@ from typing import Any
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.gather.kube import _describe
+from infragenius.gather.kube import describe_api_error
 from infragenius.kube.logs import decode, error_lines
 from infragenius.kube.meta import Obj, meta
 from infragenius.kube.owners import controller_ref
@@ -161,7 +161,7 @@ async def _one(
                 asyncio.to_thread(_read, api, target, options), options.timeout + LOG_RETRY.deadline + 1
             )
         except client.ApiException as err:
-            return ContainerLog(previous=target.previous, error=_describe(err)[:300]), err.status
+            return ContainerLog(previous=target.previous, error=describe_api_error(err)[:300]), err.status
         except Exception as err:  # timeouts and connection errors come in many types; all are data here
             return ContainerLog(previous=target.previous, error=f"{type(err).__name__}: {err}"[:300]), None
     excerpt = error_lines(decode(data))
