@@ -24,7 +24,7 @@ from kubernetes import client
 
 from infragenius import kubeapi
 from infragenius.gather.kube import describe_api_error
-from infragenius.kube.logs import decode, error_lines
+from infragenius.kube.logs import LogExcerpt, decode, error_lines
 from infragenius.kube.meta import Obj, meta
 from infragenius.kube.owners import controller_ref
 from infragenius.kube.pods import is_starting, pod_ready
@@ -150,6 +150,11 @@ def _read(api: client.ApiClient, target: LogTarget, options: LogOptions) -> byte
     return data[: options.limit_bytes]  # the server's limitBytes, enforced here too
 
 
+def _read_excerpt(api: client.ApiClient, target: LogTarget, options: LogOptions) -> LogExcerpt:
+    """Read and reduce in the worker thread: scanning up to ``limit_bytes`` of text stays off the event loop."""
+    return error_lines(decode(_read(api, target, options)))
+
+
 async def _one(
     api: client.ApiClient, target: LogTarget, options: LogOptions, limit: asyncio.Semaphore
 ) -> tuple[ContainerLog, int | None]:
@@ -157,14 +162,13 @@ async def _one(
     async with limit:
         try:
             # The read timeout bounds the worker thread; this bounds the wait for it, retries included.
-            data = await asyncio.wait_for(
-                asyncio.to_thread(_read, api, target, options), options.timeout + LOG_RETRY.deadline + 1
+            excerpt = await asyncio.wait_for(
+                asyncio.to_thread(_read_excerpt, api, target, options), options.timeout + LOG_RETRY.deadline + 1
             )
         except client.ApiException as err:
             return ContainerLog(previous=target.previous, error=describe_api_error(err)[:300]), err.status
         except Exception as err:  # timeouts and connection errors come in many types; all are data here
             return ContainerLog(previous=target.previous, error=f"{type(err).__name__}: {err}"[:300]), None
-    excerpt = error_lines(decode(data))
     return ContainerLog(lines=excerpt.lines, previous=target.previous, errors_found=excerpt.errors_found), None
 
 
