@@ -4,7 +4,8 @@ and reported as a missing source, not a failed run, when the API cannot serve th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -13,10 +14,11 @@ from kubernetes import client
 
 from infragenius.analysis.cli_output import outcome_document, render_table
 from infragenius.analysis.runner import analyze
+from infragenius.cli import main
 from infragenius.gather.kube import KubeGatherer
 from infragenius.gather.logs import LogOptions
 from infragenius.models.analysis import AnalysisSpec
-from tests.e2e.kmock_support import status_body
+from tests.e2e.kmock_support import ServedKmock, status_body
 
 NS = "shop"
 LOG = f"/api/v1/namespaces/{NS}/pods/web-1/log"
@@ -117,3 +119,32 @@ async def test_an_unreachable_kubelet_is_a_missing_source_and_the_run_completes(
     evidence = {e.source: e.value for e in crash(outcome).evidence}
     assert evidence["log:app (previous run)"] == f"unavailable: 500 Internal Server Error: {dial}"
     assert "could not read pod-logs" in render_table(outcome)
+
+
+@pytest.fixture
+def threaded() -> Iterator[ServedKmock[kmock.RawHandler]]:
+    """For the CLI, which runs its own event loop: the server on another thread."""
+    with ServedKmock(kmock.RawHandler) as served:
+        handler = served.handler
+        handler[f"get /api/v1/namespaces/{NS}"] << {"kind": "Namespace", "metadata": {"name": NS}}
+        handler[f"get /api/v1/namespaces/{NS}/pods"] << {"metadata": {}, "items": [CRASHING_POD]}
+        handler[f"get {LOG}"] << b"Traceback (most recent call last):\n  File \"/app/x.py\", line 1\nKeyError: 'DB'\n"
+        answer_the_rest(handler)
+        yield served
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-container-logs"]])
+def test_the_cli_prints_log_lines_unless_told_not_to_read_logs(
+    threaded: ServedKmock[kmock.RawHandler], tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: list[str]
+) -> None:
+    code = main(["analyze", "-n", NS, "--kubeconfig", threaded.kubeconfig(tmp_path), *flag])
+
+    out = capsys.readouterr().out
+    assert code == 1, out  # critical findings
+    if flag:
+        assert log_requests(threaded.handler) == [] and "log:app" not in out
+    else:
+        (request,) = log_requests(threaded.handler)
+        assert request.params.get("tailLines") == "200" and request.params.get("limitBytes") == "65536"
+        assert "    log:app (previous run) = Traceback (most recent call last):\n" in out
+        assert "        | KeyError: 'DB'\n" in out

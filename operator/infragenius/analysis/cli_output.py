@@ -80,7 +80,7 @@ def run_cli_analysis(args: argparse.Namespace) -> int:
         print(f"infragenius: cannot load kubeconfig: {err}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        logs = None if getattr(args, "no_container_logs", False) else LogOptions()
+        logs = None if args.no_container_logs else LogOptions()
         outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args), logs=logs))
     except (TargetNamespaceMissing, ApiUnavailable) as err:
         print(f"infragenius: {err}", file=sys.stderr)
