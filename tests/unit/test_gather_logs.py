@@ -216,3 +216,25 @@ async def test_reads_run_concurrently_up_to_the_limit(served) -> None:
 
     assert report.status is GatherStatus.ok and report.count == 6 and len(logs) == 6
     assert peak == 2
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_settings_give_the_bounds_and_can_turn_log_reading_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infragenius.runs.lifecycle import Runtime
+    from infragenius.settings import Settings
+
+    def runtime() -> Runtime:
+        return Runtime(settings=Settings(), api=client.ApiClient(), slots=asyncio.Semaphore(1))
+
+    assert runtime().log_options() == LogOptions(
+        max_containers=10, tail_lines=200, limit_bytes=64 * 1024, concurrency=3, timeout=5.0
+    )
+    monkeypatch.setenv("INFRAGENIUS_CONTAINER_LOGS_MAX", "2")
+    monkeypatch.setenv("INFRAGENIUS_CONTAINER_LOG_TAIL_LINES", "50")
+    monkeypatch.setenv("INFRAGENIUS_CONTAINER_LOG_TIMEOUT_SECONDS", "1.5")
+    options = runtime().log_options()
+    assert options is not None and (options.max_containers, options.tail_lines, options.timeout) == (2, 50, 1.5)
+    monkeypatch.setenv("INFRAGENIUS_GATHER_CONTAINER_LOGS", "false")
+    assert runtime().log_options() is None  # and analyze(logs=None) never calls pods/log (test_analysis_logs.py)
