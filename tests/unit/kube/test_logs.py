@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from infragenius.kube.logs import FALLBACK_LINES, MAX_LINE_CHARS, MAX_LINES, clean_line, decode, error_lines
 
 PYTHON = """\
@@ -144,3 +147,13 @@ def test_a_panic_line_without_a_goroutine_dump_does_not_swallow_what_follows() -
 def test_a_traceback_cut_by_the_tail_keeps_what_is_there() -> None:
     log = "  File \"/app/x.py\", line 3, in f\n    g()\nKeyError: 'DB_URL'"
     assert error_lines(log).lines == ("KeyError: 'DB_URL'",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=400), st.sampled_from(["ERROR x", "panic: y", "goroutine 1 [running]:"]))))
+def test_any_text_gives_bounded_clean_lines(parts: list[str]) -> None:
+    excerpt = error_lines("\n".join(parts))
+    assert len(excerpt.lines) <= MAX_LINES
+    for line in excerpt.lines:
+        assert 0 < len(line) <= MAX_LINE_CHARS and line.strip()
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029\u202e" for c in line), repr(line)
