@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--prometheus-url", default=None)
     an.add_argument("--detector", action="append", default=[], help="only this detector (repeatable)")
     an.add_argument("--exclude-detector", action="append", default=[], help="skip this detector (repeatable)")
+    an.add_argument(
+        "--no-container-logs",
+        action="store_true",
+        help="do not read failing containers' logs (pods/log) for evidence",
+    )
     an.set_defaults(func=_analyze)
 
     crd = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")

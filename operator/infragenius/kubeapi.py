@@ -113,8 +113,10 @@ def request(
     policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    raw: bool = False,
 ) -> Any:
-    """Send one request, retrying transient failures; return the decoded JSON.
+    """Send one request, retrying transient failures; return the decoded JSON (``raw``: the body's bytes,
+    for answers that are not JSON, such as a container's log).
 
     Raises ``client.ApiException`` for a non-2xx answer (with the response headers), or the
     transport error, once ``policy`` gives up.
@@ -132,7 +134,7 @@ def request(
     attempt = 1
     while True:
         try:
-            return _send(api, method_, url, header_params, body_, timeout)
+            return _send(api, method_, url, header_params, body_, timeout, raw)
         except RETRIED_ERRORS as err:
             if attempt >= policy.attempts or not retriable(method_, err):
                 raise
@@ -153,7 +155,13 @@ def request(
 
 
 def _send(
-    api: client.ApiClient, method: str, url: str, headers: dict[str, str], body: Any, timeout: tuple[float, float]
+    api: client.ApiClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: Any,
+    timeout: tuple[float, float],
+    raw: bool = False,
 ) -> Any:
     """One attempt, through the client's pool but without urllib3's own retries.
 
@@ -187,6 +195,8 @@ def _send(
         )
         failure.headers = response.headers
         raise failure
+    if raw:
+        return data
     return json.loads(data) if data else None
 
 

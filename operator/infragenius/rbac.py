@@ -37,6 +37,8 @@ def operator_rules() -> list[dict[str, Any]]:
     plurals = ["analyses", "sloreviews", "incidentreports"]
     return [
         *gather_rules(),
+        # The logs of a few failing containers (infragenius.gather.logs): read, never streamed or attached to.
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [GROUP], "resources": plurals, "verbs": [*READ, "patch"]},
         {"apiGroups": [GROUP], "resources": [f"{p}/status" for p in plurals], "verbs": ["get", "patch", "update"]},
         # The Alertmanager webhook opens IncidentReports for matching alerts.

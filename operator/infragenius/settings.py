@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     max_concurrent_analyses: int = Field(default=4, ge=1, le=64, description="Runs (of all kinds) gathering at once.")
     list_concurrency: int = Field(default=8, ge=1, le=64, description="Parallel LIST calls per analysis.")
     event_cap: int = Field(default=500, ge=10, le=10000, description="Newest warning events kept per snapshot.")
+    gather_container_logs: bool = Field(
+        default=True,
+        description="Read the logs of a few crashing, OOM-killed or unready containers (pods/log) and add their "
+        "error lines to the findings' evidence; false: no pods/log request is ever made.",
+    )
+    container_logs_max: int = Field(default=10, ge=1, le=100, description="Containers whose logs one run reads.")
+    container_log_tail_lines: int = Field(default=200, ge=1, le=5000, description="Last lines read per log.")
+    container_log_limit_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024 * 1024, description="Bytes read per log at most."
+    )
+    container_log_concurrency: int = Field(default=3, ge=1, le=16, description="Log reads in flight per run.")
+    container_log_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Per log read.")
     namespaces: list[str] = Field(default_factory=list, description="Watch only these namespaces (empty: all).")
     target_namespaces_allowed: list[str] = Field(
         default_factory=list,

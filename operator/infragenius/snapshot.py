@@ -58,6 +58,19 @@ MetricsKey = tuple[str, str, str]  # (namespace, pod, container)
 
 
 @dataclass(frozen=True)
+class ContainerLog:
+    """What one container's log showed: a few cleaned lines (untrusted text), or why it could not be read."""
+
+    lines: tuple[str, ...] = ()
+    #: The log of the run before the current one (the one that crashed), not of the current run.
+    previous: bool = False
+    #: False: no line looked like an error, so ``lines`` are the log's last lines.
+    errors_found: bool = False
+    #: Set when the log could not be read (forbidden, the node's kubelet unreachable, the container gone).
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one analysis run knows about its target, taken once."""
 
@@ -68,6 +81,8 @@ class Snapshot:
     metrics: Mapping[MetricsKey, ContainerMetrics] = field(default_factory=dict)
     results: tuple[GatherResult, ...] = ()
     metrics_window: str = "1h"
+    #: Logs of a few failing containers, by (namespace, pod, container).
+    logs: Mapping[MetricsKey, ContainerLog] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -79,6 +94,7 @@ class Snapshot:
         results: Iterable[GatherResult] = (),
         taken_at: dt.datetime | None = None,
         metrics_window: str = "1h",
+        logs: Mapping[MetricsKey, ContainerLog] | None = None,
     ) -> Snapshot:
         return cls(
             namespace=namespace,
@@ -88,6 +104,7 @@ class Snapshot:
             metrics=MappingProxyType(dict(metrics or {})),
             results=tuple(results),
             metrics_window=metrics_window,
+            logs=MappingProxyType(dict(logs or {})),
         )
 
     # --- lookups ------------------------------------------------------------------------------

@@ -113,6 +113,51 @@ def test_cross_namespace_targets_need_the_authors_own_rights(cluster: E2ECluster
     for kind, spec in (("Analysis", other), ("IncidentReport", other), ("Analysis", {"allNamespaces": True})):
         admitted = _create(cluster, cluster.kubeconfig, kind, team_a, spec)
         assert admitted.returncode == 0, f"admin {kind} {spec}: {admitted.stderr}"
+    # Findings carry log lines: listing the other namespace's pods is not enough without reading their logs.
+    _grant(cluster, team_b, team_a, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    wait_for(
+        lambda: "read pod logs" in _create(cluster, author, "Analysis", team_a, other).stderr,
+        timeout=60,
+        what="list pods in team-b granted",
+    )
+    for kind in ("Analysis", "IncidentReport"):
+        refused = _create(cluster, author, kind, team_a, other)
+        assert refused.returncode != 0, f"{kind} targeting pods whose logs the author may not read was admitted"
+        assert f"needs permission to read pod logs (get pods/log) in namespace {team_b}" in refused.stderr
+    _grant(cluster, team_b, team_a, [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}], "logs")
+    admitted = wait_for(
+        lambda: (r := _create(cluster, author, "Analysis", team_a, other)).returncode == 0 and r,
+        timeout=60,
+        what="the Analysis admitted once pods/log is granted",
+    )
+    assert admitted.returncode == 0
     for name in (team_a, team_b):
         client.CoreV1Api(cluster.api).delete_namespace(name)
     Path(author).unlink()
+
+
+def _grant(cluster: E2ECluster, namespace: str, author_namespace: str, rules: list[dict], name: str = "reader") -> None:
+    """Let the author (of ``author_namespace``) do ``rules`` in ``namespace``."""
+    rbac = client.RbacAuthorizationV1Api(cluster.api)
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
+    rbac.create_namespaced_role(namespace, role)
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "author", "namespace": author_namespace}],
+        },
+    )
+
+
+def test_without_container_logs_the_policy_asks_only_for_list_pods(helm: list[str]) -> None:  # noqa: F811
+    def rendered(*values: str) -> str:
+        return _run([*helm, "template", "adm", str(CHART), "-s", POLICY_TEMPLATE, *values]).stdout
+
+    assert rendered().count("subresource('log')") == 2
+    off = rendered("--set", "operator.containerLogs=false")
+    assert "pods/log" not in off and "subresource('log')" not in off
+    assert off.count("check('list')") == 2

@@ -50,7 +50,12 @@ def api() -> Iterator[ServedKmock[FaultyEmulator]]:
         served.handler.add_namespace(NS)
         # A crash-looping pod: its finding appears only if listing pods eventually worked.
         served.http("POST", PODS, crashlooping_pod("web-1"))
+        # The emulator has no kubelet: it would answer pods/log with the pod's JSON. Serve a log instead.
+        served.handler.faults[f"get {PODS}/web-1/log"] << CRASH_LOG
         yield served
+
+
+CRASH_LOG = b"INFO starting\nFATAL config key db.url missing\n"
 
 
 def crashlooping_pod(name: str) -> dict[str, Any]:
@@ -149,10 +154,14 @@ def assert_ends_right(obj: dict[str, Any]) -> None:
     assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("True", "AnalysisCompleted", generation)
     # Every source answered in the end: nothing is reported missing, and the pod's problem is found.
     assert status["missing"] == []
-    assert any(
-        f["resource"]["kind"] == "Pod" and f["resource"]["name"] == "web-1" and "CrashLoopBackOff" in f["title"]
+    crash = [
+        f
         for f in status["findings"]
-    ), status["findings"]
+        if f["resource"]["kind"] == "Pod" and f["resource"]["name"] == "web-1" and "CrashLoopBackOff" in f["title"]
+    ]
+    assert crash, status["findings"]
+    # With the crashed run's log: the operator read it (previous=true) and kept its error line.
+    assert {"source": "log:app (previous run)", "value": "FATAL config key db.url missing"} in crash[0]["evidence"]
 
 
 def handler_runs(runner: KopfRunner) -> tuple[int, int]:

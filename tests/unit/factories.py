@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from infragenius.models.findings import Finding, Severity
-from infragenius.snapshot import ContainerMetrics, GatherResult, Snapshot
+from infragenius.snapshot import ContainerLog, ContainerMetrics, GatherResult, Snapshot
 
 NS = "shop"
 NOW = dt.datetime(2025, 1, 15, 12, 0, 0, tzinfo=dt.UTC)
@@ -1044,6 +1044,7 @@ def snap(
     namespace: str = NS,
     results: Iterable[GatherResult] = (),
     window: str = "1h",
+    logs: Mapping[tuple[str, str, str], ContainerLog] | None = None,
 ) -> Snapshot:
     """A snapshot taken at NOW in which every kind was gathered (possibly empty) except those in ``without``.
 
@@ -1063,6 +1064,7 @@ def snap(
         results=results,
         taken_at=NOW,
         metrics_window=window,
+        logs=logs,
     )
 
 

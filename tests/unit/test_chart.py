@@ -32,6 +32,13 @@ def test_chart_rbac_files_are_generated() -> None:
     assert yaml.safe_load(path.read_text()) == stack_rules()
 
 
+def test_chart_may_read_container_logs_and_nothing_more_of_pods_subresources() -> None:
+    """gather.logs reads pods/log with GET; no exec, attach, port-forward or log streaming verbs beyond it."""
+    rules = yaml.safe_load((CHART / "files" / "clusterrole-rules.yaml").read_text())
+    subresources = [(r, rule["verbs"]) for rule in rules for r in rule["resources"] if r.startswith("pods/")]
+    assert subresources == [("pods/log", ["get"])]
+
+
 def test_templates_use_the_generated_rules_not_inline_ones() -> None:
     rbac = (CHART / "templates" / "rbac.yaml").read_text()
     assert '.Files.Get "files/clusterrole-rules.yaml"' in rbac

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from infragenius.analysis import engine
 from infragenius.analysis.runner import AnalysisOutcome, analyze
 from infragenius.gather.kube import ApiUnavailable, KubeGatherer, TargetNamespaceMissing
+from infragenius.gather.logs import LogOptions
 from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.analysis import AnalysisSpec
 from infragenius.models.findings import Severity
@@ -49,7 +50,9 @@ def render_table(outcome: AnalysisOutcome) -> str:
         lines.append("")
         lines.append(f"[{f.severity.value}] {f.resource}: {f.title}  (id {f.id}, {f.detector})")
         for ev in f.evidence:
-            lines.append(f"    {ev.source} = {ev.value}")
+            # Log excerpts span lines: indent them under their source, so a log line cannot pass for output.
+            value = ev.value.replace("\n", "\n        | ")
+            lines.append(f"    {ev.source} = {value}")
         lines.append(f"    fix: {f.remediation}")
     return "\n".join(lines)
 
@@ -77,7 +80,8 @@ def run_cli_analysis(args: argparse.Namespace) -> int:
         print(f"infragenius: cannot load kubeconfig: {err}", file=sys.stderr)
         return EXIT_ERROR
     try:
-        outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args)))
+        logs = None if args.no_container_logs else LogOptions()
+        outcome = asyncio.run(analyze(KubeGatherer(api), spec, args.namespace, prometheus=_prometheus(args), logs=logs))
     except (TargetNamespaceMissing, ApiUnavailable) as err:
         print(f"infragenius: {err}", file=sys.stderr)
         return EXIT_ERROR

@@ -117,7 +117,12 @@ async def run(
         retry=retry,
         activity=f"analysing {target or 'all namespaces'} ({reason})",
         work=lambda gatherer: analyze(
-            gatherer, spec, target, prometheus=prometheus, prometheus_timeout=settings.prometheus_timeout_seconds
+            gatherer,
+            spec,
+            target,
+            prometheus=prometheus,
+            prometheus_timeout=settings.prometheus_timeout_seconds,
+            logs=runtime.log_options(),
         ),
     )
     metrics.observe_stage(KIND.kind, "gather", outcome.timings.gather_seconds)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from dataclasses import dataclass
 
 from infragenius.analysis import engine
 from infragenius.detectors import registry
+from infragenius.gather import logs as container_logs
 from infragenius.gather.container_metrics import gather_metrics
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
 from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.models.analysis import AnalysisSpec, SourceReport, Timings
 from infragenius.models.findings import Finding
-from infragenius.snapshot import GatherResult, GatherStatus, Snapshot
+from infragenius.snapshot import ContainerLog, GatherResult, GatherStatus, MetricsKey, Snapshot
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ async def analyze(
     prometheus: PrometheusTarget | None = None,
     prometheus_timeout: float = 10.0,
     not_before: float | None = None,
+    logs: container_logs.LogOptions | None = None,
 ) -> AnalysisOutcome:
     """Run the whole pipeline for one namespace (None: every namespace, cluster-wide); gathering
     failures degrade, never abort.
@@ -51,6 +54,8 @@ async def analyze(
     ``not_before`` is when the request was observed (``time.monotonic()``, e.g. on entering the
     handler, before waiting for a slot): LISTs that other analyses started since then are shared
     instead of repeated (:mod:`infragenius.gather.shared`). None shares nothing.
+
+    ``logs`` bounds the reading of failing containers' logs (:mod:`infragenius.gather.logs`); None reads none.
     """
     started = time.perf_counter()
     if not_before is not None:
@@ -76,6 +81,12 @@ async def analyze(
     require_some_answer(reports)
     if use_prometheus:
         reports.append(prom_report)
+    # Which logs are worth reading follows from the pods' status, so they are read after the LISTs.
+    log_excerpts: dict[MetricsKey, ContainerLog] = {}
+    if logs is not None and "Pod" in objects and any(d.name == "pod" for d in detectors):
+        targets = container_logs.log_targets(objects["Pod"], dt.datetime.now(dt.UTC), logs.max_containers)
+        log_excerpts, log_report = await container_logs.gather_logs(gatherer.api, targets, logs)
+        reports.append(log_report)
     gathered = time.perf_counter()
 
     snapshot = Snapshot.build(
@@ -85,17 +96,20 @@ async def analyze(
         metrics=metrics,
         results=reports,
         metrics_window=spec.prometheus.lookback,
+        logs=log_excerpts,
     )
     # Detection is CPU-bound; a worker thread keeps the operator's event loop responsive.
     result = await asyncio.to_thread(engine.run_detectors, snapshot, detectors)
     findings = engine.filter_findings(result.findings, spec.min_severity, [k.value for k in spec.kinds])
     # A configured Prometheus that has no series for the namespace is reported too: otherwise a
-    # misconfigured one would look exactly like healthy metrics.
+    # misconfigured one would look exactly like healthy metrics. So are logs that could not be read
+    # (no_data: the kubelet or the container, not the operator's dependencies, kept them away).
     missing = [
         r
         for r in reports
         if r.status is GatherStatus.error
         or (r.source == "prometheus" and metrics_source and r.status is GatherStatus.no_data)
+        or (r.source == container_logs.SOURCE and r.status is GatherStatus.no_data)
     ] + result.failures
     finished = time.perf_counter()
     return AnalysisOutcome(

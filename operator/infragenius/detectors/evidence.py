@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from infragenius.kube.events import event_count, event_last_seen, event_message, involved_object
 from infragenius.kube.meta import Obj, name_of
 from infragenius.kube.pods import template_containers
+from infragenius.snapshot import ContainerLog
 
 DOCS = "https://kubernetes.io/docs"
 #: Example names in one piece of evidence.
@@ -65,3 +66,25 @@ def event_evidence(
         spread = f" across {len(names)} objects" if len(names) > 1 else ""
         evidence.append((f"event:{reason}", f"count={count}{spread}: {message}".rstrip(": ")))
     return evidence
+
+
+#: Characters of log lines in one piece of evidence (an evidence value holds at most 1024).
+LOG_EVIDENCE_CHARS = 900
+
+
+def log_evidence(container: str, log: ContainerLog, prefix: str = "") -> tuple[str, str]:
+    """(``log:<container>``, the excerpt's lines, one per line, whole lines only) or why there is none."""
+    source = f"log:{container}" + (" (previous run)" if log.previous else "")
+    if log.error is not None:
+        return source, f"{prefix}unavailable: {log.error}"
+    if not log.lines:
+        return source, f"{prefix}(no output)"
+    head = prefix if log.errors_found else f"{prefix}(no error lines; last lines) "
+    kept: list[str] = []
+    used = len(head)
+    for line in log.lines:
+        if kept and used + len(line) + 1 > LOG_EVIDENCE_CHARS:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return source, head + "\n".join(kept)

@@ -157,7 +157,7 @@ class KubeGatherer:
                 items = await self._list(endpoint, namespace, query)
             except client.ApiException as err:
                 return [], GatherResult(
-                    kind, GatherStatus.error, seconds=time.perf_counter() - started, error=_describe(err)
+                    kind, GatherStatus.error, seconds=time.perf_counter() - started, error=describe_api_error(err)
                 )
             except Exception as err:  # network errors come in many urllib3 types; all are data here
                 return [], GatherResult(
@@ -176,7 +176,9 @@ class KubeGatherer:
             try:
                 events = await self._list(endpoint, namespace, [("fieldSelector", "type=Warning")])
             except Exception as err:
-                message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                message = (
+                    describe_api_error(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                )
                 return [], GatherResult(
                     "events", GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
                 )
@@ -191,7 +193,9 @@ class KubeGatherer:
             try:
                 events = await self._list(endpoint, namespace, [("fieldSelector", field_selector)])
             except Exception as err:
-                message = _describe(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                message = (
+                    describe_api_error(err) if isinstance(err, client.ApiException) else f"{type(err).__name__}: {err}"
+                )
                 return [], GatherResult(
                     source, GatherStatus.error, seconds=time.perf_counter() - started, error=message[:500]
                 )
@@ -321,7 +325,8 @@ def _get_lenient(api: client.ApiClient, path: str, query: list[tuple[str, Any]],
     return json.loads(_LONE_SURROGATE.sub(rb"\\ufffd", data).decode("utf-8", errors="replace"))
 
 
-def _describe(err: client.ApiException) -> str:
+def describe_api_error(err: client.ApiException) -> str:
+    """``<status> <reason>: <the Status message>``, bounded: how a failed read is reported as data."""
     try:
         message = json.loads(err.body or "{}").get("message")
     except (ValueError, AttributeError):

@@ -12,7 +12,7 @@ import jinja2
 import re2
 
 from infragenius.llm.anonymize import Anonymizer
-from infragenius.models.findings import Finding
+from infragenius.models.findings import Evidence, Finding
 from infragenius.snapshot import Snapshot
 
 PROMPT_VERSION = "explain-v1"
@@ -145,6 +145,17 @@ def untrusted(text: Any, limit: int, anon: Anonymizer) -> str:
     return anon.mask(cleaned)
 
 
+def _prompt_evidence(finding: Finding) -> list[Evidence]:
+    """The first evidence items, and a container log excerpt even when it comes later: it is often what
+    says why a container crashed. Its lines (untrusted, like all evidence) are masked like the rest."""
+    first = finding.evidence[:MAX_EVIDENCE_PER_FINDING]
+    logs = [e for e in finding.evidence[MAX_EVIDENCE_PER_FINDING:] if e.source.startswith("log:")][:1]
+    return [
+        Evidence(source=e.source, value=e.value.replace("\n", " | ")) if e.source.startswith("log:") else e
+        for e in first + logs
+    ]
+
+
 def _finding_view(finding: Finding, finding_id: str, anon: Anonymizer) -> dict[str, Any]:
     bound = MAX_FIELD_CHARS
     return {
@@ -156,7 +167,7 @@ def _finding_view(finding: Finding, finding_id: str, anon: Anonymizer) -> dict[s
         "title": untrusted(finding.title, bound["title"], anon),
         "evidence": [
             {"source": untrusted(e.source, bound["source"], anon), "value": untrusted(e.value, bound["value"], anon)}
-            for e in finding.evidence[:MAX_EVIDENCE_PER_FINDING]
+            for e in _prompt_evidence(finding)
         ],
         "remediation": untrusted(finding.remediation, bound["remediation"], anon),
     }

@@ -20,6 +20,7 @@ from kubernetes import client
 from pydantic import BaseModel, ValidationError
 
 from infragenius.gather.kube import ApiUnavailable, KubeGatherer, TargetNamespaceMissing
+from infragenius.gather.logs import LogOptions
 from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import RunRecord
@@ -62,6 +63,19 @@ class Runtime:
             event_cap=self.settings.event_cap,
             concurrency=self.settings.list_concurrency,
             not_before=not_before,
+        )
+
+    def log_options(self) -> LogOptions | None:
+        """The bounds of a run's container log reads; None when the operator reads no logs."""
+        settings = self.settings
+        if not settings.gather_container_logs:
+            return None
+        return LogOptions(
+            max_containers=settings.container_logs_max,
+            tail_lines=settings.container_log_tail_lines,
+            limit_bytes=settings.container_log_limit_bytes,
+            concurrency=settings.container_log_concurrency,
+            timeout=settings.container_log_timeout_seconds,
         )
 
     def prometheus_for(self, requested: str | None) -> PrometheusTarget | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from infragenius.detectors.base import finding
-from infragenius.detectors.evidence import event_evidence, examples, kubectl_ref
+from infragenius.detectors.evidence import event_evidence, examples, kubectl_ref, log_evidence
 from infragenius.detectors.pod.containers import container_hits
 from infragenius.detectors.pod.lifecycle import failed, not_ready, stuck_creating, stuck_terminating, unschedulable
 from infragenius.detectors.pod.problems import HIGH_RESTARTS, PROBLEMS, SHUTDOWN_REASONS, Hit
@@ -18,7 +18,7 @@ from infragenius.kube.meta import meta, name_of, ref_of
 from infragenius.kube.owners import controller_ref, owner_of_kind
 from infragenius.kube.pods import pod_ready
 from infragenius.models.findings import Finding, ResourceRef
-from infragenius.snapshot import WORKLOAD_KINDS, Obj, Snapshot
+from infragenius.snapshot import WORKLOAD_KINDS, ContainerLog, Obj, Snapshot
 
 
 def _quick_healthy(pod: Obj) -> bool:
@@ -116,6 +116,10 @@ class PodDetector:
             fact += f" (also containers {', '.join(rep.extra)})"
         prefix = f"{rep_name}: " if rolled else ""
         evidence: list[tuple[str, object]] = [(src, f"{prefix}{val}") for src, val in details[:13]]
+        logged = _member_log(snapshot, members)
+        if logged is not None:
+            pod_name, container, log = logged
+            evidence.append(log_evidence(container, log, f"{pod_name}: " if rolled else ""))
         info = PROBLEMS.get(problem) or PROBLEMS[problem.removeprefix("Init")]
         events = [e for pod, _hit in members for e in snapshot.events_for("Pod", name_of(pod))]
         evidence.extend(event_evidence(events, info.events, limit=4))
@@ -138,6 +142,25 @@ class PodDetector:
             owners=snapshot.owner_chain(obj) if obj is not None else [],
             affected=len(members),
         )
+
+
+def _member_log(snapshot: Snapshot, members: list[tuple[Obj, Hit]]) -> tuple[str, str, ContainerLog] | None:
+    """(pod, container, log) of the first member whose failing container's log was gathered: the gatherer
+    reads one pod per controller, not necessarily the example pod. A log read beats a log that failed."""
+    if not snapshot.logs:
+        return None
+    fallback = None
+    for pod, hit in members:
+        if not hit.container:
+            continue
+        pod_meta = meta(pod)
+        log = snapshot.logs.get((pod_meta.get("namespace") or snapshot.namespace, name_of(pod), hit.container))
+        if log is None:
+            continue
+        if log.error is None:
+            return name_of(pod), hit.container, log
+        fallback = fallback or (name_of(pod), hit.container, log)
+    return fallback
 
 
 def _target(snapshot: Snapshot, pod: Obj, targets: dict[str, ResourceRef]) -> ResourceRef:
