@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     )
     ollama_storage: str = Field(default="50Gi", description="PVC for downloaded models.")
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
+    history_reconnect_max_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=120,
+        description="Longest wait between attempts to reach Postgres while it is down; no attempt is the last.",
+    )
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
     cache_signing_key: SecretStr | None = Field(
         default=None,
