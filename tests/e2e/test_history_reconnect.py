@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import shutil
 import time
 import uuid
@@ -18,8 +19,9 @@ import pytest
 from kubernetes import client
 
 from infragenius.history.recorder import HistoryRecorder
-from infragenius.history.store import HistoryStore, RunRecord
+from infragenius.history.store import RunRecord
 from infragenius.models.api import Reason
+from infragenius.runs import startup
 from infragenius.runs.lifecycle import Runtime, dependency_problems
 from infragenius.settings import Settings
 from infragenius_devtools.devcluster import DevClusterError
@@ -47,10 +49,11 @@ def server() -> Iterator[LocalPostgres]:
 
 @pytest.fixture
 async def recorder(server: LocalPostgres) -> AsyncIterator[HistoryRecorder]:
-    store = HistoryStore(server.url, timeout=2.0, reconnect_max_seconds=CAP)
-    await store.open(wait=False)
-    history = HistoryRecorder(store, max_backoff=CAP)
-    history.start()
+    """The recorder as the operator's start-up makes it, from settings (which may find Postgres down)."""
+    settings = Settings(history_reconnect_max_seconds=CAP)
+    history = await startup._history(settings, server.url, logging.getLogger("test"))
+    assert history is not None
+    assert history.store.pool.reconnect_timeout == CAP and history.max_backoff == CAP
     try:
         yield history
     finally:
