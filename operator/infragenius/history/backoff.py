@@ -22,7 +22,7 @@ def retry_delay(failures: int, cap: float, initial: float = INITIAL_DELAY) -> fl
         raise ValueError("retry_delay needs at least one failure")
     if cap <= 0:
         raise ValueError("the cap must be positive")
-    # Compare exponents rather than computing FACTOR ** failures, which overflows a float after ~1000 failures.
+    # Double step by step and stop at the cap: FACTOR ** failures would overflow a float after ~1000 failures.
     steps = failures - 1
     delay = initial
     while steps > 0 and delay < cap:
