@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Tolerations for Postgres, Redis and Ollama (JSON)."
     )
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
+    history_reconnect_max_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=120,
+        description="Longest wait between attempts to reach Postgres while it is down; no attempt is the last.",
+    )
     cache_ttl_seconds: int = Field(default=86400, ge=1, description="How long an explanation stays cached.")
     cache_signing_key: SecretStr | None = Field(
         default=None,

@@ -102,6 +102,12 @@ def test_schema_bounds_follow_the_settings() -> None:
     assert values["stack"]["postgres"]["image"] == Settings.model_fields["postgres_image"].default
     assert values["stack"]["redis"]["image"] == Settings.model_fields["redis_image"].default
     assert values["operator"]["healthPort"] == Settings.model_fields["health_port"].default
+    reconnect = Settings.model_fields["history_reconnect_max_seconds"]
+    assert values["operator"]["historyReconnectMaxSeconds"] == reconnect.default
+    bounds = props["operator"]["properties"]["historyReconnectMaxSeconds"]
+    ge = next(m.ge for m in reconnect.metadata if hasattr(m, "ge"))
+    le = next(m.le for m in reconnect.metadata if hasattr(m, "le"))
+    assert (bounds["minimum"], bounds["maximum"]) == (ge, le)
     assert values["webhook"]["port"] == Settings.model_fields["webhook_port"].default
 
 

@@ -91,8 +91,9 @@ class LocalPostgres:
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "infragenius", "infragenius")
         return self
 
-    def stop(self) -> None:
-        done = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """``mode`` "immediate" kills the server without a clean shutdown, as a crash or an OOM kill would."""
+        done = self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
         if done.returncode != 0 and "Is server running?" not in done.stderr:
             raise DevClusterError(f"Postgres did not stop: {done.stderr.strip()[-300:]}")
 

@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from infragenius.history.backoff import retry_delay
 from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore, RunRecord
 from infragenius.observability import metrics
 
@@ -28,7 +29,8 @@ class RecorderStats:
 
 
 class HistoryRecorder:
-    def __init__(self, store: HistoryStore, capacity: int = 10000, max_backoff: float = 10.0) -> None:
+    def __init__(self, store: HistoryStore, capacity: int = 10000, max_backoff: float = 15.0) -> None:
+        """``max_backoff``: the longest wait between two write attempts while Postgres is down."""
         self.store = store
         self.capacity = capacity
         self.max_backoff = max_backoff
@@ -104,7 +106,7 @@ class HistoryRecorder:
         await self.store.close()
 
     async def _run(self) -> None:
-        backoff = 0.5
+        failures = 0  # consecutive transient failures; the wait grows with them up to max_backoff
         while True:
             if not self.pending:
                 self._idle.set()
@@ -126,11 +128,15 @@ class HistoryRecorder:
                 for waiting in list(self.pending):  # nobody waits out an outage
                     self._settle(waiting, False)
                 self.stats.retries += 1
+                failures += 1
+                delay = retry_delay(failures, self.max_backoff)
                 log.warning(
-                    "history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), backoff
+                    "history unavailable (%s); %d run(s) buffered, retrying in %.1fs", err, len(self.pending), delay
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(self.max_backoff, backoff * 2)
+                # Wait out the delay, or less when the pool connects meanwhile (Postgres is back).
+                self.store.connected.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.store.connected.wait(), delay)
                 continue
             except Exception:  # a record the database rejects will never succeed; do not block the others
                 self.stats.failed += 1
@@ -138,7 +144,7 @@ class HistoryRecorder:
                     "history: run %s of %s/%s could not be written", record.run_id, record.namespace, record.name
                 )
                 written = None
-            backoff = 0.5
+            failures = 0
             if self.pending and self.pending[0] is record:
                 self.pending.popleft()
             self._settle(record, written is not None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 # Any constant works; every replica uses the same one, so migrations run one replica at a time.
 MIGRATION_LOCK = 0x1A7E_C0DE
+log = logging.getLogger(__name__)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -63,7 +66,13 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 class HistoryStore:
-    def __init__(self, conninfo: str, *, max_size: int = 4, timeout: float = 5.0) -> None:
+    def __init__(
+        self, conninfo: str, *, max_size: int = 4, timeout: float = 5.0, reconnect_max_seconds: float = 15.0
+    ) -> None:
+        """``reconnect_max_seconds``: the longest wait between two attempts to connect while Postgres is down."""
+        self.reconnect_rounds = 0  # reconnection rounds that ran out while Postgres stayed away
+        # Set on every new connection, so a writer waiting out an outage retries as soon as Postgres is back.
+        self.connected = asyncio.Event()
         # Short connect timeout so an outage is noticed quickly and the recorder can buffer.
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -72,7 +81,26 @@ class HistoryStore:
             open=False,
             timeout=timeout,
             kwargs={"connect_timeout": max(1, int(timeout)), "autocommit": False},
+            # psycopg_pool doubles its delay between attempts and clamps it to what is left of
+            # reconnect_timeout, so no wait exceeds it; when a round runs out we start the next at once.
+            reconnect_timeout=reconnect_max_seconds,
+            reconnect_failed=self._reconnect_failed,
+            # A connection Postgres dropped while idle (a restart) is replaced, not handed to a write.
+            check=AsyncConnectionPool.check_connection,
+            configure=self._on_connect,
         )
+
+    async def _on_connect(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.connected.set()
+
+    async def _reconnect_failed(self, pool: AsyncConnectionPool) -> None:
+        """Called by the pool when a round of attempts ran out: never give up while the operator runs."""
+        self.reconnect_rounds += 1
+        if pool.closed:
+            return
+        log.warning("history: Postgres still unreachable after %.0fs of attempts; trying again", pool.reconnect_timeout)
+        # check() grows the pool when it has no connection, which schedules a fresh round of attempts now.
+        await pool.check()
 
     async def open(self, wait: bool = True, timeout: float = 10.0) -> None:
         await self.pool.open(wait=wait, timeout=timeout)

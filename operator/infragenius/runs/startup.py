@@ -141,9 +141,10 @@ async def _explainer(
 async def _history(settings: Settings, url: str | None, logger: HandlerLogger) -> HistoryRecorder | None:
     if not url:
         return None
-    store = HistoryStore(url)
+    cap = settings.history_reconnect_max_seconds
+    store = HistoryStore(url, reconnect_max_seconds=cap)
     await store.open(wait=False)  # Postgres may be down now; the recorder buffers until it is back
-    recorder = HistoryRecorder(store, capacity=settings.history_buffer)
+    recorder = HistoryRecorder(store, capacity=settings.history_buffer, max_backoff=cap)
     try:
         applied = await asyncio.wait_for(store.migrate(), timeout=10)
         recorder.migrated = True
