@@ -8,7 +8,7 @@ LINT_PATHS := operator devtools tests benchmarks scripts
 # Removed with the venv, so a deleted .venv is re-created; scripts/install.sh skips what is already there.
 INSTALLED := $(VENV)/.make-installed
 
-.PHONY: install build up down status demo lint test test-unit test-e2e clean docs
+.PHONY: install build up down status demo lint test test-unit test-e2e clean docs images
 
 $(INSTALLED): pyproject.toml devtools/pyproject.toml scripts/install.sh
 	VENV=$(VENV) scripts/install.sh
@@ -21,6 +21,11 @@ install:
 # Builds kube-apiserver, controller-manager, scheduler, kubectl, etcd and kwok once (cached by version).
 build: $(INSTALLED)
 	$(VENV)/bin/infragenius-dev devcluster build
+
+# OCI archives of the operator, postgres, redis, ollama, pause and testbox images from Debian packages,
+# without Docker (root, debootstrap, umoci, skopeo); rebuilt only when their inputs change. ONLY="redis pause".
+images: $(INSTALLED)
+	$(VENV)/bin/infragenius-dev images $(if $(ONLY),--only $(ONLY))
 
 up: $(INSTALLED)
 	$(VENV)/bin/infragenius-dev devcluster up --name $(CLUSTER)

@@ -1,4 +1,5 @@
-"""``infragenius-dev``: the local control plane (``devcluster``) and the README generator (``docs``).
+"""``infragenius-dev``: the local control plane (``devcluster``), its node's images (``images``) and the
+README generator (``docs``).
 
 ``infragenius devcluster ...`` forwards here, so developers keep the command they know.
 """
@@ -61,6 +62,22 @@ def _docs(args: argparse.Namespace) -> int:
     return docsgen.main([*(["--check"] if args.check else []), *(["--readme", args.readme] if args.readme else [])])
 
 
+def _images(args: argparse.Namespace) -> int:
+    from infragenius_devtools import images
+
+    if args.list:
+        for name, spec in images.specs().items():
+            if args.only and name not in args.only:
+                continue
+            cached = images.cached_image(name)
+            print(f"{name:<9} {spec.ref:<50} {cached.archive if cached else '(not built)'}")
+            print(f"{'':<9} {spec.summary}")
+        return 0
+    for ref, archive in images.ensure_images(args.only or None, echo=True).items():
+        print(f"{ref}\t{archive}")
+    return 0
+
+
 def add_devcluster_arguments(dev: argparse.ArgumentParser) -> None:
     dev.add_argument("action", choices=["up", "down", "status", "kubeconfig", "build"])
     dev.add_argument("--name", default="default", help="run several clusters side by side (default: %(default)s)")
@@ -80,6 +97,10 @@ def build_parser(prog: str = "infragenius-dev") -> argparse.ArgumentParser:
     add_devcluster_arguments(
         commands.add_parser("devcluster", help="a real local Kubernetes control plane on kwok nodes")
     )
+    img = commands.add_parser("images", help="build the node's OCI images from Debian packages (needs root)")
+    img.add_argument("--only", nargs="+", metavar="NAME", help="only these images (see --list)")
+    img.add_argument("--list", action="store_true", help="list the images, their references and cached archives")
+    img.set_defaults(func=_images)
     docs = commands.add_parser("docs", help="regenerate README.md's configuration table from the settings model")
     docs.add_argument("--check", action="store_true", help="exit 1 when the table is out of date")
     docs.add_argument("--readme", default=None, help="default: the checkout's README.md")
