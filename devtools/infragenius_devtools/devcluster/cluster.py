@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
-from infragenius_devtools.devcluster import build, node, pki, versions
+from infragenius_devtools.devcluster import build, node, pki, provisioner, versions
 from infragenius_devtools.devcluster.errors import DevClusterError
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -446,6 +447,20 @@ class LocalCluster:
         corefile = state / "Corefile"
         corefile.write_text(node.corefile(net, self._node_kubeconfig(server, "coredns", dns_client)))
         self._start_in_node(net, "coredns", [str(binaries.coredns), "-conf", str(corefile)])
+        # PVCs (the operator's Postgres and Ollama) get local volumes on the node from the default class.
+        with self._http() as client:
+            self._create(client, server, provisioner.storage_class())
+        self._start(
+            "provisioner",
+            [
+                sys.executable,
+                "-m",
+                "infragenius_devtools.devcluster.provisioner",
+                f"--kubeconfig={self.kubeconfig_path}",
+                f"--node={node.NODE_NAME}",
+                f"--root={state / 'volumes'}",
+            ],
+        )
         self._wait(lambda: self._node_ready(server, node.NODE_NAME), remaining(), f"the real node {node.NODE_NAME}")
 
     def _import_images(self, socket_path: Path, echo: Callable[[str], None]) -> None:
@@ -468,7 +483,9 @@ class LocalCluster:
         group_version = obj["apiVersion"]
         prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         namespace = obj["metadata"].get("namespace")
-        plural = {"EndpointSlice": "endpointslices"}.get(obj["kind"], obj["kind"].lower() + "s")
+        plural = {"EndpointSlice": "endpointslices", "StorageClass": "storageclasses"}.get(
+            obj["kind"], obj["kind"].lower() + "s"
+        )
         path = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
         reply = client.post(server + path, json=obj)
         if reply.status_code not in (201, 409):

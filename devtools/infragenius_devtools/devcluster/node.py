@@ -39,7 +39,7 @@ NODE_TAINT = f"{NODE_LABEL}=true:NoSchedule"
 CLUSTER_DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns")
+NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns", "provisioner")
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_FS = Path("/sys/fs/cgroup")
 # Debian packages the node needs; the install step installs them.

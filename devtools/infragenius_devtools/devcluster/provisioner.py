@@ -1,0 +1,139 @@
+"""A local-path volume provisioner for the real node: PVCs of the ``local-path`` StorageClass get a
+directory under the node's state directory and a ``local`` PV pinned to the node; a Released PV's
+directory and object are deleted.
+
+The StorageClass binds on first consumer, so the scheduler picks the node first and names it in the
+claim's ``volume.kubernetes.io/selected-node`` annotation. A ``local`` volume (unlike ``hostPath``)
+gets the pod's ``fsGroup``, so non-root Postgres can write to it.
+
+Run by the devcluster as its own process: ``python -m infragenius_devtools.devcluster.provisioner``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+PROVISIONER = "infragenius.io/local-path"
+STORAGE_CLASS = "local-path"
+SELECTED_NODE = "volume.kubernetes.io/selected-node"
+_SAFE = re.compile(r"[^a-z0-9.-]")
+log = logging.getLogger("provisioner")
+
+
+def storage_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def volume_for(claim: Any, node: str, root: Path) -> tuple[Path, dict[str, Any]]:
+    """The directory and the PV for one claim, pre-bound to it."""
+    meta = claim.metadata
+    name = f"pvc-{meta.uid}"
+    directory = root / _SAFE.sub("-", f"{meta.namespace}-{meta.name}-{meta.uid[:8]}")
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+        "spec": {
+            "capacity": {"storage": claim.spec.resources.requests["storage"]},
+            "accessModes": claim.spec.access_modes,
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            "volumeMode": "Filesystem",
+            "local": {"path": str(directory)},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta.namespace,
+                "name": meta.name,
+                "uid": meta.uid,
+            },
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}
+                    ]
+                }
+            },
+        },
+    }
+    return directory, pv
+
+
+def reconcile(core: client.CoreV1Api, node: str, root: Path) -> None:
+    """One pass: provision waiting claims on our node, delete released volumes."""
+    existing = {pv.metadata.name: pv for pv in core.list_persistent_volume().items}
+    for claim in core.list_persistent_volume_claim_for_all_namespaces().items:
+        annotations = claim.metadata.annotations or {}
+        if (
+            claim.spec.storage_class_name != STORAGE_CLASS
+            or claim.status.phase != "Pending"
+            or annotations.get(SELECTED_NODE) != node
+            or f"pvc-{claim.metadata.uid}" in existing
+        ):
+            continue
+        directory, pv = volume_for(claim, node, root)
+        directory.mkdir(parents=True, exist_ok=True)
+        # The pod's fsGroup takes it over; until then anyone may create its first files.
+        directory.chmod(0o777)
+        with contextlib.suppress(client.ApiException):
+            core.create_persistent_volume(pv)
+            log.info("provisioned %s for %s/%s", pv["metadata"]["name"], claim.metadata.namespace, claim.metadata.name)
+    for pv in existing.values():
+        annotations = pv.metadata.annotations or {}
+        if annotations.get("pv.kubernetes.io/provisioned-by") != PROVISIONER or pv.status.phase != "Released":
+            continue
+        path = Path(pv.spec.local.path)
+        if path.parent == root:
+            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(client.ApiException):
+            core.delete_persistent_volume(pv.metadata.name)
+            log.info("deleted %s and %s", pv.metadata.name, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--root", required=True, type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.root.mkdir(parents=True, exist_ok=True)
+    core = client.CoreV1Api(config.new_client_from_config(config_file=args.kubeconfig))
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stop:
+        try:
+            reconcile(core, args.node, args.root)
+        except Exception as err:  # the API server restarts in fault tests: keep going
+            log.warning("reconcile failed: %s", err)
+        time.sleep(1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
