@@ -17,11 +17,12 @@ import logging
 import re
 import shutil
 import signal
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+import httpx
 
 PROVISIONER = "infragenius.io/local-path"
 STORAGE_CLASS = "local-path"
@@ -44,18 +45,18 @@ def storage_class() -> dict[str, Any]:
     }
 
 
-def volume_for(claim: Any, node: str, root: Path) -> tuple[Path, dict[str, Any]]:
+def volume_for(claim: dict[str, Any], node: str, root: Path) -> tuple[Path, dict[str, Any]]:
     """The directory and the PV for one claim, pre-bound to it."""
-    meta = claim.metadata
-    name = f"pvc-{meta.uid}"
-    directory = root / _SAFE.sub("-", f"{meta.namespace}-{meta.name}-{meta.uid[:8]}")
+    meta = claim["metadata"]
+    name = f"pvc-{meta['uid']}"
+    directory = root / _SAFE.sub("-", f"{meta['namespace']}-{meta['name']}-{meta['uid'][:8]}")
     pv = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {"name": name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
         "spec": {
-            "capacity": {"storage": claim.spec.resources.requests["storage"]},
-            "accessModes": claim.spec.access_modes,
+            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
+            "accessModes": claim["spec"]["accessModes"],
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": STORAGE_CLASS,
             "volumeMode": "Filesystem",
@@ -63,9 +64,9 @@ def volume_for(claim: Any, node: str, root: Path) -> tuple[Path, dict[str, Any]]
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
-                "namespace": meta.namespace,
-                "name": meta.name,
-                "uid": meta.uid,
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
             },
             "nodeAffinity": {
                 "required": {
@@ -79,46 +80,66 @@ def volume_for(claim: Any, node: str, root: Path) -> tuple[Path, dict[str, Any]]
     return directory, pv
 
 
-def reconcile(core: client.CoreV1Api, node: str, root: Path) -> None:
+class _Api:
+    """The few calls the provisioner makes, as JSON over the admin client certificate."""
+
+    def __init__(self, server: str, pki_dir: Path) -> None:
+        context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+        context.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
+        self.server = server
+        self.http = httpx.Client(verify=context, timeout=10.0)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        reply = self.http.request(method, self.server + path, json=body)
+        if reply.status_code >= 400 and reply.status_code not in (404, 409):
+            reply.raise_for_status()
+        data = reply.json()
+        return data if isinstance(data, dict) else {}
+
+
+def reconcile(api: _Api, node: str, root: Path) -> None:
     """One pass: provision waiting claims on our node, delete released volumes."""
-    existing = {pv.metadata.name: pv for pv in core.list_persistent_volume().items}
-    for claim in core.list_persistent_volume_claim_for_all_namespaces().items:
-        annotations = claim.metadata.annotations or {}
+    existing = {pv["metadata"]["name"]: pv for pv in api.call("GET", "/api/v1/persistentvolumes")["items"]}
+    for claim in api.call("GET", "/api/v1/persistentvolumeclaims")["items"]:
+        meta = claim["metadata"]
         if (
-            claim.spec.storage_class_name != STORAGE_CLASS
-            or claim.status.phase != "Pending"
-            or annotations.get(SELECTED_NODE) != node
-            or f"pvc-{claim.metadata.uid}" in existing
+            claim["spec"].get("storageClassName") != STORAGE_CLASS
+            or claim.get("status", {}).get("phase") != "Pending"
+            or (meta.get("annotations") or {}).get(SELECTED_NODE) != node
+            or f"pvc-{meta['uid']}" in existing
         ):
             continue
         directory, pv = volume_for(claim, node, root)
         directory.mkdir(parents=True, exist_ok=True)
         # The pod's fsGroup takes it over; until then anyone may create its first files.
         directory.chmod(0o777)
-        with contextlib.suppress(client.ApiException):
-            core.create_persistent_volume(pv)
-            log.info("provisioned %s for %s/%s", pv["metadata"]["name"], claim.metadata.namespace, claim.metadata.name)
+        with contextlib.suppress(httpx.HTTPError):
+            api.call("POST", "/api/v1/persistentvolumes", pv)
+            log.info("provisioned %s for %s/%s", pv["metadata"]["name"], meta["namespace"], meta["name"])
     for pv in existing.values():
-        annotations = pv.metadata.annotations or {}
-        if annotations.get("pv.kubernetes.io/provisioned-by") != PROVISIONER or pv.status.phase != "Released":
+        annotations = pv["metadata"].get("annotations") or {}
+        if annotations.get("pv.kubernetes.io/provisioned-by") != PROVISIONER:
             continue
-        path = Path(pv.spec.local.path)
+        if pv.get("status", {}).get("phase") != "Released":
+            continue
+        path = Path(pv["spec"]["local"]["path"])
         if path.parent == root:
             shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(client.ApiException):
-            core.delete_persistent_volume(pv.metadata.name)
-            log.info("deleted %s and %s", pv.metadata.name, path)
+        with contextlib.suppress(httpx.HTTPError):
+            api.call("DELETE", f"/api/v1/persistentvolumes/{pv['metadata']['name']}")
+            log.info("deleted %s and %s", pv["metadata"]["name"], path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--pki", required=True, type=Path, help="the cluster's PKI directory (admin client cert)")
     parser.add_argument("--node", required=True)
     parser.add_argument("--root", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.root.mkdir(parents=True, exist_ok=True)
-    core = client.CoreV1Api(config.new_client_from_config(config_file=args.kubeconfig))
+    api = _Api(args.server, args.pki)
     stop = False
 
     def request_stop(*_: object) -> None:
@@ -128,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     while not stop:
         try:
-            reconcile(core, args.node, args.root)
+            reconcile(api, args.node, args.root)
         except Exception as err:  # the API server restarts in fault tests: keep going
             log.warning("reconcile failed: %s", err)
         time.sleep(1.0)
