@@ -141,6 +141,17 @@ class Settings(BaseSettings):
         description="The operator pods' labels (JSON): the stack's NetworkPolicies admit only pods with these.",
     )
     stack_resync_seconds: float = Field(default=300.0, ge=1, description="How often drift is repaired.")
+    operator_pod_name: str | None = Field(
+        default=None,
+        max_length=253,
+        validation_alias=AliasChoices("INFRAGENIUS_OPERATOR_POD_NAME", "POD_NAME"),
+        description="This pod's name (the chart sets it): the stack is owned by the pod's Deployment, so "
+        "uninstalling the operator removes the stack.",
+    )
+    stack_keep_data: bool = Field(
+        default=False,
+        description="Keep Postgres's and Ollama's volumes when the stack is removed (uninstall keeps history).",
+    )
     stack_postgres: bool = Field(default=True, description="Deploy Postgres (ignored when postgres_url is set).")
     stack_redis: bool = Field(default=True, description="Deploy Redis (ignored when redis_url is set).")
     stack_ollama: bool = Field(default=True, description="Deploy Ollama (ignored when ollama_url is set).")

@@ -182,3 +182,26 @@ def test_a_cpu_only_ollama_profile_sets_its_requests_and_limit(monkeypatch: pyte
     monkeypatch.setenv("INFRAGENIUS_OLLAMA_MEMORY_LIMIT", "1Gi")
     (container,) = _pod_specs(Settings())["infragenius-ollama"]["containers"]
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
+OWNER = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "ig-infragenius-operator", "uid": "0b7c-uid"}
+
+
+def test_with_an_owner_every_object_goes_with_the_operators_deployment(settings: Settings) -> None:
+    objects = render(settings, OWNER)
+    assert objects and all(o["metadata"]["ownerReferences"] == [OWNER] for o in objects)
+    postgres = _one(objects, "StatefulSet", "infragenius-postgres")
+    assert postgres["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+
+
+def test_keeping_data_leaves_the_volumes_unowned_and_retained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFRAGENIUS_STACK_KEEP_DATA", "true")
+    objects = render(Settings(), OWNER)
+    assert "ownerReferences" not in _one(objects, "PersistentVolumeClaim", "infragenius-ollama-models")["metadata"]
+    postgres = _one(objects, "StatefulSet", "infragenius-postgres")
+    assert postgres["metadata"]["ownerReferences"] == [OWNER]
+    assert postgres["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+def test_without_an_owner_nothing_is_owned(settings: Settings) -> None:
+    assert all("ownerReferences" not in o["metadata"] for o in render(settings))

@@ -464,11 +464,13 @@ class LocalCluster:
         )
         self._wait(lambda: self._node_ready(server, node.NODE_NAME), remaining(), f"the real node {node.NODE_NAME}")
 
-    def _import_images(self, socket_path: Path, echo: Callable[[str], None]) -> None:
+    def _import_images(
+        self, socket_path: Path, echo: Callable[[str], None], names: list[str] | None = None
+    ) -> None:
         """Import the locally built image archives, so pods run them under their usual names."""
         from infragenius_devtools import images
 
-        for name, archive in images.ensure_images(echo=True).items():
+        for name, archive in images.ensure_images(names, echo=True).items():
             done = subprocess.run(
                 ["ctr", "--address", str(socket_path), "-n", "k8s.io", "images", "import", str(archive)],
                 capture_output=True,
@@ -479,6 +481,13 @@ class LocalCluster:
             if done.returncode != 0:
                 raise DevClusterError(f"Could not import {name} into the node: {done.stderr.strip()[-300:]}")
             echo(f"  imported {name}")
+
+    def load_images(self, names: list[str] | None = None, echo: Callable[[str], None] = print) -> None:
+        """Rebuild what changed (e.g. the operator image after a code change) and import it into the
+        running real node, like ``kind load``."""
+        if self.info() is None or not self.node_file.exists():
+            raise DevClusterError(f"cluster {self.name!r} has no running real node")
+        self._import_images(self.node_state / "containerd" / "containerd.sock", echo, names)
 
     def _create(self, client: httpx.Client, server: str, obj: dict[str, Any]) -> None:
         group_version = obj["apiVersion"]

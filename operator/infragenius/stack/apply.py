@@ -81,8 +81,9 @@ def components(settings: Settings) -> list[str]:
     return wanted
 
 
-def render(settings: Settings) -> list[dict[str, Any]]:
-    """Every object of the enabled components, as dicts."""
+def render(settings: Settings, owner: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every object of the enabled components, as dicts; ``owner`` (an ownerReference) makes the
+    garbage collector remove them with the operator's Deployment."""
     values = {
         "namespace": settings.operator_namespace,
         "secret_name": POSTGRES_SECRET,
@@ -102,12 +103,42 @@ def render(settings: Settings) -> list[dict[str, Any]]:
         "ollama_memory_limit": settings.ollama_memory_limit,
         "stack_node_selector": settings.stack_node_selector,
         "stack_tolerations": settings.stack_tolerations,
+        "keep_data": settings.stack_keep_data,
     }
     objects: list[dict[str, Any]] = []
     for component in components(settings):
         text = _TEMPLATES.get_template(f"{component}.yaml.j2").render(**values)
         objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    if owner is not None:
+        for obj in objects:
+            keeps_data = obj["kind"] == "PersistentVolumeClaim" and settings.stack_keep_data
+            if not keeps_data:
+                obj["metadata"]["ownerReferences"] = [owner]
     return objects
+
+
+def operator_owner(api: client.ApiClient, namespace: str, pod_name: str) -> dict[str, Any] | None:
+    """An ownerReference to the Deployment that runs this pod (pod -> ReplicaSet -> Deployment), or None
+    when the operator does not run as one (a local process, a bare pod)."""
+
+    def controller(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+        refs = obj.get("metadata", {}).get("ownerReferences") or []
+        return next((r for r in refs if r.get("controller") and r.get("kind") == kind), None)
+
+    try:
+        pod = kubeapi.request(api, "GET", f"/api/v1/namespaces/{namespace}/pods/{pod_name}")
+        rs_ref = controller(pod, "ReplicaSet")
+        if rs_ref is None:
+            return None
+        rs = kubeapi.request(api, "GET", f"/apis/apps/v1/namespaces/{namespace}/replicasets/{rs_ref['name']}")
+    except client.ApiException:
+        return None
+    deploy_ref = controller(rs, "Deployment")
+    if deploy_ref is None:
+        return None
+    # Not a controller reference (the stack's workloads have their own controllers) and no
+    # blockOwnerDeletion (that would need delete rights on the operator's own Deployment).
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy_ref["name"], "uid": deploy_ref["uid"]}
 
 
 def _path(obj: dict[str, Any]) -> str:
@@ -128,7 +159,9 @@ def _apply_sync(api: client.ApiClient, obj: dict[str, Any]) -> None:
     )
 
 
-def _ensure_secret_sync(api: client.ApiClient, namespace: str, component: str = "postgres") -> bool:
+def _ensure_secret_sync(
+    api: client.ApiClient, namespace: str, component: str = "postgres", owner: dict[str, Any] | None = None
+) -> bool:
     """Create the component's password Secret if absent; True when created. An existing Secret is never touched."""
     password = secrets.token_urlsafe(32)
     data = {"password": base64.b64encode(password.encode()).decode()}
@@ -136,22 +169,19 @@ def _ensure_secret_sync(api: client.ApiClient, namespace: str, component: str = 
         data["username"] = base64.b64encode(b"infragenius").decode()
     else:  # the key that seals explanation cache entries (HMAC), shared by all replicas
         data[CACHE_SIGNING_KEY] = base64.b64encode(secrets.token_urlsafe(32).encode()).decode()
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": POSTGRES_SECRET if component == "postgres" else REDIS_SECRET,
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/name": component,
-                "app.kubernetes.io/instance": "infragenius",
-                "app.kubernetes.io/part-of": "infragenius",
-                "app.kubernetes.io/managed-by": "infragenius-operator",
-            },
+    metadata: dict[str, Any] = {
+        "name": POSTGRES_SECRET if component == "postgres" else REDIS_SECRET,
+        "namespace": namespace,
+        "labels": {
+            "app.kubernetes.io/name": component,
+            "app.kubernetes.io/instance": "infragenius",
+            "app.kubernetes.io/part-of": "infragenius",
+            "app.kubernetes.io/managed-by": "infragenius-operator",
         },
-        "type": "Opaque",
-        "data": data,
     }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque", "data": data}
     try:
         kubeapi.request(api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
     except client.ApiException as err:
@@ -174,19 +204,26 @@ async def ensure(api: client.ApiClient, settings: Settings) -> EnsureReport:
     """Bring the stack to its desired state; errors are collected, not raised."""
     report = EnsureReport()
     wanted = components(settings)
+    owner = None
+    if settings.operator_pod_name:
+        owner = await asyncio.to_thread(operator_owner, api, settings.operator_namespace, settings.operator_pod_name)
+    # Kept data is useless without its password: the Secrets stay with it.
+    secret_owner = None if settings.stack_keep_data else owner
     if "postgres" in wanted:
         try:
-            report.secret_created = await asyncio.to_thread(_ensure_secret_sync, api, settings.operator_namespace)
+            report.secret_created = await asyncio.to_thread(
+                _ensure_secret_sync, api, settings.operator_namespace, "postgres", secret_owner
+            )
         except client.ApiException as err:
             report.errors.append(f"Secret/{POSTGRES_SECRET}: {err.status} {err.reason}")
     if "redis" in wanted:
         try:
             report.redis_secret_created = await asyncio.to_thread(
-                _ensure_secret_sync, api, settings.operator_namespace, "redis"
+                _ensure_secret_sync, api, settings.operator_namespace, "redis", secret_owner
             )
         except client.ApiException as err:
             report.errors.append(f"Secret/{REDIS_SECRET}: {err.status} {err.reason}")
-    for obj in render(settings):
+    for obj in render(settings, owner):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         try:
             await asyncio.to_thread(_apply_sync, api, obj)
