@@ -274,8 +274,6 @@ def _repack(work: _Work, layout: Path, tag: str, bundle: Path) -> None:
 def _slim(rootfs: Path) -> None:
     """What no container needs: docs, apt state, logs, caches, the build host's name and resolver."""
     globs = [
-        "usr/share/doc/*/*[!t]",  # keeps copyright files
-        "usr/share/doc/*/[!c]*",
         "usr/share/man/*",
         "usr/share/info/*",
         "usr/share/locale/*",
@@ -294,17 +292,16 @@ def _slim(rootfs: Path) -> None:
         "etc/hostname",
         "usr/sbin/policy-rc.d",
     ]
-    for pattern in globs:
-        for path in rootfs.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                if pattern.startswith("usr/share/doc/"):
-                    continue
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    for path in (rootfs / "usr" / "share" / "doc").glob("*/*"):
+    # Of the docs only the copyright files stay (the dpkg excludes do the same for later installs).
+    # (some doc dirs are symlinks to another package's: their files are reached once, through that one.)
+    docs = [
+        p for p in (rootfs / "usr" / "share" / "doc").glob("*/*") if p.name != "copyright" and not p.parent.is_symlink()
+    ]
+    for path in [*docs, *(p for pattern in globs for p in rootfs.glob(pattern))]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     resolv = rootfs / "etc" / "resolv.conf"
     if resolv.exists() or resolv.is_symlink():
         resolv.unlink()
@@ -351,7 +348,8 @@ def _sha256(path: Path) -> str:
 def _tree_hash(paths: Iterable[Path], relative_to: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
-        if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+        skip = "__pycache__" in path.parts or any(part.endswith(".egg-info") for part in path.parts)
+        if skip or path.suffix == ".pyc" or not path.is_file():
             continue
         digest.update(str(path.relative_to(relative_to)).encode() + b"\0" + _sha256(path).encode() + b"\0")
     return digest.hexdigest()

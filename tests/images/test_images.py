@@ -144,10 +144,10 @@ def test_manifests_record_package_versions(built: dict[str, images.BuiltImage]) 
 
 
 def test_a_second_call_is_a_cache_hit(built: dict[str, images.BuiltImage]) -> None:
+    # No timing bound: the call waits on the cache lock while another process builds. Unchanged archives
+    # (same file, same mtime) show nothing was rebuilt.
     before = {name: image.archive.stat().st_mtime_ns for name, image in built.items()}
-    started = time.monotonic()
     again = images.ensure_images(echo=False)
-    assert time.monotonic() - started < 30
     assert again == {image.ref: image.archive for image in built.values()}
     assert {name: image.archive.stat().st_mtime_ns for name, image in built.items()} == before
 
