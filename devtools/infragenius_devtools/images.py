@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -42,7 +43,8 @@ MIRROR = "http://deb.debian.org/debian"
 # Release date of Debian 12.0 (2023-06-10): file mtimes are clamped to it and configs are "created" then,
 # so a rebuild from the same packages and sources gives the same layers.
 SOURCE_DATE_EPOCH = 1686355200
-# Bump when a recipe changes in a way the hashed inputs do not show (e.g. a fix in this module).
+# Bump when a recipe changes in a way the hashed inputs do not show (the keys already hash the source
+# of the base recipe, _slim and each image's customize function).
 RECIPE_VERSION = "1"
 # Debian's python3 in bookworm; the host builds the wheels with the same interpreter version.
 DEBIAN_PYTHON = "3.11.2"
@@ -272,8 +274,6 @@ def _repack(work: _Work, layout: Path, tag: str, bundle: Path) -> None:
 def _slim(rootfs: Path) -> None:
     """What no container needs: docs, apt state, logs, caches, the build host's name and resolver."""
     globs = [
-        "usr/share/doc/*/*[!t]",  # keeps copyright files
-        "usr/share/doc/*/[!c]*",
         "usr/share/man/*",
         "usr/share/info/*",
         "usr/share/locale/*",
@@ -292,17 +292,16 @@ def _slim(rootfs: Path) -> None:
         "etc/hostname",
         "usr/sbin/policy-rc.d",
     ]
-    for pattern in globs:
-        for path in rootfs.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                if pattern.startswith("usr/share/doc/"):
-                    continue
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    for path in (rootfs / "usr" / "share" / "doc").glob("*/*"):
+    # Of the docs only the copyright files stay (the dpkg excludes do the same for later installs).
+    # (some doc dirs are symlinks to another package's: their files are reached once, through that one.)
+    docs = [
+        p for p in (rootfs / "usr" / "share" / "doc").glob("*/*") if p.name != "copyright" and not p.parent.is_symlink()
+    ]
+    for path in [*docs, *(p for pattern in globs for p in rootfs.glob(pattern))]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     resolv = rootfs / "etc" / "resolv.conf"
     if resolv.exists() or resolv.is_symlink():
         resolv.unlink()
@@ -349,7 +348,8 @@ def _sha256(path: Path) -> str:
 def _tree_hash(paths: Iterable[Path], relative_to: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
-        if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+        skip = "__pycache__" in path.parts or any(part.endswith(".egg-info") for part in path.parts)
+        if skip or path.suffix == ".pyc" or not path.is_file():
             continue
         digest.update(str(path.relative_to(relative_to)).encode() + b"\0" + _sha256(path).encode() + b"\0")
     return digest.hexdigest()
@@ -390,9 +390,15 @@ Acquire::Languages "none";
 """
 
 
+def _source(*functions: Callable[..., object]) -> str:
+    """A hash of the functions' source: editing a recipe rebuilds what it makes, and only that."""
+    return hashlib.sha256("".join(inspect.getsource(f) for f in functions).encode()).hexdigest()
+
+
 def _base_key() -> str:
     return _key({"recipe": RECIPE_VERSION, "suite": SUITE, "mirror": MIRROR, "sources": BASE_SOURCES,
-                 "dpkg": DPKG_EXCLUDES, "apt": APT_CONF, "epoch": SOURCE_DATE_EPOCH})  # fmt: skip
+                 "dpkg": DPKG_EXCLUDES, "apt": APT_CONF, "epoch": SOURCE_DATE_EPOCH,
+                 "code": _source(_base_layout, _slim, _clamp_mtimes)})  # fmt: skip
 
 
 def _base_layout(echo: bool) -> Path:
@@ -574,6 +580,14 @@ def _customize_postgres(work: _Work) -> None:
     conf.write_text(conf.read_text().replace("#create_main_cluster = true", "create_main_cluster = false"))
     work.apt_install(["postgresql-15"])
     work.write("/usr/local/bin/docker-entrypoint.sh", POSTGRES_ENTRYPOINT, 0o755)
+    # ssl-cert generated a snakeoil key pair at install: a private key baked into an image is no secret,
+    # and it changed the layer on every build. initdb here does not turn SSL on.
+    certs = work.rootfs / "etc" / "ssl" / "certs"
+    for link in certs.iterdir():
+        if link.is_symlink() and os.readlink(link).endswith("ssl-cert-snakeoil.pem"):
+            link.unlink()
+    (certs / "ssl-cert-snakeoil.pem").unlink(missing_ok=True)
+    (work.rootfs / "etc" / "ssl" / "private" / "ssl-cert-snakeoil.key").unlink(missing_ok=True)
     for path, mode in (("/var/run/postgresql", 0o3777), ("/var/lib/postgresql/data", 0o1777)):
         target = work.rootfs / path.lstrip("/")
         target.mkdir(parents=True, exist_ok=True)
@@ -770,6 +784,7 @@ def _image_key(spec: ImageSpec) -> str:
             "packages": spec.packages,
             "config": spec.config.umoci_args(),
             "base": _base_key() if spec.from_base else None,
+            "code": _source(_build, _slim, *([spec.customize] if spec.customize else [])),
             "inputs": spec.inputs(),
         }
     )
