@@ -28,7 +28,7 @@ images: $(INSTALLED)
 	$(VENV)/bin/infragenius-dev images $(if $(ONLY),--only $(ONLY))
 
 up: $(INSTALLED)
-	$(VENV)/bin/infragenius-dev devcluster up --name $(CLUSTER)
+	$(VENV)/bin/infragenius-dev devcluster up --name $(CLUSTER) --real-node
 
 down: $(INSTALLED)
 	$(VENV)/bin/infragenius-dev devcluster down --name $(CLUSTER)

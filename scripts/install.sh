@@ -72,4 +72,7 @@ step "ollama (built once from Go modules with cgo, CPU only)"
 step "helm (built once from Go modules, cached by version; the chart tests run it)"
 "$VENV/bin/python" -c "from infragenius_devtools.devcluster.build import ensure_helm; print(ensure_helm())"
 
+step "OCI images for the real node, from Debian packages without Docker (cached by inputs; needs root)"
+"$VENV/bin/infragenius-dev" images
+
 step "installed"
