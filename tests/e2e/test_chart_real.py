@@ -187,6 +187,52 @@ def test_an_analysis_completes_explained_by_the_in_cluster_ollama_with_history_i
     assert row.splitlines()[0].startswith("Completed|") and int(row.splitlines()[0].split("|")[1]) >= 1, row
 
 
+def test_deleting_the_postgres_pod_mid_batch_loses_and_doubles_no_run(release: Release, namespace: str) -> None:
+    """Runs completed while Postgres restarts are buffered and written once when it is back."""
+    cluster = release.cluster
+    names = [f"batch-{i}" for i in range(6)]
+
+    def create(name: str) -> None:
+        body = {"apiVersion": "infragenius.io/v1alpha1", "kind": "Analysis", "metadata": {"name": name}, "spec": {}}
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body))
+
+    for name in names[:3]:
+        create(name)
+    release.core.delete_namespaced_pod("infragenius-postgres-0", NAMESPACE, grace_period_seconds=0)
+    deleted_at = time.monotonic()
+    for name in names[3:]:
+        create(name)
+    wait_for(
+        lambda: all(_status(cluster, namespace, n).get("phase") == "Completed" for n in names),
+        timeout=180,
+        interval=2,
+        what="every run of the batch to complete while Postgres restarts",
+    )
+    # One run each: a row per Analysis, none twice (a restart must not record a run again).
+    query = (
+        "select count(*), count(distinct r.name) from requests r join analyses a on a.request_id = r.id "
+        f"where r.namespace = '{namespace}' and r.name like 'batch-%'"
+    )
+    counts = wait_for(
+        lambda: (out := _psql_or_none(release, query)) == f"{len(names)}|{len(names)}" and out,
+        timeout=300,
+        interval=3,
+        what="one history row per run once Postgres is back",
+    )
+    print(f"postgres deleted mid-batch: all {len(names)} rows written {time.monotonic() - deleted_at:.0f}s later")
+    assert counts == f"{len(names)}|{len(names)}"
+
+
+def _psql_or_none(release: Release, query: str) -> str | None:
+    pod = release.stack_pod("infragenius-postgres")
+    if pod is None or not release.ready(pod):
+        return None
+    try:
+        return release.psql(query)
+    except subprocess.CalledProcessError:
+        return None
+
+
 def _status(cluster: E2ECluster, namespace: str, name: str = "health") -> dict[str, Any]:
     got = cluster.kubectl("get", "analysis", name, "-n", namespace, "-o", "json", check=False)
     return json.loads(got.stdout).get("status", {}) if got.returncode == 0 else {}
