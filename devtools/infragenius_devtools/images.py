@@ -865,9 +865,22 @@ def _build(spec: ImageSpec, key: str, echo: bool) -> BuiltImage:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    _prune(spec.name, keep=target)
     size = (target / f"{spec.name}.oci.tar").stat().st_size
     _say(echo, f"images: built {spec.name} in {time.monotonic() - started:.0f}s ({size / 1e6:.1f} MB)")
     return BuiltImage(spec.name, spec.ref, target / f"{spec.name}.oci.tar", target / "manifest.json")
+
+
+#: Older builds of one image kept beside the newest (another checkout may still use them).
+KEEP_OLD_BUILDS = 2
+
+
+def _prune(name: str, keep: Path) -> None:
+    """Remove all but the newest few complete builds of ``name``: every code change makes a new
+    operator image, ~90 MB each."""
+    builds = [p for p in images_root().glob(f"{name}-*") if p != keep and (p / ".complete").exists()]
+    for old in sorted(builds, key=lambda p: (p / ".complete").stat().st_mtime, reverse=True)[KEEP_OLD_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_host() -> None:
