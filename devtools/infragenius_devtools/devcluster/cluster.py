@@ -464,9 +464,7 @@ class LocalCluster:
         )
         self._wait(lambda: self._node_ready(server, node.NODE_NAME), remaining(), f"the real node {node.NODE_NAME}")
 
-    def _import_images(
-        self, socket_path: Path, echo: Callable[[str], None], names: list[str] | None = None
-    ) -> None:
+    def _import_images(self, socket_path: Path, echo: Callable[[str], None], names: list[str] | None = None) -> None:
         """Import the locally built image archives, so pods run them under their usual names."""
         from infragenius_devtools import images
 
