@@ -136,7 +136,7 @@ def main() -> int:
 
 def wait_for_real_failures(core: client.CoreV1Api, real_node: str) -> None:
     """Wait until the real node's kubelet has made each failure, saying what it waits for every few seconds."""
-    print(f"\nwaiting for the kubelet on {real_node} (a real crash loop takes a minute or two) ...")
+    print(f"\nwaiting for the kubelet on {real_node} (seconds to a minute or two: it backs off between crashes) ...")
     started = time.monotonic()
     next_report = 0.0
     while True:
