@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from infragenius_devtools.devcluster.node import NODE_LABEL
+# Shared with the demo's broken shop (scenarios.break_namespace_real).
+from infragenius_devtools.devcluster.scenarios import TESTBOX_IMAGE, on_real_node
 
-TESTBOX_IMAGE = "infragenius.local/testbox:bookworm"
-
-
-def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
-    """``pod_spec`` placed on the real node only (kwok nodes would only pretend to run it)."""
-    return {
-        **pod_spec,
-        "nodeSelector": {NODE_LABEL: "true"},
-        "tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
-        "terminationGracePeriodSeconds": 1,
-    }
+__all__ = ["TESTBOX_IMAGE", "deployment", "exec_probe", "on_real_node", "shell"]
 
 
 def deployment(name: str, container: dict[str, Any], **pod_spec: Any) -> dict[str, Any]:

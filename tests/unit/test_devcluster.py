@@ -217,3 +217,68 @@ def test_go_output_reaches_the_log_and_the_progress(tmp_path: Path, monkeypatch:
     assert "example.com/m/pkg" in log.read_text()
     assert progress.count == 2 and progress.last == "compiling example.com/m/pkg"
     assert printed and printed[-1].endswith("last: compiling example.com/m/pkg")
+
+
+def test_the_demo_shop_runs_its_kubelet_failures_on_the_real_node() -> None:
+    """break_namespace_real's workloads: pinned to the real node, its imported image, never a registry pull."""
+    from infragenius_devtools.devcluster import scenarios
+    from infragenius_devtools.devcluster.node import NODE_LABEL
+
+    oom = scenarios.real_deployment("recommender", script=scenarios.OOM_SCRIPT, memory=scenarios.OOM_LIMIT)
+    spec = oom["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert spec["nodeSelector"] == {NODE_LABEL: "true"}
+    assert spec["tolerations"][0]["key"] == NODE_LABEL
+    assert container["image"] == scenarios.TESTBOX_IMAGE and container["imagePullPolicy"] == "IfNotPresent"
+    assert container["resources"]["limits"]["memory"] == "24Mi"
+    assert container["command"][-1].endswith("exec tail /dev/zero")
+    assert "FATAL: cannot connect to payments-db:5432: connection refused' >&2" in scenarios.CRASH_SCRIPT
+    assert scenarios.CRASH_SCRIPT.endswith("exit 1")
+
+
+def test_real_failures_reads_each_workloads_kubelet_state() -> None:
+    from types import SimpleNamespace as NS
+
+    from kubernetes import client
+
+    from infragenius_devtools.devcluster import scenarios
+
+    def pod(app: str, status: client.V1ContainerStatus) -> client.V1Pod:
+        return client.V1Pod(
+            metadata=client.V1ObjectMeta(name=app), status=client.V1PodStatus(container_statuses=[status])
+        )
+
+    def cs(restarts: int = 0, waiting: str | None = None, last: str | None = None) -> client.V1ContainerStatus:
+        return client.V1ContainerStatus(
+            name="app",
+            image="x",
+            image_id="",
+            ready=False,
+            restart_count=restarts,
+            state=client.V1ContainerState(
+                waiting=client.V1ContainerStateWaiting(reason=waiting) if waiting else None,
+                running=None if waiting else client.V1ContainerStateRunning(),
+            ),
+            last_state=client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=1, reason=last))
+            if last
+            else None,
+        )
+
+    pods = {
+        "checkout": [pod("checkout", cs(1, "CrashLoopBackOff", "Error")), pod("checkout", cs(2, None, "Error"))],
+        "recommender": [pod("recommender", cs(1, "CrashLoopBackOff", "OOMKilled"))],
+        "payments": [pod("payments", cs(0, "ContainerCreating"))],
+        "cart": [],
+    }
+
+    class Core:
+        def list_namespaced_pod(self, namespace: str, label_selector: str) -> NS:
+            return NS(items=pods[label_selector.removeprefix("app=")])
+
+    progress = scenarios.real_failures(Core(), "shop")  # type: ignore[arg-type]
+    assert progress == {
+        "checkout": (True, "Running, restarts 2/2"),
+        "recommender": (True, "CrashLoopBackOff, last exit OOMKilled"),
+        "payments": (False, "ContainerCreating"),
+        "cart": (False, "no container status yet"),
+    }

@@ -214,6 +214,8 @@ class LocalCluster:
         self._stop_recorded(echo=lambda _m: None)  # stale PID files or a half-started cluster
         binaries = build.ensure_binaries(echo=True)
         node_binaries = self._node_prerequisites() if self.real_node else None
+        # Built here, before the clock starts: a fresh machine spends minutes on debootstrap, not on starting.
+        node_images = self._node_images() if self.real_node else {}
         deadline = time.monotonic() + timeout  # building is not part of the start-up budget
 
         def remaining() -> float:
@@ -307,7 +309,7 @@ class LocalCluster:
             real_node = None
             if net is not None and node_binaries is not None:
                 echo(f"starting the real node {node.NODE_NAME} ({net.node_ip}, pods {net.pod_cidr}) ...")
-                self._start_node(net, node_binaries, server, remaining, echo)
+                self._start_node(net, node_binaries, node_images, server, remaining, echo)
                 real_node = {"name": node.NODE_NAME, "address": net.node_ip, "podCIDR": net.pod_cidr}
             info = ClusterInfo(
                 name=self.name,
@@ -377,6 +379,13 @@ class LocalCluster:
             )
         return build.ensure_node_binaries(echo=True)
 
+    @staticmethod
+    def _node_images() -> dict[str, Path]:
+        """The locally built image archives the node imports (image reference -> OCI archive)."""
+        from infragenius_devtools import images
+
+        return images.ensure_images(echo=True)
+
     def _create_node_network(self) -> node.NodeNetwork:
         net = node.pick_network()
         self.node_file.write_text(json.dumps({"index": net.index, "cgroup_root": self.cgroup_root}))
@@ -396,6 +405,7 @@ class LocalCluster:
         self,
         net: node.NodeNetwork,
         binaries: build.NodeBinaries,
+        archives: dict[str, Path],
         server: str,
         remaining: Callable[[], float],
         echo: Callable[[str], None],
@@ -412,7 +422,7 @@ class LocalCluster:
         socket_path = state / "containerd" / "containerd.sock"
         self._start_in_node(net, "containerd", ["containerd", "--config", str(config)])
         self._wait(socket_path.exists, remaining(), "containerd's socket")
-        self._import_images(socket_path, echo)
+        self._import_images(socket_path, archives, echo)
 
         kubelet_client = pki.issue_from_ca(pki_dir, "kubelet", f"system:node:{node.NODE_NAME}", ("system:nodes",))
         kubelet_serving = pki.issue_from_ca(pki_dir, "kubelet-serving", node.NODE_NAME, (), (net.node_ip,))
@@ -464,11 +474,9 @@ class LocalCluster:
         )
         self._wait(lambda: self._node_ready(server, node.NODE_NAME), remaining(), f"the real node {node.NODE_NAME}")
 
-    def _import_images(self, socket_path: Path, echo: Callable[[str], None], names: list[str] | None = None) -> None:
+    def _import_images(self, socket_path: Path, archives: dict[str, Path], echo: Callable[[str], None]) -> None:
         """Import the locally built image archives, so pods run them under their usual names."""
-        from infragenius_devtools import images
-
-        for name, archive in images.ensure_images(names, echo=True).items():
+        for name, archive in archives.items():
             done = subprocess.run(
                 ["ctr", "--address", str(socket_path), "-n", "k8s.io", "images", "import", str(archive)],
                 capture_output=True,
@@ -485,7 +493,10 @@ class LocalCluster:
         running real node, like ``kind load``."""
         if self.info() is None or not self.node_file.exists():
             raise DevClusterError(f"cluster {self.name!r} has no running real node")
-        self._import_images(self.node_state / "containerd" / "containerd.sock", echo, names)
+        from infragenius_devtools import images
+
+        archives = images.ensure_images(names, echo=True)
+        self._import_images(self.node_state / "containerd" / "containerd.sock", archives, echo)
 
     def _create(self, client: httpx.Client, server: str, obj: dict[str, Any]) -> None:
         group_version = obj["apiVersion"]

@@ -2,7 +2,8 @@
 
 kwok makes every scheduled pod Running and Ready; failures it cannot produce
 (crash loops, OOM kills, image pulls) are written into pod status, on pods
-annotated so kwok leaves them alone.
+annotated so kwok leaves them alone. With the devcluster's real node,
+``break_namespace_real`` has a real kubelet make those failures instead.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from kubernetes import client
 
 from infragenius.kube.time import rfc3339
 from infragenius_devtools.devcluster.cluster import CUSTOM_STATUS_ANNOTATION
+from infragenius_devtools.devcluster.node import NODE_LABEL
 from infragenius_devtools.support import SETUP_TIMEOUT, wait_for
 
 IMAGE = "registry.example/shop/web:1.4.2"
+#: Debian minbase with sh, bash and coreutils; `up` imports it into the real node, so it is never pulled.
+TESTBOX_IMAGE = "infragenius.local/testbox:bookworm"
 
 
 def _now(offset_minutes: float = 0) -> str:
@@ -274,6 +278,11 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
     for pod in wait_pods(core, namespace, "app=payments", 1):
         patch_failure(core, pod, "ImagePullBackOff")
     wait_pods(core, namespace, "app=cart", 1)
+    _quota_blocks_search(kubectl, core, namespace)
+
+
+def _quota_blocks_search(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:
+    """A pods quota of 8 over the six pods already there, then Deployment search (3 replicas) that hits it."""
     # Quota last, so it is the new Deployment (not the others) that hits it.
     apply(
         kubectl,
@@ -299,6 +308,131 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
         wait_for(refused, timeout=SETUP_TIMEOUT, interval=0.5, what="ReplicaFailure on Deployment search")
     except AssertionError as err:
         raise AssertionError(f"the quota never stopped Deployment search: {err}") from None
+
+
+def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """``pod_spec`` placed on the real node only (kwok nodes would only pretend to run it)."""
+    return {
+        **pod_spec,
+        "nodeSelector": {NODE_LABEL: "true"},
+        "tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        "terminationGracePeriodSeconds": 1,
+    }
+
+
+def real_deployment(
+    name: str,
+    replicas: int = 1,
+    *,
+    script: str | None = None,
+    image: str = TESTBOX_IMAGE,
+    memory: str = "64Mi",
+    env_from_configmap: str | None = None,
+) -> dict[str, Any]:
+    """``deployment(name)`` (hardened like the kwok ones, so only the intended failure shows) on the real
+    node, running ``script`` in the test image under the memory limit ``memory``."""
+    manifest = deployment(name, replicas, image=image, env_from_configmap=env_from_configmap)
+    pod_spec = manifest["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    # IfNotPresent: the image was imported into the node; a pull could only fail (no registry behind it).
+    container["imagePullPolicy"] = "IfNotPresent"
+    # A small CPU request: the real node is a share of the machine, not a 16-core kwok node.
+    container["resources"] = {
+        "requests": {"cpu": "10m", "memory": memory},
+        "limits": {"cpu": "500m", "memory": memory},
+    }
+    if script is not None:
+        container["command"] = ["/bin/sh", "-c", script]
+    manifest["spec"]["template"]["spec"] = on_real_node(pod_spec)
+    return manifest
+
+
+#: What the real node's checkout containers print before they exit 1: the lines a reader needs.
+CRASH_SCRIPT = (
+    "echo 'INFO checkout 1.4.2 starting (workers=4, port=8080)'; "
+    "echo 'INFO connecting to payments-db:5432 ...'; "
+    "echo 'ERROR payments-db:5432: dial tcp 10.96.0.42:5432: connect: connection refused' >&2; "
+    "echo 'FATAL: cannot connect to payments-db:5432: connection refused' >&2; "
+    "exit 1"
+)
+#: The recommender reads "the catalogue" into memory until the kernel's OOM killer stops it at its limit.
+OOM_SCRIPT = "echo 'INFO recommender 2.3.0: loading product catalogue into memory'; exec tail /dev/zero"
+OOM_LIMIT = "24Mi"
+#: The Deployments ``break_namespace_real`` runs on the real node, with the failure each one has.
+REAL_NODE_WORKLOADS = {
+    "checkout": "crash loop (exit 1)",
+    "recommender": "OOM kill",
+    "payments": "image does not exist",
+    "cart": "missing ConfigMap",
+}
+
+
+def break_namespace_real(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:
+    """``break_namespace`` with its crash loop, OOM kill, missing image and missing ConfigMap made by the real
+    node's kubelet (``REAL_NODE_WORKLOADS``); the unschedulable pod, the Service without endpoints, the
+    Ingress to nowhere and the quota stay on the control plane and kwok nodes, where they are real already.
+
+    Returns once the pods exist; the kubelet needs a minute or two more (``real_failures``).
+    """
+    apply(
+        kubectl,
+        namespace,
+        real_deployment("checkout", 2, script=CRASH_SCRIPT),
+        real_deployment("recommender", 1, script=OOM_SCRIPT, memory=OOM_LIMIT),
+        real_deployment("payments", 1, image="infragenius.local/shop/payments:does-not-exist"),
+        real_deployment("cart", 1, script="exec sleep 3600", env_from_configmap="cart-settings"),
+        service("checkout", {"app": "checkout"}),
+        service("legacy", {"app": "retired-app"}),
+        ingress("storefront", "frontend"),
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "batch-huge", "labels": {"app": "batch-huge"}},
+            "spec": {
+                "containers": [
+                    {"name": "app", "image": IMAGE, "resources": {"requests": {"cpu": "1000", "memory": "1Gi"}}}
+                ]
+            },
+        },
+    )
+    for app, count in (("checkout", 2), ("recommender", 1), ("payments", 1), ("cart", 1)):
+        wait_pods(core, namespace, f"app={app}", count)
+    _quota_blocks_search(kubectl, core, namespace)
+
+
+def _first_container(core: client.CoreV1Api, namespace: str, app: str) -> Any:
+    """The container status of the ``app`` pod furthest along (most restarts), or None before it has one."""
+    statuses = [
+        cs
+        for pod in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+        for cs in ((pod.status.container_statuses if pod.status else None) or [])[:1]
+    ]
+    return max(statuses, key=lambda cs: cs.restart_count or 0, default=None)
+
+
+def real_failures(core: client.CoreV1Api, namespace: str, min_restarts: int = 2) -> dict[str, tuple[bool, str]]:
+    """Each ``REAL_NODE_WORKLOADS`` entry: (reached its failure, what its kubelet reports now)."""
+    progress: dict[str, tuple[bool, str]] = {}
+    for app in REAL_NODE_WORKLOADS:
+        cs = _first_container(core, namespace, app)
+        if cs is None:
+            progress[app] = (False, "no container status yet")
+            continue
+        state = cs.state
+        waiting = state.waiting.reason if state and state.waiting else None
+        terminated = state.terminated.reason if state and state.terminated else None
+        last = cs.last_state.terminated.reason if cs.last_state and cs.last_state.terminated else None
+        now = waiting or terminated or ("Running" if state and state.running else "?")
+        restarts = cs.restart_count or 0
+        if app == "checkout":
+            progress[app] = (restarts >= min_restarts, f"{now}, restarts {restarts}/{min_restarts}")
+        elif app == "recommender":
+            progress[app] = ("OOMKilled" in (last, terminated), f"{now}, last exit {last or '-'}")
+        elif app == "payments":
+            progress[app] = (waiting in ("ErrImagePull", "ImagePullBackOff"), now)
+        else:
+            progress[app] = (waiting == "CreateContainerConfigError", now)
+    return progress
 
 
 def _quota_used(core: client.CoreV1Api, namespace: str, quota: str, resource: str) -> str | None:
