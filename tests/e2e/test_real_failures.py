@@ -84,6 +84,13 @@ def _events(core: client.CoreV1Api, namespace: str, reason: str) -> list[str]:
     return [e.message or "" for e in core.list_namespaced_event(namespace).items if e.reason == reason]
 
 
+def _deadline_exceeded(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    """The Deployment controller has given up on the rollout (what its finding is about)."""
+    apps = client.AppsV1Api(core.api_client)
+    conditions = apps.read_namespaced_deployment(name, namespace).status.conditions or []
+    return any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in conditions)
+
+
 #: The kubelet state each workload must reach before the analysis runs.
 READY_WHEN: dict[str, Callable[[client.CoreV1Api, str], Any]] = {
     "crasher": lambda core, ns: (cs := _container(core, ns, "crasher")) and cs.restart_count >= 2,
@@ -100,14 +107,20 @@ READY_WHEN: dict[str, Callable[[client.CoreV1Api, str], Any]] = {
         and cs.state.waiting
         and cs.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff")
     ),
-    "unready": lambda core, ns: any("Readiness probe failed" in m for m in _events(core, ns, "Unhealthy")),
+    "unready": lambda core, ns: (
+        any("Readiness probe failed" in m for m in _events(core, ns, "Unhealthy"))
+        and _deadline_exceeded(core, ns, "unready")
+    ),
     "unlive": lambda core, ns: (cs := _container(core, ns, "unlive")) and cs.restart_count >= 2,
     "nocm": lambda core, ns: (
         (cs := _container(core, ns, "nocm"))
         and cs.state.waiting
         and cs.state.waiting.reason == "CreateContainerConfigError"
     ),
-    "nosecret": lambda core, ns: any("db-credentials" in m for m in _events(core, ns, "FailedMount")),
+    "nosecret": lambda core, ns: (
+        any("db-credentials" in m for m in _events(core, ns, "FailedMount"))
+        and _deadline_exceeded(core, ns, "nosecret")
+    ),
 }
 
 
