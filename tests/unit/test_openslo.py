@@ -247,6 +247,8 @@ def _set(path: str, value: Any) -> Any:
         ),
         (_set("spec.objectives[0]", {"target": 1}), "spec.objectives[0].target: 1 is not in (0, 1)"),
         (_set("spec.objectives[0]", {"target": "0.99"}), "spec.objectives[0].target: expected a number"),
+        (_set("spec.objectives[0]", {"target": float("nan")}), "spec.objectives[0].target: expected a finite number"),
+        (_set("spec.objectives[0]", {"targetPercent": True}), "spec.objectives[0].targetPercent: expected a number"),
         (
             _set("spec.objectives[0]", {"target": 0.99, "op": "lte"}),
             "spec.objectives[0].op is only for a thresholdMetric",

@@ -167,7 +167,11 @@ def _decimal(value: object, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OpenSLOError(f"{where}: expected a number, got {value!r}")
     # repr: the shortest text that reads back as the same float, so 0.999 is Decimal("0.999").
-    return Decimal(repr(value))
+    number = Decimal(repr(value))
+    if not number.is_finite():
+        # YAML's .nan and .inf: a NaN would also make Decimal comparisons raise.
+        raise OpenSLOError(f"{where}: expected a finite number, got {value!r}")
+    return number
 
 
 def _labels(value: object, where: str) -> dict[str, str]:
