@@ -638,3 +638,20 @@ def test_dump_yaml_reads_back_as_written(text: str) -> None:
     # U+0085 is a line break to a YAML reader: PyYAML's allow_unicode output lost it before _Dumper.
     doc = {"metadata": {"name": "a", "annotations": {"k": text}}, "spec": {"service": text}}
     assert yaml.safe_load(openslo.dump_yaml([doc])) == doc
+
+
+def test_threshold_metric_in_a_separate_sli_document() -> None:
+    sli = {
+        "apiVersion": "openslo/v1",
+        "kind": "SLI",
+        "metadata": {"name": "lat"},
+        "spec": {"thresholdMetric": prom('rpc_seconds_bucket{job="a"}')},
+    }
+    doc = slo(objectives=[{"op": "lte", "value": 0.5, "target": 0.9}])
+    del doc["spec"]["indicator"]
+    doc["spec"]["indicatorRef"] = "lat"
+    sli_spec = import_one(sli, doc)["spec"]["sli"]
+    assert sli_spec == {"latency": {"metric": "rpc_seconds", "thresholdSeconds": 0.5, "selector": 'job="a"'}}
+    sli["spec"]["thresholdMetric"] = prom("rpc_seconds_sum")
+    # The error points at the SLI document, where the query is written.
+    assert "SLO checkout-availability: SLI lat: spec.thresholdMetric.metricSource.spec.query" in refusal(sli, doc)
