@@ -110,6 +110,54 @@ def _slo_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_input(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _slo_openslo(args: argparse.Namespace) -> int:
+    """``slo import`` (OpenSLO -> SLOReviews) and ``slo export`` (SLOReviews -> OpenSLO); exit 2 on bad input.
+
+    Nothing reaches stdout unless the whole input converts: a partial file would be applied as if complete.
+    """
+    import json
+
+    import yaml
+
+    from infragenius.slo import openslo
+
+    command = f"infragenius slo {args.slo_command}"
+    try:
+        text = _read_input(args.file)
+        if args.slo_command == "import":
+            result = openslo.import_text(text, namespace=args.namespace)
+            documents, warnings = result.manifests, result.warnings
+        else:
+            documents, warnings = openslo.export_text(text), []
+    except OSError as err:
+        print(f"{command}: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as err:
+        print(f"{command}: {args.file} is not UTF-8 text: {err}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as err:
+        print(f"{command}: {args.file} is not valid YAML: {err}", file=sys.stderr)
+        return 2
+    except openslo.OpenSLOError as err:
+        print(f"{command}: {args.file}: {err}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        print(f"{command}: warning: {warning}", file=sys.stderr)
+    if getattr(args, "output", "yaml") == "json":
+        # One object kubectl applies as is, whatever the number of SLOs.
+        sys.stdout.write(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}, indent=2) + "\n")
+    else:
+        sys.stdout.write(openslo.dump_yaml(documents))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infragenius", description="InfraGenius operator and tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
         "{namespace}, {name}, {service}, {severity} and {policy}",
     )
     slo_rules.set_defaults(func=_slo_rules)
+    slo_import = slo_commands.add_parser(
+        "import", help="print SLOReview manifests for the OpenSLO v1 SLOs in a YAML file (SLO, SLI, Service, ...)"
+    )
+    slo_import.add_argument("file", metavar="FILE", help="OpenSLO v1 documents; - for stdin")
+    slo_import.add_argument(
+        "-n",
+        "--namespace",
+        default=None,
+        help="metadata.namespace for SLOs without the infragenius.io/namespace annotation (default: none)",
+    )
+    slo_import.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    slo_import.set_defaults(func=_slo_openslo)
+    slo_export = slo_commands.add_parser("export", help="print OpenSLO v1 documents for the SLOReviews in a YAML file")
+    slo_export.add_argument(
+        "-f", "--file", required=True, help="one or more SLOReview documents (or a List); - for stdin"
+    )
+    slo_export.set_defaults(func=_slo_openslo)
     return parser
 
 
