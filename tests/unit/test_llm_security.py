@@ -413,3 +413,21 @@ async def test_prompt_building_leaves_the_event_loop_free() -> None:
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     print(f"longest event-loop stall while explaining: {max(gaps) * 1000:.1f} ms")
     assert max(gaps) < 0.5
+
+
+def test_known_names_in_a_kubelet_url_are_masked() -> None:
+    """A pods/log error relays the kubelet's URL: /containerLogs/<namespace>/<pod>/<container>."""
+    anon = Anonymizer()
+    anon.add_names("NAMESPACE", ["flamingo-canary-98441"])
+    anon.add_names("WORKLOAD", ["pelican-payments"])
+    anon.add_names("NODE", ["kwok-node-1"])
+    text = (
+        'unavailable: 500 Internal Server Error: Get "https://kwok-node-1:10250/containerLogs/'
+        'flamingo-canary-98441/pelican-payments-6c47664866-29plj/app?previous=true&tailLines=200": '
+        "dial tcp: lookup kwok-node-1: no such host"
+    )
+    masked = anon.mask(text)
+    for name in ("flamingo-canary-98441", "pelican-payments", "kwok-node-1"):
+        assert name not in masked, masked
+    assert "/containerLogs/NAMESPACE_1/WORKLOAD_1-6c47664866-29plj/app?previous=true" in masked
+    assert anon.restore(masked) == text

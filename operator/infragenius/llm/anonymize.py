@@ -419,13 +419,27 @@ class Anonymizer:
             if run.startswith("://", end):
                 out.append(word)  # a URL scheme: postgres://
             elif start >= path_start and previous_segment not in _COLLECTIONS:
-                out.append(word)  # a URL or file path segment: /api/health
+                # A URL or file path segment (/api/health) stays, unless it is a name we know: the
+                # kubelet's /containerLogs/<namespace>/<pod>/ URL in an API error carries both.
+                out.append(self._mask_known(word))
             else:
                 out.append(self._mask_word(word))
             if start > 0 and run[start - 1] == "/" or start >= path_start:
                 previous_segment = word
         out.append(run[last:])
         return "".join(out)
+
+    def _mask_known(self, word: str) -> str:
+        """In a path: known names that cannot be an ordinary path word (they have a dash or a digit, like
+        flamingo-canary-98441), and pods generated from known names; /api or /var/lib/checkout stay."""
+        core = word.strip("._-")
+        if not core or ("-" not in core and not any(c.isdigit() for c in core)):
+            return word
+        lead = word[: word.index(core)]
+        tail = word[len(lead) + len(core) :]
+        if core in self._names:
+            return lead + self._placeholder(self._names[core], core) + tail
+        return lead + self._mask_generated(core) + tail
 
     def _mask_word(self, word: str) -> str:
         core = word.strip("._-")
