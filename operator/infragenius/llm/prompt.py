@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -179,12 +180,105 @@ def snapshot_names(snapshot: Snapshot, findings: Sequence[Finding]) -> list[tupl
     return names
 
 
-def anonymizer_for(snapshot: Snapshot, findings: Sequence[Finding], *, anonymize: bool = True) -> Anonymizer:
-    """Register every name the findings or snapshot could mention."""
-    anon = Anonymizer(keep_identifiers=not anonymize)
+def name_registry(snapshot: Snapshot, findings: Sequence[Finding]) -> dict[str, str]:
+    """name -> category of every name the findings or snapshot could mention: what the anonymizer masks.
+
+    The first category listed wins and names shorter than two characters are left out, as
+    ``Anonymizer.add_names`` does.
+    """
+    registry: dict[str, str] = {}
     for category, name in snapshot_names(snapshot, findings):
+        if len(name) >= 2 and name not in registry:
+            registry[name] = category
+    return registry
+
+
+def anonymizer_for(
+    snapshot: Snapshot,
+    findings: Sequence[Finding],
+    *,
+    anonymize: bool = True,
+    registry: Mapping[str, str] | None = None,
+) -> Anonymizer:
+    """Register every name the findings or snapshot could mention (``registry``, when already computed)."""
+    anon = Anonymizer(keep_identifiers=not anonymize)
+    for name, category in (name_registry(snapshot, findings) if registry is None else registry).items():
         anon.add_names(category, [name])
     return anon
+
+
+class ObjectVersions(str):
+    """``object_versions``' encoding of a snapshot's objects: a type apart from text, for ``prompt_fingerprint``."""
+
+
+def object_versions(snapshot: Snapshot) -> ObjectVersions | None:
+    """(kind, uid, resourceVersion) of every object and event, encoded; None when one lacks uid or version.
+
+    The API server gives an object a new resourceVersion on every write and a new uid when it is created
+    again, so equal versions mean the same objects with the same content: the same name registry, without
+    walking every pod spec again (the walk is most of a cache hit's cost in a large namespace). Gathering
+    reads each kind the same way every run (full or metadata-only, slimmed the same), so the content an
+    object's version stands for is the same too. Objects not read from the API (tests, hand-built
+    snapshots) have no resourceVersion: None sends the caller to the walk.
+    """
+    fields: list[str] = []
+    add = fields.append
+    for kind, objects in [*snapshot.objects.items(), ("Event", snapshot.events)]:
+        for obj in objects:
+            metadata = obj.get("metadata") if type(obj) is dict else None
+            if type(metadata) is not dict:
+                return None
+            uid, version = metadata.get("uid"), metadata.get("resourceVersion")
+            if not (type(uid) is str and uid and type(version) is str and version):
+                return None
+            add(kind)
+            add(uid)
+            add(version)
+    # NUL-separated, which is unambiguous only when no field holds a NUL: checked by counting them.
+    encoded = "\0".join(fields)
+    if encoded.count("\0") != max(len(fields) - 1, 0):
+        return None
+    return ObjectVersions(encoded)
+
+
+def prompt_fingerprint(
+    snapshot: Snapshot,
+    findings: Sequence[Finding],
+    missing_sources: Sequence[str],
+    names: Mapping[str, str] | ObjectVersions,
+    *,
+    num_ctx: int,
+    reserve_for_reply: int,
+    anonymize: bool = True,
+) -> str:
+    """SHA-256 over everything ``build_prompt`` reads, so equal fingerprints mean equal prompts and maps.
+
+    That is: the prompt version (templates), the namespace, every field of every finding (not only the
+    ones rendered today, so a template change cannot silently miss one), the missing sources, the budget
+    and the anonymize switch, and what decides which names are masked and how they are restored:
+    ``names`` is either the name registry itself or ``object_versions`` of the snapshot (which determine
+    it), tagged with which it is. The encoding is unambiguous: a one-line JSON array (no raw newline in
+    it), a newline, then the registry as JSON or the versions' own checked encoding.
+    """
+    by_versions = isinstance(names, ObjectVersions)
+    head = json.dumps(
+        [
+            PROMPT_VERSION,
+            snapshot.namespace,
+            [f.model_dump_json() for f in findings],
+            list(missing_sources),
+            num_ctx,
+            reserve_for_reply,
+            anonymize,
+            "versions" if by_versions else "registry",
+        ],
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(head.encode())
+    digest.update(b"\n")
+    tail = str(names) if isinstance(names, ObjectVersions) else json.dumps(list(names.items()))
+    digest.update(tail.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def untrusted(text: Any, limit: int, anon: Anonymizer) -> str:
@@ -231,9 +325,13 @@ def build_prompt(
     num_ctx: int,
     reserve_for_reply: int,
     anonymize: bool = True,
+    registry: Mapping[str, str] | None = None,
 ) -> Prompt:
-    """Most severe findings first, as many as fit ``num_ctx - reserve_for_reply`` tokens."""
-    anon = anonymizer_for(snapshot, findings, anonymize=anonymize)
+    """Most severe findings first, as many as fit ``num_ctx - reserve_for_reply`` tokens.
+
+    ``registry`` is ``name_registry(snapshot, findings)`` when the caller already has it.
+    """
+    anon = anonymizer_for(snapshot, findings, anonymize=anonymize, registry=registry)
     system = _TEMPLATES.get_template("explain.v1.system.j2").render()
     counts = {"critical": 0, "warning": 0, "info": 0}
     for f in findings:
