@@ -53,7 +53,13 @@ def synthetic_namespace(pods: int = 5000, per_deployment: int = 10) -> Snapshot:
         deployments.append(
             {
                 "kind": "Deployment",
-                "metadata": {"name": name, "namespace": NS, "uid": uid_d, "creationTimestamp": ts(86400)},
+                "metadata": {
+                    "name": name,
+                    "namespace": NS,
+                    "uid": uid_d,
+                    "resourceVersion": "1",
+                    "creationTimestamp": ts(86400),
+                },
                 "spec": {
                     "replicas": per_deployment,
                     "selector": {"matchLabels": {"app": name}},
@@ -97,6 +103,7 @@ def synthetic_namespace(pods: int = 5000, per_deployment: int = 10) -> Snapshot:
                     "name": f"{name}-7d9f",
                     "namespace": NS,
                     "uid": uid_rs,
+                    "resourceVersion": "1",
                     "ownerReferences": [{"kind": "Deployment", "name": name, "uid": uid_d, "controller": True}],
                 },
                 "spec": {"replicas": per_deployment},
@@ -116,6 +123,8 @@ def synthetic_namespace(pods: int = 5000, per_deployment: int = 10) -> Snapshot:
                     "metadata": {
                         "name": pod_name,
                         "namespace": NS,
+                        "uid": f"uid-p-{d}-{p}",
+                        "resourceVersion": "1",
                         "labels": {"app": name},
                         "creationTimestamp": ts(7200),
                         "ownerReferences": [
@@ -149,6 +158,12 @@ def synthetic_namespace(pods: int = 5000, per_deployment: int = 10) -> Snapshot:
             if broken:
                 events.append(
                     {
+                        "metadata": {
+                            "name": f"{pod_name}.bo",
+                            "namespace": NS,
+                            "uid": f"uid-e-{d}-{p}",
+                            "resourceVersion": "1",
+                        },
                         "type": "Warning",
                         "reason": "BackOff",
                         "message": f"Back-off restarting failed container app in pod {pod_name}",

@@ -265,6 +265,7 @@ class Anonymizer:
         self._reverse: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._names: dict[str, str] = {}  # name -> category; placeholders are numbered on first use
+        self._names_set: frozenset[str] | None = None  # ``names``, kept until a name is added
         self.secrets_masked = 0
 
     def add_names(self, category: str, names: Iterable[str]) -> None:
@@ -272,11 +273,14 @@ class Anonymizer:
         for name in names:
             if isinstance(name, str) and len(name) >= 2 and name not in self._names:
                 self._names[name] = category
+                self._names_set = None
 
     @property
     def names(self) -> frozenset[str]:
         """Every registered real name: what commands in the reply may refer to."""
-        return frozenset(self._names)
+        if self._names_set is None:  # built once, not per reply checked: a namespace has thousands
+            self._names_set = frozenset(self._names)
+        return self._names_set
 
     def bind(self, placeholder: str, value: str) -> None:
         """Restore ``placeholder`` (one of CATEGORIES, e.g. FINDING_1) as ``value``: ids made by the caller."""
