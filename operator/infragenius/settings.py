@@ -68,7 +68,24 @@ class Settings(BaseSettings):
     llm_breaker_cooldown_seconds: float = Field(
         default=30.0, ge=0, description="How long the open breaker skips the model."
     )
-    health_port: int = Field(default=8080, ge=0, le=65535, description="Serves /healthz, /readyz and /metrics.")
+    health_port: int = Field(
+        default=8080, ge=0, le=65535, description="Serves /healthz, /readyz, /metrics and the SLO rollout gate."
+    )
+    slo_rules_enabled: bool = Field(
+        default=True,
+        description="Write each SLOReview's Prometheus rules (a PrometheusRule where the Prometheus Operator's CRD "
+        "is served, else a ConfigMap) into its namespace, owned by it; spec.rules.enabled opts one review out.",
+    )
+    slo_rule_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Labels on every rules object (JSON), e.g. {"release": "prometheus"} for the Prometheus '
+        "Operator's ruleSelector.",
+    )
+    slo_rollout_gate: Literal["annotated", "all", "off"] = Field(
+        default="annotated",
+        description="GET /v1/slo/<namespace>/<name>/gate on the health port (unauthenticated): annotated answers "
+        'only for SLOReviews annotated infragenius.io/rollout-gate: "true"; all: for every SLOReview; off: never.',
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with the resource and run id."
     )
