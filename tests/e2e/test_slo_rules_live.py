@@ -103,8 +103,10 @@ def assert_owned(obj: dict[str, Any], review: dict[str, Any]) -> None:
 def rerun(cluster: E2ECluster, namespace: str, name: str, token: str) -> None:
     cluster.kubectl("annotate", "sloreview", name, "-n", namespace, f"{RERUN_ANNOTATION}={token}", "--overwrite")
     wait_for(
-        lambda: get_slo(cluster, namespace, name).get("status", {}).get("rerunToken") == token
-        and get_slo(cluster, namespace, name)["status"]["phase"] in ("Completed", "Failed"),
+        lambda: (
+            get_slo(cluster, namespace, name).get("status", {}).get("rerunToken") == token
+            and get_slo(cluster, namespace, name)["status"]["phase"] in ("Completed", "Failed")
+        ),
         timeout=60,
         what=f"the rerun {token} of {name}",
     )
@@ -168,9 +170,11 @@ def test_rules_configmap_then_prometheusrule_updated_and_collected_with_the_revi
 
         # Someone else's object of that name: reported, untouched, and the review itself completes.
         taken = wait_for(
-            lambda: (s := get_slo(cluster, namespace, "private").get("status") or {}).get("phase") == "Completed"
-            and rules_ready(s)
-            and s,
+            lambda: (
+                (s := get_slo(cluster, namespace, "private").get("status") or {}).get("phase") == "Completed"
+                and rules_ready(s)
+                and s
+            ),
             timeout=60,
             what="the private review",
         )
@@ -230,8 +234,10 @@ def test_rules_configmap_then_prometheusrule_updated_and_collected_with_the_revi
         # Deleting the review deletes its rules (the garbage collector follows the owner references).
         cluster.kubectl("delete", "sloreview", "checkout", "-n", namespace, "--wait=true")
         wait_for(
-            lambda: get_json(cluster, "prometheusrule", "checkout-slo-rules", "-n", namespace) is None
-            and get_json(cluster, "configmap", "checkout-slo-rules", "-n", namespace) is None,
+            lambda: (
+                get_json(cluster, "prometheusrule", "checkout-slo-rules", "-n", namespace) is None
+                and get_json(cluster, "configmap", "checkout-slo-rules", "-n", namespace) is None
+            ),
             timeout=90,
             what="the garbage collector to delete the rules",
         )
