@@ -379,3 +379,22 @@ async def test_gate_over_http_on_the_health_server(monkeypatch: pytest.MonkeyPat
     reads.clear()
     async with TestClient(TestServer(HealthServer(HealthState(), [(gate.ROUTE, restricted.handle)])._app())) as http:
         assert (await http.get("/v1/slo/shop/checkout/gate")).status == 404 and reads == []
+
+
+def test_the_argo_rollouts_example_calls_the_gate() -> None:
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "rollout-gate-analysis-template.yaml"
+    template = yaml.safe_load(path.read_text())
+    assert (template["apiVersion"], template["kind"]) == ("argoproj.io/v1alpha1", "AnalysisTemplate")
+    (metric,) = template["spec"]["metrics"]
+    web = metric["provider"]["web"]
+    assert web["jsonPath"] == "{$.pass}" and metric["successCondition"] == "result == true"
+    match = re.fullmatch(
+        r"http://infragenius-operator\.infragenius-system\.svc:(\d+)(/v1/slo/[^?]+)\?maxAge=(\w+)", web["url"]
+    )
+    assert match, web["url"]
+    assert int(match[1]) == Settings.model_fields["health_port"].default
+    assert match[2] == gate.ROUTE.format(namespace="{{args.namespace}}", name="{{args.slo}}")
+    assert {a["name"] for a in template["spec"]["args"]} == {"slo", "namespace"}
