@@ -398,3 +398,21 @@ def test_the_argo_rollouts_example_calls_the_gate() -> None:
     assert int(match[1]) == Settings.model_fields["health_port"].default
     assert match[2] == gate.ROUTE.format(namespace="{{args.namespace}}", name="{{args.slo}}")
     assert {a["name"] for a in template["spec"]["args"]} == {"slo", "namespace"}
+
+
+async def test_an_unexpected_error_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch, fake: FakeAPI) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(publish, "desired", broken)
+    body = review()
+    outcome = await publish.RulesPublisher(object()).publish(body, spec_of(body), None)  # type: ignore[arg-type]
+    assert (outcome.ok, outcome.reason) == (False, Reason.rules_write_failed) and "RuntimeError" in outcome.message
+
+
+def test_rule_labels_must_be_kubernetes_labels() -> None:
+    good = {"release": "prometheus", "prometheus.io/rules": "", "team": "a.b-c_d"}
+    assert Settings(slo_rule_labels=good).slo_rule_labels == good
+    for bad in ({"bad key": "x"}, {"release": "not ok"}, {"x" * 64: "y"}, {"release": "y" * 64}, {"/x": "y"}):
+        with pytest.raises(ValueError):
+            Settings(slo_rule_labels=bad)

@@ -49,7 +49,9 @@ def gate_open(body: Mapping[str, Any], mode: str) -> bool:
     return mode == "annotated" and annotations.get(ROLLOUT_GATE_ANNOTATION) == "true"
 
 
-def verdict(body: Mapping[str, Any], max_age: dt.timedelta | None = None, now: dt.datetime | None = None) -> dict:
+def verdict(
+    body: Mapping[str, Any], max_age: dt.timedelta | None = None, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """The gate's answer for one SLOReview, from its status alone (pure)."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}

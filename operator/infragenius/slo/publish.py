@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ MAX_NAME = 253
 # Installing the Prometheus Operator later is noticed within this long (and at once after a restart).
 DISCOVERY_TTL_SECONDS = 300.0
 _URL = re.compile(r"^https?://\S+$")
+logger = logging.getLogger(__name__)
 
 
 def object_name(review: str) -> str:
@@ -242,6 +244,11 @@ class RulesPublisher:
             reason = Reason.rules_forbidden if err.status == 403 else Reason.rules_write_failed
             return Outcome(False, reason, f"could not write the rules: {_describe(err)}", stale(previous))
         except kubeapi.TRANSPORT_ERRORS as err:
+            return Outcome(
+                False, Reason.rules_write_failed, f"could not write the rules: {_describe(err)}", stale(previous)
+            )
+        except Exception as err:  # the rules are an extra: nothing in writing them may fail the review itself
+            logger.exception("slo rules: unexpected error")
             return Outcome(
                 False, Reason.rules_write_failed, f"could not write the rules: {_describe(err)}", stale(previous)
             )
