@@ -416,3 +416,14 @@ def test_rule_labels_must_be_kubernetes_labels() -> None:
     for bad in ({"bad key": "x"}, {"release": "not ok"}, {"x" * 64: "y"}, {"release": "y" * 64}, {"/x": "y"}):
         with pytest.raises(ValueError):
             Settings(slo_rule_labels=bad)
+
+
+async def test_gate_answers_are_counted() -> None:
+    from infragenius.observability import metrics
+
+    before = metrics.REGISTRY.get_sample_value("infragenius_slo_gate_requests_total", {"code": "400"}) or 0.0
+    slo_gate = gate.SLOGate(Settings(), api=object())  # type: ignore[arg-type]
+    async with TestClient(TestServer(HealthServer(HealthState(), [(gate.ROUTE, slo_gate.handle)])._app())) as http:
+        assert (await http.get("/v1/slo/shop/Bad_Name/gate")).status == 400
+    after = metrics.REGISTRY.get_sample_value("infragenius_slo_gate_requests_total", {"code": "400"})
+    assert after == before + 1

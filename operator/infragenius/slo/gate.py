@@ -26,6 +26,7 @@ from infragenius.kube.time import parse_time, rfc3339
 from infragenius.models.api import ROLLOUT_GATE_ANNOTATION, SLO_REVIEW, ConditionType, Phase
 from infragenius.models.common import parse_duration
 from infragenius.models.slo import Verdict
+from infragenius.observability import metrics
 from infragenius.settings import Settings
 
 ROUTE = "/v1/slo/{namespace}/{name}/gate"
@@ -113,6 +114,11 @@ class SLOGate:
             raise
 
     async def handle(self, request: web.Request) -> web.Response:
+        response = await self._answer(request)
+        metrics.GATE_REQUESTS.labels(code=str(response.status)).inc()
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         if not valid_names(namespace, name):
             return _error(400, "invalid_name", "namespace must be a DNS-1123 label and name a DNS-1123 subdomain")

@@ -237,6 +237,8 @@ async def write_rules(
     if publisher is None:
         return None
     outcome = await publisher.publish(request.body, spec, request.status.get("rules"))
+    kind = outcome.status.kind.value if outcome.status is not None else "none"
+    metrics.SLO_RULES.labels(kind=kind, reason=outcome.reason.value).inc()
     if not outcome.ok and outcome.reason is not Reason.rules_disabled:
         logger.warning("slo rules %s/%s: %s", request.namespace, request.name, outcome.message)
         runs.announce(request.body, outcome.reason, outcome.message, warning=True)
