@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from infragenius import rbac
 from infragenius.models.api import RERUN_ANNOTATION, ROLLOUT_GATE_ANNOTATION
 from infragenius.models.slo import SLOReviewSpec
 from infragenius.slo import rules
@@ -24,7 +25,7 @@ from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import LocalPrometheus, free_port
-from tests.e2e.support import wait_for
+from tests.e2e.support import service_account_kubeconfig, wait_for
 from tests.e2e.test_slo import get_slo, ratio_sli, slo_review
 
 pytestmark = pytest.mark.e2e
@@ -242,3 +243,33 @@ def test_rules_configmap_then_prometheusrule_updated_and_collected_with_the_revi
             what="the garbage collector to delete the rules",
         )
         assert gate(port, namespace, "checkout").status_code == 404
+
+
+def test_a_refused_rules_write_is_reported_and_the_review_still_completes(
+    cluster: E2ECluster, namespace: str, prometheus: LocalPrometheus, no_prometheus_rule_crd: None
+) -> None:
+    """A real 403: the operator's generated rules without the ConfigMap and PrometheusRule grants."""
+    granted = [r for r in rbac.operator_rules() if r["resources"] not in (["configmaps"], ["prometheusrules"])]
+    assert len(granted) == len(rbac.operator_rules()) - 2
+    kubeconfig = service_account_kubeconfig(cluster.api, cluster.kubeconfig, namespace, "no-rules", granted)
+    try:
+        with running_operator(kubeconfig, INFRAGENIUS_PROMETHEUS_URL=prometheus.url):
+            workloads.apply(cluster.kubectl, namespace, slo_review("checkout", ratio_sli("healthy")))
+            status = wait_for(
+                lambda: (
+                    (s := get_slo(cluster, namespace, "checkout").get("status") or {}).get("phase") == "Completed"
+                    and rules_ready(s)
+                    and s
+                ),
+                timeout=90,
+                what="the review with its rules refused",
+            )
+        assert status["verdict"] == "Healthy" and "rules" not in status
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("True", "Reviewed")
+        refused = rules_ready(status)
+        assert refused and (refused["status"], refused["reason"]) == ("False", "RulesForbidden"), refused
+        assert "403" in refused["message"]
+        assert get_json(cluster, "configmap", "checkout-slo-rules", "-n", namespace) is None
+    finally:
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", f"{namespace}-no-rules", "--ignore-not-found")
