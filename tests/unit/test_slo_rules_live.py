@@ -427,3 +427,17 @@ async def test_gate_answers_are_counted() -> None:
         assert (await http.get("/v1/slo/shop/Bad_Name/gate")).status == 400
     after = metrics.REGISTRY.get_sample_value("infragenius_slo_gate_requests_total", {"code": "400"})
     assert after == before + 1
+
+
+async def test_a_prometheus_rule_crd_that_went_away_is_looked_up_again(fake: FakeAPI) -> None:
+    fake.served = True
+    publisher = publish.RulesPublisher(object())  # type: ignore[arg-type]
+    body = review()
+    assert (await publisher.publish(body, spec_of(body), None)).ok
+    fake.served = False
+    fake.fail["PATCH"] = client.ApiException(status=404, reason="Not Found")  # the kind is no longer served
+    gone = await publisher.publish(body, spec_of(body), None)
+    assert (gone.ok, gone.reason) == (False, Reason.rules_write_failed)
+    del fake.fail["PATCH"]
+    again = await publisher.publish(body, spec_of(body), None)
+    assert again.ok and again.status and again.status.kind is RulesKind.config_map

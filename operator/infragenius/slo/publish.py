@@ -36,6 +36,8 @@ NAME_SUFFIX = "-slo-rules"
 MAX_NAME = 253
 # Installing the Prometheus Operator later is noticed within this long (and at once after a restart).
 DISCOVERY_TTL_SECONDS = 300.0
+# Transient API failures are retried briefly: the review waits for its rules, and a failure is only reported.
+RETRY = kubeapi.RetryPolicy(attempts=3, deadline=10.0)
 _URL = re.compile(r"^https?://\S+$")
 logger = logging.getLogger(__name__)
 
@@ -182,7 +184,9 @@ class RulesPublisher:
         self._lock = asyncio.Lock()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(kubeapi.request, self.api, method, path, timeout=self.timeout, **kwargs)
+        return await asyncio.to_thread(
+            kubeapi.request, self.api, method, path, timeout=self.timeout, policy=RETRY, **kwargs
+        )
 
     async def prometheus_rule_served(self) -> bool:
         """Discovery of monitoring.coreos.com/v1, at most once per DISCOVERY_TTL_SECONDS (errors are not cached)."""
@@ -213,6 +217,7 @@ class RulesPublisher:
         if not enabled and not previous:
             # Nothing was ever written: nothing to empty, and no object to create.
             return Outcome(False, Reason.rules_disabled, "spec.rules.enabled is false: no rules are written", None)
+        kind: RulesKind | None = None
         try:
             if not enabled and previous:
                 kind = RulesKind(previous["kind"])  # empty the object that exists, wherever it is
@@ -239,8 +244,8 @@ class RulesPublisher:
                 body=want.body,
             )
         except client.ApiException as err:
-            if err.status == 404 and previous and previous.get("kind") == RulesKind.prometheus_rule.value:
-                self.forget_discovery()  # the CRD went away: look again next time
+            if err.status == 404 and kind is RulesKind.prometheus_rule:
+                self.forget_discovery()  # the CRD went away since discovery: look again next time
             reason = Reason.rules_forbidden if err.status == 403 else Reason.rules_write_failed
             return Outcome(False, reason, f"could not write the rules: {_describe(err)}", stale(previous))
         except kubeapi.TRANSPORT_ERRORS as err:
