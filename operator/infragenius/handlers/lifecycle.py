@@ -47,8 +47,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Handle
     memo.health_server = HealthServer(memo.health, routes)
     # A port in use is a configuration error: fail the start-up rather than run without probes.
     port = await memo.health_server.start("0.0.0.0", ours.health_port)
-    logger.info("health and metrics on :%d (/healthz, /readyz, /metrics)", port)
-    memo.health_port = port
+    gate_note = f", {ROUTE} ({ours.slo_rollout_gate})" if routes else ""
+    logger.info("health and metrics on :%d (/healthz, /readyz, /metrics%s)", port, gate_note)
     memo.started = await startup.start(ours, logger)
     memo.runtime = memo.started.runtime
     gate.api = memo.runtime.api
