@@ -43,6 +43,12 @@ def operator_rules() -> list[dict[str, Any]]:
         {"apiGroups": [GROUP], "resources": [f"{p}/status" for p in plurals], "verbs": ["get", "patch", "update"]},
         # The Alertmanager webhook opens IncidentReports for matching alerts.
         {"apiGroups": [GROUP], "resources": ["incidentreports"], "verbs": ["create"]},
+        # Each SLOReview's Prometheus rules (infragenius.slo.publish), written only into the review's own
+        # namespace, under the name <review>-slo-rules, and never over an object the review does not control:
+        # get (the ownership check), create and patch (server-side apply). No delete: the garbage collector
+        # removes them with their SLOReview. Discovery of monitoring.coreos.com needs no rule.
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["monitoring.coreos.com"], "resources": ["prometheusrules"], "verbs": ["get", "create", "patch"]},
         # Events about our own resources.
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         # HA: replicas keep their liveness and priority in Kopf's peering objects.

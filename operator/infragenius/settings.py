@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Kubernetes label keys ([prefix/]name) and values, so bad labels fail start-up rather than every rules write.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 
 
 class Settings(BaseSettings):
@@ -68,7 +74,24 @@ class Settings(BaseSettings):
     llm_breaker_cooldown_seconds: float = Field(
         default=30.0, ge=0, description="How long the open breaker skips the model."
     )
-    health_port: int = Field(default=8080, ge=0, le=65535, description="Serves /healthz, /readyz and /metrics.")
+    health_port: int = Field(
+        default=8080, ge=0, le=65535, description="Serves /healthz, /readyz, /metrics and the SLO rollout gate."
+    )
+    slo_rules_enabled: bool = Field(
+        default=True,
+        description="Write each SLOReview's Prometheus rules (a PrometheusRule where the Prometheus Operator's CRD "
+        "is served, else a ConfigMap) into its namespace, owned by it; spec.rules.enabled opts one review out.",
+    )
+    slo_rule_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Labels on every rules object (JSON), e.g. {"release": "prometheus"} for the Prometheus '
+        "Operator's ruleSelector.",
+    )
+    slo_rollout_gate: Literal["annotated", "all", "off"] = Field(
+        default="annotated",
+        description="GET /v1/slo/<namespace>/<name>/gate on the health port (unauthenticated): annotated answers "
+        'only for SLOReviews annotated infragenius.io/rollout-gate: "true"; all: for every SLOReview; off: never.',
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with the resource and run id."
     )
@@ -192,6 +215,17 @@ class Settings(BaseSettings):
         description="Key that seals cache entries (HMAC); the deployed Redis's Secret provides one. Unset with an "
         "external Redis: a random key per process, so replicas do not share entries.",
     )
+
+    @field_validator("slo_rule_labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            prefix = key.rsplit("/", 1)[0] if "/" in key else ""
+            if not _LABEL_KEY.fullmatch(key) or len(prefix) > 253:
+                raise ValueError(f"{key!r} is not a label key")
+            if not _LABEL_VALUE.fullmatch(value):
+                raise ValueError(f"{value!r} (label {key}) is not a label value")
+        return labels
 
     @property
     def manages_stack(self) -> bool:

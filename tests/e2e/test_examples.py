@@ -13,6 +13,9 @@ Not run here, and why:
   exercised by tests/unit/test_argocd_health.py.
 - ``alertmanager-receiver.yaml`` is Alertmanager configuration, not a Kubernetes object: test_helm.py
   checks that its URL is the chart's webhook Service, and test_slo.py drives the webhook it points at.
+- ``rollout-gate-analysis-template.yaml`` is an Argo Rollouts AnalysisTemplate (needs Argo Rollouts' CRDs and
+  controller): the gate URL it calls is answered for real in test_slo_rules_live.py, and
+  tests/unit/test_slo_rules_live.py checks the template's URL and jsonPath against the gate.
 - The periodic analysis re-runs every 15 minutes (at least 1m): only its first run is waited for.
 
 All examples are also dry-run against the API server by test_helm.py.
@@ -57,7 +60,11 @@ RUN_HERE = {
     "sloreview-ratio.yaml": "sloreview",
     "sloreview-latency.yaml": "sloreview",
 }
-NOT_RUN_HERE = {"argocd-application.yaml", "alertmanager-receiver.yaml"}  # see the module docstring
+NOT_RUN_HERE = {
+    "argocd-application.yaml",
+    "alertmanager-receiver.yaml",
+    "rollout-gate-analysis-template.yaml",
+}  # see the module docstring
 
 
 # --- Prometheus with the series the SLO examples read ------------------------------------------------

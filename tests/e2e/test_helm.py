@@ -31,6 +31,8 @@ CUSTOM_VALUES: dict[str, Any] = {
     "replicaCount": 3,
     "peering": {"name": "ig-peers", "lifetimeSeconds": 20},
     "grafanaDashboard": {"enabled": True},
+    "sloRules": {"enabled": False, "labels": {"release": "kube-prometheus"}},
+    "rolloutGate": {"mode": "all"},
     "serviceAccount": {"name": "ig-operator"},
     "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
     "operator": {
@@ -185,6 +187,8 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert settings.prometheus_tls_verify is True
     assert settings.prometheus_ca_file == "/etc/infragenius/prometheus-ca/ca.crt"
     assert settings.target_namespaces_allowed == ["shared"]
+    assert settings.slo_rules_enabled is False and settings.slo_rule_labels == {"release": "kube-prometheus"}
+    assert settings.slo_rollout_gate == "all"
     mounts = {
         m["name"]: m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     }
@@ -237,7 +241,7 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     for name, value in chart_choices.items():
         assert getattr(defaults, name) == value, name
     for name, field in Settings.model_fields.items():
-        if name in ("operator_namespace", "stack_manage", *chart_choices):
+        if name in ("operator_namespace", "operator_pod_name", "stack_manage", *chart_choices):  # downward API
             continue
         assert getattr(defaults, name) == field.get_default(call_default_factory=True), name
 

@@ -188,6 +188,9 @@ def test_chart_rbac_rules_match_the_gatherers() -> None:
         if rule["apiGroups"] == ["kopf.dev"]:  # HA peering: only Kopf's own liveness records are written
             assert rule["resources"] == ["clusterkopfpeerings", "kopfpeerings"] and "create" not in rule["verbs"], rule
             continue
+        if rule["resources"] in (["configmaps"], ["prometheusrules"]):  # SLO rules: written, never listed or deleted
+            assert rule["verbs"] == ["get", "create", "patch"], rule
+            continue
         if not ours:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
     readable = {r for rule in rules for r in rule["resources"]}

@@ -14,6 +14,8 @@ from infragenius.observability.logs import HandlerLogger
 from infragenius.observability.server import HealthServer, HealthState
 from infragenius.runs import startup
 from infragenius.settings import Settings
+from infragenius.slo.gate import ROUTE, SLOGate
+from infragenius.slo.publish import RulesPublisher
 
 # Not "infragenius.io": Kopf ignores annotations under its own prefix, and users set infragenius.io/rerun.
 PREFIX = "kopf.infragenius.io"
@@ -40,12 +42,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Handle
     settings.peering.stealth = True  # keep-alives every minute would bury the useful lines
     metrics.STARTED.set_to_current_time()
     memo.health = HealthState()
-    memo.health_server = HealthServer(memo.health)
+    gate = SLOGate(ours)
+    routes = [] if ours.slo_rollout_gate == "off" else [(ROUTE, gate.handle)]
+    memo.health_server = HealthServer(memo.health, routes)
     # A port in use is a configuration error: fail the start-up rather than run without probes.
     port = await memo.health_server.start("0.0.0.0", ours.health_port)
-    logger.info("health and metrics on :%d (/healthz, /readyz, /metrics)", port)
+    gate_note = f", {ROUTE} ({ours.slo_rollout_gate})" if routes else ""
+    logger.info("health and metrics on :%d (/healthz, /readyz, /metrics%s)", port, gate_note)
     memo.started = await startup.start(ours, logger)
     memo.runtime = memo.started.runtime
+    gate.api = memo.runtime.api
+    # None: the operator writes no rules; the SLO handlers pass it on.
+    memo.slo_rules = RulesPublisher(memo.runtime.api, ours.slo_rule_labels) if ours.slo_rules_enabled else None
     memo.webhook = await start_receiver(memo.runtime, logger)
     memo.health.mark_ready()
 

@@ -18,6 +18,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 #: A new value asks for a new run of any of our resources.
 RERUN_ANNOTATION = f"{GROUP}/rerun"
+#: "true" on an SLOReview lets the unauthenticated health port answer its rollout gate.
+ROLLOUT_GATE_ANNOTATION = f"{GROUP}/rollout-gate"
 #: Set by the Alertmanager receiver to "<fingerprint>@<startsAt>" of the alert that asks for an SLO review.
 TRIGGER_ANNOTATION = f"{GROUP}/trigger"
 
@@ -52,6 +54,8 @@ class ConditionType(StrEnum):
     ready = "Ready"
     explained = "Explained"
     degraded = "Degraded"
+    #: The SLOReview's Prometheus rules are in the cluster and match its current spec.
+    rules_ready = "RulesReady"
 
 
 class Reason(StrEnum):
@@ -85,6 +89,12 @@ class Reason(StrEnum):
     cache_unavailable = "CacheUnavailable"
     history_buffered = "HistoryBuffered"
     multiple_dependencies = "MultipleDependencies"
+    # RulesReady: where an SLOReview's Prometheus rules stand.
+    rules_written = "RulesWritten"
+    rules_disabled = "RulesDisabled"
+    rules_forbidden = "RulesForbidden"
+    rules_conflict = "RulesConflict"
+    rules_write_failed = "RulesWriteFailed"
 
 
 #: LLM outcomes that mean the model server let the run down (Degraded), not that the model answered badly.

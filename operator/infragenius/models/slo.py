@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from infragenius.models.analysis import MIN_INTERVAL_SECONDS
 from infragenius.models.api import RunStatus
-from infragenius.models.common import CamelModel, Duration, Instant, LLMSpec, SpecFloat, parse_duration
+from infragenius.models.common import CamelModel, Duration, Instant, LLMSpec, SpecBool, SpecFloat, parse_duration
 from infragenius.models.explanation import ExplainedStatus
 
 WINDOW_PLACEHOLDER = "$window"
@@ -108,6 +108,14 @@ class SLOPrometheusSpec(CamelModel):
     )
 
 
+class SLORulesSpec(CamelModel):
+    """Prometheus rules for this SLO, kept in its namespace and owned by it (a PrometheusRule or a ConfigMap)."""
+
+    enabled: SpecBool = Field(
+        default=True, description="false: the rules object (if one was written) is emptied, and no longer updated."
+    )
+
+
 class SLOReviewSpec(CamelModel):
     """One SLO of one service and how often to review it."""
 
@@ -134,6 +142,7 @@ class SLOReviewSpec(CamelModel):
         default=None, description="Review as of this instant instead of now (postmortems, reproducible results)."
     )
     llm: LLMSpec = Field(default_factory=LLMSpec)
+    rules: SLORulesSpec = Field(default_factory=SLORulesSpec)
 
     @model_validator(mode="after")
     def _interval_floor(self) -> SLOReviewSpec:
@@ -210,6 +219,23 @@ class LastReview(CamelModel):
     duration_seconds: float | None = None
 
 
+class RulesKind(str, Enum):
+    prometheus_rule = "PrometheusRule"
+    config_map = "ConfigMap"
+
+
+class RulesStatus(CamelModel):
+    """Where the SLOReview's Prometheus rules are, and whether they are the current spec's."""
+
+    kind: RulesKind
+    name: str = Field(max_length=253)
+    key: str | None = Field(default=None, max_length=253, description="The ConfigMap's data key holding the rules.")
+    generation: int = Field(ge=0, description="The SLOReview generation whose rules the object holds.")
+    hash: str = Field(max_length=64, description="sha256 of the rule file the object holds.")
+    current: bool = Field(description="The object holds the rules of the generation the last review saw.")
+    enabled: bool = Field(default=True, description="false: spec.rules.enabled is false and the object is empty.")
+
+
 class SLOReviewStatus(RunStatus):
     """What the operator writes back."""
 
@@ -227,3 +253,4 @@ class SLOReviewStatus(RunStatus):
     )
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's narrative.")
     trigger_token: str | None = Field(default=None, max_length=253, description="Last handled trigger annotation.")
+    rules: RulesStatus | None = Field(default=None, description="The Prometheus rules the operator keeps.")

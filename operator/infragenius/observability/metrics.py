@@ -56,6 +56,18 @@ LLM_CACHE = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SLO_RULES = Counter(
+    "infragenius_slo_rules_writes",
+    "Writes of SLOReviews' Prometheus rules, by object kind (PrometheusRule, ConfigMap, none) and RulesReady reason.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+GATE_REQUESTS = Counter(
+    "infragenius_slo_gate_requests",
+    "Rollout gate requests, by HTTP status.",
+    ["code"],
+    registry=REGISTRY,
+)
 WEBHOOK_REQUESTS = Counter(
     "infragenius_webhook_requests",
     "Alertmanager webhook requests, by HTTP status code.",

@@ -7,6 +7,7 @@ It starts first in the start-up handler, so liveness answers while the rest of s
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -26,9 +27,15 @@ class HealthState:
         self.ready, self.waiting_for = True, []
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 class HealthServer:
-    def __init__(self, state: HealthState) -> None:
+    """``routes``: more GET endpoints (path, handler) from layers above, such as the SLO rollout gate."""
+
+    def __init__(self, state: HealthState, routes: Sequence[tuple[str, Handler]] = ()) -> None:
         self.state = state
+        self.routes = list(routes)
         self._runner: web.AppRunner | None = None
 
     def _app(self) -> web.Application:
@@ -36,6 +43,8 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        for path, handler in self.routes:
+            app.router.add_get(path, handler)
         return app
 
     async def _healthz(self, _: web.Request) -> web.Response:

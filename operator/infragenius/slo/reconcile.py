@@ -13,6 +13,7 @@ from infragenius.detectors.base import finding
 from infragenius.kube.time import now_rfc3339, rfc3339
 from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.api import RERUN_ANNOTATION, SLO_REVIEW, TRIGGER_ANNOTATION, ConditionType, Phase, Reason
+from infragenius.models.common import ConditionStatus
 from infragenius.models.findings import Finding, ResourceRef, Severity
 from infragenius.models.slo import (
     AlertCondition,
@@ -28,9 +29,10 @@ from infragenius.models.slo import (
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
-from infragenius.runs.conditions import without_condition
+from infragenius.runs.conditions import set_condition, without_condition
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.slo import math as slo_math
+from infragenius.slo.publish import Outcome, RulesPublisher
 from infragenius.slo.review import collect
 from infragenius.snapshot import Snapshot
 
@@ -214,19 +216,59 @@ async def _explained(
     final["conditions"] = runs.explained_conditions(final["conditions"], explained, request.generation)
 
 
+def with_rules(final: dict[str, Any], outcome: Outcome | None, generation: int) -> dict[str, Any]:
+    """``final`` with status.rules and the RulesReady condition of this review's write (None: none made)."""
+    if outcome is None:
+        return final
+    final["rules"] = outcome.status_value()
+    value = ConditionStatus.true if outcome.ok else ConditionStatus.false
+    conditions = final.get("conditions")
+    final["conditions"] = set_condition(
+        conditions, ConditionType.rules_ready, value, outcome.reason, outcome.message, generation
+    )
+    return final
+
+
+async def write_rules(
+    publisher: RulesPublisher | None, request: Request, spec: SLOReviewSpec, logger: HandlerLogger
+) -> Outcome | None:
+    """The rules depend on the spec alone, so they are written whatever Prometheus answers; a failure is
+    reported in status (RulesReady=False), never fails the review."""
+    if publisher is None:
+        return None
+    outcome = await publisher.publish(request.body, spec, request.status.get("rules"))
+    kind = outcome.status.kind.value if outcome.status is not None else "none"
+    metrics.SLO_RULES.labels(kind=kind, reason=outcome.reason.value).inc()
+    if not outcome.ok and outcome.reason is not Reason.rules_disabled:
+        logger.warning("slo rules %s/%s: %s", request.namespace, request.name, outcome.message)
+        runs.announce(request.body, outcome.reason, outcome.message, warning=True)
+    return outcome
+
+
 async def review(
-    body: Mapping[str, Any], runtime: Runtime, logger: HandlerLogger, *, reason: str, triggered: bool = False
+    body: Mapping[str, Any],
+    runtime: Runtime,
+    logger: HandlerLogger,
+    *,
+    reason: str,
+    triggered: bool = False,
+    rules: RulesPublisher | None = None,
 ) -> None:
-    """Review one SLO and write its status; failures become conditions, never crashes."""
+    """Review one SLO and write its status; failures become conditions, never crashes.
+
+    ``rules``: where the review's Prometheus rules are written (None: the operator writes none)."""
     request = Request.of(body, KIND, runtime.api)
     spec = await request.validated(SLOReviewSpec)
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     current = await _start(request, reason, triggered)
     reason = current.last.reason  # names the alert when one asked for this review
     where = f"{request.namespace}/{request.name}"
+    written = await write_rules(rules, request, spec, logger)
+    generation = request.generation
     if prometheus is None:
         message = "no Prometheus: set spec.prometheus.url or INFRAGENIUS_PROMETHEUS_URL"
-        await request.writer.patch(current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0))
+        final = current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0)
+        await request.writer.patch(with_rules(final, written, generation))
         runs.announce(body, Reason.prometheus_not_configured, message, warning=True)
         return
 
@@ -238,7 +280,8 @@ async def review(
         detail = "; ".join(f"{window}: {error}" for window, error in data.errors.items())
         message = f"Prometheus {prometheus.url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
-        await request.writer.patch(current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds))
+        final = current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds)
+        await request.writer.patch(with_rules(final, written, generation))
         runs.announce(body, Reason.query_failed, message, warning=True)
         logger.info("slo review %s failed: %s (reason: %s)", where, message, reason)
         return
@@ -249,7 +292,7 @@ async def review(
         final.update(dict.fromkeys((*_COMPUTED, "explanation")))
         final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
         final["evaluatedAt"] = rfc3339(data.evaluated_at)
-        await request.writer.patch(final)
+        await request.writer.patch(with_rules(final, written, generation))
         runs.announce(body, Reason.no_data, message, warning=True)
         logger.info("slo review %s: no data (reason: %s)", where, reason)
         return
@@ -261,7 +304,7 @@ async def review(
     final.update(computed_status(report))
     final["evaluatedAt"] = rfc3339(data.evaluated_at)
     await _explained(runtime, current, report, spec, final)
-    await request.writer.patch(final)
+    await request.writer.patch(with_rules(final, written, generation))
     metrics.RUNS.labels(kind=KIND.kind, outcome="completed").inc()
     metrics.observe_stage(KIND.kind, "query", data.seconds)
     logger.info("slo review %s: %s (reason: %s)", where, summary, reason)
