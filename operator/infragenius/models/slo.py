@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -21,6 +22,11 @@ SLO_WINDOW_PATTERN = r"^[1-9][0-9]{0,2}(d|w)$"
 # At least one non-blank character (unanchored: JSON schema and Go both search).
 NOT_BLANK = r"\S"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# Label names are user input that ends up inside PromQL: only this shape is ever put in a query.
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+MAX_ATTRIBUTION_LABELS = 4
+MAX_ATTRIBUTION_ENTRIES = 5
+MAX_LABEL_VALUE_CHARS = 128
 
 
 class Verdict(str, Enum):
@@ -116,6 +122,36 @@ class SLORulesSpec(CamelModel):
     )
 
 
+class SLOAttributionSpec(CamelModel):
+    """Break the errors of the burning lookback down by these SLI labels when the verdict is not Healthy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.labels) || self.labels.all(l, !l.startsWith('__'))",
+                    "message": "attribution labels starting with __ are reserved by Prometheus",
+                }
+            ]
+        }
+    )
+
+    labels: list[Annotated[str, Field(max_length=64, pattern=LABEL_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_ATTRIBUTION_LABELS,
+        description="e.g. [route, code]; empty: no attribution (one extra Prometheus query per review otherwise).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @model_validator(mode="after")
+    def _distinct_and_not_reserved(self) -> SLOAttributionSpec:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("attribution labels must be distinct")
+        if any(label.startswith("__") for label in self.labels):
+            raise ValueError("attribution labels starting with __ are reserved by Prometheus")
+        return self
+
+
 class SLOReviewSpec(CamelModel):
     """One SLO of one service and how often to review it."""
 
@@ -143,6 +179,7 @@ class SLOReviewSpec(CamelModel):
     )
     llm: LLMSpec = Field(default_factory=LLMSpec)
     rules: SLORulesSpec = Field(default_factory=SLORulesSpec)
+    attribution: SLOAttributionSpec = Field(default_factory=SLOAttributionSpec)
 
     @model_validator(mode="after")
     def _interval_floor(self) -> SLOReviewSpec:
@@ -236,6 +273,32 @@ class RulesStatus(CamelModel):
     enabled: bool = Field(default=True, description="false: spec.rules.enabled is false and the object is empty.")
 
 
+class AttributionUnavailable(str, Enum):
+    no_data = "no_data"  # the query answered without errors to attribute (or without the labels)
+    error = "error"  # the query failed or timed out
+    skipped = "skipped"  # the SLI type cannot be broken down (raw), or a label it cannot keep
+
+
+class AttributionEntry(CamelModel):
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTION_LABELS, description="Values truncated to 128 characters."
+    )
+    share: float = Field(ge=0, le=1, description="This group's share of the errors over the window.")
+    errors: float = Field(ge=0, description="The group's errors (slow requests) over the window.")
+
+
+class AttributionStatus(CamelModel):
+    """Who caused the errors of the burning lookback (only when the verdict is not Healthy)."""
+
+    available: bool = Field(description="false: no breakdown; note says why.")
+    window: str | None = Field(default=None, max_length=8)
+    labels: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_ATTRIBUTION_LABELS)
+    top: list[AttributionEntry] = Field(default_factory=list, max_length=MAX_ATTRIBUTION_ENTRIES)
+    total_errors: float | None = None
+    reason: AttributionUnavailable | None = None
+    note: str | None = Field(default=None, max_length=512)
+
+
 class SLOReviewStatus(RunStatus):
     """What the operator writes back."""
 
@@ -254,3 +317,4 @@ class SLOReviewStatus(RunStatus):
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's narrative.")
     trigger_token: str | None = Field(default=None, max_length=253, description="Last handled trigger annotation.")
     rules: RulesStatus | None = Field(default=None, description="The Prometheus rules the operator keeps.")
+    attribution: AttributionStatus | None = Field(default=None, description="The top error contributors.")

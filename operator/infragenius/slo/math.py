@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from infragenius.models.common import parse_duration
-from infragenius.models.slo import AlertSeverity, Verdict
+from infragenius.models.slo import (
+    MAX_ATTRIBUTION_ENTRIES,
+    MAX_LABEL_VALUE_CHARS,
+    AlertSeverity,
+    AttributionEntry,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -183,3 +189,43 @@ def format_seconds(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def attribution_window(burn_rates: Mapping[str, float | None], slo_window: str) -> str:
+    """The shortest lookback burning faster than 1 (the current problem), else the SLO window (an
+    exhausted budget with no current burn: the errors are older)."""
+    burning = [w for w, burn in burn_rates.items() if burn is not None and burn > 1]
+    return min(burning, key=window_seconds) if burning else slo_window
+
+
+def attribution_shares(
+    groups: Sequence[tuple[Mapping[str, str], float]],
+    total: float | None,
+    labels: Sequence[str],
+    top: int = MAX_ATTRIBUTION_ENTRIES,
+) -> list[AttributionEntry]:
+    """The largest ``top`` groups with their share of ``total``; [] when there is nothing to attribute.
+
+    NaN and non-positive groups are dropped; ties are ordered by their label values (stable output);
+    label values are untrusted text, truncated."""
+    if total is None or not math.isfinite(total) or total <= 0:
+        return []
+    kept = [(g, v) for g, v in groups if math.isfinite(v) and v > 0]
+    kept.sort(key=lambda item: (-item[1], tuple(item[0].get(label, "") for label in labels)))
+    return [
+        AttributionEntry(
+            labels={label: str(g[label])[:MAX_LABEL_VALUE_CHARS] for label in labels if label in g},
+            share=round(min(value / total, 1.0), 4),
+            errors=value,
+        )
+        for g, value in kept[:top]
+    ]
+
+
+def describe_attribution(entries: Sequence[AttributionEntry], window: str) -> str:
+    """The top contributor in words, e.g. 'route=/checkout, code=503: 82% of errors over 1h'."""
+    if not entries:
+        return ""
+    first = entries[0]
+    who = ", ".join(f"{k}={v[:40]}" for k, v in first.labels.items()) or "(no labels)"
+    return f"{who}: {first.share * 100:.0f}% of errors over {window}"

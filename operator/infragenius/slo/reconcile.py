@@ -19,6 +19,7 @@ from infragenius.models.slo import (
     AlertCondition,
     AlertSeverity,
     AlertStatus,
+    AttributionStatus,
     BurnRates,
     ErrorBudget,
     LastReview,
@@ -33,21 +34,30 @@ from infragenius.runs.conditions import set_condition, without_condition
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.slo import math as slo_math
 from infragenius.slo.publish import Outcome, RulesPublisher
-from infragenius.slo.review import collect
+from infragenius.slo.review import attribute, collect
 from infragenius.snapshot import Snapshot
 
 KIND = SLO_REVIEW
 
 
 # Cleared in a merge patch when a review cannot compute them (a stale verdict would mislead).
-_COMPUTED = ("verdict", "sli", "errorBudget", "burnRates", "alerts", "timeToExhaustion", "timeToExhaustionSeconds")
+_COMPUTED = (
+    "verdict",
+    "sli",
+    "errorBudget",
+    "burnRates",
+    "alerts",
+    "timeToExhaustion",
+    "timeToExhaustionSeconds",
+    "attribution",
+)
 
 
 def _pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
-def summarise(report: slo_math.BudgetReport, slo_window: str) -> str:
+def summarise(report: slo_math.BudgetReport, slo_window: str, attribution: AttributionStatus | None = None) -> str:
     """One line for status, events and the log, e.g. 'Breaching: 47.3% of the 30d budget left, ...'."""
     burn = report.burn_rates.get(slo_math.CURRENT_BURN_WINDOW)
     firing = [a.policy.name for a in report.alerts if a.firing]
@@ -58,6 +68,8 @@ def summarise(report: slo_math.BudgetReport, slo_window: str) -> str:
     ]
     if firing:
         parts.append(f"firing: {', '.join(firing)}")
+    if attribution is not None and attribution.available and attribution.note:
+        parts.append(attribution.note)
     return "; ".join(parts)[:512]
 
 
@@ -299,9 +311,17 @@ async def review(
 
     assert data.window_error_ratio is not None
     report = slo_math.evaluate(spec.objective, spec.window, data.window_error_ratio, data.error_ratios)
-    summary = summarise(report, spec.window)
+    attribution = None
+    if report.verdict is not Verdict.healthy and spec.attribution.labels:
+        # At most one more query, bounded by the same timeout; its failure is reported, never fatal.
+        window = slo_math.attribution_window(report.burn_rates, spec.window)
+        labels = list(spec.attribution.labels)
+        attribution = await attribute(prometheus, spec.sli, labels, window, at=data.evaluated_at, timeout=timeout)
+    summary = summarise(report, spec.window, attribution)
     final = current.finish(Phase.completed, True, Reason.reviewed, summary, data.seconds)
     final.update(computed_status(report))
+    # Healthy or not configured: null, clearing an earlier review's contributors.
+    final["attribution"] = None if attribution is None else attribution.model_dump(by_alias=True, mode="json")
     final["evaluatedAt"] = rfc3339(data.evaluated_at)
     await _explained(runtime, current, report, spec, final)
     await request.writer.patch(with_rules(final, written, generation))

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infragenius.gather.prometheus import PrometheusError, PrometheusTarget, connect, describe
-from infragenius.models.slo import BURN_WINDOWS, SLISpec
-from infragenius.slo.queries import window_queries
+from infragenius.models.slo import BURN_WINDOWS, AttributionStatus, AttributionUnavailable, SLISpec
+from infragenius.slo.math import attribution_shares, describe_attribution
+from infragenius.slo.queries import TOTAL_LABEL, AttributionRefused, attribution_query, window_queries
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,61 @@ async def collect(
         errors=errors,
         seconds=time.perf_counter() - started,
     )
+
+
+def _unavailable(reason: AttributionUnavailable, note: str, window: str, labels: list[str]) -> AttributionStatus:
+    return AttributionStatus(available=False, window=window, labels=labels, reason=reason, note=note[:512])
+
+
+def read_attribution(result: list[dict[str, Any]], labels: list[str], window: str) -> AttributionStatus:
+    """The status from the attribution query's answer (pure: the unit tests feed it answers)."""
+    groups: list[tuple[dict[str, str], float]] = []
+    total: float | None = None
+    for series in result:
+        metric = series.get("metric") or {}
+        value = float(series["value"][1])
+        if TOTAL_LABEL in metric:
+            total = value
+        else:
+            groups.append((metric, value))
+    top = attribution_shares(groups, total, labels)
+    if not top:
+        return _unavailable(AttributionUnavailable.no_data, f"no errors to attribute over {window}", window, labels)
+    if all(not entry.labels for entry in top):
+        note = f"the error query keeps none of the labels {', '.join(labels)} (does it sum them away?)"
+        return _unavailable(AttributionUnavailable.no_data, note, window, labels)
+    return AttributionStatus(
+        available=True,
+        window=window,
+        labels=labels,
+        top=top,
+        total_errors=total,
+        note=describe_attribution(top, window),
+    )
+
+
+async def attribute(
+    target: PrometheusTarget,
+    sli: SLISpec,
+    labels: list[str],
+    window: str,
+    *,
+    at: dt.datetime,
+    timeout: float = 10.0,
+) -> AttributionStatus:
+    """ONE query: the top error contributors over ``window``. Never raises: failures come back as data."""
+    try:
+        promql = attribution_query(sli, labels, window)
+    except AttributionRefused as err:
+        return _unavailable(AttributionUnavailable.skipped, str(err), window, labels)
+
+    def run() -> list[dict[str, Any]]:
+        with connect(target, timeout) as prom:
+            return prom.instant(promql, at)
+
+    try:
+        result = await asyncio.wait_for(asyncio.to_thread(run), timeout + 1)
+        return read_attribution(result, labels, window)
+    except Exception as err:  # the query failing must not fail the review
+        detail = describe(err) if str(err) else type(err).__name__
+        return _unavailable(AttributionUnavailable.error, f"attribution query failed: {detail}", window, labels)
