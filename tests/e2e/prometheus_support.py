@@ -58,6 +58,15 @@ SCENARIOS: dict[str, Scenario] = {
 LATENCY = Scenario(99.5, _const(1000), lambda m: 5.0 if m < 120 else 2.0, "Healthy")
 LATENCY_METRIC = "slo_latency_seconds"
 
+# Burn attribution: 1000 requests a minute (one series without route labels), 0.5 errors a minute on
+# /search for 30 days, then 20 a minute in the last hour (burn 20: Breaching), of which /checkout 503s
+# cause 16 (80%), /cart 500s 3 and /search 500s 1.
+ATTRIBUTION_ROUTES: dict[tuple[str, str], PerMinute] = {
+    ("/checkout", "503"): lambda m: 16.0 if m < 60 else 0.0,
+    ("/cart", "500"): lambda m: 3.0 if m < 60 else 0.0,
+    ("/search", "500"): lambda m: 1.0 if m < 60 else 0.5,
+}
+
 
 def expected_ratio(scenario: Scenario, window: str) -> float | None:
     """The error ratio over the last ``window`` at T_END, added up minute by minute."""
@@ -89,6 +98,9 @@ def write_openmetrics(path: Path) -> Path:
     for name, scenario in SCENARIOS.items():
         _series(lines, "slo_requests_total", f'scenario="{name}"', scenario.total)
         _series(lines, "slo_requests_errors", f'scenario="{name}"', scenario.errors)
+    _series(lines, "slo_requests_total", 'scenario="attribution"', _const(1000))
+    for (route, code), errors in ATTRIBUTION_ROUTES.items():
+        _series(lines, "slo_requests_errors", f'scenario="attribution",route="{route}",code="{code}"', errors)
     # Bucket bounds as Go clients write them ("1", not "1.0"), which the latency query must match.
     fast = lambda m: LATENCY.total(m) - LATENCY.errors(m)  # noqa: E731
     _series(lines, f"{LATENCY_METRIC}_bucket", 'scenario="latency",le="0.25"', lambda m: fast(m) - 100)

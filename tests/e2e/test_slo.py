@@ -36,7 +36,7 @@ from infragenius.models.slo import (
     TriggerRecord,
 )
 from infragenius.slo import math as slo_math
-from infragenius.slo.review import collect
+from infragenius.slo.review import attribute, collect
 from infragenius_devtools.devcluster import scenarios as workloads
 from tests.e2e.analysis_support import running_operator
 from tests.e2e.conftest import E2ECluster
@@ -159,6 +159,36 @@ async def test_no_data_and_failing_queries_are_reported(prometheus: LocalPrometh
     assert down.failed and "ConnectionError" in next(iter(down.errors.values()))
     assert list(down.errors) == ["30d"]  # stops at the first failure
     assert time.perf_counter() - started < 2
+
+
+async def test_burn_attribution_against_real_prometheus(prometheus: LocalPrometheus) -> None:
+    target = PrometheusTarget(prometheus.url)
+    data = await collect(target, ratio_sli("attribution"), "30d", at=T_END)
+    assert data.window_error_ratio is not None
+    report = slo_math.evaluate(99.9, "30d", data.window_error_ratio, data.error_ratios)
+    assert report.verdict.value == "Breaching"
+    window = slo_math.attribution_window(report.burn_rates, "30d")
+    assert window == "5m"  # the shortest lookback burning faster than 1
+    found = await attribute(target, ratio_sli("attribution"), ["route", "code"], window, at=T_END)
+    assert found.available, found.note
+    assert [(e.labels, e.share) for e in found.top] == [
+        ({"route": "/checkout", "code": "503"}, 0.8),
+        ({"route": "/cart", "code": "500"}, 0.15),
+        ({"route": "/search", "code": "500"}, 0.05),
+    ]
+    assert found.total_errors == pytest.approx(100.0) and found.top[0].errors == pytest.approx(80.0)
+    # Over 30 days the /search background errors outweigh the last hour's /checkout ones.
+    month = await attribute(target, ratio_sli("attribution"), ["route"], "30d", at=T_END)
+    search = 60 * 1 + (43_200 - 60) * 0.5
+    assert month.top[0].labels == {"route": "/search"}
+    assert month.top[0].share == pytest.approx(round(search / (search + 60 * 19), 4))
+    # The latency histogram has no route label: said so, not a fake breakdown.
+    unlabelled = await attribute(target, latency_sli(), ["route"], "1h", at=T_END)
+    assert not unlabelled.available and "sum them away" in (unlabelled.note or "")
+    bad = SLISpec(ratio=RatioSLI(error_query="slo_requests_errors{", total_query="slo_requests_total"))
+    failed = await attribute(target, bad, ["route"], "1h", at=T_END)
+    assert failed.reason is not None and failed.reason.value == "error" and "parse error" in (failed.note or "")
+    show(f"\nattribution: {found.note} (total {found.total_errors:g}); 30d: {month.note}")
 
 
 # --- the operator --------------------------------------------------------------------------------
@@ -668,6 +698,26 @@ def test_operator_reaches_every_verdict_from_prometheus(
     assert row.split()[1:5] == ["99.9", "47.29", "20", "Breaching"], table
     show("\n" + table)
     cluster.kubectl("wait", "--for=condition=Ready", "sloreview/exhausted", "-n", namespace, "--timeout=5s")
+
+
+def test_operator_writes_burn_attribution(cluster: E2ECluster, namespace: str, slo_operator: KopfRunner) -> None:
+    labels = {"attribution": {"labels": ["route", "code"]}}
+    workloads.apply(
+        cluster.kubectl,
+        namespace,
+        slo_review("attributed", ratio_sli("attribution"), **labels),
+        slo_review("calm", ratio_sli("healthy"), **labels),
+    )
+    status = wait_reviewed(cluster, namespace, "attributed")
+    assert status["verdict"] == "Breaching", status
+    attribution = status["attribution"]
+    assert (attribution["available"], attribution["window"], attribution["labels"]) == (True, "5m", ["route", "code"])
+    assert attribution["top"][0]["labels"] == {"route": "/checkout", "code": "503"}
+    assert attribution["top"][0]["share"] == pytest.approx(0.8, abs=1e-6)
+    assert status["summary"].endswith("route=/checkout, code=503: 80% of errors over 5m"), status["summary"]
+    calm = wait_reviewed(cluster, namespace, "calm")
+    assert calm["verdict"] == "Healthy" and calm.get("attribution") is None  # no extra query when healthy
+    show(f"\nattributed: {status['summary']}")
 
 
 def alert_payload(fingerprint: str, namespace: str, slo: str, status: str = "firing") -> dict[str, Any]:
