@@ -859,6 +859,10 @@ def test_api_server_rejects_invalid_slo_specs(cluster: E2ECluster, namespace: st
         },
         "errorRatioQuery must use $window": {**good, "sli": {"raw": {"errorRatioQuery": "x"}}},
         "interval must be at least 1m": {**good, "interval": "30s"},
+        "spec.attribution.labels[0] in body should match": {**good, "attribution": {"labels": ["route) or (x"]}},
+        "spec.attribution.labels: Too many": {**good, "attribution": {"labels": ["a", "b", "c", "d", "e"]}},
+        "Duplicate value": {**good, "attribution": {"labels": ["code", "code"]}},
+        "attribution labels starting with __ are reserved": {**good, "attribution": {"labels": ["__name__"]}},
     }
     for message, spec in cases.items():
         obj = {**slo_review("bad", ratio_sli("healthy")), "spec": spec}
