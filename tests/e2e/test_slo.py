@@ -707,6 +707,8 @@ def test_operator_writes_burn_attribution(cluster: E2ECluster, namespace: str, s
         namespace,
         slo_review("attributed", ratio_sli("attribution"), **labels),
         slo_review("calm", ratio_sli("healthy"), **labels),
+        # sum(rate(...)) keeps no labels: the review completes and says why there is no breakdown.
+        slo_review("summed", ratio_sli("attribution", template=True), **labels),
     )
     status = wait_reviewed(cluster, namespace, "attributed")
     assert status["verdict"] == "Breaching", status
@@ -717,6 +719,10 @@ def test_operator_writes_burn_attribution(cluster: E2ECluster, namespace: str, s
     assert status["summary"].endswith("route=/checkout, code=503: 80% of errors over 5m"), status["summary"]
     calm = wait_reviewed(cluster, namespace, "calm")
     assert calm["verdict"] == "Healthy" and calm.get("attribution") is None  # no extra query when healthy
+    summed = wait_reviewed(cluster, namespace, "summed")
+    assert (summed["phase"], summed["verdict"]) == ("Completed", "Breaching")
+    assert (summed["attribution"]["available"], summed["attribution"]["reason"]) == (False, "no_data")
+    assert "sum them away" in summed["attribution"]["note"]
     show(f"\nattributed: {status['summary']}")
 
 
