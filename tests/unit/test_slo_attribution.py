@@ -127,6 +127,13 @@ def test_shares_drop_nan_and_zero_and_order_ties_by_labels() -> None:
     assert [(e.labels["route"], e.share) for e in top] == [("/a", 0.5), ("/b", 0.5)]
 
 
+def test_the_human_line_is_short_and_printable() -> None:
+    top = slo_math.attribution_shares([({"route": "/a\n\x1b[31m" + "x" * 100}, 3.0)], 4.0, ["route"])
+    line = slo_math.describe_attribution(top, "1h")
+    assert line == f"route=/a??[31m{'x' * 32}: 75% of errors over 1h"
+    assert slo_math.describe_attribution([], "1h") == ""
+
+
 def test_window_is_the_shortest_burning_one_else_the_slo_window() -> None:
     burns = {"5m": 0.5, "30m": 2.0, "1h": 3.0, "6h": None, "1d": 1.5}
     assert slo_math.attribution_window(burns, "30d") == "30m"

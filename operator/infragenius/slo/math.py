@@ -227,5 +227,7 @@ def describe_attribution(entries: Sequence[AttributionEntry], window: str) -> st
     if not entries:
         return ""
     first = entries[0]
-    who = ", ".join(f"{k}={v[:40]}" for k, v in first.labels.items()) or "(no labels)"
+    # Label values are untrusted text going into events and logs: short, and printable only.
+    who = ", ".join(f"{k}={''.join(c if c.isprintable() else '?' for c in v[:40])}" for k, v in first.labels.items())
+    who = who or "(no labels)"
     return f"{who}: {first.share * 100:.0f}% of errors over {window}"
