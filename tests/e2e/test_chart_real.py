@@ -213,12 +213,18 @@ def test_deleting_the_postgres_pod_mid_batch_loses_and_doubles_no_run(release: R
         "select count(*), count(distinct r.name) from requests r join analyses a on a.request_id = r.id "
         f"where r.namespace = '{namespace}' and r.name like 'batch-%'"
     )
-    counts = wait_for(
-        lambda: (out := _psql_or_none(release, query)) == f"{len(names)}|{len(names)}" and out,
-        timeout=300,
-        interval=3,
-        what="one history row per run once Postgres is back",
-    )
+    seen: list[str | None] = []
+
+    def rows() -> str | None:
+        seen.append(_psql_or_none(release, query))
+        return seen[-1] if seen[-1] == f"{len(names)}|{len(names)}" else None
+
+    try:
+        counts = wait_for(rows, timeout=300, interval=3, what="one history row per run once Postgres is back")
+    except AssertionError:
+        pod = release.stack_pod("infragenius-postgres")
+        state = pod.status.container_statuses if pod is not None and pod.status else None
+        raise AssertionError(f"rows never reached {len(names)}: psql said {seen[-3:]}; postgres pod: {state}") from None
     print(f"postgres deleted mid-batch: all {len(names)} rows written {time.monotonic() - deleted_at:.0f}s later")
     assert counts == f"{len(names)}|{len(names)}"
 

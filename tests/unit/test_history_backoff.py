@@ -79,3 +79,19 @@ def test_the_setting_bounds_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     store = HistoryStore("postgresql://nobody@127.0.0.1:1/none", reconnect_max_seconds=cap)
     assert store.pool.reconnect_timeout == 7
     assert Settings.model_fields["history_reconnect_max_seconds"].default <= 30
+
+
+def test_connections_detect_a_vanished_postgres_within_seconds() -> None:
+    """A deleted Postgres pod answers nothing: libpq must give up on unacknowledged data, not wait for
+    TCP's ~15 minutes of retransmissions."""
+    from infragenius.history.store import DEAD_PEER_DETECTION, HistoryStore
+
+    assert DEAD_PEER_DETECTION["tcp_user_timeout"] <= 30_000
+    assert DEAD_PEER_DETECTION["keepalives"] == 1
+    probes = (
+        DEAD_PEER_DETECTION["keepalives_idle"]
+        + DEAD_PEER_DETECTION["keepalives_interval"] * (DEAD_PEER_DETECTION["keepalives_count"])
+    )
+    assert probes <= 60
+    store = HistoryStore("postgresql://u@127.0.0.1:1/db")
+    assert {k: store.pool.kwargs[k] for k in DEAD_PEER_DETECTION} == DEAD_PEER_DETECTION

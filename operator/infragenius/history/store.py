@@ -17,6 +17,17 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+#: A Postgres pod deleted or a node lost leaves no one to answer: without these a write on an open
+#: connection waits for TCP's retransmissions (about 15 minutes) before it fails and is retried.
+#: libpq parameters: unacknowledged data fails the connection after 15 s, an idle one is probed.
+DEAD_PEER_DETECTION = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+
 # Any constant works; every replica uses the same one, so migrations run one replica at a time.
 MIGRATION_LOCK = 0x1A7E_C0DE
 log = logging.getLogger(__name__)
@@ -80,7 +91,7 @@ class HistoryStore:
             max_size=max_size,
             open=False,
             timeout=timeout,
-            kwargs={"connect_timeout": max(1, int(timeout)), "autocommit": False},
+            kwargs={"connect_timeout": max(1, int(timeout)), "autocommit": False, **DEAD_PEER_DETECTION},
             # psycopg_pool doubles its delay between attempts and clamps it to what is left of
             # reconnect_timeout, so no wait exceeds it; when a round runs out we start the next at once.
             reconnect_timeout=reconnect_max_seconds,
