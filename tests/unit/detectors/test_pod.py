@@ -463,3 +463,15 @@ def test_what_is_not_a_crash_loop() -> None:
     never = pod("once", ready=False, statuses=[cstatus(terminated=terminated("Error", 1), restarts=1)])
     never["spec"]["restartPolicy"] = "Never"
     assert [f.title for f in DETECTOR.detect(snap(never)) if "crashing" in f.title] == []
+
+
+def test_a_container_without_probes_running_seconds_after_its_latest_crash_is_crash_looping() -> None:
+    """The real kubelet reports it Ready the moment it runs; between two crashes it is not recovered."""
+    between = web_pods(1, statuses=[cstatus(restarts=2, ready=True, started_ago=2,
+                                            last=terminated("Error", 1, ago=3))])  # fmt: skip
+    f = only(DETECTOR.detect(web(between)))
+    assert f.severity is Severity.critical and "keeps crashing (2 restarts" in f.title
+    # Up for five minutes since the last crash: recovered, nothing to report.
+    settled = web_pods(1, statuses=[cstatus(restarts=2, ready=True, started_ago=300,
+                                            last=terminated("Error", 1, ago=301))])  # fmt: skip
+    assert DETECTOR.detect(web(settled)) == []

@@ -9,6 +9,7 @@ from infragenius.detectors.evidence import shorten
 from infragenius.detectors.pod.problems import (
     CRASH_MIN_RESTARTS,
     CRASH_RECENT_SECONDS,
+    CRASH_RUNNING_GRACE_SECONDS,
     HIGH_RESTARTS,
     RECENT_OOM_SECONDS,
     RECENT_RESTART_SECONDS,
@@ -129,7 +130,16 @@ def _crash_hit(pod: Obj, cs: Obj, path: str, state: Obj, last: Obj, restarts: in
         age = seconds_since(now, last.get("finishedAt"))
         recent = age is None or age <= CRASH_RECENT_SECONDS
         which, term = "lastState", last
-        crashed = "running" in state and cs.get("ready") is not True and restarts >= CRASH_MIN_RESTARTS and recent
+        # Without a readiness probe a container is Ready the moment it runs: one that started seconds
+        # ago, after crashing again, is still crash-looping (the real kubelet shows this between back-offs).
+        up_for = seconds_since(now, (state.get("running") or {}).get("startedAt"))
+        just_started = up_for is not None and up_for <= CRASH_RUNNING_GRACE_SECONDS
+        crashed = (
+            "running" in state
+            and (cs.get("ready") is not True or just_started)
+            and restarts >= CRASH_MIN_RESTARTS
+            and recent
+        )
     if not crashed or not term or term.get("exitCode", 0) == 0:
         return None
     name = cs.get("name", "?")

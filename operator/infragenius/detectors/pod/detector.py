@@ -12,7 +12,7 @@ from infragenius.detectors.base import finding
 from infragenius.detectors.evidence import event_evidence, examples, kubectl_ref, log_evidence
 from infragenius.detectors.pod.containers import container_hits
 from infragenius.detectors.pod.lifecycle import failed, not_ready, stuck_creating, stuck_terminating, unschedulable
-from infragenius.detectors.pod.problems import HIGH_RESTARTS, PROBLEMS, SHUTDOWN_REASONS, Hit
+from infragenius.detectors.pod.problems import CRASH_MIN_RESTARTS, HIGH_RESTARTS, PROBLEMS, SHUTDOWN_REASONS, Hit
 from infragenius.kube.conditions import condition_true
 from infragenius.kube.meta import meta, name_of, ref_of
 from infragenius.kube.owners import controller_ref, owner_of_kind
@@ -29,6 +29,9 @@ def _quick_healthy(pod: Obj) -> bool:
             return False
         last = (cs.get("lastState") or {}).get("terminated")
         if last and last.get("reason") == "OOMKilled":
+            return False
+        # Restarted after error exits: maybe only between two crashes (the full check decides).
+        if last and last.get("exitCode") and (cs.get("restartCount") or 0) >= CRASH_MIN_RESTARTS:
             return False
     for cs in status.get("initContainerStatuses") or ():
         state = cs.get("state") or {}
