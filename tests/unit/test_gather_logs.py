@@ -49,6 +49,17 @@ def test_a_container_down_after_its_kill_is_read_from_the_current_run() -> None:
     assert targets(down, failed_init) == [("web-1", "app", False, CRASH), ("web-2", "migrate", False, CRASH)]
 
 
+def test_ready_seconds_after_a_crash_reads_the_crashed_run() -> None:
+    """No readiness probe: the kubelet reports Ready between two crashes; the previous run is the crash."""
+    between = pod(
+        "web-1", statuses=[cstatus(restarts=2, ready=True, started_ago=2, last=terminated("Error", 1, ago=3))]
+    )
+    settled = pod(
+        "web-2", statuses=[cstatus(restarts=2, ready=True, started_ago=300, last=terminated("Error", 1, ago=301))]
+    )
+    assert targets(between, settled) == [("web-1", "app", True, CRASH)]
+
+
 def test_running_but_unready_is_read_from_the_current_run_after_the_grace() -> None:
     unready = pod("web-1", statuses=[cstatus(ready=False)], ready=False)
     starting = pod("web-2", statuses=[cstatus(ready=False)], ready=False, age=30)

@@ -27,7 +27,7 @@ from infragenius.gather.kube import describe_api_error
 from infragenius.kube.logs import LogExcerpt, decode, error_lines
 from infragenius.kube.meta import Obj, meta
 from infragenius.kube.owners import controller_ref
-from infragenius.kube.pods import is_starting, pod_ready
+from infragenius.kube.pods import between_crashes, is_starting, pod_ready
 from infragenius.snapshot import ContainerLog, GatherResult, GatherStatus, MetricsKey
 
 SOURCE = "pod-logs"
@@ -95,6 +95,8 @@ def _container_target(pod: Obj, cs: Obj, is_init: bool, now: dt.datetime) -> tup
         if is_init or (pod.get("spec") or {}).get("restartPolicy") == "Never" or (cs.get("restartCount") or 0) >= 1:
             return CRASH, False
         return None
+    if not is_init and between_crashes(cs, now):
+        return CRASH, True  # running again (Ready for want of a probe) seconds after crashing
     if "running" in state and not cs.get("ready") and not is_init:
         if last and last.get("exitCode", 0) != 0 and (cs.get("restartCount") or 0) >= 1:
             return CRASH, True  # between crashes: running again, not yet Ready

@@ -37,6 +37,21 @@ SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: A container Ready only because it has no readiness probe, running for less than this after an error
+#: exit, is between two crashes rather than recovered (the kubelet shows it so between back-offs).
+RESTART_SETTLE_SECONDS = 60.0
+
+
+def between_crashes(cs: Obj, now: dt.datetime) -> bool:
+    """Running again for under ``RESTART_SETTLE_SECONDS`` after an error exit, having restarted."""
+    running = (cs.get("state") or {}).get("running")
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    if running is None or not last.get("exitCode") or (cs.get("restartCount") or 0) < 1:
+        return False
+    up_for = seconds_since(now, running.get("startedAt"))
+    return up_for is not None and up_for <= RESTART_SETTLE_SECONDS
+
+
 def pod_ready(pod: Obj) -> bool:
     """The pod's Ready condition is True (what Services and rollouts count)."""
     # The loop of condition()/is_true() inlined: it runs for every pod of every analysis.

@@ -9,7 +9,6 @@ from infragenius.detectors.evidence import shorten
 from infragenius.detectors.pod.problems import (
     CRASH_MIN_RESTARTS,
     CRASH_RECENT_SECONDS,
-    CRASH_RUNNING_GRACE_SECONDS,
     HIGH_RESTARTS,
     RECENT_OOM_SECONDS,
     RECENT_RESTART_SECONDS,
@@ -18,6 +17,7 @@ from infragenius.detectors.pod.problems import (
     Hit,
     fixed,
 )
+from infragenius.kube.pods import between_crashes
 from infragenius.kube.time import human_duration, seconds_since
 from infragenius.models.findings import Severity
 from infragenius.snapshot import Obj, Snapshot
@@ -132,11 +132,9 @@ def _crash_hit(pod: Obj, cs: Obj, path: str, state: Obj, last: Obj, restarts: in
         which, term = "lastState", last
         # Without a readiness probe a container is Ready the moment it runs: one that started seconds
         # ago, after crashing again, is still crash-looping (the real kubelet shows this between back-offs).
-        up_for = seconds_since(now, (state.get("running") or {}).get("startedAt"))
-        just_started = up_for is not None and up_for <= CRASH_RUNNING_GRACE_SECONDS
         crashed = (
             "running" in state
-            and (cs.get("ready") is not True or just_started)
+            and (cs.get("ready") is not True or between_crashes(cs, now))
             and restarts >= CRASH_MIN_RESTARTS
             and recent
         )

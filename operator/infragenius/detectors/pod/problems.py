@@ -34,9 +34,6 @@ RECENT_OOM_SECONDS = 3600.0
 #: restartCount before (and between) ``waiting: CrashLoopBackOff``. The back-off is capped at 5 minutes.
 CRASH_MIN_RESTARTS = 2
 CRASH_RECENT_SECONDS = 600.0
-#: A container running (and Ready, having no probe) for less than this after its latest error exit is
-#: between two crashes, not recovered.
-CRASH_RUNNING_GRACE_SECONDS = 60.0
 #: Restarts (or an OOM kill) older than this are history: reported as info, not warning.
 RECENT_RESTART_SECONDS = 86400.0
 #: Failure reasons kubelet sets when a node shuts down gracefully: leftovers, not faults.
