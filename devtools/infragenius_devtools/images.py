@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from infragenius_devtools.devcluster import versions
-from infragenius_devtools.devcluster.build import BuildProgress, cache_root
+from infragenius_devtools.devcluster.build import BuildProgress, cache_root, run_logged
 from infragenius_devtools.devcluster.errors import DevClusterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,37 +144,11 @@ def _run(
     cmd: list[str], *, step: str, log: Path, echo: bool, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> str:
     """Run ``cmd``, appending its output to ``log``; progress lines while it runs; error with the log's tail."""
-    started = time.monotonic()
     progress = _StepProgress(step, echo=None) if echo else None
-    out: list[str] = []
-    with log.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=cwd
-        )
-        assert proc.stdout is not None
-
-        def pump() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                fh.write(line)
-                out.append(line)
-                if progress is not None:
-                    progress.feed(line)
-
-        # A reader thread, so silent stretches (dpkg triggers, compiling) still get a progress line.
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        while proc.poll() is None:
-            reader.join(timeout=1.0)
-            if progress is not None:
-                progress.tick()
-        reader.join()
-        fh.write(f"# exit {proc.returncode} after {time.monotonic() - started:.1f}s\n")
-    if proc.returncode != 0:
+    code, out = run_logged(cmd, log, progress, cwd=cwd, env=env)
+    if code != 0:
         tail = "".join(out[-20:])
-        raise ImageBuildError(f"{step} failed (exit {proc.returncode}); log: {log}\n{tail}")
+        raise ImageBuildError(f"{step} failed (exit {code}); log: {log}\n{tail}")
     return "".join(out)
 
 

@@ -132,15 +132,23 @@ class BuildProgress:
         self.echo(message)
 
 
-def _run_go(
-    args: list[str], cwd: Path, env: dict[str, str], what: str, log: Path, progress: BuildProgress | None = None
-) -> None:
+def run_logged(
+    argv: list[str],
+    log: Path,
+    progress: BuildProgress | None = None,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[int, list[str]]:
+    """Run ``argv``, appending its output to ``log`` and feeding ``progress`` line by line; returns the exit
+    code and the output's lines. Shared by the Go builds and the image builds."""
     started = time.monotonic()
+    lines: list[str] = []
     with log.open("a") as fh:
-        fh.write(f"$ go {' '.join(args)}\n")
+        fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()
         proc = subprocess.Popen(
-            ["go", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
         assert proc.stdout is not None
 
@@ -148,10 +156,12 @@ def _run_go(
             assert proc.stdout is not None
             for line in proc.stdout:
                 fh.write(line)
+                lines.append(line)
                 if progress is not None:
                     progress.feed(line)
 
-        # A thread reads the output so that silent stretches (linking, cgo) still get a progress line.
+        # A thread reads the output so that silent stretches (linking, cgo, dpkg triggers) still get a
+        # progress line.
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         while proc.poll() is None:
@@ -160,9 +170,15 @@ def _run_go(
                 progress.tick()
         reader.join()
         fh.write(f"# exit {proc.returncode} after {time.monotonic() - started:.1f}s\n")
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-15:]
-        text = "\n".join(tail)
+    return proc.returncode, lines
+
+
+def _run_go(
+    args: list[str], cwd: Path, env: dict[str, str], what: str, log: Path, progress: BuildProgress | None = None
+) -> None:
+    code, lines = run_logged(["go", *args], log, progress, cwd=cwd, env=env)
+    if code != 0:
+        text = "".join(lines[-15:]).rstrip("\n")
         if any(hint in text for hint in _NETWORK_HINTS):
             raise DevClusterError(
                 f"Could not reach the Go module proxy while {what}; check the network or GOPROXY "

@@ -255,6 +255,24 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
         deployment("recommender", 1, custom_status=True),
         deployment("payments", 1, custom_status=True, image="registry.example/shop/payments:does-not-exist"),
         deployment("cart", 1, env_from_configmap="cart-settings"),
+        *_control_plane_problems(),
+    )
+    for pod in wait_pods(core, namespace, "app=checkout", 2):
+        patch_failure(core, pod, "CrashLoopBackOff")
+        name, _, uid = _identity(pod)
+        post_warning_event(core, namespace, "Pod", name, "BackOff", "Back-off restarting failed container app", 42, uid)
+    for pod in wait_pods(core, namespace, "app=recommender", 1):
+        patch_failure(core, pod, "OOMKilled")
+    for pod in wait_pods(core, namespace, "app=payments", 1):
+        patch_failure(core, pod, "ImagePullBackOff")
+    wait_pods(core, namespace, "app=cart", 1)
+    _quota_blocks_search(kubectl, core, namespace)
+
+
+def _control_plane_problems() -> list[dict[str, Any]]:
+    """What is real without a kubelet: a Service with and one without endpoints, an Ingress to a missing
+    Service, a pod no node can ever fit."""
+    return [
         service("checkout", {"app": "checkout"}),
         service("legacy", {"app": "retired-app"}),
         ingress("storefront", "frontend"),
@@ -268,17 +286,7 @@ def break_namespace(kubectl: Callable[..., Any], core: client.CoreV1Api, namespa
                 ]
             },
         },
-    )
-    for pod in wait_pods(core, namespace, "app=checkout", 2):
-        patch_failure(core, pod, "CrashLoopBackOff")
-        name, _, uid = _identity(pod)
-        post_warning_event(core, namespace, "Pod", name, "BackOff", "Back-off restarting failed container app", 42, uid)
-    for pod in wait_pods(core, namespace, "app=recommender", 1):
-        patch_failure(core, pod, "OOMKilled")
-    for pod in wait_pods(core, namespace, "app=payments", 1):
-        patch_failure(core, pod, "ImagePullBackOff")
-    wait_pods(core, namespace, "app=cart", 1)
-    _quota_blocks_search(kubectl, core, namespace)
+    ]
 
 
 def _quota_blocks_search(kubectl: Callable[..., Any], core: client.CoreV1Api, namespace: str) -> None:
@@ -381,19 +389,7 @@ def break_namespace_real(kubectl: Callable[..., Any], core: client.CoreV1Api, na
         real_deployment("recommender", 1, script=OOM_SCRIPT, memory=OOM_LIMIT),
         real_deployment("payments", 1, image="infragenius.local/shop/payments:does-not-exist"),
         real_deployment("cart", 1, script="exec sleep 3600", env_from_configmap="cart-settings"),
-        service("checkout", {"app": "checkout"}),
-        service("legacy", {"app": "retired-app"}),
-        ingress("storefront", "frontend"),
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "batch-huge", "labels": {"app": "batch-huge"}},
-            "spec": {
-                "containers": [
-                    {"name": "app", "image": IMAGE, "resources": {"requests": {"cpu": "1000", "memory": "1Gi"}}}
-                ]
-            },
-        },
+        *_control_plane_problems(),
     )
     for app, count in (("checkout", 2), ("recommender", 1), ("payments", 1), ("cart", 1)):
         wait_pods(core, namespace, f"app={app}", count)
