@@ -26,7 +26,7 @@ from kubernetes import client, config
 from infragenius import rbac
 from infragenius_devtools.devcluster import DevClusterError, LocalCluster
 from infragenius_devtools.devcluster.services import LocalOllama, LocalPostgres, LocalRedis
-from tests.e2e.support import service_account_kubeconfig, wait_for
+from tests.e2e.support import SETUP_TIMEOUT, service_account_kubeconfig, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_CLUSTER_NAME = os.environ.get("INFRAGENIUS_TEST_CLUSTER_NAME", "pytest")
@@ -150,7 +150,8 @@ def namespace(cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterator[s
     core_api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     wait_for(
         lambda: any(sa.metadata.name == "default" for sa in core_api.list_namespaced_service_account(name).items),
-        timeout=30,
+        # The controller-manager may still be reconnecting after a fault test restarted the API server.
+        timeout=SETUP_TIMEOUT,
         what=f"default service account in {name}",
     )
     yield name
