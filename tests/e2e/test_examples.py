@@ -59,6 +59,7 @@ RUN_HERE = {
     "incidentreport.yaml": "incidentreport",
     "sloreview-ratio.yaml": "sloreview",
     "sloreview-latency.yaml": "sloreview",
+    "sloreview-calendar.yaml": "sloreview",
 }
 NOT_RUN_HERE = {
     "argocd-application.yaml",
@@ -328,8 +329,8 @@ def test_incident_report(cluster: E2ECluster, shop: str, applied: dict[str, dict
 
 @pytest.mark.parametrize(
     ("filename", "objective"),
-    [("sloreview-ratio.yaml", 99.9), ("sloreview-latency.yaml", 99.0)],
-    ids=["ratio", "latency"],
+    [("sloreview-ratio.yaml", 99.9), ("sloreview-latency.yaml", 99.0), ("sloreview-calendar.yaml", 99.9)],
+    ids=["ratio", "latency", "calendar"],
 )
 def test_slo_reviews(
     cluster: E2ECluster, shop: str, applied: dict[str, dict[str, Any]], filename: str, objective: float
@@ -345,6 +346,8 @@ def test_slo_reviews(
     assert status["errorBudget"]["total"] == pytest.approx(1 - objective / 100)
     assert status["errorBudget"]["remaining"] == pytest.approx(0.5, rel=1e-3)
     assert not any(a["firing"] for a in status["alerts"])
+    # The calendar month so far (its first minutes aside, the series cover it at the same rate).
+    assert status["period"]["calendar"] is ("calendar" in doc["spec"]), status["period"]
     table = cluster.kubectl("get", "sloreviews", "-n", shop).stdout
     assert any(line.startswith(doc["metadata"]["name"] + " ") and "Healthy" in line for line in table.splitlines()), (
         table

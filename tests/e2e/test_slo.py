@@ -726,6 +726,74 @@ def test_operator_writes_burn_attribution(cluster: E2ECluster, namespace: str, s
     show(f"\nattributed: {status['summary']}")
 
 
+def test_calendar_month_review_counts_from_the_first_of_the_month(
+    cluster: E2ECluster, namespace: str, slo_operator: KopfRunner
+) -> None:
+    """In Berlin, January starts at 23:00 UTC on New Year's Eve: at T_END one hour of the month has passed,
+    so the budget spent is the last hour's errors, and the factors scale by January's 31 days."""
+    calendar = {"unit": "Month", "timeZone": "Europe/Berlin"}
+    workloads.apply(
+        cluster.kubectl,
+        namespace,
+        slo_review("monthly", ratio_sli("breaching"), calendar=calendar),
+        slo_review("monthly-calm", ratio_sli("healthy"), calendar=calendar),
+    )
+    status = wait_reviewed(cluster, namespace, "monthly")
+    assert status["phase"] == "Completed", status
+    assert status["period"] == {"start": "2024-12-31T23:00:00Z", "end": "2025-01-31T23:00:00Z", "calendar": True}
+    spent = expected_ratio(SCENARIOS["breaching"], "1h") / 0.001  # type: ignore[operator]
+    assert status["errorBudget"]["consumed"] == pytest.approx(spent, abs=1e-6)
+    assert status["verdict"] == "Exhausted"
+    page = next(a for a in status["alerts"] if a["name"] == "page-1h-5m")
+    assert page["factor"] == pytest.approx(0.02 * 31 * 24)
+    assert "of the monthly budget left" in status["summary"]
+    calm = wait_reviewed(cluster, namespace, "monthly-calm")
+    healthy_spent = expected_ratio(SCENARIOS["healthy"], "1h") / (1 - SCENARIOS["healthy"].objective / 100)  # type: ignore[operator]
+    assert calm["errorBudget"]["consumed"] == pytest.approx(healthy_spent, abs=1e-6)
+    show(f"\nmonthly: {status['summary']} period {status['period']}")
+
+
+def incident_report(name: str, start: str, end: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "infragenius.io/v1alpha1",
+        "kind": "IncidentReport",
+        "metadata": {"name": name},
+        "spec": {"start": start, "end": end},
+    }
+
+
+def test_burning_review_links_the_incident_reports_covering_the_burn(
+    cluster: E2ECluster, namespace: str, slo_operator: KopfRunner
+) -> None:
+    workloads.apply(
+        cluster.kubectl,
+        namespace,
+        incident_report("new-year-outage", "2024-12-31T23:30:00Z", "2025-01-01T01:00:00Z"),
+        incident_report("last-month", "2024-12-01T10:00:00Z", "2024-12-01T11:00:00Z"),
+    )
+    for name in ("new-year-outage", "last-month"):
+        wait_for(
+            lambda name=name: (
+                json.loads(cluster.kubectl("get", "incidentreport", name, "-n", namespace, "-o", "json").stdout)
+                .get("status", {})
+                .get("window")
+            ),
+            timeout=120,
+            what=f"incident report {name} to compute its window",
+        )
+    workloads.apply(
+        cluster.kubectl,
+        namespace,
+        slo_review("linked", ratio_sli("breaching")),
+        slo_review("linked-calm", ratio_sli("healthy")),
+    )
+    status = wait_reviewed(cluster, namespace, "linked")
+    assert status["verdict"] == "Breaching"
+    assert [link["name"] for link in status["incidents"]] == ["new-year-outage"], status["incidents"]
+    assert wait_reviewed(cluster, namespace, "linked-calm").get("incidents") in (None, [])
+    show(f"\nlinked: {status['incidents']}")
+
+
 def alert_payload(fingerprint: str, namespace: str, slo: str, status: str = "firing") -> dict[str, Any]:
     alert = {
         "status": status,

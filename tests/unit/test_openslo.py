@@ -213,15 +213,41 @@ def _set(path: str, value: Any) -> Any:
         (
             _set(
                 "spec.timeWindow[0]",
-                {
-                    "duration": "1M",
-                    "isRolling": False,
-                    "calendar": {"startTime": "2020-01-01 00:00:00", "timeZone": "UTC"},
-                },
+                {"duration": "2w", "isRolling": False, "calendar": {"timeZone": "UTC"}},
             ),
-            "SLO checkout-availability: spec.timeWindow[0].calendar is not supported: SLOReview windows are rolling",
+            "SLO checkout-availability: spec.timeWindow[0].duration: '2w' is not supported for a calendar window",
         ),
-        (_set("spec.timeWindow[0].isRolling", False), "spec.timeWindow[0].isRolling: False is not supported"),
+        (
+            _set("spec.timeWindow[0]", {"duration": "1M", "isRolling": False, "calendar": {"timeZone": "Mars/Base"}}),
+            "spec.timeWindow[0].calendar.calendar: Value error, unknown time zone 'Mars/Base'",
+        ),
+        (
+            _set("spec.timeWindow[0]", {"duration": "1M", "isRolling": False, "calendar": {"timeZone": "../etc"}}),
+            "spec.timeWindow[0].calendar.timeZone: String should match pattern",
+        ),
+        (
+            _set(
+                "spec.timeWindow[0]",
+                {"duration": "1M", "isRolling": False, "calendar": {"startTime": "2026-02-30 00:00:00"}},
+            ),
+            "'2026-02-30 00:00:00' is not a valid local time",
+        ),
+        (
+            _set(
+                "spec.timeWindow[0]",
+                {"duration": "1M", "isRolling": False, "calendar": {"timeZone": "UTC", "weekStart": "Sunday"}},
+            ),
+            "spec.timeWindow[0].calendar.weekStart is not supported",
+        ),
+        (
+            _set("spec.timeWindow[0]", {"duration": "28d", "isRolling": True, "calendar": {"timeZone": "UTC"}}),
+            "spec.timeWindow[0].calendar: a rolling window (isRolling: true) has no calendar",
+        ),
+        (
+            _set("spec.timeWindow[0].isRolling", False),
+            "spec.timeWindow[0].calendar: a calendar window (isRolling: false) needs a calendar",
+        ),
+        (_set("spec.timeWindow[0].isRolling", "yes"), "spec.timeWindow[0].isRolling: 'yes' is not a boolean"),
         (_set("spec.timeWindow[0].duration", "12h"), "spec.timeWindow[0].duration: '12h' is not supported"),
         (_set("spec.timeWindow[0].duration", "1Q"), "spec.timeWindow[0].duration: '1Q'"),
         (_set("spec.timeWindow", ...), "spec.timeWindow: expected a list of exactly one window"),
@@ -480,6 +506,15 @@ EXTRA = st.fixed_dictionaries(
         "prometheus": st.sampled_from([{}, {"url": "http://prometheus:9090"}]),
         "llm": st.sampled_from([{"enabled": True}, {"enabled": False, "model": "m", "anonymize": False}]),
         "window": st.from_regex(r"\A[1-9][0-9]{0,2}[dw]\Z"),
+        "rules": st.sampled_from([{"enabled": False}, {"enabled": True}]),
+        "attribution": st.sampled_from([{"labels": []}, {"labels": ["route", "code"]}]),
+        "calendar": st.fixed_dictionaries(
+            {"unit": st.sampled_from(["Day", "Week", "Month", "Quarter", "Year"])},
+            optional={
+                "timeZone": st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Etc/GMT+2"]),
+                "startTime": st.sampled_from(["2026-01-31T00:00:00", "2025-04-01 06:30:00"]),
+            },
+        ),
     },
 )
 METADATA = st.fixed_dictionaries(
@@ -514,6 +549,9 @@ def reviews(draw: st.DrawFn) -> dict[str, Any]:
         "sli": draw(SLIS),
         **draw(EXTRA),
     }
+    if "calendar" in spec:
+        spec.pop("window", None)  # unused with a calendar, so not exported
+        spec["calendar"].setdefault("timeZone", "UTC")  # always written out
     return {"apiVersion": "infragenius.io/v1alpha1", "kind": "SLOReview", "metadata": draw(METADATA), "spec": spec}
 
 
@@ -538,10 +576,20 @@ OPENSLO_DOCS = [
         window={"duration": "4w", "isRolling": True},
         description="Fast enough",
     ),
+    slo(
+        window={
+            "duration": "1M",
+            "isRolling": False,
+            "calendar": {"startTime": "2026-01-01 00:00:00", "timeZone": "UTC"},
+        }
+    ),
+    slo(window={"duration": "1w", "isRolling": False, "calendar": {"timeZone": "Europe/Berlin"}}),
 ]
 
 
-@pytest.mark.parametrize("doc", OPENSLO_DOCS, ids=["bad-total", "good-total", "raw-success", "threshold"])
+@pytest.mark.parametrize(
+    "doc", OPENSLO_DOCS, ids=["bad-total", "good-total", "raw-success", "threshold", "calendar-month", "calendar-week"]
+)
 def test_export_of_import_keeps_the_meaning(doc: dict[str, Any]) -> None:
     first = import_one(doc)
     exported = openslo.export_documents([first])[-1]
@@ -584,14 +632,14 @@ def test_cli_import_prints_yaml_or_json_and_warns_on_stderr(capsys: pytest.Captu
 def test_cli_refuses_with_exit_2_and_nothing_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     calendar = slo()
     calendar["spec"]["timeWindow"] = [
-        {"duration": "1M", "isRolling": False, "calendar": {"startTime": "2020-01-21 12:30:00", "timeZone": "UTC"}}
+        {"duration": "2M", "isRolling": False, "calendar": {"startTime": "2020-01-21 12:30:00", "timeZone": "UTC"}}
     ]
     path = tmp_path / "openslo.yaml"
     # The second SLO is fine: nothing is printed for it either, as a partial import would be applied as complete.
     path.write_text(yaml.safe_dump_all([slo("fine"), calendar]))
     cases = {
         "calendar": (
-            "SLO checkout-availability: spec.timeWindow[0].calendar is not supported: SLOReview windows are rolling"
+            "SLO checkout-availability: spec.timeWindow[0].duration: '2M' is not supported for a calendar window"
         ),
         "garbage": "is not valid YAML",
         "bomb": "YAML aliases",

@@ -234,8 +234,27 @@ def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def calendar_source(name: str, unit: str) -> rules.SLOSource:
+    document = manifest(name, SLIS["ratio"])
+    document["spec"]["calendar"] = {"unit": unit, "timeZone": "Europe/Berlin"}
+    return rules.parse_document(document, 1)
+
+
+@pytest.mark.parametrize(("unit", "nominal"), [("Day", "1d"), ("Week", "7d"), ("Month", "30d"), ("Year", "365d")])
+def test_calendar_slo_rules_use_the_units_nominal_length(unit: str, nominal: str) -> None:
+    (group,) = rules.rule_file([calendar_source("cal", unit)], None)["groups"]
+    budget = next(r for r in group["rules"] if r.get("record") == rules.BUDGET_REMAINING_RECORD)
+    assert budget["expr"].startswith(f"1 - {rules.record_name(nominal)}{{")
+    page = next(r for r in group["rules"] if r.get("alert") and r["labels"]["long_window"] == "1h")
+    factor = slo_math.burn_factor(0.02, slo_math.window_seconds(nominal), 3600)
+    assert f"> {factor:g}" in page["expr"] or f"> {factor}" in page["expr"], page["expr"]
+
+
 def test_promtool_check_rules_accepts_every_rule_set(tmp_path: Path) -> None:
-    doc = rules.rule_file([*every_rule_set(), source("one-day", SLIS["ratio"], window="1d")], "https://x/{name}")
+    calendars = [calendar_source(f"cal-{unit.lower()}", unit) for unit in ("Day", "Week", "Month", "Quarter", "Year")]
+    doc = rules.rule_file(
+        [*every_rule_set(), source("one-day", SLIS["ratio"], window="1d"), *calendars], "https://x/{name}"
+    )
     (tmp_path / "rules.yaml").write_text(rules.render(doc))
     result = run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

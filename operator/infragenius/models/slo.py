@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from enum import Enum
 from typing import Annotated
 
@@ -27,6 +29,7 @@ LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 MAX_ATTRIBUTION_LABELS = 4
 MAX_ATTRIBUTION_ENTRIES = 5
 MAX_LABEL_VALUE_CHARS = 128
+MAX_INCIDENT_LINKS = 5
 
 
 class Verdict(str, Enum):
@@ -152,6 +155,53 @@ class SLOAttributionSpec(CamelModel):
         return self
 
 
+class CalendarUnit(str, Enum):
+    """A calendar-aligned SLO window: the budget resets at the start of each one."""
+
+    day = "Day"
+    week = "Week"
+    month = "Month"
+    quarter = "Quarter"
+    year = "Year"
+
+
+# A local wall-clock time without a zone (the zone is timeZone), e.g. 2026-01-01T00:00:00.
+LOCAL_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}$"
+# IANA names only (Europe/Berlin, UTC, Etc/GMT+2): no paths, no dots, so nothing outside the zone database.
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"
+
+
+class SLOCalendarSpec(CamelModel):
+    """Calendar-aligned instead of rolling: the SLO window is the current day, week, month, quarter or year."""
+
+    unit: CalendarUnit
+    time_zone: str = Field(
+        default="UTC", max_length=64, pattern=TIME_ZONE_PATTERN, description="IANA zone the periods follow."
+    )
+    start_time: str | None = Field(
+        default=None,
+        max_length=19,
+        pattern=LOCAL_TIME_PATTERN,
+        description=(
+            "Local time one period starts (periods repeat every unit from it), e.g. 2026-01-01T00:00:00; "
+            "default: midnight, Monday, the 1st, or the quarter's or year's first day."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _known_zone_and_time(self) -> SLOCalendarSpec:
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.time_zone!r}; use an IANA name such as Europe/Berlin") from None
+        if self.start_time is not None:
+            try:
+                dt.datetime.fromisoformat(self.start_time.replace(" ", "T"))
+            except ValueError:
+                raise ValueError(f"{self.start_time!r} is not a valid local time") from None
+        return self
+
+
 class SLOReviewSpec(CamelModel):
     """One SLO of one service and how often to review it."""
 
@@ -170,6 +220,9 @@ class SLOReviewSpec(CamelModel):
     objective: SpecFloat = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.9.")
     window: str = Field(
         default="30d", max_length=8, pattern=SLO_WINDOW_PATTERN, description="Rolling window: 30d, 28d, 4w."
+    )
+    calendar: SLOCalendarSpec | None = Field(
+        default=None, description="A calendar-aligned window instead of the rolling one (window is then unused)."
     )
     sli: SLISpec
     prometheus: SLOPrometheusSpec = Field(default_factory=SLOPrometheusSpec)
@@ -291,12 +344,28 @@ class AttributionStatus(CamelModel):
     """Who caused the errors of the burning lookback (only when the verdict is not Healthy)."""
 
     available: bool = Field(description="false: no breakdown; note says why.")
-    window: str | None = Field(default=None, max_length=8)
+    window: str | None = Field(default=None, max_length=16)
     labels: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_ATTRIBUTION_LABELS)
     top: list[AttributionEntry] = Field(default_factory=list, max_length=MAX_ATTRIBUTION_ENTRIES)
     total_errors: float | None = None
     reason: AttributionUnavailable | None = None
     note: str | None = Field(default=None, max_length=512)
+
+
+class SLOPeriod(CamelModel):
+    """The SLO window the review measured: the rolling window back from evaluatedAt, or the calendar period."""
+
+    start: str
+    end: str = Field(description="evaluatedAt for a rolling window; when the budget resets for a calendar one.")
+    calendar: bool = False
+
+
+class IncidentLink(CamelModel):
+    """An IncidentReport in the same namespace whose window overlaps the burning lookback."""
+
+    name: str = Field(max_length=253)
+    start: str | None = None
+    end: str | None = None
 
 
 class SLOReviewStatus(RunStatus):
@@ -318,3 +387,9 @@ class SLOReviewStatus(RunStatus):
     trigger_token: str | None = Field(default=None, max_length=253, description="Last handled trigger annotation.")
     rules: RulesStatus | None = Field(default=None, description="The Prometheus rules the operator keeps.")
     attribution: AttributionStatus | None = Field(default=None, description="The top error contributors.")
+    period: SLOPeriod | None = Field(default=None, description="The SLO window this review measured.")
+    incidents: list[IncidentLink] = Field(
+        default_factory=list,
+        max_length=MAX_INCIDENT_LINKS,
+        description="IncidentReports covering the burning lookback (not Healthy only), newest first.",
+    )

@@ -158,10 +158,14 @@ def evaluate(
     window_error_ratio: float,
     error_ratios: Mapping[str, float | None],
     policies: Sequence[AlertPolicy] = POLICIES,
+    slo_window_s: float | None = None,
 ) -> BudgetReport:
-    """Everything a review reports, from the error ratio over the SLO window and over each burn lookback."""
+    """Everything a review reports, from the error ratio over the SLO window and over each burn lookback.
+
+    ``slo_window_s``: the window's length when it is not ``slo_window`` (a calendar period, of which
+    ``slo_window`` is the part elapsed so far)."""
     budget = error_budget(objective_percent)
-    slo_s = window_seconds(slo_window)
+    slo_s = window_seconds(slo_window) if slo_window_s is None else slo_window_s
     consumed = window_error_ratio / budget
     remaining = 1.0 - consumed
     burns = {window: burn_rate(ratio, budget) for window, ratio in error_ratios.items()}

@@ -11,6 +11,8 @@ What maps:
   gives exactly 99.9. Export writes ``target`` when it reads back as exactly the same float, else
   ``targetPercent`` (the objective itself): import(export(x)) == x for every float.
 - ``timeWindow: [{duration: 28d, isRolling: true}]`` -> ``window: 28d``; days and weeks only, as the model.
+- ``timeWindow: [{duration: 1M, isRolling: false, calendar: {startTime, timeZone}}]`` -> ``calendar: {unit:
+  Month, startTime, timeZone}``; one day (1d), week (1w, 7d), month (1M), quarter (1Q) or year (1Y).
 - ``budgetingMethod: Occurrences`` (events, as the SLOReview counts them).
 - ``ratioMetric`` with Prometheus queries: ``bad``/``total`` -> ``sli.ratio``; ``good``/``total`` ->
   ``sli.ratio`` with errors = total - good; ``raw`` (``rawType: failure``) -> ``sli.raw``, ``success`` ->
@@ -22,14 +24,15 @@ What maps:
 - ``spec.service`` -> ``service`` (a ``Service`` document of that name may be present; it is not required).
 - ``metadata.name``, ``labels`` (single values), ``annotations``; ``displayName`` and ``spec.description``
   become the annotations ``infragenius.io/display-name`` and ``infragenius.io/description``.
-- SLOReview fields OpenSLO has no place for (``interval``, ``evaluationTime``, ``prometheus``, ``llm``) and
-  ``metadata.namespace`` travel as the annotations ``infragenius.io/sloreview`` (JSON) and
-  ``infragenius.io/namespace``, so a round trip keeps them.
+- SLOReview fields OpenSLO has no place for (``interval``, ``evaluationTime``, ``prometheus``, ``llm``,
+  ``rules``, ``attribution``) and ``metadata.namespace`` travel as the annotations
+  ``infragenius.io/sloreview`` (JSON) and ``infragenius.io/namespace``, so a round trip keeps them.
 
-What is refused, naming the field: calendar windows and non-rolling windows, windows in hours/months/
-quarters/years, ``Timeslices``/``RatioTimeslices``, more than one objective (write one SLO per objective),
-composite objectives, non-Prometheus metric sources, gauges (``counter: false``) without ``$window``,
-threshold metrics that are not histogram buckets, unknown fields, aliases, huge or deeply nested input.
+What is refused, naming the field: rolling windows in hours/months/quarters/years, calendar windows
+of several periods (2w) or in hours, ``Timeslices``/``RatioTimeslices``, more than one objective (write
+one SLO per objective), composite objectives, non-Prometheus metric sources, gauges (``counter: false``)
+without ``$window``, threshold metrics that are not histogram buckets, unknown fields, aliases, huge or
+deeply nested input.
 
 What is accepted with a warning: alert policies (``AlertPolicy``, ``AlertCondition``,
 ``AlertNotificationTarget`` documents and ``spec.alertPolicies``). The SLOReview alerts on fixed
@@ -51,7 +54,16 @@ import yaml
 from pydantic import ValidationError
 
 from infragenius.models.api import API_VERSION, GROUP, SLO_REVIEW
-from infragenius.models.slo import WINDOW_PLACEHOLDER, LatencySLI, RatioSLI, RawSLI, SLISpec, SLOReviewSpec
+from infragenius.models.slo import (
+    WINDOW_PLACEHOLDER,
+    CalendarUnit,
+    LatencySLI,
+    RatioSLI,
+    RawSLI,
+    SLISpec,
+    SLOCalendarSpec,
+    SLOReviewSpec,
+)
 
 OPENSLO_API_VERSION = "openslo/v1"
 KINDS = ("SLO", "SLI", "Service", "DataSource", "AlertPolicy", "AlertCondition", "AlertNotificationTarget")
@@ -68,7 +80,23 @@ DESCRIPTION_ANNOTATION = f"{GROUP}/description"
 NAMESPACE_ANNOTATION = f"{GROUP}/namespace"
 SPEC_ANNOTATION = f"{GROUP}/sloreview"
 # SLOReview fields without an OpenSLO counterpart, carried in SPEC_ANNOTATION.
-EXTRA_SPEC_FIELDS = ("prometheus", "interval", "evaluationTime", "llm")
+EXTRA_SPEC_FIELDS = ("prometheus", "interval", "evaluationTime", "llm", "rules", "attribution")
+# OpenSLO calendar window durations -> SLOReview calendar units (one period each; 7d is a week too).
+CALENDAR_UNITS = {
+    "1d": CalendarUnit.day,
+    "1w": CalendarUnit.week,
+    "7d": CalendarUnit.week,
+    "1M": CalendarUnit.month,
+    "1Q": CalendarUnit.quarter,
+    "1Y": CalendarUnit.year,
+}
+_CALENDAR_DURATION = {
+    CalendarUnit.day: "1d",
+    CalendarUnit.week: "1w",
+    CalendarUnit.month: "1M",
+    CalendarUnit.quarter: "1Q",
+    CalendarUnit.year: "1Y",
+}
 # Written by `kubectl apply`; it describes the SLOReview, not the SLO.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -354,7 +382,8 @@ class _Importer:
             raise OpenSLOError(f"{where}.indicator.kind: expected 'SLI', got {inline.get('kind')!r}")
         return self.sli(_mapping(inline.get("spec"), f"{where}.indicator.spec"), f"{where}.indicator.spec")
 
-    def window(self, slo: _Doc) -> str:
+    def window(self, slo: _Doc) -> dict[str, Any]:
+        """``{"window": 28d}`` for a rolling window, ``{"calendar": {...}}`` for a calendar-aligned one."""
         where = f"SLO {slo.name}: spec.timeWindow"
         windows = slo.spec.get("timeWindow")
         if not isinstance(windows, list) or len(windows) != 1:
@@ -362,20 +391,40 @@ class _Importer:
         where = f"{where}[0]"
         window = _mapping(windows[0], where)
         _only(window, ("duration", "isRolling", "calendar"), where, "a timeWindow")
-        if "calendar" in window:
-            raise OpenSLOError(f"{where}.calendar is not supported: SLOReview windows are rolling")
-        if window.get("isRolling") is not True:
+        rolling, duration = window.get("isRolling", False), window.get("duration")
+        if rolling is True:
+            if "calendar" in window:
+                raise OpenSLOError(f"{where}.calendar: a rolling window (isRolling: true) has no calendar")
+            if not (isinstance(duration, str) and _WINDOW.fullmatch(duration)):
+                raise OpenSLOError(
+                    f"{where}.duration: {duration!r} is not supported: rolling SLOReview windows are whole days "
+                    "or weeks (e.g. 28d, 4w)"
+                )
+            return {"window": duration}
+        if rolling is not False:
+            raise OpenSLOError(f"{where}.isRolling: {rolling!r} is not a boolean")
+        if "calendar" not in window:
+            raise OpenSLOError(f"{where}.calendar: a calendar window (isRolling: false) needs a calendar")
+        unit = CALENDAR_UNITS.get(duration) if isinstance(duration, str) else None
+        if unit is None:
             raise OpenSLOError(
-                f"{where}.isRolling: {window.get('isRolling')!r} is not supported: SLOReview windows are rolling "
-                "(isRolling: true)"
+                f"{where}.duration: {duration!r} is not supported for a calendar window: use one of "
+                f"{', '.join(CALENDAR_UNITS)} (one day, week, month, quarter or year)"
             )
-        duration = window.get("duration")
-        if not (isinstance(duration, str) and _WINDOW.fullmatch(duration)):
-            raise OpenSLOError(
-                f"{where}.duration: {duration!r} is not supported: SLOReview windows are whole days or weeks "
-                "(e.g. 28d, 4w)"
-            )
-        return duration
+        calendar = _mapping(window["calendar"], f"{where}.calendar")
+        _only(calendar, ("startTime", "timeZone"), f"{where}.calendar", "a calendar")
+        fields: dict[str, Any] = {"unit": unit.value}
+        if "timeZone" in calendar:
+            fields["timeZone"] = _string(calendar["timeZone"], f"{where}.calendar.timeZone")
+        if "startTime" in calendar:
+            fields["startTime"] = _string(calendar["startTime"], f"{where}.calendar.startTime")
+        try:
+            SLOCalendarSpec.model_validate(fields)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field_name = ".".join(str(p) for p in first["loc"]) or "calendar"
+            raise OpenSLOError(f"{where}.calendar.{field_name}: {first['msg']}") from None
+        return {"calendar": fields}
 
     def objective(self, slo: _Doc, threshold: Mapping[str, Any] | None) -> tuple[float, LatencySLI | None]:
         """The objective in percent, and the latency SLI when the indicator is a threshold metric."""
@@ -491,7 +540,7 @@ class _Importer:
             )
         labels = _labels(slo.metadata.get("labels"), f"SLO {slo.name}: metadata.labels")
         annotations = _annotations(slo.metadata.get("annotations"), f"SLO {slo.name}: metadata.annotations")
-        fields: dict[str, Any] = {"service": service, "objective": percent, "window": window, "sli": sli}
+        fields: dict[str, Any] = {"service": service, "objective": percent, "sli": sli, **window}
         extra = annotations.pop(SPEC_ANNOTATION, None)
         if extra is not None:
             fields.update(self.extra_fields(extra, slo.name))
@@ -631,6 +680,15 @@ def _unwrap(documents: Iterable[object]) -> Iterator[object]:
             yield doc
 
 
+def _time_window(spec: SLOReviewSpec) -> dict[str, Any]:
+    if spec.calendar is None:
+        return {"duration": spec.window, "isRolling": True}
+    calendar: dict[str, Any] = {"timeZone": spec.calendar.time_zone}
+    if spec.calendar.start_time is not None:
+        calendar["startTime"] = spec.calendar.start_time
+    return {"duration": _CALENDAR_DURATION[spec.calendar.unit], "isRolling": False, "calendar": calendar}
+
+
 def export_documents(documents: Iterable[object]) -> list[dict[str, Any]]:
     """SLOReview manifests -> OpenSLO v1: a ``Service`` per service (first use order), then one SLO each."""
     services: dict[str, dict[str, Any]] = {}
@@ -674,7 +732,7 @@ def export_documents(documents: Iterable[object]) -> list[dict[str, Any]]:
             {
                 "service": spec.service,
                 "indicator": {"metadata": {"name": f"{name}-sli"}, "spec": indicator},
-                "timeWindow": [{"duration": spec.window, "isRolling": True}],
+                "timeWindow": [_time_window(spec)],
                 "budgetingMethod": OCCURRENCES,
                 "objectives": [{**threshold, **_target(spec.objective)}],
             }

@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from infragenius import kubeapi
 from infragenius.detectors.base import finding
+from infragenius.gather.prometheus import PrometheusTarget
 from infragenius.kube.time import now_rfc3339, rfc3339
 from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.api import RERUN_ANNOTATION, SLO_REVIEW, TRIGGER_ANNOTATION, ConditionType, Phase, Reason
@@ -22,6 +24,7 @@ from infragenius.models.slo import (
     AttributionStatus,
     BurnRates,
     ErrorBudget,
+    IncidentLink,
     LastReview,
     SLOReviewSpec,
     TriggerRecord,
@@ -33,8 +36,10 @@ from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import set_condition, without_condition
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.slo import math as slo_math
+from infragenius.slo.incidents import covering_incidents
+from infragenius.slo.periods import SLOWindow, resolve
 from infragenius.slo.publish import Outcome, RulesPublisher
-from infragenius.slo.review import attribute, collect
+from infragenius.slo.review import attribute, collect, review_instant
 from infragenius.snapshot import Snapshot
 
 KIND = SLO_REVIEW
@@ -50,6 +55,8 @@ _COMPUTED = (
     "timeToExhaustion",
     "timeToExhaustionSeconds",
     "attribution",
+    "period",
+    "incidents",
 )
 
 
@@ -58,7 +65,9 @@ def _pct(value: float) -> str:
 
 
 def summarise(report: slo_math.BudgetReport, slo_window: str, attribution: AttributionStatus | None = None) -> str:
-    """One line for status, events and the log, e.g. 'Breaching: 47.3% of the 30d budget left, ...'."""
+    """One line for status, events and the log, e.g. 'Breaching: 47.3% of the 30d budget left, ...'.
+
+    ``slo_window``: 30d, or the calendar period's name (Month)."""
     burn = report.burn_rates.get(slo_math.CURRENT_BURN_WINDOW)
     firing = [a.policy.name for a in report.alerts if a.firing]
     parts = [
@@ -108,11 +117,32 @@ def computed_status(report: slo_math.BudgetReport) -> dict[str, Any]:
     }
 
 
-def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, service: str) -> list[Finding]:
+def attribution_evidence(attribution: AttributionStatus | None) -> list[tuple[str, str]]:
+    """The top contributors as evidence, so an explanation can name them (and nothing else) as the cause."""
+    if attribution is None or not attribution.available:
+        return []
+    return [
+        (
+            "errorsBy:" + ",".join(f"{k}={v[:64]}" for k, v in entry.labels.items()),
+            f"{entry.share * 100:.1f}% of {attribution.total_errors or 0:.6g} errors over {attribution.window}",
+        )
+        for entry in attribution.top
+    ]
+
+
+def review_findings(
+    report: slo_math.BudgetReport,
+    namespace: str,
+    name: str,
+    service: str,
+    attribution: AttributionStatus | None = None,
+) -> list[Finding]:
     """The review as findings, so the LLM stage can explain it exactly as it explains an Analysis."""
     resource = ResourceRef(kind="SLOReview", name=name, namespace=namespace)
     owners = [ResourceRef(kind="Service", name=service, namespace=namespace)]
     burns = [(f"burnRate:{w}", "no events" if v is None else f"{v:.4g}") for w, v in report.burn_rates.items()]
+    causes = attribution_evidence(attribution)
+    burns += causes
     found = []
     if report.verdict is Verdict.exhausted:
         found.append(
@@ -147,6 +177,7 @@ def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, se
                     (f"burnRate:{policy.short_window}", f"{alert.short_burn:.6g}"),
                     ("factor", f"{alert.factor:g}"),
                     ("errorBudget.remaining", f"{report.remaining:.6g}"),
+                    *causes,
                 ],
                 remediation="Find what changed when the burn started (deploys, dependencies, traffic); roll it back.",
             )
@@ -155,13 +186,19 @@ def review_findings(report: slo_math.BudgetReport, namespace: str, name: str, se
 
 
 async def explain(
-    runtime: Runtime, report: slo_math.BudgetReport, spec: SLOReviewSpec, namespace: str, name: str
+    runtime: Runtime,
+    report: slo_math.BudgetReport,
+    spec: SLOReviewSpec,
+    namespace: str,
+    name: str,
+    attribution: AttributionStatus | None = None,
 ) -> ExplainOutcome:
-    """The optional LLM narrative, through the Analysis machinery; it cannot fail the review."""
+    """The optional LLM narrative, through the Analysis machinery; it cannot fail the review. Its only
+    evidence is the review's numbers (burn rates, budget, the top error contributors)."""
     if runtime.explainer is None:
         return runs.NO_MODEL_SERVER
     options = runtime.llm_options(spec.llm)
-    findings = review_findings(report, namespace, name, spec.service)
+    findings = review_findings(report, namespace, name, spec.service, attribution)
     return await runtime.explainer.explain(Snapshot.build(namespace=namespace, objects={}), findings, [], options)
 
 
@@ -216,13 +253,18 @@ async def _start(request: Request, reason: str, triggered: bool) -> _Review:
 
 
 async def _explained(
-    runtime: Runtime, review: _Review, report: slo_math.BudgetReport, spec: SLOReviewSpec, final: dict[str, Any]
+    runtime: Runtime,
+    review: _Review,
+    report: slo_math.BudgetReport,
+    spec: SLOReviewSpec,
+    final: dict[str, Any],
+    attribution: AttributionStatus | None,
 ) -> None:
     """Adds the LLM narrative (or clears an earlier one) and the Explained condition to ``final``."""
     request = review.request
     explained = None
     if spec.llm.enabled:
-        explained = await explain(runtime, report, spec, request.namespace, request.name)
+        explained = await explain(runtime, report, spec, request.namespace, request.name, attribution)
     status = explained.status if explained is not None else None
     final["explanation"] = status.model_dump(by_alias=True, mode="json", exclude_none=True) if status else None
     final["conditions"] = runs.explained_conditions(final["conditions"], explained, request.generation)
@@ -257,6 +299,35 @@ async def write_rules(
     return outcome
 
 
+async def _burn_context(
+    runtime: Runtime,
+    request: Request,
+    prometheus: PrometheusTarget,
+    spec: SLOReviewSpec,
+    report: slo_math.BudgetReport,
+    window: SLOWindow,
+    at: dt.datetime,
+    logger: HandlerLogger,
+) -> tuple[AttributionStatus | None, list[IncidentLink]]:
+    """For a review that is not Healthy: who caused the burn (one query) and which IncidentReports cover it
+    (one namespaced LIST). Either may fail; the review still completes."""
+    if report.verdict is Verdict.healthy:
+        return None, []
+    burning = slo_math.attribution_window(report.burn_rates, window.lookback)
+    attribution = None
+    if spec.attribution.labels:
+        timeout = runtime.settings.prometheus_timeout_seconds
+        labels = list(spec.attribution.labels)
+        attribution = await attribute(prometheus, spec.sli, labels, burning, at=at, timeout=timeout)
+    since = at - dt.timedelta(seconds=slo_math.window_seconds(burning))
+    try:
+        incidents = await covering_incidents(runtime.api, request.namespace, since, at)
+    except kubeapi.RETRIED_ERRORS as err:
+        logger.warning("slo review %s/%s: incident reports unreadable: %s", request.namespace, request.name, err)
+        incidents = []
+    return attribution, incidents
+
+
 async def review(
     body: Mapping[str, Any],
     runtime: Runtime,
@@ -285,11 +356,13 @@ async def review(
         return
 
     timeout = runtime.settings.prometheus_timeout_seconds
-    data = await collect(prometheus, spec.sli, spec.window, at=spec.evaluation_time, timeout=timeout)
+    at = review_instant(spec.evaluation_time)
+    window = resolve(spec, at)
+    data = await collect(prometheus, spec.sli, window.lookback, at=at, timeout=timeout)
     metrics.dependency("prometheus", not data.failed)
     if data.failed:
         metrics.RUNS.labels(kind=KIND.kind, outcome="query_failed").inc()
-        detail = "; ".join(f"{window}: {error}" for window, error in data.errors.items())
+        detail = "; ".join(f"{lookback}: {error}" for lookback, error in data.errors.items())
         message = f"Prometheus {prometheus.url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
         final = current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds)
@@ -299,31 +372,31 @@ async def review(
         return
     if data.no_data:
         metrics.RUNS.labels(kind=KIND.kind, outcome="no_data").inc()
-        message = f"no events over {spec.window} at {rfc3339(data.evaluated_at)}: {data.queries[spec.window]}"
+        message = f"no events over {window.lookback} at {rfc3339(at)}: {data.queries[window.lookback]}"
         final = current.finish(Phase.completed, False, Reason.no_data, message, data.seconds)
         final.update(dict.fromkeys((*_COMPUTED, "explanation")))
         final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
         final["evaluatedAt"] = rfc3339(data.evaluated_at)
+        final["period"] = window.status().model_dump(by_alias=True, mode="json")
         await request.writer.patch(with_rules(final, written, generation))
         runs.announce(body, Reason.no_data, message, warning=True)
         logger.info("slo review %s: no data (reason: %s)", where, reason)
         return
 
     assert data.window_error_ratio is not None
-    report = slo_math.evaluate(spec.objective, spec.window, data.window_error_ratio, data.error_ratios)
-    attribution = None
-    if report.verdict is not Verdict.healthy and spec.attribution.labels:
-        # At most one more query, bounded by the same timeout; its failure is reported, never fatal.
-        window = slo_math.attribution_window(report.burn_rates, spec.window)
-        labels = list(spec.attribution.labels)
-        attribution = await attribute(prometheus, spec.sli, labels, window, at=data.evaluated_at, timeout=timeout)
-    summary = summarise(report, spec.window, attribution)
+    report = slo_math.evaluate(
+        spec.objective, window.lookback, data.window_error_ratio, data.error_ratios, slo_window_s=window.seconds
+    )
+    attribution, incidents = await _burn_context(runtime, request, prometheus, spec, report, window, at, logger)
+    summary = summarise(report, window.label, attribution)
     final = current.finish(Phase.completed, True, Reason.reviewed, summary, data.seconds)
     final.update(computed_status(report))
     # Healthy or not configured: null, clearing an earlier review's contributors.
     final["attribution"] = None if attribution is None else attribution.model_dump(by_alias=True, mode="json")
+    final["incidents"] = [link.model_dump(by_alias=True, mode="json", exclude_none=True) for link in incidents]
+    final["period"] = window.status().model_dump(by_alias=True, mode="json")
     final["evaluatedAt"] = rfc3339(data.evaluated_at)
-    await _explained(runtime, current, report, spec, final)
+    await _explained(runtime, current, report, spec, final, attribution)
     await request.writer.patch(with_rules(final, written, generation))
     metrics.RUNS.labels(kind=KIND.kind, outcome="completed").inc()
     metrics.observe_stage(KIND.kind, "query", data.seconds)

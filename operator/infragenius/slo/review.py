@@ -36,6 +36,12 @@ class ReviewData:
         return not self.errors and self.window_error_ratio is None
 
 
+def review_instant(at: dt.datetime | None) -> dt.datetime:
+    """The instant a review describes: ``at`` (an evaluationTime), else now; zone-less means UTC, as in Kubernetes."""
+    at = at or dt.datetime.now(dt.UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
 class QueryFailed(Exception):
     pass
 
@@ -78,9 +84,7 @@ async def collect(
     windows: tuple[str, ...] = BURN_WINDOWS,
 ) -> ReviewData:
     """Query the error ratio over the SLO window and every burn lookback at ``at`` (default: now). Never raises."""
-    at = at or dt.datetime.now(dt.UTC)
-    if at.tzinfo is None:  # an evaluationTime without an offset means UTC, as in Kubernetes
-        at = at.replace(tzinfo=dt.UTC)
+    at = review_instant(at)
     lookbacks = tuple(dict.fromkeys((slo_window, *windows)))
     queries = window_queries(sli, lookbacks)
     started = time.perf_counter()

@@ -11,6 +11,9 @@ The rules say exactly what the SLOReview computes:
   computed in the same float64 order as :class:`infragenius.slo.math.AlertEvaluation`, so a burn of
   exactly the factor fires neither here nor in the SLOReview's status.
 
+A calendar SLO (``spec.calendar``) gets the rules of its unit's nominal length (a month is 30d): PromQL
+ranges are fixed, so the rules cannot follow the calendar; the review's own status does.
+
 Alerts carry the ``slo`` and ``namespace`` labels the operator's Alertmanager receiver reads, so a firing
 alert also re-runs the SLOReview it came from.
 """
@@ -28,6 +31,7 @@ from pydantic import ValidationError
 from infragenius.models.api import API_VERSION, GROUP, SLO_REVIEW
 from infragenius.models.slo import BURN_WINDOWS, SLOReviewSpec
 from infragenius.slo import math as slo_math
+from infragenius.slo.periods import rule_window
 from infragenius.slo.queries import error_ratio_query
 
 RECORD_PREFIX = "slo:sli_error:ratio_rate"
@@ -88,8 +92,8 @@ def _identity_labels(source: SLOSource) -> dict[str, str]:
 def _record_windows(spec: SLOReviewSpec) -> list[str]:
     """The burn lookbacks, then the SLO window unless it is one of them (a 1d or 3d SLO)."""
     windows = list(BURN_WINDOWS)
-    if spec.window not in windows:
-        windows.append(spec.window)
+    if rule_window(spec) not in windows:
+        windows.append(rule_window(spec))
     return windows
 
 
@@ -118,7 +122,9 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
     spec = source.spec
     labels = _identity_labels(source)
     budget = slo_math.error_budget(spec.objective)
-    slo_s = slo_math.window_seconds(spec.window)
+    # A calendar SLO gets its unit's nominal length: a PromQL range cannot start at the 1st of the month.
+    window = rule_window(spec)
+    slo_s = slo_math.window_seconds(window)
     selector = _selector(source)
     ref = f"{source.namespace}/{source.name}"
 
@@ -129,7 +135,7 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
     rules.append(
         {
             "record": BUDGET_REMAINING_RECORD,
-            "expr": f"1 - {record_name(spec.window)}{selector} / {_number(budget)}",
+            "expr": f"1 - {record_name(window)}{selector} / {_number(budget)}",
             "labels": dict(labels),
         }
     )
@@ -141,15 +147,15 @@ def rule_group(source: SLOSource, runbook_template: str | None = None) -> dict[s
         short_burn = f"{record_name(policy.short_window)}{selector} / {_number(budget)} > {_number(factor)}"
         annotations = {
             "summary": (
-                f"SLO {ref} ({spec.service}, {spec.objective:g}% over {spec.window}) is burning its error budget "
+                f"SLO {ref} ({spec.service}, {spec.objective:g}% over {window}) is burning its error budget "
                 f"faster than {factor:g}x over {policy.long_window} and {policy.short_window}"
             ),
             "description": (
                 f'The burn rate over {policy.long_window} is {{{{ $value | printf "%.4g" }}}}x and the one over '
                 f"{policy.short_window} is above {factor:g}x too (budget {_number(budget)} = "
-                f"{100 - spec.objective:g}% errors allowed over {spec.window}; threshold {factor:g}x = "
+                f"{100 - spec.objective:g}% errors allowed over {window}; threshold {factor:g}x = "
                 f"{factor * budget:.6g} error ratio). At {factor:g}x, "
-                f"{policy.budget_fraction:.0%} of the {spec.window} budget is spent in {policy.long_window}. "
+                f"{policy.budget_fraction:.0%} of the {window} budget is spent in {policy.long_window}. "
                 f"Review: kubectl get sloreview {source.name} -n {source.namespace}"
             ),
             "sloreview": f"{SLO_REVIEW.kind} {ref}",
