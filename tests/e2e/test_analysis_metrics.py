@@ -23,9 +23,10 @@ from kubernetes import client
 
 from infragenius.gather.container_metrics import queries
 from infragenius_devtools.devcluster import scenarios as workloads
+from infragenius_devtools.prometheus import PrometheusUnavailable, is_ready, stop_process
+from infragenius_devtools.support import free_port
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster, _unavailable
-from tests.e2e.prometheus_support import PrometheusUnavailable, _ready, free_port, stop_process
 from tests.e2e.support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -152,7 +153,7 @@ class RecentPrometheus:
                 start_new_session=True,
             )
         deadline = time.monotonic() + 60
-        while not _ready(self.url):
+        while not is_ready(self.url):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise PrometheusUnavailable(f"prometheus did not start: {self.log.read_text()[-800:]}")

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from kopf.testing import KopfRunner
@@ -40,10 +39,10 @@ from kubernetes import client
 
 from infragenius_devtools.devcluster import scenarios
 from infragenius_devtools.devcluster.services import LocalOllama
+from infragenius_devtools.prometheus import is_ready, stop_process
 from infragenius_devtools.support import free_port
 from tests.e2e.analysis_support import by_problem, running_operator
 from tests.e2e.conftest import E2ECluster, _unavailable
-from tests.e2e.prometheus_support import stop_process
 from tests.e2e.support import wait_for
 from tests.e2e.test_llm import llm_env
 
@@ -135,19 +134,12 @@ def shop_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url) or process.poll() is not None, timeout=60, what="prometheus to start")
+        wait_for(lambda: is_ready(url) or process.poll() is not None, timeout=60, what="prometheus to start")
         if process.poll() is not None:
             _unavailable(f"prometheus exited: {(home / 'prometheus.log').read_text()[-800:]}")
         yield url
     finally:
         stop_process(process)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 # --- the namespace, the operator and the applied examples ---------------------------------------------
