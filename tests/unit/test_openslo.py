@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,13 @@ def _set(path: str, value: Any) -> Any:
                 {"duration": "1M", "isRolling": False, "calendar": {"timeZone": "UTC", "weekStart": "Sunday"}},
             ),
             "spec.timeWindow[0].calendar.weekStart is not supported",
+        ),
+        (
+            _set(
+                "spec.timeWindow[0]",
+                {"duration": "1M", "calendar": {"startTime": dt.datetime(2020, 1, 21, 12, 30, tzinfo=dt.UTC)}},
+            ),
+            "spec.timeWindow[0].calendar.startTime: 2020-01-21T12:30:00+00:00 has a zone",
         ),
         (
             _set("spec.timeWindow[0]", {"duration": "28d", "isRolling": True, "calendar": {"timeZone": "UTC"}}),
@@ -703,3 +711,159 @@ def test_threshold_metric_in_a_separate_sli_document() -> None:
     sli["spec"]["thresholdMetric"] = prom("rpc_seconds_sum")
     # The error points at the SLI document, where the query is written.
     assert "SLO checkout-availability: SLI lat: spec.thresholdMetric.metricSource.spec.query" in refusal(sli, doc)
+
+
+# --- the OpenSLO v1 specification's own examples (github.com/OpenSLO/OpenSLO, README "Specification") --------
+# Typed in from the specification text; where an example is a fragment (the ratioMetric, the calendar window,
+# the objectives), it is set into an SLO with the general schema's fields around it.
+
+SPEC_CALENDAR_WINDOW = """
+timeWindow:
+  - duration: 1M
+    calendar:
+      startTime: 2020-01-21 12:30:00
+      timeZone: America/New_York
+"""
+
+SPEC_PROMETHEUS_RATIO = """
+ratioMetric:
+  counter: true
+  good:
+    metricSource:
+      type: Prometheus
+      metricSourceRef: prometheus-datasource
+      spec:
+        query: sum(localhost_server_requests{code=~"2xx|3xx",host="*",instance="127.0.0.1:9090"})
+  total:
+    metricSource:
+      type: Prometheus
+      metricSourceRef: prometheus-datasource
+      spec:
+        query: localhost_server_requests{code="total",host="*",instance="127.0.0.1:9090"}
+"""
+
+SPEC_ALERT_POLICY_INLINE = """
+apiVersion: openslo/v1
+kind: AlertPolicy
+metadata:
+  name: AlertPolicy
+  displayName: Alert Policy
+spec:
+  description: Alert policy for cpu usage breaches, notifies on-call devops via email
+  alertWhenBreaching: true
+  alertWhenResolved: false
+  conditions:
+    - kind: AlertCondition
+      metadata:
+        name: cpu-usage-breach
+        displayName: CPU Usage breaching
+      spec:
+        description: SLO burn rate for cpu-usage-breach exceeds 2
+        severity: page
+        condition:
+          kind: burnrate
+          op: lte
+          threshold: 2
+          lookbackWindow: 1h
+          alertAfter: 5m
+  notificationTargets:
+    - targetRef: on-call-devops-mail-notification
+"""
+
+SPEC_DATADOG_SLO = """
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: foo-slo
+  displayName: Foo SLO
+spec:
+  service: foo
+  indicator:
+    metadata:
+      name: foo-error
+      displayName: Foo Error
+    spec:
+      ratioMetric:
+        counter: true
+        good:
+          metricSource:
+            metricSourceRef: datadog-datasource
+            type: Datadog
+            spec:
+              query: sum:trace.http.request.hits.by_http_status{http.status_code:200}.as_count()
+        total:
+          metricSource:
+            metricSourceRef: datadog-datasource
+            type: Datadog
+            spec:
+              query: sum:trace.http.request.hits.by_http_status{*}.as_count()
+  objectives:
+    - displayName: Foo Total Errors
+      target: 0.98
+"""
+
+
+def specification_slo() -> dict[str, Any]:
+    """The Prometheus ratioMetric and calendar window examples in an SLO, with the Objectives example's first."""
+    return {
+        "apiVersion": "openslo/v1",
+        "kind": "SLO",
+        "metadata": {"name": "foo-slo", "displayName": "Foo SLO"},
+        "spec": {
+            "service": "foo",
+            "indicator": {"metadata": {"name": "foo-error"}, "spec": yaml.safe_load(SPEC_PROMETHEUS_RATIO)},
+            **yaml.safe_load(SPEC_CALENDAR_WINDOW),
+            "budgetingMethod": "Occurrences",
+            "objectives": [{"displayName": "Foo Total Errors", "target": 0.98}],
+        },
+    }
+
+
+def test_specification_prometheus_ratio_with_a_calendar_window_imports() -> None:
+    data_source = {
+        "apiVersion": "openslo/v1",
+        "kind": "DataSource",
+        "metadata": {"name": "prometheus-datasource"},
+        "spec": {"type": "Prometheus", "connectionDetails": {"url": "http://prometheus:9090"}},
+    }
+    result = openslo.import_documents([data_source, specification_slo()])
+    (review,) = result.manifests
+    spec = SLOReviewSpec.model_validate(review["spec"])
+    assert spec.objective == 98.0
+    assert spec.calendar is not None
+    assert (spec.calendar.unit.value, spec.calendar.time_zone, spec.calendar.start_time) == (
+        "Month",
+        "America/New_York",
+        "2020-01-21 12:30:00",
+    )
+    good = 'localhost_server_requests{code=~"2xx|3xx",host="*",instance="127.0.0.1:9090"}'
+    total = 'localhost_server_requests{code="total",host="*",instance="127.0.0.1:9090"}'
+    assert spec.sli.ratio is not None and spec.sli.ratio.total_query == total
+    # errors = total - good, each increased per series over the lookback, then summed.
+    assert spec.sli.ratio.error_query == f"sum(increase({total}[$window])) - sum(increase({good}[$window]))"
+    assert any("sum(...) read as the counter selector" in w for w in result.warnings)
+    # Export writes the calendar window back as the specification has it.
+    exported = openslo.export_documents(result.manifests)[-1]
+    assert exported["spec"]["timeWindow"] == [
+        {
+            "duration": "1M",
+            "isRolling": False,
+            "calendar": {"startTime": "2020-01-21 12:30:00", "timeZone": "America/New_York"},
+        }
+    ]
+
+
+def test_specification_alert_policy_example_is_reported_not_imported() -> None:
+    result = openslo.import_documents([yaml.safe_load(SPEC_ALERT_POLICY_INLINE), slo()])
+    assert [m["metadata"]["name"] for m in result.manifests] == ["checkout-availability"]
+    assert any("AlertPolicy AlertPolicy: not imported" in w for w in result.warnings), result.warnings
+
+
+def test_specification_datadog_example_is_refused_naming_the_field() -> None:
+    doc = yaml.safe_load(SPEC_DATADOG_SLO)
+    # The example leaves out the window and budgeting method; with them, the source type is what is refused.
+    assert "SLO foo-slo: spec.budgetingMethod: None is not supported" in refusal(doc)
+    doc["spec"].update(yaml.safe_load(SPEC_CALENDAR_WINDOW), budgetingMethod="Occurrences")
+    assert "SLO foo-slo: spec.indicator.spec.ratioMetric.good.metricSource.type: 'Datadog' is not supported" in refusal(
+        doc
+    )

@@ -16,8 +16,9 @@ What maps:
 - ``budgetingMethod: Occurrences`` (events, as the SLOReview counts them).
 - ``ratioMetric`` with Prometheus queries: ``bad``/``total`` -> ``sli.ratio``; ``good``/``total`` ->
   ``sli.ratio`` with errors = total - good; ``raw`` (``rawType: failure``) -> ``sli.raw``, ``success`` ->
-  ``1 - (query)``. Each ``good``/``bad``/``total`` query is a counter selector or an expression using
-  ``$window``, as the SLOReview reads them.
+  ``1 - (query)``. Each ``good``/``bad``/``total`` query is a counter selector (``sum(<selector>)`` is read
+  as the selector: increase per series, then sum) or an expression using ``$window``, as the SLOReview
+  reads them.
 - ``thresholdMetric`` -> ``sli.latency`` when it is a histogram: the query is ``<name>_bucket{matchers}``,
   the objective's ``op`` is ``lte`` and its ``value`` the threshold in seconds (good = requests at or below
   the bound, which is what the histogram's ``le`` buckets count).
@@ -43,6 +44,7 @@ someone is paged. ``DataSource`` documents only give a ``metricSourceRef`` its t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -108,6 +110,8 @@ _LABEL_VALUE = re.compile(rf"^({_LABEL_NAME})?$")
 _WINDOW = re.compile(r"^[1-9][0-9]{0,2}(d|w)$")
 # A counter selector the SLOReview can wrap in increase(...[w]): a name and/or {matchers}, nothing else.
 _SELECTOR = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*\s*(\{[^{}]*\})?|\{[^{}]*\})\s*$")
+# sum(<counter selector>), as the specification's own Prometheus example writes a counter query.
+_SUMMED_SELECTOR = re.compile(r"^\s*sum\s*\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*\s*(?:\{[^{}]*\})?|\{[^{}]*\})\s*\)\s*$")
 _BUCKET = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)_bucket(?:\{([^{}]*)\})?\s*$")
 _LE_MATCHER = re.compile(r"(^|,)\s*le\s*(=|!=|=~|!~)")
 
@@ -235,6 +239,15 @@ def _annotations(value: object, where: str) -> dict[str, str]:
     return annotations
 
 
+def _local_time(value: object, where: str) -> str:
+    """The specification writes ``startTime: 2020-01-21 12:30:00`` unquoted, which YAML reads as a time."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            raise OpenSLOError(f"{where}: {value.isoformat()} has a zone; give the local time and timeZone")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return _string(value, where)
+
+
 def check_query(query: str, where: str) -> None:
     """A good/bad/total query the SLOReview can read: a counter selector, or an expression with $window."""
     if WINDOW_PLACEHOLDER in query or _SELECTOR.fullmatch(query):
@@ -274,7 +287,11 @@ def _header(document: object, position: int) -> _Doc:
     _only(doc, ("apiVersion", "kind", "metadata", "spec"), where, f"an OpenSLO {kind}")
     metadata = _mapping(doc.get("metadata"), f"{where} ({kind}): metadata")
     name = metadata.get("name")
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name):
+    # Alert documents are only reported, never become objects: the specification's own example is
+    # named "AlertPolicy", which no Kubernetes object could be.
+    if kind in ALERT_KINDS and isinstance(name, str) and 0 < len(name) <= 253 and name.isprintable():
+        pass
+    elif not isinstance(name, str) or not _DNS_SUBDOMAIN.fullmatch(name):
         raise OpenSLOError(f"{where} ({kind}): metadata.name: {name!r} is not a valid Kubernetes name")
     spec = doc.get("spec", {})
     return _Doc(str(kind), name, metadata, _mapping(spec if spec is not None else {}, f"{kind} {name}: spec"))
@@ -350,8 +367,13 @@ class _Importer:
         counter = ratio.get("counter", True)
         if not isinstance(counter, bool):
             raise OpenSLOError(f"{where}.counter: expected true or false, got {counter!r}")
-        for part, query in queries.items():
+        for part, query in list(queries.items()):
             field_path = f"{where}.{part}.metricSource.spec.query"
+            summed = _SUMMED_SELECTOR.fullmatch(query)
+            if counter and summed is not None:
+                # sum(counter) then increase() would miss each series' resets; increase per series, then sum.
+                queries[part] = query = summed.group(1).strip()
+                self.warnings.append(f"{field_path}: sum(...) read as the counter selector {query}")
             if not counter and WINDOW_PLACEHOLDER not in query:
                 raise OpenSLOError(
                     f"{field_path}: counter: false needs a query using {WINDOW_PLACEHOLDER}: "
@@ -417,7 +439,7 @@ class _Importer:
         if "timeZone" in calendar:
             fields["timeZone"] = _string(calendar["timeZone"], f"{where}.calendar.timeZone")
         if "startTime" in calendar:
-            fields["startTime"] = _string(calendar["startTime"], f"{where}.calendar.startTime")
+            fields["startTime"] = _local_time(calendar["startTime"], f"{where}.calendar.startTime")
         try:
             SLOCalendarSpec.model_validate(fields)
         except ValidationError as err:
