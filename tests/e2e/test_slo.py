@@ -336,10 +336,18 @@ def test_slo_narrative_from_a_real_model_with_names_masked(
     env = {"INFRAGENIUS_PROMETHEUS_URL": prometheus.url}
     with CaptureProxy(ollama.url) as proxy, running_operator(operator_kubeconfig, **llm_env(proxy.url), **env):
         workloads.apply(
-            cluster.kubectl, namespace, slo_review(name, ratio_sli("exhausted"), service=service, llm={"enabled": True})
+            cluster.kubectl,
+            namespace,
+            slo_review(
+                name,
+                ratio_sli("attribution"),
+                service=service,
+                llm={"enabled": True},
+                attribution={"labels": ["route", "code"]},
+            ),
         )
         status = wait_reviewed(cluster, namespace, name, timeout=240)
-    assert status["phase"] == "Completed" and status["verdict"] == "Exhausted", status
+    assert status["phase"] == "Completed" and status["verdict"] == "Breaching", status
     explained = condition(status, "Explained")
     assert (explained["status"], explained["reason"]) == ("True", "Explained"), explained
     explanation = ExplainedStatus.model_validate(status["explanation"])
@@ -349,7 +357,9 @@ def test_slo_narrative_from_a_real_model_with_names_masked(
     chats = [b for b in proxy.bodies if '"messages"' in b]
     assert chats, "the model was never asked"
     prompts = [json.loads(b)["messages"][1]["content"] for b in chats]
-    assert all("Error budget exhausted" in p for p in prompts)
+    assert all("Burning " in p for p in prompts)
+    # Grounded in the review's numbers: the top contributors go to the model as evidence.
+    assert all("errorsBy:" in p and "80.0% of" in p for p in prompts), prompts[0][:2000]
     sent = "\n".join(chats)
     leaked = [word for word in (name, service, "flamingo", "pelican", namespace) if word in sent]
     assert leaked == [], leaked
