@@ -66,6 +66,40 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_trends(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import os
+    import re
+
+    import psycopg
+
+    from infragenius.history.trends import TrendFilter, trends
+    from infragenius.history.trends_output import render_trends
+
+    dsn = args.postgres_url or os.environ.get("INFRAGENIUS_POSTGRES_URL")
+    if not dsn:
+        print("error: no Postgres: pass --postgres-url or set INFRAGENIUS_POSTGRES_URL", file=sys.stderr)
+        return 2
+    if args.workload is not None and not re.fullmatch(r"[A-Za-z]+/[-a-z0-9.]{1,253}", args.workload):
+        print(f"error: --workload {args.workload!r}: expected KIND/NAME, e.g. Deployment/checkout", file=sys.stderr)
+        return 2
+    if not (1 <= args.days <= 3650 and 1 <= args.bucket_hours <= 24 * 31 and 1 <= args.top <= 500):
+        print("error: --days 1..3650, --bucket-hours 1..744, --top 1..500", file=sys.stderr)
+        return 2
+    query = TrendFilter(args.namespace, args.workload, args.detector, args.days, args.bucket_hours)
+    try:
+        found = asyncio.run(trends(dsn, query, args.top))
+    except psycopg.Error as err:
+        print(
+            f"error: history unreadable: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(found.as_json(), indent=2) if args.output == "json" else render_trends(found))
+    return 0
+
+
 def _rbac(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -209,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack-output", default=None, help="the stack Role rules (default: stack-role-rules.yaml beside --output)"
     )
     rbac.set_defaults(func=_rbac)
+
+    history = commands.add_parser("history", help="trends from the findings history in Postgres")
+    history_commands = history.add_subparsers(dest="history_command", required=True)
+    trends = history_commands.add_parser(
+        "trends", help="open findings over time, mean time to resolve and the top recurring problems"
+    )
+    trends.add_argument("-n", "--namespace", default=None, help="findings in this namespace")
+    trends.add_argument("--workload", default=None, metavar="KIND/NAME", help="e.g. Deployment/checkout (its pods too)")
+    trends.add_argument("--detector", default=None)
+    trends.add_argument("--days", type=int, default=30, help="how far back (default: %(default)s)")
+    trends.add_argument("--bucket-hours", type=int, default=24, help="open findings per bucket (default: %(default)s)")
+    trends.add_argument("--top", type=int, default=10, help="recurring problems listed (default: %(default)s)")
+    trends.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    trends.add_argument("--postgres-url", default=None, help="default: INFRAGENIUS_POSTGRES_URL")
+    trends.set_defaults(func=_history_trends)
 
     slo = commands.add_parser("slo", help="SLO tools that work offline")
     slo_commands = slo.add_subparsers(dest="slo_command", required=True)

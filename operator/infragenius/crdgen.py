@@ -126,6 +126,7 @@ def analysis_crd() -> dict[str, Any]:
         status=analysis.AnalysisStatus,
         columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "New", "type": "integer", "jsonPath": ".status.lifecycle.counts.new"},
             {"name": "Critical", "type": "integer", "jsonPath": ".status.counts.critical"},
             {"name": "Warnings", "type": "integer", "jsonPath": ".status.counts.warning"},
             {"name": "Summary", "type": "string", "jsonPath": ".status.summary"},

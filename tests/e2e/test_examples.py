@@ -257,9 +257,14 @@ def test_namespace_analysis(cluster: E2ECluster, shop: str, applied: dict[str, d
 
     table = cluster.kubectl("get", "analyses", "-n", shop).stdout
     header = table.splitlines()[0].split()
-    assert header[:3] == ["NAME", "PHASE", "CRITICAL"], table
+    assert header[:4] == ["NAME", "PHASE", "NEW", "CRITICAL"], table
     row = next(line.split() for line in table.splitlines() if line.startswith("shop-health "))
-    assert row[1:4] == ["Completed", str(status["counts"]["critical"]), str(status["counts"]["warning"])], table
+    counts = [
+        str(status["lifecycle"]["counts"]["new"]),
+        str(status["counts"]["critical"]),
+        str(status["counts"]["warning"]),
+    ]
+    assert row[1:5] == ["Completed", *counts], table
     described = cluster.kubectl("describe", "analysis", "shop-health", "-n", shop).stdout
     assert "Completed" in described and "CrashLoopBackOff" in described, described
 

@@ -58,6 +58,7 @@ def test_schema_is_structural_and_carries_validation() -> None:
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
         "Phase",
+        "New",
         "Critical",
         "Warnings",
         "Summary",

@@ -7,12 +7,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from infragenius.analysis import engine
+from infragenius.analysis import engine, lifecycle
+from infragenius.analysis.lifecycle import LifecycleResult
 from infragenius.analysis.runner import AnalysisOutcome, analyze
 from infragenius.history.store import RunRecord
 from infragenius.kube.time import now_rfc3339
 from infragenius.llm.explain import ExplainOutcome
-from infragenius.models.analysis import AnalysisSpec, AnalysisStatus
+from infragenius.models.analysis import AnalysisSpec, AnalysisStatus, LifecycleCounts
 from infragenius.models.api import ANALYSIS, Phase, Reason
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
@@ -32,6 +33,22 @@ async def explain(runtime: Runtime, outcome: AnalysisOutcome, spec: AnalysisSpec
     return await runtime.explainer.explain(outcome.snapshot, outcome.findings, missing, options)
 
 
+def lifecycle_summary(counts: LifecycleCounts) -> str:
+    """', 2 new, 1 resolved' for the summary; nothing when nothing changed."""
+    parts = [
+        f"{value} {label}"
+        for value, label in (
+            (counts.new, "new"),
+            (counts.reopened, "reopened"),
+            (counts.flapping, "flapping"),
+            (counts.resolved, "resolved"),
+            (counts.silenced, "silenced"),
+        )
+        if value
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def completed_status(
     outcome: AnalysisOutcome,
     spec: AnalysisSpec,
@@ -40,9 +57,15 @@ def completed_status(
     started_at: str,
     previous: Mapping[str, Any],
     explained: ExplainOutcome | None = None,
+    followed: LifecycleResult | None = None,
 ) -> dict[str, Any]:
-    kept = outcome.findings[: spec.max_findings]
-    summary = engine.summarise(outcome.findings, outcome.target, outcome.missing)
+    """``followed``: this run's lifecycle (None: the findings as they are, e.g. for the CLI)."""
+    findings = followed.findings if followed is not None else outcome.findings
+    kept = findings[: spec.max_findings]
+    counted = [f for f in findings if f.lifecycle is None or not f.lifecycle.silenced]
+    summary = engine.summarise(counted, outcome.target, outcome.missing)
+    if followed is not None:
+        summary += lifecycle_summary(followed.status.counts)
     status = AnalysisStatus(
         phase=Phase.completed,
         observed_generation=generation,
@@ -50,15 +73,16 @@ def completed_status(
         started_at=started_at,
         completed_at=now_rfc3339(),
         duration_seconds=outcome.timings.total_seconds,
-        summary=summary,
-        counts=engine.count(outcome.findings),
-        total_findings=len(outcome.findings),
-        truncated=len(outcome.findings) > len(kept),
+        summary=summary[:512],
+        counts=engine.count(counted),
+        total_findings=len(findings),
+        truncated=len(findings) > len(kept),
         findings=kept,
         missing=outcome.source_reports(),
         timings=outcome.timings,
         explanation=explained.status if explained else None,
         rerun_token=previous.get("rerunToken"),
+        lifecycle=followed.status if followed is not None else None,
     ).model_dump(by_alias=True, mode="json", exclude_none=True)
     if explained is None or explained.status is None:
         status["explanation"] = None  # merge patch: drop an explanation from an earlier run
@@ -68,10 +92,34 @@ def completed_status(
     return status
 
 
+def transition_rows(followed: LifecycleResult) -> list[dict[str, Any]]:
+    """History's record of each state change (trends: mean time to resolve, recurring problems)."""
+    return [
+        {
+            "finding_id": t.finding_id,
+            "from_state": t.previous.value if t.previous else None,
+            "to_state": t.state.value,
+            "detector": t.tracked.detector,
+            "severity": t.tracked.severity.value,
+            "resource": t.tracked.resource,
+            "title": t.tracked.title,
+            "first_seen": t.tracked.first_seen,
+            "silenced": t.silenced,
+        }
+        for t in followed.transitions
+    ]
+
+
 def run_record(
-    request: Request, spec: AnalysisSpec, outcome: AnalysisOutcome, final: Mapping[str, Any], trigger: str
+    request: Request,
+    spec: AnalysisSpec,
+    outcome: AnalysisOutcome,
+    final: Mapping[str, Any],
+    trigger: str,
+    followed: LifecycleResult | None = None,
 ) -> RunRecord:
-    """History keeps every finding, not only the ones that fit in status."""
+    """History keeps every finding, not only the ones that fit in status, with its lifecycle."""
+    findings = followed.findings if followed is not None else outcome.findings
     return runs.run_record(
         request,
         final,
@@ -82,7 +130,8 @@ def run_record(
         detect_seconds=outcome.timings.detect_seconds,
         counts=dict(final.get("counts") or {}),
         missing=list(final.get("missing") or []),
-        findings=[f.model_dump(mode="json", exclude_none=True) for f in outcome.findings],
+        findings=[f.model_dump(mode="json", by_alias=True, exclude_none=True) for f in findings],
+        transitions=transition_rows(followed) if followed is not None else [],
         explanation=final.get("explanation"),
         spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     )
@@ -133,13 +182,23 @@ async def run(
     if spec.llm.enabled:
         with metrics.timed_stage(KIND.kind, "llm"):
             explained = await explain(runtime, outcome, spec)
+    followed = lifecycle.advance(
+        lifecycle.previous_tracked(request.status),
+        outcome.findings,
+        dt.datetime.now(dt.UTC),
+        spec.lifecycle,
+        spec.silences,
+    )
     final = completed_status(
-        outcome, spec, request.generation, begun.run_id, begun.started_at, request.status, explained
+        outcome, spec, request.generation, begun.run_id, begun.started_at, request.status, explained, followed
     )
     failed = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
-    record = run_record(request, spec, outcome, final, reason)
+    record = run_record(request, spec, outcome, final, reason, followed)
     await runs.write_completed(runtime, request, final, record, failed, explained)
     metrics.count_findings(outcome.findings)
+    metrics.follow_findings(
+        request.namespace, request.name, lifecycle.open_by_severity(followed), lifecycle.metric_changes(followed)
+    )
     metrics.observe_stage(KIND.kind, "total", outcome.timings.total_seconds)
     timings = outcome.timings
     begun.log.info(
@@ -154,6 +213,12 @@ async def run(
     # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
     # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
     runs.announce(body, Reason.analysis_completed, final["summary"])
+
+
+def forget(body: Mapping[str, Any]) -> None:
+    """A deleted Analysis: its open-findings gauges go."""
+    metadata = body.get("metadata") or {}
+    metrics.forget_analysis(str(metadata.get("namespace", "")), str(metadata.get("name", "")))
 
 
 def _record_sources(runtime: Runtime, outcome: AnalysisOutcome) -> None:

@@ -38,3 +38,9 @@ async def analysis_interval(body: kopf.Body, memo: kopf.Memo, logger: HandlerLog
         # One interval run per previous completion, however often the timer fires.
         previous = (body.get("status") or {}).get("completedAt")
         await reconcile.run(body, memo.runtime, logger, reason="interval", cause=f"interval:{previous}")
+
+
+# optional: no finalizer; a missed delete only leaves a stale gauge until the operator restarts.
+@kopf.on.delete(*RESOURCE, optional=True)
+async def analysis_deleted(body: kopf.Body, **_: Any) -> None:
+    reconcile.forget(body)

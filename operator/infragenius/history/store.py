@@ -57,6 +57,8 @@ class RunRecord:
     summary: str
     missing: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # Lifecycle changes of this run (an Analysis's New, Reopened, Flapping, Resolved findings).
+    transitions: list[dict[str, Any]] = field(default_factory=list)
     explanation: dict[str, Any] | None = None
     spec: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -206,10 +208,18 @@ class HistoryStore:
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         "INSERT INTO findings (request_id, finding_id, detector, severity, kind, namespace, name,"
-                        " owner_kind, owner_name, title, affected, evidence, observed_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        " owner_kind, owner_name, title, affected, evidence, observed_at, state, first_seen,"
+                        " occurrences, silenced)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         [_finding_row(request_id, f, observed) for f in record.findings],
                     )
+                    if record.transitions:
+                        await cur.executemany(
+                            "INSERT INTO finding_transitions (request_id, resource_uid, finding_id, from_state,"
+                            " to_state, detector, severity, resource, title, first_seen, silenced, at)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                            [_transition_row(request_id, record.resource_uid, t, observed) for t in record.transitions],
+                        )
         return True
 
     async def count_runs(self, namespace: str | None = None) -> int:
@@ -258,6 +268,7 @@ def _finding_row(request_id: int, finding: dict[str, Any], observed: dt.datetime
     resource = finding.get("resource") or {}
     owners = finding.get("owners") or []
     top = owners[-1] if owners else {}
+    lifecycle = finding.get("lifecycle") or {}
     return (
         request_id,
         finding["id"],
@@ -272,8 +283,29 @@ def _finding_row(request_id: int, finding: dict[str, Any], observed: dt.datetime
         int(finding.get("affected") or 1),
         Jsonb(finding.get("evidence") or []),
         observed,
+        lifecycle.get("state"),
+        lifecycle.get("firstSeen"),
+        lifecycle.get("occurrences"),
+        bool(lifecycle.get("silenced")),
     )
 
 
 # Connection-level failures (server down, pool timeout): worth retrying. Anything else is a bug in the record.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _transition_row(request_id: int, resource_uid: str, change: dict[str, Any], at: dt.datetime) -> Sequence[Any]:
+    return (
+        request_id,
+        resource_uid,
+        change["finding_id"],
+        change.get("from_state"),
+        change["to_state"],
+        change.get("detector", ""),
+        change.get("severity", "info"),
+        change.get("resource", ""),
+        change.get("title", ""),
+        change.get("first_seen"),
+        bool(change.get("silenced")),
+        at,
+    )

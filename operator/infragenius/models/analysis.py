@@ -16,10 +16,11 @@ from infragenius.models.common import (
     PromRange,
     SpecBool,
     SpecInt,
+    Timestamp,
     parse_duration,
 )
 from infragenius.models.explanation import ExplainedStatus
-from infragenius.models.findings import Finding, Severity
+from infragenius.models.findings import Finding, FindingState, Severity
 
 MIN_INTERVAL_SECONDS = 60
 #: Findings kept in status stop at this many bytes of JSON (most severe first, so the tail goes); the rest
@@ -105,6 +106,52 @@ class PrometheusSpec(CamelModel):
     lookback: PromRange = "1h"
 
 
+FINDING_ID_PATTERN = r"^[a-f0-9]{16}$"
+MAX_SILENCES = 50
+MAX_TRACKED = 2000
+
+
+class LifecycleSpec(CamelModel):
+    """How findings are followed from run to run."""
+
+    quiet_period: Duration = Field(
+        default="24h", description="A finding back within this after it was resolved is Reopened, later New."
+    )
+    flap_threshold: SpecInt = Field(
+        default=3, ge=2, le=20, description="Reopened this many times within the quiet period: Flapping."
+    )
+
+
+class Silence(CamelModel):
+    """Hide matching findings from the counts and from notifications until ``expires``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.findingId) || has(self.detector)", "message": "set findingId or detector"}
+            ]
+        }
+    )
+
+    finding_id: str | None = Field(default=None, pattern=FINDING_ID_PATTERN, max_length=16)
+    detector: DetectorName | None = None
+    resource: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[A-Za-z*?]+/[-a-z0-9.*?]+$",
+        description="Kind/name of the finding's resource; * and ? match, e.g. Pod/checkout-*.",
+    )
+    expires: Timestamp
+    reason: str = Field(min_length=1, max_length=256, pattern=r"\S")
+    by: str | None = Field(default=None, max_length=128, description="Who silenced it (recorded in history).")
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> Silence:
+        if self.finding_id is None and self.detector is None:
+            raise ValueError("set findingId or detector")
+        return self
+
+
 class AnalysisSpec(CamelModel):
     """What to analyse and how."""
 
@@ -139,6 +186,8 @@ class AnalysisSpec(CamelModel):
     interval: Duration | None = Field(default=None, description="Re-run periodically, at least every 1m.")
     max_findings: SpecInt = Field(default=50, ge=1, le=500, description="Findings kept in status (most severe first).")
     llm: LLMSpec = Field(default_factory=LLMSpec)
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
+    silences: list[Silence] = Field(default_factory=list, max_length=MAX_SILENCES)
 
     @model_validator(mode="after")
     def _one_target(self) -> AnalysisSpec:
@@ -175,6 +224,39 @@ class Timings(CamelModel):
     total_seconds: float = 0.0
 
 
+class LifecycleCounts(CamelModel):
+    """Findings of this run by state (silenced ones only under ``silenced``), and those resolved by it."""
+
+    new: int = 0
+    open: int = 0
+    reopened: int = 0
+    flapping: int = 0
+    resolved: int = 0
+    silenced: int = 0
+
+
+class TrackedFinding(CamelModel):
+    """What the next run needs to know about a finding: kept while open and for a quiet period once resolved."""
+
+    id: str = Field(pattern=FINDING_ID_PATTERN)
+    state: FindingState
+    detector: str = Field(max_length=63)
+    severity: Severity
+    resource: str = Field(max_length=512, description="Kind/namespace/name.")
+    title: str = Field(max_length=256)
+    first_seen: str
+    last_seen: str
+    occurrences: int = Field(ge=1)
+    resolved_at: str | None = None
+    reopens: list[str] = Field(default_factory=list, max_length=20, description="Recent reopen times.")
+
+
+class LifecycleStatus(CamelModel):
+    counts: LifecycleCounts = Field(default_factory=LifecycleCounts)
+    tracked: list[TrackedFinding] = Field(default_factory=list, max_length=MAX_TRACKED)
+    dropped: int = Field(default=0, description="Findings not tracked: over the bound, least severe first.")
+
+
 class AnalysisStatus(RunStatus):
     """What the operator writes back."""
 
@@ -189,6 +271,7 @@ class AnalysisStatus(RunStatus):
     missing: list[SourceReport] = Field(default_factory=list, max_length=64, description="Sources that failed.")
     timings: Timings = Field(default_factory=Timings)
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
+    lifecycle: LifecycleStatus | None = Field(default=None, description="Findings followed across runs.")
 
     @model_validator(mode="after")
     def _findings_within_budget(self) -> AnalysisStatus:

@@ -47,6 +47,28 @@ class Evidence(BaseModel):
     value: str = Field(max_length=1024)
 
 
+class FindingState(str, Enum):
+    """Where a finding is in its life across the runs of one Analysis."""
+
+    new = "New"  # first seen this run (or back after the quiet period)
+    open = "Open"  # seen in the previous run too
+    reopened = "Reopened"  # back within the quiet period after it was resolved
+    flapping = "Flapping"  # reopened again and again: reported once as flapping, not as new each time
+    resolved = "Resolved"  # seen before, gone this run
+
+
+class FindingLifecycle(BaseModel):
+    """A finding's history in one Analysis (status and Postgres)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    state: FindingState
+    first_seen: str = Field(alias="firstSeen", description="When this episode of the problem was first seen.")
+    last_seen: str = Field(alias="lastSeen")
+    occurrences: int = Field(ge=1, description="Runs that saw it since firstSeen.")
+    silenced: bool = Field(default=False, description="A spec.silences entry hides it from counts and notifications.")
+
+
 class Finding(BaseModel):
     """One problem in the target, with the evidence that shows it and how to fix it."""
 
@@ -62,6 +84,7 @@ class Finding(BaseModel):
     remediation: str = Field(max_length=1024)
     docs: str | None = Field(default=None, max_length=512)
     affected: int = Field(default=1, ge=1, description="Objects rolled up into this finding (e.g. pods).")
+    lifecycle: FindingLifecycle | None = Field(default=None, description="Set on an Analysis's findings.")
 
 
 def finding_id(detector: str, resource: ResourceRef, problem: str) -> str:

@@ -6,6 +6,7 @@ process do not collide with the client library's global registry.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -39,6 +40,27 @@ FINDINGS = Counter(
     "infragenius_findings",
     "Findings reported by completed analyses, by severity and detector.",
     ["severity", "detector"],
+    registry=REGISTRY,
+)
+OPEN_FINDINGS = Gauge(
+    "infragenius_findings_open",
+    "Findings open (not resolved, not silenced) after an Analysis's last run, by severity.",
+    ["namespace", "analysis", "severity"],
+    registry=REGISTRY,
+)
+FINDING_TRANSITIONS = Counter(
+    "infragenius_finding_transitions",
+    "Findings becoming New, Reopened, Flapping or Resolved.",
+    ["state", "severity"],
+    registry=REGISTRY,
+)
+# From first seen to resolved: minutes to weeks.
+RESOLVE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 21600, 43200, 86400, 259200, 604800, 2592000)
+TIME_TO_RESOLVE = Histogram(
+    "infragenius_finding_time_to_resolve_seconds",
+    "From a finding's first run to the run that no longer saw it.",
+    ["severity"],
+    buckets=RESOLVE_BUCKETS,
     registry=REGISTRY,
 )
 LLM_CALLS = Counter(
@@ -120,6 +142,30 @@ def queued(kind: str) -> Iterator[None]:
 def count_findings(findings: Iterable[Finding]) -> None:
     for finding in findings:
         FINDINGS.labels(severity=finding.severity.value, detector=finding.detector).inc()
+
+
+def follow_findings(
+    namespace: str,
+    analysis: str,
+    open_by_severity: dict[str, int],
+    changes: Iterable[tuple[str, str, float | None]],
+) -> None:
+    """One run's lifecycle: open findings now, and each (state, severity, seconds to resolve) change."""
+    for severity in ("critical", "warning", "info"):
+        OPEN_FINDINGS.labels(namespace=namespace, analysis=analysis, severity=severity).set(
+            open_by_severity.get(severity, 0)
+        )
+    for state, severity, resolve_seconds in changes:
+        FINDING_TRANSITIONS.labels(state=state, severity=severity).inc()
+        if resolve_seconds is not None:
+            TIME_TO_RESOLVE.labels(severity=severity).observe(resolve_seconds)
+
+
+def forget_analysis(namespace: str, analysis: str) -> None:
+    """A deleted Analysis's gauges go with it."""
+    for severity in ("critical", "warning", "info"):
+        with contextlib.suppress(KeyError):
+            OPEN_FINDINGS.remove(namespace, analysis, severity)
 
 
 def dependency(name: str, up: bool) -> None:
