@@ -107,6 +107,24 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
     ),
     ("Operator memory", "bytes", [(f"process_resident_memory_bytes{{{JOB}}}", "{{pod}}")], 12),
     ("Operator CPU", "percentunit", [(f"rate(process_cpu_seconds_total{{{JOB}}}[5m])", "{{pod}}")], 12),
+    (
+        "Open findings by severity",
+        "short",
+        [(f"sum by (severity) (infragenius_findings_open{{{JOB}}})", "{{severity}}")],
+        12,
+    ),
+    (
+        "Mean time to resolve (1d)",
+        "s",
+        [
+            (
+                f"sum by (severity) (rate(infragenius_finding_time_to_resolve_seconds_sum{{{JOB}}}[1d]))"
+                f" / sum by (severity) (rate(infragenius_finding_time_to_resolve_seconds_count{{{JOB}}}[1d]))",
+                "{{severity}}",
+            )
+        ],
+        12,
+    ),
 ]
 
 

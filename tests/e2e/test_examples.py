@@ -55,6 +55,7 @@ RUN_HERE = {
     "analysis-deployment.yaml": "analysis",
     "analysis-periodic.yaml": "analysis",
     "analysis-llm.yaml": "analysis",
+    "analysis-lifecycle.yaml": "analysis",
     "incidentreport.yaml": "incidentreport",
     "sloreview-ratio.yaml": "sloreview",
     "sloreview-latency.yaml": "sloreview",
@@ -291,6 +292,17 @@ def test_periodic_analysis_first_run(cluster: E2ECluster, shop: str, applied: di
     assert status["totalFindings"] >= len(status["findings"])
     assert status["truncated"] == (status["totalFindings"] > len(status["findings"]))
     assert status["completedAt"] >= status["startedAt"]
+
+
+def test_lifecycle_analysis_first_run(cluster: E2ECluster, shop: str, applied: dict[str, dict[str, Any]]) -> None:
+    doc = applied["analysis-lifecycle.yaml"]
+    status = finished(cluster, "analysis-lifecycle.yaml", shop, doc)["status"]
+    counts = status["lifecycle"]["counts"]
+    # The first run: everything it found (warning and up) is new; nothing was resolved.
+    assert counts["new"] == status["totalFindings"] - counts["silenced"] > 0, counts
+    assert counts["resolved"] == counts["open"] == 0
+    assert all(f["lifecycle"]["state"] == "New" and f["lifecycle"]["occurrences"] == 1 for f in status["findings"])
+    assert f"({counts['new']} new" in status["summary"], status["summary"]
 
 
 def test_analysis_with_the_llm(cluster: E2ECluster, shop: str, applied: dict[str, dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -69,10 +70,20 @@ def resource_key(resource: ResourceRef) -> str:
     return f"{resource.kind}/{resource.namespace or ''}/{resource.name}"
 
 
+@functools.lru_cache(maxsize=8192)
+def _instant(text: str) -> dt.datetime | None:
+    """parse_time, remembered: a run sees the same few timestamps thousands of times."""
+    return parse_time(text)
+
+
+def active(silences: Sequence[Silence], now: dt.datetime) -> list[Silence]:
+    return [s for s in silences if (expires := _instant(s.expires)) is not None and expires > now]
+
+
 def silenced_by(finding: Finding, silences: Sequence[Silence], now: dt.datetime) -> Silence | None:
     """The first unexpired silence matching ``finding``: its id, or its detector and resource pattern."""
     for silence in silences:
-        expires = parse_time(silence.expires)
+        expires = _instant(silence.expires)
         if expires is None or expires <= now:
             continue
         if silence.finding_id is not None and silence.finding_id != finding.id:
@@ -87,20 +98,20 @@ def silenced_by(finding: Finding, silences: Sequence[Silence], now: dt.datetime)
 
 
 def _recent(times: Iterable[str], since: dt.datetime) -> list[str]:
-    return [t for t in times if (parse_time(t) or since) > since]
+    return [t for t in times if (_instant(t) or since) > since]
 
 
 def _next(
-    finding: Finding, before: TrackedFinding | None, now: dt.datetime, spec: LifecycleSpec
+    finding: Finding, before: TrackedFinding | None, now: dt.datetime, quiet: dt.timedelta, flap_threshold: int
 ) -> tuple[FindingState, TrackedFinding]:
-    stamp, quiet = rfc3339(now), parse_duration(spec.quiet_period)
-    resolved_at = parse_time(before.resolved_at) if before is not None and before.resolved_at else None
+    stamp = rfc3339(now)
+    resolved_at = _instant(before.resolved_at) if before is not None and before.resolved_at else None
     fields = {
         "id": finding.id,
         "detector": finding.detector,
         "severity": finding.severity,
         "resource": resource_key(finding.resource),
-        "title": finding.title,
+        "title": finding.title[:128],
         "last_seen": stamp,
         "resolved_at": None,
     }
@@ -109,9 +120,9 @@ def _next(
     reopens = _recent(before.reopens, now - quiet)
     if resolved_at is not None:
         reopens = [*reopens, stamp][-20:]
-        state = FindingState.flapping if len(reopens) >= spec.flap_threshold else FindingState.reopened
+        state = FindingState.flapping if len(reopens) >= flap_threshold else FindingState.reopened
     else:
-        flapping = before.state is FindingState.flapping and len(reopens) >= spec.flap_threshold
+        flapping = before.state is FindingState.flapping and len(reopens) >= flap_threshold
         state = FindingState.flapping if flapping else FindingState.open
     tracked = TrackedFinding(
         state=state, first_seen=before.first_seen, occurrences=before.occurrences + 1, reopens=reopens, **fields
@@ -143,13 +154,14 @@ def advance(
 ) -> LifecycleResult:
     """This run's lifecycle from the previous run's memory and this run's findings."""
     quiet = parse_duration(spec.quiet_period)
+    silences = active(silences, now)
     counts = LifecycleCounts()
     kept: list[TrackedFinding] = []
     transitions: list[Transition] = []
     annotated: list[Finding] = []
     for finding in findings:
         before = previous.get(finding.id)
-        state, tracked = _next(finding, before, now, spec)
+        state, tracked = _next(finding, before, now, quiet, spec.flap_threshold)
         silenced = silenced_by(finding, silences, now) is not None
         kept.append(tracked)
         if silenced:
@@ -178,7 +190,7 @@ def advance(
             kept.append(resolved)
             counts.resolved += 1
             transitions.append(Transition(finding_id, before.state, FindingState.resolved, resolved, False))
-        elif (parse_time(before.resolved_at) or now) > now - quiet:
+        elif (_instant(before.resolved_at) if before.resolved_at else now) > now - quiet:
             kept.append(before)  # remembered for the quiet period, to tell a reopen from a new problem
     memory, dropped = _bounded(kept)
     return LifecycleResult(annotated, LifecycleStatus(counts=counts, tracked=memory, dropped=dropped), transitions)

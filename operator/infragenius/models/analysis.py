@@ -108,7 +108,7 @@ class PrometheusSpec(CamelModel):
 
 FINDING_ID_PATTERN = r"^[a-f0-9]{16}$"
 MAX_SILENCES = 50
-MAX_TRACKED = 2000
+MAX_TRACKED = 1000
 
 
 class LifecycleSpec(CamelModel):
@@ -243,7 +243,7 @@ class TrackedFinding(CamelModel):
     detector: str = Field(max_length=63)
     severity: Severity
     resource: str = Field(max_length=512, description="Kind/namespace/name.")
-    title: str = Field(max_length=256)
+    title: str = Field(max_length=128, description="Cut to 128 characters: the status holds up to 1,000 of these.")
     first_seen: str
     last_seen: str
     occurrences: int = Field(ge=1)
