@@ -203,6 +203,15 @@ class Settings(BaseSettings):
         default_factory=list, description="Tolerations for Postgres, Redis and Ollama (JSON)."
     )
     history_buffer: int = Field(default=10000, ge=1, description="Runs kept in memory while Postgres is down.")
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per notification request.")
+    notify_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the outbox is checked.")
+    notify_max_attempts: int = Field(default=8, ge=1, le=50, description="Then a notification is failed for good.")
+    notify_concurrency: int = Field(default=16, ge=1, le=256, description="Notifications sent at once.")
+    notify_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Host patterns (fnmatch, JSON list) sinks may post to, e.g. ["hooks.slack.com", '
+        '"*.example.com"]; empty: any host except link-local and metadata addresses.',
+    )
     history_reconnect_max_seconds: float = Field(
         default=15.0,
         ge=1,

@@ -190,7 +190,7 @@ def advance(
             kept.append(resolved)
             counts.resolved += 1
             transitions.append(Transition(finding_id, before.state, FindingState.resolved, resolved, False))
-        elif (_instant(before.resolved_at) if before.resolved_at else now) > now - quiet:
+        elif (_instant(before.resolved_at or "") or now) > now - quiet:
             kept.append(before)  # remembered for the quiet period, to tell a reopen from a new problem
     memory, dropped = _bounded(kept)
     return LifecycleResult(annotated, LifecycleStatus(counts=counts, tracked=memory, dropped=dropped), transitions)

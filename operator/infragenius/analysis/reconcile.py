@@ -105,6 +105,7 @@ def transition_rows(followed: LifecycleResult) -> list[dict[str, Any]]:
             "title": t.tracked.title,
             "first_seen": t.tracked.first_seen,
             "silenced": t.silenced,
+            "notifiable": t.notifiable,
         }
         for t in followed.transitions
     ]

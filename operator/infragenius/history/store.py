@@ -17,6 +17,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from infragenius.history import outbox
+
 #: A Postgres pod deleted or a node lost leaves no one to answer: without these a write on an open
 #: connection waits for TCP's retransmissions (about 15 minutes) before it fails and is retried.
 #: libpq parameters: unacknowledged data fails the connection after 15 s, an idle one is probed.
@@ -220,6 +222,18 @@ class HistoryStore:
                             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                             [_transition_row(request_id, record.resource_uid, t, observed) for t in record.transitions],
                         )
+                    planned = outbox.plan(
+                        record.spec,
+                        record.transitions,
+                        {"namespace": record.namespace, "name": record.name, "uid": record.resource_uid},
+                        record.run_id,
+                        observed.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+                    )
+                    if planned:
+                        rows = outbox.insert_rows(
+                            request_id, record.resource_uid, record.namespace, record.name, planned
+                        )
+                        await cur.executemany(outbox.INSERT, rows)
         return True
 
     async def count_runs(self, namespace: str | None = None) -> int:

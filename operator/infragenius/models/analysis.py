@@ -152,6 +152,89 @@ class Silence(CamelModel):
         return self
 
 
+SINK_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+# Sink credentials are Secrets in the operator's namespace, registered by the platform team: labelled, and
+# annotated with the namespaces whose Analyses may use them ("shop,payments" or "*").
+NOTIFICATION_SECRET_LABEL = "infragenius.io/notification-secret"
+NOTIFICATION_NAMESPACES_ANNOTATION = "infragenius.io/notification-namespaces"
+
+
+class SinkType(str, Enum):
+    slack = "Slack"  # incoming webhook, Block Kit
+    teams = "Teams"  # workflow webhook, Adaptive Card
+    pagerduty = "PagerDuty"  # Events API v2
+    webhook = "Webhook"  # JSON, HMAC-SHA256 signed with a timestamp
+    cloudevents = "CloudEvents"  # CloudEvents 1.0 over HTTP
+
+
+class CloudEventsMode(str, Enum):
+    binary = "binary"
+    structured = "structured"
+
+
+class SecretKeySelector(CamelModel):
+    """A key of a Secret in the operator's namespace, labelled infragenius.io/notification-secret=true and
+    annotated infragenius.io/notification-namespaces with this Analysis's namespace (or *)."""
+
+    name: str = Field(pattern=SECRET_NAME_PATTERN, max_length=253)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+class NotificationSink(CamelModel):
+    """Where to tell people about New, Reopened, Flapping and Resolved findings."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.type in ['Slack', 'Teams', 'PagerDuty'] || has(self.url)",
+                    "message": "Webhook and CloudEvents sinks need url",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(pattern=SINK_NAME_PATTERN, max_length=63)
+    type: SinkType
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Webhook and CloudEvents: the receiver; PagerDuty: overrides the Events API URL.",
+    )
+    secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Slack, Teams: the webhook URL; PagerDuty: the routing key; Webhook: the HMAC key.",
+    )
+    mode: CloudEventsMode = Field(default=CloudEventsMode.binary, description="CloudEvents content mode.")
+    min_severity: Severity = Severity.warning
+    rate_per_minute: SpecInt = Field(default=30, ge=1, le=6000, description="Messages per minute to this sink.")
+    cooldown: Duration = Field(default="0s", description="At most one message per finding within this.")
+
+    @model_validator(mode="after")
+    def _has_what_its_type_needs(self) -> NotificationSink:
+        if self.type in (SinkType.webhook, SinkType.cloudevents) and self.url is None:
+            raise ValueError(f"a {self.type.value} sink needs url")
+        if self.type in (SinkType.slack, SinkType.teams, SinkType.pagerduty) and self.secret_ref is None:
+            raise ValueError(f"a {self.type.value} sink needs secretRef (its URL or routing key is a secret)")
+        return self
+
+
+class NotifySpec(CamelModel):
+    sinks: list[NotificationSink] = Field(default_factory=list, max_length=10)
+    digest_over: SpecInt = Field(
+        default=10, ge=1, le=1000, description="More new or reopened findings than this in one run: one digest."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> NotifySpec:
+        names = [sink.name for sink in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError("sink names must be distinct")
+        return self
+
+
 class AnalysisSpec(CamelModel):
     """What to analyse and how."""
 
@@ -188,6 +271,7 @@ class AnalysisSpec(CamelModel):
     llm: LLMSpec = Field(default_factory=LLMSpec)
     lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
     silences: list[Silence] = Field(default_factory=list, max_length=MAX_SILENCES)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     @model_validator(mode="after")
     def _one_target(self) -> AnalysisSpec:
@@ -257,6 +341,15 @@ class LifecycleStatus(CamelModel):
     dropped: int = Field(default=0, description="Findings not tracked: over the bound, least severe first.")
 
 
+class SinkDelivery(CamelModel):
+    sink: str = Field(max_length=63)
+    sent: int = 0
+    pending: int = 0
+    failed: int = 0
+    last_sent_at: str | None = None
+    last_error: str | None = Field(default=None, max_length=512)
+
+
 class AnalysisStatus(RunStatus):
     """What the operator writes back."""
 
@@ -272,6 +365,9 @@ class AnalysisStatus(RunStatus):
     timings: Timings = Field(default_factory=Timings)
     explanation: ExplainedStatus | None = Field(default=None, description="The LLM's root-cause explanation.")
     lifecycle: LifecycleStatus | None = Field(default=None, description="Findings followed across runs.")
+    notifications: list[SinkDelivery] = Field(
+        default_factory=list, max_length=10, description="Delivery per sink (updated as the outbox drains)."
+    )
 
     @model_validator(mode="after")
     def _findings_within_budget(self) -> AnalysisStatus:

@@ -63,6 +63,13 @@ TIME_TO_RESOLVE = Histogram(
     buckets=RESOLVE_BUCKETS,
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "infragenius_notifications",
+    "Notification attempts by sink type and outcome (sent, retry, failed, suppressed).",
+    ["sink_type", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFY_PENDING = Gauge("infragenius_notifications_pending", "Notifications waiting in the outbox.", registry=REGISTRY)
 LLM_CALLS = Counter(
     "infragenius_llm_calls",
     "Explanation requests, by outcome (ok, cached, or the failure reason).",

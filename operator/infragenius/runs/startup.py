@@ -6,12 +6,15 @@ The Kopf handlers in ``handlers/lifecycle.py`` call these and keep the results i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass
 
+import httpx
 from kubernetes import client, config
 
 from infragenius.cache.redis_cache import RedisExplanationCache
+from infragenius.history.outbox import Outbox
 from infragenius.history.recorder import HistoryRecorder
 from infragenius.history.store import TRANSIENT_ERRORS, HistoryStore
 from infragenius.llm.base import LLMError
@@ -20,6 +23,7 @@ from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.lifecycle import Runtime
+from infragenius.runs.notifications import Dispatcher
 from infragenius.settings import Settings
 from infragenius.stack import apply as stack
 
@@ -33,6 +37,8 @@ class Started:
 
     runtime: Runtime
     stack_task: asyncio.Task[None] | None = None
+    notify_task: asyncio.Task[None] | None = None
+    notify_http: httpx.AsyncClient | None = None
 
 
 def api_client(settings: Settings) -> client.ApiClient:
@@ -74,12 +80,23 @@ async def start(settings: Settings, logger: HandlerLogger) -> Started:
         "on" if urls.postgres else "off",
         "on" if cache else "off",
     )
-    return Started(runtime, stack_task)
+    started = Started(runtime, stack_task)
+    if runtime.history is not None:  # the outbox lives in Postgres: no history, no notifications
+        started.notify_http = httpx.AsyncClient(follow_redirects=False)
+        dispatcher = Dispatcher(Outbox(runtime.history.store.pool), api, settings, started.notify_http)
+        started.notify_task = asyncio.create_task(dispatcher.run(), name="infragenius-notifications")
+    return started
 
 
 async def stop(started: Started) -> None:
     if started.stack_task is not None:
         started.stack_task.cancel()
+    if started.notify_task is not None:
+        started.notify_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await started.notify_task
+    if started.notify_http is not None:
+        await started.notify_http.aclose()
     runtime = started.runtime
     if runtime.history is not None:
         await runtime.history.close()

@@ -1,0 +1,1 @@
+"""Notification payloads and their delivery over HTTP (no Kubernetes API, no database)."""

@@ -1,0 +1,60 @@
+"""Send one notification request; the outcome is data: sent, retry (5xx, 429, 408, timeouts, connection
+errors) or failed (any other 4xx: sending it again would fail again). Error texts never carry the URL,
+which for Slack and Teams is itself the secret."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import Enum
+
+import httpx
+
+from infragenius.notify.formats import HTTPRequest
+
+RETRIED_STATUSES = frozenset({408, 425, 429})
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class Delivery(str, Enum):
+    sent = "sent"
+    retry = "retry"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery: Delivery
+    status: int | None
+    error: str | None
+    retry_after: float | None = None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), MAX_BACKOFF_SECONDS) if value else None
+    except ValueError:
+        return None
+
+
+async def send(client: httpx.AsyncClient, request: HTTPRequest, timeout: float) -> Outcome:
+    try:
+        response = await client.post(request.url, content=request.body, headers=request.headers, timeout=timeout)
+    except httpx.TimeoutException as err:
+        return Outcome(Delivery.retry, None, f"timed out after {timeout:g}s ({type(err).__name__})")
+    except httpx.HTTPError as err:
+        return Outcome(Delivery.retry, None, f"could not connect ({type(err).__name__})")
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome(Delivery.sent, status, None)
+    reason = f"HTTP {status} {response.reason_phrase}".strip()
+    if status >= 500 or status in RETRIED_STATUSES:
+        return Outcome(Delivery.retry, status, reason, _retry_after(response))
+    return Outcome(Delivery.failed, status, reason)
+
+
+def backoff(attempt: int, base: float = 1.0, rng: random.Random | None = None) -> float:
+    """Exponential with full jitter: a random wait in [half, all] of base * 2^attempt, at most 5 minutes."""
+    ceiling = min(base * 2**attempt, MAX_BACKOFF_SECONDS)
+    return (rng or random).uniform(ceiling / 2, ceiling)
