@@ -44,7 +44,6 @@ from infragenius.observability import metrics
 from infragenius.settings import Settings
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 120.0  # longer than any one send (timeout) plus settling
 BATCH = 200
 
 
@@ -106,7 +105,8 @@ class Dispatcher:
                 await asyncio.sleep(self.settings.notify_poll_seconds)
 
     async def drain_once(self) -> int:
-        claimed = await self.outbox.claim(BATCH, LEASE_SECONDS)
+        # Longer than one send and its settling; a row leased by a process that died is free after it.
+        claimed = await self.outbox.claim(BATCH, self.settings.notify_timeout_seconds * 2 + 10)
         if not claimed:
             return 0
         await asyncio.gather(*(self._deliver(row) for row in claimed))
