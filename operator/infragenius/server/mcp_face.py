@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.shared.exceptions import MCPError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from infragenius.server import schemas
@@ -59,6 +59,11 @@ def _to_mcp(err: ServiceError) -> Exception:
     return ToolError(json.dumps({"error": err.as_dict()}))
 
 
+def _tool_error(err: ServiceError) -> CallToolResult:
+    """A refusal as a tool result with isError set: the model reads the JSON and can correct its call."""
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps({"error": err.as_dict()}))], is_error=True)
+
+
 def _tool_function(
     name: str,
     input_model: type[BaseModel],
@@ -66,20 +71,22 @@ def _tool_function(
     operation: Callable[[Caller, Any], Awaitable[BaseModel]],
     face: str,
     fallback: Identity | None,
-) -> Callable[..., Awaitable[BaseModel]]:
+) -> Callable[..., Awaitable[BaseModel | CallToolResult]]:
     """A function whose signature is the input model's fields (the SDK builds the tool's schema from it)."""
 
-    async def tool(ctx: Context[Any, Any], **arguments: Any) -> BaseModel:
+    async def tool(ctx: Context[Any, Any], **arguments: Any) -> BaseModel | CallToolResult:
         caller = Caller(identity=_identity(ctx, fallback), face=face)
         try:
             query = input_model.model_validate(arguments)
         except ValidationError as err:
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in err.errors()})
-            raise ToolError(f"invalid arguments: {', '.join(fields)}") from None
+            return _tool_error(ServiceError(ErrorCode.invalid_argument, f"invalid arguments: {', '.join(fields)}"))
         try:
             return await operation(caller, query)
         except ServiceError as err:
-            raise _to_mcp(err) from None
+            if err.code is ErrorCode.rate_limited:
+                raise _to_mcp(err) from None
+            return _tool_error(err)
 
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     annotations: dict[str, Any] = {"ctx": Context, "return": output_model}

@@ -102,9 +102,7 @@ class WatchCache:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                listing: Any = self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, plural, _request_timeout=60
-                )
+                listing: Any = self._custom.list_cluster_custom_object(GROUP, VERSION, plural, _request_timeout=60)
                 fresh = {}
                 for obj in listing.get("items", []):
                     meta = obj.get("metadata") or {}
