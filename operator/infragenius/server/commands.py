@@ -60,6 +60,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from infragenius.server.app import serve
 
     settings = _configure_logging(args.verbose)
+    # The SDK logs every stateless request ("Terminating session") at INFO: noise at one line per call.
+    logging.getLogger("mcp").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     asyncio.run(serve(settings))
     return 0
 
