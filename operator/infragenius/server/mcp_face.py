@@ -110,9 +110,7 @@ CREATES_RUN = ToolAnnotations(read_only_hint=False, destructive_hint=False, idem
 def build_mcp_server(service: InfraGeniusService, *, face: str, fallback: Identity | None = None) -> MCPServer[Any]:
     """``fallback``: the identity for transports without HTTP (stdio)."""
     # WARNING: the SDK logs every stateless request at INFO.
-    server: MCPServer[Any] = MCPServer(
-        "infragenius", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING"
-    )
+    server: MCPServer[Any] = MCPServer("infragenius", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
 
     def add(
         name: str,
