@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
@@ -300,52 +301,102 @@ def test_api_keys_are_refused_for_what_they_lack(
     wait_for(lambda: get_json(server, runs, reader).status_code == 401, timeout=30, what="revocation")
 
 
-def test_a_service_account_is_allowed_where_rbac_allows_it_and_denied_elsewhere(
-    cluster: E2ECluster, namespace: str, servers: tuple[ServerProcess, ServerProcess]
-) -> None:
+def namespaced_reader(cluster: E2ECluster, namespace: str) -> str:
+    """A service account whose Role lets it get and list Analyses in ``namespace`` only; returns its token."""
     core = client.CoreV1Api(cluster.api)
     rbac = client.RbacAuthorizationV1Api(cluster.api)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+    )
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "infragenius-reader"},
+            "rules": [{"apiGroups": ["infragenius.io"], "resources": ["analyses"], "verbs": ["get", "list"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "infragenius-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "infragenius-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+        },
+    )
+    token: str = core.create_namespaced_service_account_token(
+        "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    ).status.token
+    return token
+
+
+@pytest.fixture
+def other_namespace(cluster: E2ECluster, namespace: str) -> Iterator[str]:
+    core = client.CoreV1Api(cluster.api)
     other = f"{namespace[:50]}-other"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
-    try:
-        core.create_namespaced_service_account(
-            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
-        )
-        rbac.create_namespaced_role(
-            namespace,
+    yield other
+    core.delete_namespace(other)
+
+
+def test_a_service_account_is_allowed_where_rbac_allows_it_and_denied_elsewhere(
+    cluster: E2ECluster, namespace: str, other_namespace: str, servers: tuple[ServerProcess, ServerProcess]
+) -> None:
+    token = namespaced_reader(cluster, namespace)
+    allowed = get_json(servers[1], f"/v1/namespaces/{namespace}/runs?kind=Analysis", token)
+    assert allowed.status_code == 200, allowed.text
+    denied = get_json(servers[1], f"/v1/namespaces/{other_namespace}/runs?kind=Analysis", token)
+    assert denied.status_code == 403
+    assert f"system:serviceaccount:{namespace}:reader" in denied.json()["error"]["message"]
+    # The Role grants no create: a trigger is refused by the same SubjectAccessReview path.
+    no_create = httpx.post(
+        f"{servers[1].url}/v1/namespaces/{namespace}/incidentreports", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert no_create.status_code == 403 and "create incidentreports" in no_create.json()["error"]["message"]
+    assert get_json(servers[1], f"/v1/namespaces/{namespace}/runs?kind=Analysis", "not-a-token").status_code == 401
+
+
+def test_stdio_serves_a_local_assistant_with_the_callers_own_kubeconfig(
+    cluster: E2ECluster, namespace: str, other_namespace: str, history_operator: KopfRunner, tmp_path: Path
+) -> None:
+    token = namespaced_reader(cluster, namespace)
+    workloads.apply(cluster.kubectl, namespace, analysis("local"))
+    wait_phase(cluster, namespace, "local", ("Completed",), timeout=SETUP_TIMEOUT)
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    kubeconfig = tmp_path / "reader.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
             {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": "infragenius-reader"},
-                "rules": [{"apiGroups": ["infragenius.io"], "resources": ["analyses"], "verbs": ["get", "list"]}],
-            },
+                **admin,
+                "users": [{"name": "reader", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "reader", "context": {"cluster": admin["clusters"][0]["name"], "user": "reader"}}
+                ],
+                "current-context": "reader",
+            }
         )
-        rbac.create_namespaced_role_binding(
-            namespace,
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "infragenius-reader"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "infragenius-reader"},
-                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-            },
-        )
-        token = core.create_namespaced_service_account_token(
-            "reader", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-        ).status.token
-        allowed = get_json(servers[1], f"/v1/namespaces/{namespace}/runs?kind=Analysis", token)
-        assert allowed.status_code == 200, allowed.text
-        denied = get_json(servers[1], f"/v1/namespaces/{other}/runs?kind=Analysis", token)
-        assert denied.status_code == 403
-        assert f"system:serviceaccount:{namespace}:reader" in denied.json()["error"]["message"]
-        # The Role grants no create: a trigger is refused by the same SubjectAccessReview path.
-        no_create = httpx.post(
-            f"{servers[1].url}/v1/namespaces/{namespace}/incidentreports", headers={"Authorization": f"Bearer {token}"}
-        )
-        assert no_create.status_code == 403 and "create incidentreports" in no_create.json()["error"]["message"]
-        assert get_json(servers[1], f"/v1/namespaces/{namespace}/runs?kind=Analysis", "not-a-token").status_code == 401
-    finally:
-        core.delete_namespace(other)
+    )
+    parameters = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "infragenius.cli", "mcp", "--stdio", "--kubeconfig", str(kubeconfig)],
+        env={"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "INFRAGENIUS_STACK_MANAGE": "false"},
+    )
+
+    async def conversation() -> tuple[Any, Any, Any]:
+        async with Client(parameters) as mcp:
+            mine = await mcp.call_tool("get_analysis", {"namespace": namespace, "name": "local"})
+            theirs = await mcp.call_tool("list_runs", {"namespace": other_namespace, "kind": "Analysis"})
+            no_create = await mcp.call_tool("trigger_analysis", {"namespace": namespace, "wait_seconds": 0})
+            return mine, theirs, no_create
+
+    mine, theirs, no_create = asyncio.run(conversation())
+    assert not mine.is_error and mine.structured_content["run"]["phase"] == "Completed"
+    # The API server, not the server, refuses what the kubeconfig's user may not do.
+    assert theirs.is_error and json.loads(theirs.content[0].text)["error"]["code"] == "forbidden"
+    assert no_create.is_error and json.loads(no_create.content[0].text)["error"]["code"] == "forbidden"
 
 
 def _calls_until_refused(
