@@ -191,6 +191,8 @@ def servers(
     finally:
         first.stop()
         second.stop()
+        # SIGTERM is a clean stop: the audit trail is flushed and the pools closed before exit.
+        assert (first.process.returncode, second.process.returncode) == (0, 0)
         # No stack trace may reach a log line a caller caused; an internal failure would show one here.
         for log in (logs / "a.log", logs / "b.log"):
             assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
@@ -266,6 +268,51 @@ def test_mcp_client_reads_findings_searches_history_and_triggers_an_incident_rep
     report = cluster.kubectl("get", "incidentreport", triggered["name"], "-n", namespace, "-o", "json")
     assert json.loads(report.stdout)["status"]["phase"] == "Completed"
     assert result["postmortem"] is not None and triggered["name"] in result["postmortem"].messages[0].content.text
+
+
+def _api_server_reads(cluster: E2ECluster, resource: str) -> float:
+    """LIST and GET requests the API server has answered for ``resource``, from its own /metrics."""
+    total = 0.0
+    for line in cluster.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        reads = 'verb="LIST"' in line or 'verb="GET"' in line
+        if line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line and reads:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_reads_come_from_the_watch_not_a_request_per_call(
+    cluster: E2ECluster, namespace: str, servers: tuple[ServerProcess, ServerProcess], postgres: LocalPostgres
+) -> None:
+    key = create_key(postgres, [namespace], ["read"])
+    runs = f"/v1/namespaces/{namespace}/runs?kind=SLOReview"
+    slo = {
+        "apiVersion": "infragenius.io/v1alpha1",
+        "kind": "SLOReview",
+        "metadata": {"name": "checkout"},
+        "spec": {
+            "service": "checkout",
+            "objective": 99.9,
+            "sli": {"ratio": {"errorQuery": 'http_requests_total{code=~"5.."}', "totalQuery": "http_requests_total"}},
+        },
+    }
+    created = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(slo), check=False)
+    if created.returncode != 0:
+        pytest.fail(f"the SLOReview was refused: {created.stderr}")
+    for server in servers:
+        wait_for(
+            lambda s=server: [r["name"] for r in get_json(s, runs, key).json()["items"]] == ["checkout"],
+            timeout=30,
+            what="the new SLOReview in the cache",
+        )
+    before = _api_server_reads(cluster, "sloreviews")
+    for n in range(50):
+        assert get_json(servers[n % 2], runs, key).status_code == 200
+        get_json(servers[n % 2], f"/v1/namespaces/{namespace}/sloreviews/checkout", key)
+    # No server call became an API request (another client may read now and then: allow a handful).
+    assert _api_server_reads(cluster, "sloreviews") - before < 5
+    cluster.kubectl("delete", "sloreview", "checkout", "-n", namespace)
+    for server in servers:
+        wait_for(lambda s=server: get_json(s, runs, key).json()["items"] == [], timeout=30, what="the deletion")
 
 
 def test_api_keys_are_refused_for_what_they_lack(

@@ -5,10 +5,12 @@ health port. `serve` runs it until a signal; `build` is what tests and `serve` s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -290,7 +292,7 @@ async def serve(settings: Settings) -> None:
         built = build(settings, api=api, history=history, redis_client=redis_client, cache=cache)
         built.audit.start()
         stack.push_async_callback(built.audit.stop)
-        main = uvicorn.Server(
+        main = _Uvicorn(
             uvicorn.Config(
                 built.app,
                 host=settings.server_host,
@@ -300,7 +302,7 @@ async def serve(settings: Settings) -> None:
                 server_header=False,
             )
         )
-        health = uvicorn.Server(
+        health = _Uvicorn(
             uvicorn.Config(
                 built.health_app,
                 host=settings.server_host,
@@ -311,5 +313,24 @@ async def serve(settings: Settings) -> None:
                 lifespan="off",
             )
         )
+        # One handler stops both servers; then the exit stack flushes the audit trail and closes the pools.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _stop_all, main, health)
         log.info("serve: /mcp and /v1 on port %d, health on %d", settings.server_port, settings.server_health_port)
         await asyncio.gather(main.serve(), health.serve())
+        log.info("serve: stopped")
+
+
+def _stop_all(*servers: uvicorn.Server) -> None:
+    for server in servers:
+        server.should_exit = True
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: it re-raises a caught SIGTERM after shutting down, which
+    would kill the process before the audit trail is flushed; serve() handles the signals instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
