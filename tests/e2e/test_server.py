@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -380,6 +381,26 @@ def namespaced_reader(cluster: E2ECluster, namespace: str) -> str:
     return token
 
 
+def reader_kubeconfig(cluster: E2ECluster, namespace: str, directory: Path, token: str | None = None) -> Path:
+    """A kubeconfig for the namespaced reader (created unless ``token`` is given), as a local user has one."""
+    token = token or namespaced_reader(cluster, namespace)
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    kubeconfig = directory / "reader.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                **admin,
+                "users": [{"name": "reader", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "reader", "context": {"cluster": admin["clusters"][0]["name"], "user": "reader"}}
+                ],
+                "current-context": "reader",
+            }
+        )
+    )
+    return kubeconfig
+
+
 @pytest.fixture
 def other_namespace(cluster: E2ECluster, namespace: str) -> Iterator[str]:
     core = client.CoreV1Api(cluster.api)
@@ -412,20 +433,7 @@ def test_stdio_serves_a_local_assistant_with_the_callers_own_kubeconfig(
     token = namespaced_reader(cluster, namespace)
     workloads.apply(cluster.kubectl, namespace, analysis("local"))
     wait_phase(cluster, namespace, "local", ("Completed",), timeout=SETUP_TIMEOUT)
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    kubeconfig = tmp_path / "reader.kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                **admin,
-                "users": [{"name": "reader", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "reader", "context": {"cluster": admin["clusters"][0]["name"], "user": "reader"}}
-                ],
-                "current-context": "reader",
-            }
-        )
-    )
+    kubeconfig = reader_kubeconfig(cluster, namespace, tmp_path, token)
     parameters = StdioServerParameters(
         command=sys.executable,
         args=["-m", "infragenius.cli", "mcp", "--stdio", "--kubeconfig", str(kubeconfig)],
@@ -444,6 +452,50 @@ def test_stdio_serves_a_local_assistant_with_the_callers_own_kubeconfig(
     # The API server, not the server, refuses what the kubeconfig's user may not do.
     assert theirs.is_error and json.loads(theirs.content[0].text)["error"]["code"] == "forbidden"
     assert no_create.is_error and json.loads(no_create.content[0].text)["error"]["code"] == "forbidden"
+
+
+INSPECTOR = "@modelcontextprotocol/inspector-cli@0.14.0"  # 0.14.0 declares no Node engine; newer ones want Node 22
+
+
+def inspector(kubeconfig: Path, *arguments: str) -> dict[str, Any]:
+    """The MCP Inspector's CLI (the TypeScript SDK's client) against `infragenius mcp --stdio`."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed: the MCP Inspector cannot run")
+    command = [npx, "--yes", "-p", INSPECTOR, "mcp-inspector-cli", "--cli"]
+    command += [sys.executable, "-m", "infragenius.cli", "mcp", "--stdio", "--kubeconfig", str(kubeconfig)]
+    reply = subprocess.run(
+        [*command, *arguments],
+        env=_env(INFRAGENIUS_STACK_MANAGE="false"),
+        capture_output=True,
+        text=True,
+        timeout=SETUP_TIMEOUT,
+    )
+    assert reply.returncode == 0, reply.stdout[-2000:] + reply.stderr[-2000:]
+    result: dict[str, Any] = json.loads(reply.stdout)
+    return result
+
+
+def test_the_mcp_inspector_as_an_independent_client(
+    cluster: E2ECluster, namespace: str, other_namespace: str, history_operator: KopfRunner, tmp_path: Path
+) -> None:
+    kubeconfig = reader_kubeconfig(cluster, namespace, tmp_path)
+    workloads.apply(cluster.kubectl, namespace, analysis("inspected"))
+    wait_phase(cluster, namespace, "inspected", ("Completed",), timeout=SETUP_TIMEOUT)
+    tools = inspector(kubeconfig, "--method", "tools/list")["tools"]
+    assert {t["name"] for t in tools} >= {"list_runs", "get_analysis", "search_finding_history"}
+    listed = inspector(
+        kubeconfig, "--method", "tools/call", "--tool-name", "list_runs", "--tool-arg", f"namespace={namespace}",
+        "kind=Analysis",
+    )  # fmt: skip
+    assert not listed["isError"] and [r["name"] for r in listed["structuredContent"]["items"]] == ["inspected"]
+    refused = inspector(
+        kubeconfig, "--method", "tools/call", "--tool-name", "list_runs", "--tool-arg",
+        f"namespace={other_namespace}", "kind=Analysis",
+    )  # fmt: skip
+    assert refused["isError"] and json.loads(refused["content"][0]["text"])["error"]["code"] == "forbidden"
+    prompts = inspector(kubeconfig, "--method", "prompts/list")["prompts"]
+    assert {"triage_namespace", "draft_postmortem"} <= {p["name"] for p in prompts}
 
 
 def _calls_until_refused(
