@@ -130,6 +130,12 @@ async def insert_api_key(
         )
 
 
+async def owner_tier(pool: AsyncConnectionPool, owner: str) -> str | None:
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT tier FROM users WHERE owner = %s", (owner,))).fetchone()
+    return str(row[0]) if row else None
+
+
 async def find_api_key(pool: AsyncConnectionPool, key_id: str) -> StoredKey | None:
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT " + _KEY_COLUMNS + " WHERE k.key_id = %s", (key_id,))).fetchone()

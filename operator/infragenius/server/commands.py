@@ -107,9 +107,33 @@ def run_stdio(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres_url(settings: Settings) -> str | None:
+    """INFRAGENIUS_POSTGRES_URL, else the deployed stack's Postgres as `serve` finds it (in the server's pod)."""
+    if settings.postgres_url is not None:
+        return settings.postgres_url.get_secret_value()
+    if not settings.manages_stack:
+        return None
+    from kubernetes import client, config
+
+    from infragenius.runs.startup import api_client
+    from infragenius.stack.apply import endpoints
+
+    try:
+        api = api_client(settings)
+    except (config.ConfigException, OSError):
+        return None
+    try:
+        return endpoints(settings, api).postgres
+    except client.ApiException:
+        return None
+    finally:
+        api.close()
+
+
 def run_keys(args: argparse.Namespace) -> int:
     settings = Settings()
-    if settings.postgres_url is None:
+    url = _postgres_url(settings)
+    if url is None:
         print("infragenius keys: set INFRAGENIUS_POSTGRES_URL to the history database", file=sys.stderr)
         return 2
     if args.keys_command == "create":
@@ -121,7 +145,7 @@ def run_keys(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(settings.server_tier_limits))
             print(f"infragenius keys create: unknown tier {args.tier!r} (known: {known})", file=sys.stderr)
             return 2
-    return asyncio.run(_keys(args, settings.postgres_url.get_secret_value()))
+    return asyncio.run(_keys(args, url))
 
 
 async def _keys(args: argparse.Namespace, url: str) -> int:
@@ -138,6 +162,9 @@ async def _keys(args: argparse.Namespace, url: str) -> int:
             expires = (
                 dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days) if args.expires_in_days > 0 else None
             )
+            existing = await server_tables.owner_tier(store.pool, args.owner)
+            if existing is not None and existing != args.tier:
+                print(f"note: {args.owner} keeps its tier {existing!r}; --tier applies to new owners", file=sys.stderr)
             key = await create_key(
                 store.pool,
                 owner=args.owner,

@@ -116,12 +116,13 @@ class TriggerAnalysisInput(Input):
 
 class TriggerIncidentInput(Input):
     namespace: Namespace
-    since: str = Field(
-        default="30m",
-        pattern=r"^([0-9]{1,6}(s|m|h))+$",
+    since: str | None = Field(
+        default=None,
         max_length=20,
-        description="The window to reconstruct, ending now, e.g. 30m or 2h.",
+        description="The window to reconstruct, ending now, e.g. 30m or 2h (default 30m when start/end are absent).",
     )
+    start: str | None = Field(default=None, max_length=64, description="RFC 3339 window start; give end too.")
+    end: str | None = Field(default=None, max_length=64, description="RFC 3339 window end.")
     wait_seconds: float = Field(default=60, ge=0, le=600, description="How long to wait for the result.")
 
 

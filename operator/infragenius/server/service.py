@@ -495,11 +495,14 @@ class InfraGeniusService:
     ) -> schemas.TriggerResult:
         async def work() -> schemas.TriggerResult:
             # The CRD's own model checks the window, so the server cannot ask for what the API server refuses.
+            window = {k: v for k, v in (("since", query.since), ("start", query.start), ("end", query.end)) if v}
             try:
-                spec = IncidentReportSpec(since=query.since).model_dump(by_alias=True, exclude_defaults=True)
+                spec = IncidentReportSpec.model_validate(window or {"since": "30m"}).model_dump(
+                    by_alias=True, exclude_defaults=True
+                )
             except ValidationError as err:
-                raise ServiceError(ErrorCode.invalid_argument, f"since: {err.errors()[0]['msg']}") from None
-            spec["since"] = query.since
+                problems = "; ".join(str(e["msg"]) for e in err.errors()[:3])
+                raise ServiceError(ErrorCode.invalid_argument, f"window: {problems}") from None
             name = await self._create(caller, INCIDENT_REPORT.plural, INCIDENT_REPORT.kind, query.namespace, spec)
             obj = await self._wait_finished(INCIDENT_REPORT.plural, query.namespace, name, query.wait_seconds)
             phase = str(((obj or {}).get("status") or {}).get("phase") or "Pending")

@@ -160,3 +160,26 @@ async def test_service_operations_reach_the_reader_only_after_authorization(serv
     with pytest.raises(ServiceError) as refused:
         await service.trigger_analysis(caller, schemas.TriggerAnalysisInput(namespace="team-a"))
     assert refused.value.code is ErrorCode.forbidden
+
+
+@pytest.mark.parametrize(
+    ("window", "problem"),
+    [
+        ({"since": "forever"}, "should match pattern"),
+        ({"start": "2026-12-02T09:00:00Z"}, "start and end go together"),
+        ({"start": "2026-12-02T10:00:00Z", "end": "2026-12-02T09:00:00Z"}, "start must be before end"),
+        ({"since": "30m", "start": "2026-12-02T09:00:00Z", "end": "2026-12-02T10:00:00Z"}, "not both"),
+    ],
+)
+async def test_an_incident_window_the_crd_would_refuse_is_refused_before_anything_is_created(
+    service: InfraGeniusService, window: dict[str, str], problem: str
+) -> None:
+    runner = Identity(
+        principal="key:alice/run", method=AuthMethod.api_key, tier="free", scopes=frozenset({Scope.run}),
+        namespaces=frozenset({"team-a"}),
+    )  # fmt: skip
+    with pytest.raises(ServiceError) as refused:
+        await service.trigger_incident_report(
+            Caller(identity=runner, face="http"), schemas.TriggerIncidentInput(namespace="team-a", **window)
+        )
+    assert refused.value.code is ErrorCode.invalid_argument and problem in refused.value.message
