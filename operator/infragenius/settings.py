@@ -238,6 +238,12 @@ class Settings(BaseSettings):
         le=5,
         description="How long a key lookup or access review is reused; revocation takes effect within it.",
     )
+    server_auth_failures_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="Failed authentications one client address may make a minute before it gets 429 (each costs "
+        "a Postgres lookup or a TokenReview).",
+    )
     server_trigger_max_wait_seconds: float = Field(
         default=120.0, gt=0, le=600, description="Longest a trigger call waits for its run to finish."
     )

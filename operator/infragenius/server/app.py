@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -33,7 +34,7 @@ from infragenius.server.audit import AuditTrail
 from infragenius.server.errors import HTTP_STATUS, ErrorCode, ServiceError
 from infragenius.server.identity import Identity
 from infragenius.server.kubeauth import KubernetesAuthenticator
-from infragenius.server.ratelimit import RateLimiter
+from infragenius.server.ratelimit import LocalBuckets, RateLimiter
 from infragenius.server.readers import WatchCache
 from infragenius.server.service import Authorizer, InfraGeniusService
 from infragenius.settings import Settings
@@ -60,11 +61,15 @@ class Gatekeeper:
         authenticate: Callable[[str], Awaitable[Identity]],
         max_body_bytes: int,
         on_refusal: Callable[[str, str, float], None],
+        failures_per_minute: int = 600,
     ) -> None:
         self._app = app
         self._authenticate = authenticate
         self._max_body = max_body_bytes
         self._on_refusal = on_refusal
+        self._failures = LocalBuckets()
+        self._failures_per_minute = failures_per_minute
+        self._blocked_until: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,13 +98,27 @@ class Gatekeeper:
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
+        client_address = (scope.get("client") or ("unknown", 0))[0]
         try:
+            # Bad credentials cost a Postgres lookup or a TokenReview each: an address that keeps sending
+            # them is refused before either, until its bucket of failures refills.
+            blocked = self._blocked_until.get(client_address, 0.0) - time.monotonic()
+            if blocked > 0:
+                raise ServiceError(
+                    ErrorCode.rate_limited, "too many failed authentications from this address", retry_after=blocked
+                )
             if scheme.lower() != "bearer" or not token:
                 raise ServiceError(
                     ErrorCode.unauthenticated, "send Authorization: Bearer <API key or Kubernetes token>"
                 )
             identity = await self._authenticate(token)
         except ServiceError as err:
+            if err.code is ErrorCode.unauthenticated:
+                wait = self._failures.take(client_address, self._failures_per_minute)
+                if wait > 0:
+                    if len(self._blocked_until) > 100000:
+                        self._blocked_until.clear()
+                    self._blocked_until[client_address] = time.monotonic() + wait
             self._on_refusal(face, err.code.value, started)
             await self._refuse(send, is_mcp, err)
             return
@@ -133,6 +152,8 @@ class Gatekeeper:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if err.code is ErrorCode.unauthenticated:
             headers.append((b"www-authenticate", b'Bearer realm="infragenius"'))
+        if err.code is ErrorCode.rate_limited:
+            headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after or 1))).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -218,6 +239,7 @@ def build(
         authenticate=authenticate,
         max_body_bytes=settings.server_max_body_bytes,
         on_refusal=on_refusal,
+        failures_per_minute=settings.server_auth_failures_per_minute,
     )
     return Built(
         app=gated,

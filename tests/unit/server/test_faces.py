@@ -183,3 +183,33 @@ async def test_an_incident_window_the_crd_would_refuse_is_refused_before_anythin
             Caller(identity=runner, face="http"), schemas.TriggerIncidentInput(namespace="team-a", **window)
         )
     assert refused.value.code is ErrorCode.invalid_argument and problem in refused.value.message
+
+
+def test_an_address_that_keeps_failing_authentication_is_slowed_before_any_lookup(
+    service: InfraGeniusService,
+) -> None:
+    attempts: list[str] = []
+
+    async def authenticate(token: str) -> Identity:
+        attempts.append(token)
+        raise ServiceError(ErrorCode.unauthenticated, "the bearer token is not valid")
+
+    from starlette.applications import Starlette
+
+    gate = Gatekeeper(
+        Starlette(routes=http_face.starlette_routes(service)),
+        authenticate=authenticate,
+        max_body_bytes=2048,
+        on_refusal=lambda *_: None,
+        failures_per_minute=5,
+    )
+    http = TestClient(gate, raise_server_exceptions=False)
+    statuses = [
+        http.get("/v1/namespaces/team-a/runs", headers={"Authorization": f"Bearer guess-{n}"}).status_code
+        for n in range(8)
+    ]
+    assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429]
+    # The sixth failure emptied the bucket; the guesses after it never reached the authenticator.
+    assert len(attempts) == 6
+    refused = http.get("/v1/namespaces/team-a/runs", headers={"Authorization": "Bearer guess-9"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
