@@ -221,6 +221,9 @@ def test_mcp_client_reads_findings_searches_history_and_triggers_an_incident_rep
         async with mcp_client(server, key) as mcp:
             tools = {t.name for t in (await mcp.list_tools()).tools}
             runs = (await mcp.call_tool("list_runs", {"namespace": namespace, "kind": "Analysis"})).structured_content
+            critical = await mcp.call_tool(
+                "list_runs", {"namespace": namespace, "kind": "Analysis", "severity": "critical"}
+            )
             detail = (await mcp.call_tool("get_analysis", {"namespace": namespace, "name": "shop"})).structured_content
             resource = await mcp.read_resource(f"infragenius://analyses/{namespace}/shop")
             first = status["findings"][0]
@@ -242,6 +245,7 @@ def test_mcp_client_reads_findings_searches_history_and_triggers_an_incident_rep
             return {
                 "tools": tools,
                 "runs": runs,
+                "critical": critical.structured_content,
                 "detail": detail,
                 "resource": resource,
                 "history": history.structured_content,
@@ -252,7 +256,10 @@ def test_mcp_client_reads_findings_searches_history_and_triggers_an_incident_rep
     result = asyncio.run(conversation())
     assert {"list_runs", "get_analysis", "search_finding_history", "trigger_incident_report"} <= result["tools"]
     assert [r["name"] for r in result["runs"]["items"]] == ["shop"]
+    has_critical = any(f["severity"] == "critical" for f in status["findings"])
+    assert [r["name"] for r in result["critical"]["items"]] == (["shop"] if has_critical else [])
     findings = result["detail"]["findings"]
+    assert result["detail"]["findings_in_run"] >= result["detail"]["total_findings"]
     assert findings and result["detail"]["total_findings"] == len(status["findings"])
     ranks = [{"critical": 0, "warning": 1, "info": 2}[f["severity"]] for f in findings]
     assert ranks == sorted(ranks), "most severe first"

@@ -174,6 +174,9 @@ class AnalysisDetail(Output):
     run: RunSummary
     findings: list[FindingOut] = Field(description="Most severe first.")
     total_findings: int = Field(description="Findings matching the filters in status (before paging).")
+    findings_in_run: int = Field(
+        description="Every finding the run made; status keeps the most severe spec.maxFindings of them."
+    )
     next_cursor: str | None
     explanation: ExplanationOut | None = None
     missing_sources: list[str] = Field(default_factory=list, description="Sources that could not be read.")

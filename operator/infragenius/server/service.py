@@ -259,6 +259,8 @@ class InfraGeniusService:
         plural = PLURAL_OF[query.kind]
 
         async def work() -> schemas.RunPage:
+            if query.kind is not schemas.RunKind.analysis and (query.severity or query.detector):
+                raise ServiceError(ErrorCode.invalid_argument, "severity and detector filter Analyses only")
             offset = decode_cursor(query.cursor)
             objects = await self._reader.list(plural, query.namespace)
             summaries = []
@@ -313,6 +315,7 @@ class InfraGeniusService:
             run=run_summary(schemas.RunKind.analysis, obj),
             findings=[_finding_out(f) for f in findings[offset : offset + limit]],
             total_findings=len(findings),
+            findings_in_run=max(status.total_findings, len(status.findings)),
             next_cursor=encode_cursor(offset + limit) if offset + limit < len(findings) else None,
             explanation=explanation,
             missing_sources=[_cut(f"{m.source}: {m.error or m.status}", 200) for m in status.missing],
