@@ -610,6 +610,24 @@ def test_audit_rows_match_the_calls_exactly(
     assert len(rows) == total
 
 
+def test_audit_rows_of_an_outage_are_written_once_postgres_is_back(
+    cluster: E2ECluster, namespace: str, servers: tuple[ServerProcess, ServerProcess], postgres: LocalPostgres
+) -> None:
+    """Calls keep working for Kubernetes identities while Postgres is away; their rows wait in memory."""
+    token = namespaced_reader(cluster, namespace)
+    principal = f"k8s:system:serviceaccount:{namespace}:reader"
+    postgres.stop()
+    try:
+        for n in range(5):
+            reply = get_json(servers[n % 2], f"/v1/namespaces/{namespace}/runs?kind=Analysis", token)
+            assert reply.status_code == 200, reply.text
+    finally:
+        postgres.start()
+    wait_for(lambda: len(_audit_rows(postgres, principal)) >= 5, timeout=120, what="the outage's audit rows")
+    time.sleep(2)
+    assert _audit_rows(postgres, principal) == [("list_analyses", "ok", namespace)] * 5
+
+
 def _malformed_requests(namespace: str) -> list[tuple[str, str, Any, dict[str, str]]]:
     """(method, path, body, headers) of many kinds of bad input, to /mcp and /v1."""
     rpc = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
