@@ -129,6 +129,9 @@ class WatchCache:
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,
                 timeout_seconds=self._watch_timeout,
+                # The API server ends a watch after timeout_seconds; a connection silent well beyond that is
+                # dead (a lost peer sends no FIN): give up on it and watch again.
+                _request_timeout=self._watch_timeout + 30,
             )
             for event in stream:
                 kind, obj = event["type"], event["object"]
