@@ -38,6 +38,7 @@ from infragenius_devtools.devcluster.services import LocalPostgres, LocalRedis
 from infragenius_devtools.support import free_port
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster
+from tests.e2e.prometheus_support import SCENARIOS, T_END, LocalPrometheus, ratio_queries
 from tests.e2e.support import SETUP_TIMEOUT, service_account_kubeconfig, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -170,9 +171,12 @@ def server_kubeconfig(cluster: E2ECluster, crds: None) -> str:
 
 
 @pytest.fixture(scope="module")
-def history_operator(operator_kubeconfig: str, postgres: LocalPostgres) -> Iterator[KopfRunner]:
-    """The real operator, writing history to the same Postgres the servers read."""
-    with running_operator(operator_kubeconfig, INFRAGENIUS_POSTGRES_URL=postgres.url) as runner:
+def history_operator(
+    operator_kubeconfig: str, postgres: LocalPostgres, prometheus: LocalPrometheus
+) -> Iterator[KopfRunner]:
+    """The real operator, writing history to the same Postgres the servers read, with real SLO data."""
+    env = {"INFRAGENIUS_POSTGRES_URL": postgres.url, "INFRAGENIUS_PROMETHEUS_URL": prometheus.url}
+    with running_operator(operator_kubeconfig, **env) as runner:
         yield runner
 
 
@@ -314,13 +318,56 @@ def test_reads_come_from_the_watch_not_a_request_per_call(
         )
     before = _api_server_reads(cluster, "sloreviews")
     for n in range(50):
-        assert get_json(servers[n % 2], runs, key).status_code == 200
-        get_json(servers[n % 2], f"/v1/namespaces/{namespace}/sloreviews/checkout", key)
+        listed = get_json(servers[n % 2], runs, key)
+        assert listed.status_code == 200 and listed.json()["items"][0]["service"] == "checkout"
+        slo = get_json(servers[n % 2], f"/v1/namespaces/{namespace}/sloreviews/checkout", key)
+        assert slo.status_code == 200 and slo.json()["run"]["name"] == "checkout", slo.text
     # No server call became an API request (another client may read now and then: allow a handful).
     assert _api_server_reads(cluster, "sloreviews") - before < 5
     cluster.kubectl("delete", "sloreview", "checkout", "-n", namespace)
     for server in servers:
         wait_for(lambda s=server: get_json(s, runs, key).json()["items"] == [], timeout=30, what="the deletion")
+
+
+def test_slo_status_of_a_service_from_a_review_of_real_prometheus_data(
+    cluster: E2ECluster, namespace: str, history_operator: KopfRunner, servers: tuple[ServerProcess, ServerProcess],
+    postgres: LocalPostgres,
+) -> None:  # fmt: skip
+    errors, total = ratio_queries("breaching")
+    review = {
+        "apiVersion": "infragenius.io/v1alpha1",
+        "kind": "SLOReview",
+        "metadata": {"name": "checkout"},
+        "spec": {
+            "service": "checkout",
+            "objective": SCENARIOS["breaching"].objective,
+            "sli": {"ratio": {"errorQuery": errors, "totalQuery": total}},
+            "evaluationTime": T_END.isoformat().replace("+00:00", "Z"),
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(review))
+    wait_for(
+        lambda: (
+            json.loads(cluster.kubectl("get", "sloreview", "checkout", "-n", namespace, "-o", "json").stdout)
+            .get("status", {})
+            .get("verdict")
+        ),
+        timeout=SETUP_TIMEOUT,
+        what="the SLOReview's verdict",
+    )
+    key = create_key(postgres, [namespace], ["read"])
+
+    async def ask() -> dict[str, Any]:
+        async with mcp_client(servers[0], key) as mcp:
+            reply = await mcp.call_tool("get_slo_status", {"namespace": namespace, "name": "checkout"})
+            assert not reply.is_error, reply.content
+            return reply.structured_content or {}
+
+    status = asyncio.run(ask())
+    assert status["verdict"] == "Breaching"
+    assert status["budget_remaining_percent"] is not None and status["budget_remaining_percent"] < 100
+    assert status["burn_rates"]["1h"] is not None and status["burn_rates"]["1h"] > 14.4
+    assert status["time_to_exhaustion"] and status["alerts_firing"]
 
 
 def test_api_keys_are_refused_for_what_they_lack(

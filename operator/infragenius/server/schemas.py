@@ -145,6 +145,7 @@ class RunSummary(Output):
     completed_at: str | None = None
     counts: Counts | None = Field(default=None, description="Analyses: findings by severity.")
     verdict: str | None = Field(default=None, description="SLOReviews: Healthy, AtRisk, Breaching or Exhausted.")
+    service: str | None = Field(default=None, description="SLOReviews: the service the SLO is about.")
     top_cause: str | None = Field(default=None, description="IncidentReports: the top suspected cause.")
 
 

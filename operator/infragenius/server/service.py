@@ -143,6 +143,9 @@ def run_summary(kind: schemas.RunKind, obj: dict[str, Any]) -> schemas.RunSummar
         if isinstance(counts, dict)
         else None,
         verdict=status.get("verdict") if kind is schemas.RunKind.slo_review else None,
+        service=_cut(str((obj.get("spec") or {}).get("service") or ""), 253) or None
+        if kind is schemas.RunKind.slo_review
+        else None,
         top_cause=_cut(status.get("topCause"), 256) or None if kind is schemas.RunKind.incident_report else None,
     )
 
