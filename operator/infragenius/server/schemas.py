@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from infragenius.models.common import DNS_LABEL_PATTERN
+from infragenius.models.common import DNS_LABEL_PATTERN, DURATION_PATTERN, RFC3339_PATTERN
 
 MAX_PAGE = 50
 MAX_TEXT = 600
@@ -119,10 +119,13 @@ class TriggerIncidentInput(Input):
     since: str | None = Field(
         default=None,
         max_length=20,
+        pattern=DURATION_PATTERN,
         description="The window to reconstruct, ending now, e.g. 30m or 2h (default 30m when start/end are absent).",
     )
-    start: str | None = Field(default=None, max_length=64, description="RFC 3339 window start; give end too.")
-    end: str | None = Field(default=None, max_length=64, description="RFC 3339 window end.")
+    start: str | None = Field(
+        default=None, max_length=64, pattern=RFC3339_PATTERN, description="RFC 3339 window start; give end too."
+    )
+    end: str | None = Field(default=None, max_length=64, pattern=RFC3339_PATTERN, description="RFC 3339 window end.")
     wait_seconds: float = Field(default=60, ge=0, le=600, description="How long to wait for the result.")
 
 
