@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--file", required=True, help="one or more SLOReview documents (or a List); - for stdin"
     )
     slo_export.set_defaults(func=_slo_openslo)
+
+    from infragenius.server.commands import add_parsers as add_server_parsers
+
+    add_server_parsers(commands)  # serve, mcp --stdio, keys
     return parser
 
 

@@ -225,6 +225,44 @@ class Settings(BaseSettings):
         "external Redis: a random key per process, so replicas do not share entries.",
     )
 
+    # --- `infragenius serve`: the MCP server and the JSON API (issue 16) ---
+    server_host: str = Field(default="0.0.0.0", description="Address the MCP server and the /v1 API listen on.")
+    server_port: int = Field(default=8090, ge=0, le=65535, description="Port of /mcp and /v1 (authenticated).")
+    server_health_port: int = Field(
+        default=8091, ge=0, le=65535, description="Port of the server's /healthz, /readyz and /metrics (no auth)."
+    )
+    server_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger request bodies get 413."
+    )
+    server_tier_limits: dict[str, int] = Field(
+        default_factory=lambda: {"free": 60, "team": 600},
+        description='Calls per minute per key or identity, by tier (JSON), e.g. {"free": 60, "team": 600}.',
+    )
+    server_kubernetes_tier: str = Field(
+        default="team", min_length=1, description="Tier of callers who authenticate with a Kubernetes token."
+    )
+    server_auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="How long a key lookup or access review is reused; revocation takes effect within it.",
+    )
+    server_auth_failures_per_minute: int = Field(
+        default=600,
+        ge=1,
+        description="Failed authentications one client address may make a minute before it gets 429 (each costs "
+        "a Postgres lookup or a TokenReview).",
+    )
+    server_trigger_max_wait_seconds: float = Field(
+        default=120.0, gt=0, le=600, description="Longest a trigger call waits for its run to finish."
+    )
+    server_audit_retention_days: int = Field(default=30, ge=1, le=3650, description="Audit rows kept this long.")
+    server_audit_batch: int = Field(default=200, ge=1, le=10000, description="Audit rows written per batch at most.")
+    server_audit_queue: int = Field(
+        default=10000, ge=10, description="Audit rows held in memory while Postgres is slow; more are counted, dropped."
+    )
+    server_page_size: int = Field(default=20, ge=1, le=200, description="Items per page when a call names none.")
+
     @field_validator("slo_rule_labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
