@@ -13,7 +13,7 @@ import json
 import random
 from typing import Any
 
-import httpx
+import aiohttp
 import jsonschema
 import pytest
 from aiohttp import web
@@ -280,7 +280,7 @@ async def test_send_classifies_outcomes_against_a_real_server() -> None:
     app = web.Application()
     app.router.add_post("/hang", hang)
     app.router.add_post("/{code}", handler)
-    async with TestServer(app) as server, httpx.AsyncClient() as client:
+    async with TestServer(app) as server, aiohttp.ClientSession() as client:
         base = str(server.make_url(""))
 
         async def outcome(path: str, timeout: float = 5.0) -> tuple[Delivery, int | None, float | None]:
@@ -294,7 +294,8 @@ async def test_send_classifies_outcomes_against_a_real_server() -> None:
         assert await outcome("/400") == (Delivery.failed, 400, None)
         assert await outcome("/404") == (Delivery.failed, 404, None)
         assert (await outcome("/hang", timeout=0.5))[0] is Delivery.retry
-    down = await send(httpx.AsyncClient(), formats.HTTPRequest(base + "/204", {}, b""), 2.0)
+    async with aiohttp.ClientSession() as client:
+        down = await send(client, formats.HTTPRequest(base + "/204", {}, b""), 2.0)
     assert down.delivery is Delivery.retry and base not in (down.error or "")
 
 

@@ -100,6 +100,18 @@ def insert_rows(request_id: int, resource_uid: str, namespace: str, name: str, p
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """What happened to one claimed row: ``state`` pending means due again after ``delay`` seconds."""
+
+    row_id: int
+    state: str  # sent, failed, suppressed, pending
+    status: int | None = None
+    error: str | None = None
+    delay: float = 0.0
+    counted: bool = True  # an attempt was made (a rate-limit deferral is not one)
+
+
+@dataclass(frozen=True)
 class Claimed:
     id: int
     resource_uid: str
@@ -134,27 +146,31 @@ class Outbox:
             await conn.commit()
         return sorted((Claimed(**row) for row in rows), key=lambda c: c.id)
 
-    async def settle(self, row_id: int, state: str, status: int | None, error: str | None) -> None:
-        """Sent, failed (for good) or suppressed."""
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """A batch's outcomes in one transaction (pipelined): sent, failed, suppressed, or pending again."""
+        if not settlements:
+            return
+        sql = (
+            "UPDATE notification_outbox SET state = %(state)s, attempts = attempts + %(counted)s,"
+            " last_status = coalesce(%(status)s, last_status), last_error = coalesce(%(error)s, last_error),"
+            " lease_until = NULL, sent_at = CASE WHEN %(state)s = 'sent' THEN now() ELSE sent_at END,"
+            " next_attempt_at = CASE WHEN %(state)s = 'pending' THEN now() + make_interval(secs => %(delay)s)"
+            " ELSE next_attempt_at END WHERE id = %(id)s"
+        )
+        params = [
+            {
+                "id": s.row_id,
+                "state": s.state,
+                "counted": 1 if s.counted else 0,
+                "status": s.status,
+                "error": s.error,
+                "delay": s.delay,
+            }
+            for s in settlements
+        ]
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE notification_outbox SET state = %s, attempts = attempts + 1, last_status = %s,"
-                " last_error = %s, lease_until = NULL, sent_at = CASE WHEN %s = 'sent' THEN now() END WHERE id = %s",
-                (state, status, error, state, row_id),
-            )
-            await conn.commit()
-
-    async def retry(
-        self, row_id: int, delay: float, status: int | None, error: str | None, *, count: bool = True
-    ) -> None:
-        """Due again in ``delay`` seconds; ``count``: the attempt was made (not just deferred by a rate limit)."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE notification_outbox SET attempts = attempts + %s, last_status = coalesce(%s, last_status),"
-                " last_error = coalesce(%s, last_error), lease_until = NULL,"
-                " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
-                (1 if count else 0, status, error, delay, row_id),
-            )
+            async with conn.cursor() as cur:
+                await cur.executemany(sql, params)
             await conn.commit()
 
     async def sent_within(self, resource_uid: str, sink: str, finding_id: str, seconds: float) -> bool:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from kubernetes import client
 from pydantic import ValidationError
 
 from infragenius import kubeapi
-from infragenius.history.outbox import Claimed, Outbox
+from infragenius.history.outbox import Claimed, Outbox, Settlement
 from infragenius.kube.time import rfc3339
 from infragenius.models.analysis import (
     NOTIFICATION_NAMESPACES_ANNOTATION,
@@ -45,6 +45,9 @@ from infragenius.settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH = 200
+SECRET_TTL_SECONDS = 10.0
+REPORT_EVERY_SECONDS = 2.0  # status.notifications at most this often per Analysis
+STATUS_POLICY = kubeapi.RetryPolicy(attempts=1, deadline=5.0)  # the next batch reports again
 
 
 class SinkUnusable(Exception):
@@ -85,10 +88,14 @@ def host_allowed(url: str, patterns: Sequence[str]) -> bool:
 
 
 class Dispatcher:
-    def __init__(self, outbox: Outbox, api: client.ApiClient, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, outbox: Outbox, api: client.ApiClient, settings: Settings, http: aiohttp.ClientSession) -> None:
         self.outbox, self.api, self.settings, self.http = outbox, api, settings, http
         self.buckets: dict[tuple[str, str], _Bucket] = {}
         self.sending = asyncio.Semaphore(settings.notify_concurrency)
+        # A batch of a hundred messages for one sink reads its Secret once; a rotated one is seen within seconds.
+        self.secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.reported: dict[str, float] = {}
+        self.stale: set[tuple[str, str, str]] = set()  # reports skipped by the throttle, written when idle
 
     async def run(self) -> None:
         """Until cancelled; a failing round (Postgres away) is logged and retried."""
@@ -102,6 +109,7 @@ class Dispatcher:
                 log.warning("notifications: outbox round failed: %s", str(err).splitlines()[0] if str(err) else err)
                 worked = 0
             if not worked:
+                await self.flush_reports()
                 await asyncio.sleep(self.settings.notify_poll_seconds)
 
     async def drain_once(self) -> int:
@@ -109,35 +117,37 @@ class Dispatcher:
         claimed = await self.outbox.claim(BATCH, self.settings.notify_timeout_seconds * 2 + 10)
         if not claimed:
             return 0
-        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        settled = await asyncio.gather(*(self._deliver(row) for row in claimed))
+        await self.outbox.settle(settled)
         for uid, namespace, name in {(r.resource_uid, r.namespace, r.analysis) for r in claimed}:
             await self._report(uid, namespace, name)
         return len(claimed)
 
-    async def _deliver(self, row: Claimed) -> None:
+    async def flush_reports(self) -> None:
+        """The status reports the throttle held back, once the outbox is quiet."""
+        for uid, namespace, name in list(self.stale):
+            await self._report(uid, namespace, name, force=True)
+
+    async def _deliver(self, row: Claimed) -> Settlement:
         async with self.sending:
             try:
                 sink = NotificationSink.model_validate({**row.sink_config, "name": row.sink})
             except ValidationError as err:
-                await self._settle(
+                return self._settlement(
                     row, "Invalid", Outcome(Delivery.failed, None, f"invalid sink: {err.errors()[0]['msg']}")
                 )
-                return
             wait = self._bucket(row, sink).wait()
             if wait > 0:  # over the sink's rate: later, without spending an attempt
-                await self.outbox.retry(row.id, wait, None, None, count=False)
-                return
+                return Settlement(row.id, "pending", delay=wait, counted=False)
             if await self._cooling_down(row, sink):
-                await self.outbox.settle(row.id, "suppressed", None, f"cooldown {sink.cooldown}")
                 metrics.NOTIFICATIONS.labels(sink_type=sink.type.value, outcome="suppressed").inc()
-                return
+                return Settlement(row.id, "suppressed", error=f"cooldown {sink.cooldown}")
             try:
                 request = await self._request(row, sink)
             except (SinkUnusable, formats.FormatError) as err:
-                await self._settle(row, sink.type.value, Outcome(Delivery.retry, None, str(err)))
-                return
+                return self._settlement(row, sink.type.value, Outcome(Delivery.retry, None, str(err)))
             outcome = await send(self.http, request, self.settings.notify_timeout_seconds)
-            await self._settle(row, sink.type.value, outcome)
+            return self._settlement(row, sink.type.value, outcome)
 
     def _bucket(self, row: Claimed, sink: NotificationSink) -> _Bucket:
         key = (row.resource_uid, sink.name)
@@ -182,10 +192,15 @@ class Dispatcher:
         assert ref is not None
         home = self.settings.operator_namespace
         path = f"/api/v1/namespaces/{home}/secrets/{ref.name}"
-        try:
-            body = await asyncio.to_thread(kubeapi.request, self.api, "GET", path, timeout=(5.0, 10.0))
-        except client.ApiException as err:
-            raise SinkUnusable(f"sink {sink.name}: Secret {home}/{ref.name}: HTTP {err.status}") from None
+        cached = self.secrets.get(path)
+        if cached is not None and time.monotonic() - cached[0] < SECRET_TTL_SECONDS:
+            body = cached[1]
+        else:
+            try:
+                body = await asyncio.to_thread(kubeapi.request, self.api, "GET", path, timeout=(5.0, 10.0))
+            except client.ApiException as err:
+                raise SinkUnusable(f"sink {sink.name}: Secret {home}/{ref.name}: HTTP {err.status}") from None
+            self.secrets[path] = (time.monotonic(), body)
         metadata = body.get("metadata") or {}
         if (metadata.get("labels") or {}).get(NOTIFICATION_SECRET_LABEL) != "true":
             raise SinkUnusable(f"sink {sink.name}: Secret {ref.name} is not labelled {NOTIFICATION_SECRET_LABEL}=true")
@@ -203,22 +218,27 @@ class Dispatcher:
         except (ValueError, UnicodeDecodeError):
             raise SinkUnusable(f"sink {sink.name}: Secret {ref.name} key {ref.key} is not text") from None
 
-    async def _settle(self, row: Claimed, sink_type: str, outcome: Outcome) -> None:
+    def _settlement(self, row: Claimed, sink_type: str, outcome: Outcome) -> Settlement:
         metrics.NOTIFICATIONS.labels(sink_type=sink_type, outcome=outcome.delivery.value).inc()
         error = outcome.error[:512] if outcome.error else None
         if outcome.delivery is Delivery.sent:
-            await self.outbox.settle(row.id, "sent", outcome.status, None)
-        elif outcome.delivery is Delivery.failed or row.attempts + 1 >= self.settings.notify_max_attempts:
-            await self.outbox.settle(row.id, "failed", outcome.status, error)
+            return Settlement(row.id, "sent", outcome.status)
+        if outcome.delivery is Delivery.failed or row.attempts + 1 >= self.settings.notify_max_attempts:
             log.warning(
                 "notifications: %s/%s sink %s: failed for good: %s", row.namespace, row.analysis, row.sink, error
             )
-        else:
-            delay = outcome.retry_after if outcome.retry_after is not None else backoff(row.attempts)
-            await self.outbox.retry(row.id, delay, outcome.status, error)
+            return Settlement(row.id, "failed", outcome.status, error)
+        delay = outcome.retry_after if outcome.retry_after is not None else backoff(row.attempts)
+        return Settlement(row.id, "pending", outcome.status, error, delay)
 
-    async def _report(self, uid: str, namespace: str, name: str) -> None:
-        """status.notifications of the Analysis (skipped if it is gone or was recreated)."""
+    async def _report(self, uid: str, namespace: str, name: str, force: bool = False) -> None:
+        """status.notifications of the Analysis (skipped if it is gone or was recreated); throttled."""
+        now = time.monotonic()
+        if not force and now - self.reported.get(uid, -REPORT_EVERY_SECONDS) < REPORT_EVERY_SECONDS:
+            self.stale.add((uid, namespace, name))
+            return
+        self.reported[uid] = now
+        self.stale.discard((uid, namespace, name))
         summary: list[dict[str, Any]] = []
         for entry in await self.outbox.delivery(uid):
             item = {k: entry[k] for k in ("sent", "pending", "failed")}
@@ -239,7 +259,10 @@ class Dispatcher:
                 body=body,
                 headers={"Content-Type": "application/merge-patch+json"},
                 timeout=(5.0, 10.0),
+                policy=STATUS_POLICY,
             )
         except client.ApiException as err:
             if err.status not in (404, 409):  # gone, or a new object under the same name
                 log.warning("notifications: status of %s/%s not written: HTTP %s", namespace, name, err.status)
+        except kubeapi.TRANSPORT_ERRORS as err:  # the API away: the next batch writes it
+            log.warning("notifications: status of %s/%s not written: %s", namespace, name, type(err).__name__)

@@ -10,7 +10,7 @@ import contextlib
 import secrets
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from kubernetes import client, config
 
 from infragenius.cache.redis_cache import RedisExplanationCache
@@ -38,7 +38,7 @@ class Started:
     runtime: Runtime
     stack_task: asyncio.Task[None] | None = None
     notify_task: asyncio.Task[None] | None = None
-    notify_http: httpx.AsyncClient | None = None
+    notify_http: aiohttp.ClientSession | None = None
 
 
 def api_client(settings: Settings) -> client.ApiClient:
@@ -82,7 +82,8 @@ async def start(settings: Settings, logger: HandlerLogger) -> Started:
     )
     started = Started(runtime, stack_task)
     if runtime.history is not None:  # the outbox lives in Postgres: no history, no notifications
-        started.notify_http = httpx.AsyncClient(follow_redirects=False)
+        connector = aiohttp.TCPConnector(limit=settings.notify_concurrency)
+        started.notify_http = aiohttp.ClientSession(connector=connector)
         dispatcher = Dispatcher(Outbox(runtime.history.store.pool), api, settings, started.notify_http)
         started.notify_task = asyncio.create_task(dispatcher.run(), name="infragenius-notifications")
     return started
@@ -96,7 +97,7 @@ async def stop(started: Started) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await started.notify_task
     if started.notify_http is not None:
-        await started.notify_http.aclose()
+        await started.notify_http.close()
     runtime = started.runtime
     if runtime.history is not None:
         await runtime.history.close()
