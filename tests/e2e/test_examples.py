@@ -16,6 +16,9 @@ Not run here, and why:
 - ``rollout-gate-analysis-template.yaml`` is an Argo Rollouts AnalysisTemplate (needs Argo Rollouts' CRDs and
   controller): the gate URL it calls is answered for real in test_slo_rules_live.py, and
   tests/unit/test_slo_rules_live.py checks the template's URL and jsonPath against the gate.
+- ``analysis-notify.yaml`` posts to Slack and PagerDuty, which need real accounts and credentials: the
+  spec is validated by tests/unit/test_notify.py, and every sink type
+  is driven for real against local receivers by test_notifications.py and test_outbox.py.
 - The periodic analysis re-runs every 15 minutes (at least 1m): only its first run is waited for.
 
 All examples are also dry-run against the API server by test_helm.py.
@@ -62,6 +65,7 @@ RUN_HERE = {
     "sloreview-calendar.yaml": "sloreview",
 }
 NOT_RUN_HERE = {
+    "analysis-notify.yaml",
     "argocd-application.yaml",
     "alertmanager-receiver.yaml",
     "rollout-gate-analysis-template.yaml",

@@ -321,3 +321,16 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
 )
 def test_host_allowed(url: str, patterns: list[str], allowed: bool) -> None:
     assert host_allowed(url, patterns) is allowed
+
+
+def test_the_notify_example_is_a_valid_analysis_with_slack_pagerduty_and_a_silence() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from infragenius.models.analysis import AnalysisSpec
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "analysis-notify.yaml").read_text())
+    spec = AnalysisSpec.model_validate(doc["spec"])
+    assert [s.type for s in spec.notify.sinks] == [SinkType.slack, SinkType.pagerduty]
+    assert spec.silences and spec.silences[0].by == "alice"
