@@ -194,3 +194,20 @@ def test_summary_says_what_changed() -> None:
 def test_invalid_silences_are_refused(silence: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         AnalysisSpec.model_validate({"silences": [silence]})
+
+
+def test_notifications_keep_names_but_never_secrets() -> None:
+    from infragenius.analysis.reconcile import transition_rows
+
+    leaky = finding(
+        detector="pod",
+        severity=Severity.critical,
+        resource=ResourceRef(kind="Pod", name="checkout-1", namespace="shop"),
+        problem="crashloop",
+        title="checkout-1 exits: password=hunter2xyz Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789",
+        evidence=[],
+        remediation="x",
+    )
+    (row,) = transition_rows(Runs().run(T0, leaky))
+    assert row["title"].startswith("checkout-1 exits:")  # names are kept: the message goes to the team
+    assert "hunter2xyz" not in row["title"] and "abcdefghijklmnopqrstuvwxyz0123456789" not in row["title"]

@@ -12,6 +12,7 @@ from infragenius.analysis.lifecycle import LifecycleResult
 from infragenius.analysis.runner import AnalysisOutcome, analyze
 from infragenius.history.store import RunRecord
 from infragenius.kube.time import now_rfc3339
+from infragenius.llm.anonymize import Anonymizer
 from infragenius.llm.explain import ExplainOutcome
 from infragenius.models.analysis import AnalysisSpec, AnalysisStatus, LifecycleCounts
 from infragenius.models.api import ANALYSIS, Phase, Reason
@@ -93,7 +94,10 @@ def completed_status(
 
 
 def transition_rows(followed: LifecycleResult) -> list[dict[str, Any]]:
-    """History's record of each state change (trends: mean time to resolve, recurring problems)."""
+    """History's record of each state change (trends: mean time to resolve, recurring problems), and what
+    notifications are made of. Names stay (they go to the team); whatever the anonymizer takes for a secret
+    (tokens, passwords, keys in cluster text) is redacted, because notifications leave the cluster."""
+    scrub = Anonymizer(keep_identifiers=True)
     return [
         {
             "finding_id": t.finding_id,
@@ -102,7 +106,7 @@ def transition_rows(followed: LifecycleResult) -> list[dict[str, Any]]:
             "detector": t.tracked.detector,
             "severity": t.tracked.severity.value,
             "resource": t.tracked.resource,
-            "title": t.tracked.title,
+            "title": scrub.mask(t.tracked.title),
             "first_seen": t.tracked.first_seen,
             "silenced": t.silenced,
             "notifiable": t.notifiable,

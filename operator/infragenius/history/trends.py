@@ -164,11 +164,15 @@ async def recurring(conn: psycopg.AsyncConnection[Any], query: TrendFilter, limi
     ]
 
 
+async def finding_trends(conn: psycopg.AsyncConnection[Any], query: TrendFilter, limit: int = 10) -> Trends:
+    return Trends(
+        await open_over_time(conn, query), await time_to_resolve(conn, query), await recurring(conn, query, limit)
+    )
+
+
 async def trends(dsn: str, query: TrendFilter, limit: int = 10) -> Trends:
     async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=10) as conn:
-        return Trends(
-            await open_over_time(conn, query), await time_to_resolve(conn, query), await recurring(conn, query, limit)
-        )
+        return await finding_trends(conn, query, limit)
 
 
 def _iso(value: dt.datetime) -> str:

@@ -47,6 +47,8 @@ def api_routes(service: InfraGeniusService) -> list[ApiRoute]:
                  schemas.GetResourceInput, schemas.SLOStatus, service.slo_status),
         ApiRoute("GET", f"{ns}/history", "Search finding history",
                  schemas.SearchHistoryInput, schemas.HistoryPage, service.search_history),
+        ApiRoute("GET", f"{ns}/trends", "Open findings over time, time to resolve, recurring problems",
+                 schemas.TrendsInput, schemas.Trends, service.trends),
         ApiRoute("POST", f"{ns}/analyses", "Run an Analysis now and wait for it",
                  schemas.TriggerAnalysisInput, schemas.TriggerResult, service.trigger_analysis),
         ApiRoute("POST", f"{ns}/incidentreports", "Create an IncidentReport and wait for it",

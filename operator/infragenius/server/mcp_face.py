@@ -177,6 +177,16 @@ def build_mcp_server(service: InfraGeniusService, *, face: str, fallback: Identi
         READ_ONLY,
     )
     add(
+        "finding_trends",
+        "Trends of a namespace's findings from history: open findings (critical, warning, info) per time bucket, "
+        "mean and longest time from first seen to resolved by detector and severity, and the problems that "
+        "came back most often. Optionally for one workload (Kind/name, e.g. Deployment/checkout) or detector.",
+        schemas.TrendsInput,
+        schemas.Trends,
+        service.trends,
+        READ_ONLY,
+    )
+    add(
         "trigger_analysis",
         "Run a fresh Analysis of a namespace now and wait up to wait_seconds for its findings. When it is "
         "not finished in time, finished is false: read it later with get_analysis and the returned name.",

@@ -107,6 +107,20 @@ class SearchHistoryInput(Input):
     limit: PageSize = 20
 
 
+class TrendsInput(Input):
+    namespace: Namespace
+    workload: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[A-Za-z]+/[-a-z0-9.]+$",
+        description="Kind/name, e.g. Deployment/checkout.",
+    )
+    detector: str | None = Field(default=None, max_length=63)
+    days: int = Field(default=30, ge=1, le=365, description="How far back.")
+    bucket_hours: int = Field(default=24, ge=1, le=744, description="Open findings per bucket of this many hours.")
+    top: int = Field(default=10, ge=1, le=50, description="Recurring problems listed.")
+
+
 class TriggerAnalysisInput(Input):
     namespace: Namespace
     wait_seconds: float = Field(
@@ -232,6 +246,36 @@ class HistoryEntry(Output):
 class HistoryPage(Output):
     items: list[HistoryEntry] = Field(description="Most severe first, then most recently seen.")
     next_cursor: str | None
+
+
+class OpenFindingsPoint(Output):
+    bucket: str
+    critical: int
+    warning: int
+    info: int
+
+
+class ResolveTimes(Output):
+    detector: str
+    severity: str
+    resolved: int
+    mean_seconds: float
+    max_seconds: float
+
+
+class RecurringProblem(Output):
+    finding_id: str
+    detector: str
+    resource: str
+    title: str
+    episodes: int = Field(description="Times it appeared or came back (New and Reopened).")
+    last: str
+
+
+class Trends(Output):
+    open_over_time: list[OpenFindingsPoint] = Field(description="Oldest bucket first.")
+    time_to_resolve: list[ResolveTimes] = Field(description="Slowest to resolve first.")
+    recurring: list[RecurringProblem] = Field(description="Most episodes first.")
 
 
 class TriggerResult(Output):

@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
 
 from infragenius.history import server_tables
+from infragenius.history.trends import TrendFilter, finding_trends
 from infragenius.models.analysis import AnalysisStatus
 from infragenius.models.api import ANALYSIS, API_VERSION, GROUP, INCIDENT_REPORT, SLO_REVIEW, VERSION
 from infragenius.models.findings import Finding, Severity
@@ -426,6 +427,28 @@ class InfraGeniusService:
             return schemas.HistoryPage(items=items, next_cursor=encode_cursor(offset + query.limit) if more else None)
 
         return await self._gated(caller, "search_history", query.namespace, [("list", ANALYSIS.plural)], work)
+
+    async def trends(self, caller: Caller, query: schemas.TrendsInput) -> schemas.Trends:
+        async def work() -> schemas.Trends:
+            if self._history is None:
+                raise ServiceError(ErrorCode.unavailable, "finding history (Postgres) is not configured on this server")
+            scope = TrendFilter(query.namespace, query.workload, query.detector, query.days, query.bucket_hours)
+            try:
+                async with self._history.connection() as conn:
+                    found = await finding_trends(conn, scope, query.top)
+            except Exception as err:  # psycopg's many error types: the database is what failed
+                log.warning("trends failed: %s", type(err).__name__)
+                raise ServiceError(
+                    ErrorCode.unavailable, "finding history (Postgres) is unreachable; try again"
+                ) from None
+            return schemas.Trends.model_validate(
+                {
+                    **found.as_json(),
+                    "recurring": [{**r, "title": _cut(r["title"], 256)} for r in found.as_json()["recurring"]],
+                }
+            )
+
+        return await self._gated(caller, "trends", query.namespace, [("list", ANALYSIS.plural)], work)
 
     # --- triggers ------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -116,3 +117,34 @@ async def test_history_groups_a_problem_with_first_seen_last_seen_and_occurrence
     )
     # limit + 1 rows come back so the caller knows another page exists.
     assert len(recent) == 2 and all(r["occurrences"] == 1 for r in recent)
+
+
+def _change(finding_id: str, state: str, namespace: str, first_seen: dt.datetime) -> dict[str, object]:
+    return {
+        "finding_id": finding_id,
+        "to_state": state,
+        "detector": "pod",
+        "severity": "critical",
+        "resource": f"Deployment/{namespace}/web",
+        "title": "web is crash looping",
+        "first_seen": first_seen.isoformat(),
+    }
+
+
+async def test_trends_stay_in_their_namespace(history: HistoryStore) -> None:
+    """What the server's finding_trends tool answers: a namespace's recurring problems and time to
+    resolve, never another namespace's."""
+    from infragenius.history.trends import TrendFilter, finding_trends
+
+    now = dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(hours=3)
+    for namespace, ident in (("trend-a", "d" * 16), ("trend-b", "e" * 16)):
+        for hours_ago, state in ((3, "New"), (2, "Resolved"), (1, "Reopened")):
+            record = _record(namespace, [], now - dt.timedelta(hours=hours_ago))
+            changed = dataclasses.replace(record, transitions=[_change(ident, state, namespace, start)])
+            await history.write_run(changed)
+    async with history.pool.connection() as conn:
+        found = await finding_trends(conn, TrendFilter(namespace="trend-a", days=1), 5)
+    assert [(r.finding_id, r.episodes) for r in found.recurring] == [("d" * 16, 2)]
+    (resolve,) = found.time_to_resolve
+    assert resolve.resolved == 1 and 3599 < resolve.mean_seconds < 3601

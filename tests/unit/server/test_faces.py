@@ -68,7 +68,7 @@ async def test_mcp_lists_every_tool_with_a_schema_a_model_can_follow(service: In
         templates = {t.uri_template for t in (await mcp.list_resource_templates()).resource_templates}
         assert set(tools) == {
             "list_runs", "get_analysis", "get_incident_report", "get_slo_status",
-            "search_finding_history", "trigger_analysis", "trigger_incident_report",
+            "search_finding_history", "finding_trends", "trigger_analysis", "trigger_incident_report",
         }  # fmt: skip
         namespace = tools["get_analysis"].input_schema["properties"]["namespace"]
         assert namespace["pattern"] and namespace["maxLength"] == 63
