@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -207,6 +207,10 @@ class Settings(BaseSettings):
     notify_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the outbox is checked.")
     notify_max_attempts: int = Field(default=8, ge=1, le=50, description="Then a notification is failed for good.")
     notify_concurrency: int = Field(default=16, ge=1, le=256, description="Notifications sent at once.")
+    notify_default_sinks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Sinks (JSON list, as spec.notify.sinks) for Analyses that name none; checked at start-up.",
+    )
     notify_allowed_hosts: list[str] = Field(
         default_factory=list,
         description='Host patterns (fnmatch, JSON list) sinks may post to, e.g. ["hooks.slack.com", '

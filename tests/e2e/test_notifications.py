@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from cloudevents.core.bindings import http as ce_http
 from kubernetes import client
@@ -34,6 +35,7 @@ from tests.e2e.analysis_support import analysis, get_analysis
 from tests.e2e.conftest import E2ECluster, OperatorAccount
 from tests.e2e.operator_process import start_operator
 from tests.e2e.support import wait_for
+from tests.unit.test_notify import PAGERDUTY_SCHEMA, SLACK_SCHEMA
 
 pytestmark = pytest.mark.e2e
 HMAC_KEY = "e2e-hmac-key-not-a-real-secret"
@@ -171,7 +173,10 @@ def test_each_change_reaches_each_sink_once_through_failures_and_a_sigkill(
             labels={"infragenius.io/notification-secret": "true"},
             annotations={"infragenius.io/notification-namespaces": namespace},
         ),
-        data={"key": base64.b64encode(HMAC_KEY.encode()).decode()},
+        data={
+            key: base64.b64encode(value.encode()).decode()
+            for key, value in {"key": HMAC_KEY, "slack-url": f"{base}/slack", "pd-key": "R0UT1NGKEY"}.items()
+        },
     )
     core.create_namespaced_secret(home, secret)
     grant_secret(cluster, home, operator_account.name, str(secret.metadata.name))
@@ -192,6 +197,8 @@ def test_each_change_reaches_each_sink_once_through_failures_and_a_sigkill(
             {"name": "hook", "type": "Webhook", "url": f"{base}/hook", "secretRef": ref, "minSeverity": "critical"},
             {"name": "ce", "type": "CloudEvents", "url": f"{base}/ce", "mode": "binary", "minSeverity": "critical"},
             {"name": "slow", "type": "Webhook", "url": f"{base}/hang", "secretRef": ref, "minSeverity": "critical"},
+            {"name": "chat", "type": "Slack", "secretRef": {**ref, "key": "slack-url"}, "minSeverity": "critical"},
+            {"name": "pager", "type": "PagerDuty", "url": f"{base}/pd", "secretRef": {**ref, "key": "pd-key"}},
         ]
         workloads.apply(cluster.kubectl, namespace, analysis("shop", {"notify": {"sinks": sinks}}))
         first = completed_run(cluster, namespace, None)
@@ -212,7 +219,7 @@ def test_each_change_reaches_each_sink_once_through_failures_and_a_sigkill(
         healthy(core, namespace, pod.metadata.name)
         rerun(cluster, namespace, "fixed")
         wait_for(lambda: state.attempts.get("/ce", 0) >= 2, timeout=60, what="a refused resolve delivery")
-        assert pending(postgres, uid) == 2
+        assert pending(postgres, uid) == 4  # the resolve for hook, ce, chat and pager
         operator.kill()
         state.down = False
         operator = start_operator(operator_kubeconfig, tmp_path / "operator-2.log", **env)
@@ -226,6 +233,18 @@ def test_each_change_reaches_each_sink_once_through_failures_and_a_sigkill(
             lambda: len(state.bodies("/hook")) == 3 and len(state.bodies("/ce")) == 3, timeout=180, what="reopened"
         )
         wait_for(lambda: pending(postgres, uid) == 0, timeout=60, what="an empty outbox")
+
+        # Slack and PagerDuty, as their receivers would take them (schemas written from their API docs).
+        slack, pages = state.bodies("/slack"), state.bodies("/pd")
+        assert len(slack) == 3 and all(jsonschema.validate(m, SLACK_SCHEMA) is None for m in slack)
+        for page in pages:
+            jsonschema.validate(page, PAGERDUTY_SCHEMA)
+        assert [(p["event_action"], p["dedup_key"]) for p in pages] == [
+            ("trigger", crash["id"]),
+            ("resolve", crash["id"]),
+            ("trigger", crash["id"]),
+        ]
+        assert all(p["routing_key"] == "R0UT1NGKEY" for p in pages)
 
         hook = state.bodies("/hook")
         assert [(m["event"], m["findings"][0]["id"]) for m in hook] == [

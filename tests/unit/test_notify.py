@@ -334,3 +334,27 @@ def test_the_notify_example_is_a_valid_analysis_with_slack_pagerduty_and_a_silen
     spec = AnalysisSpec.model_validate(doc["spec"])
     assert [s.type for s in spec.notify.sinks] == [SinkType.slack, SinkType.pagerduty]
     assert spec.silences and spec.silences[0].by == "alice"
+
+
+def test_default_sinks_apply_only_to_analyses_naming_none_and_are_checked_at_start_up() -> None:
+    from infragenius.analysis.reconcile import recorded_spec
+    from infragenius.models.analysis import AnalysisSpec
+    from infragenius.runs.startup import check_default_sinks
+    from infragenius.settings import Settings
+
+    default = [{"name": "platform", "type": "CloudEvents", "url": "https://events.example/"}]
+    bare = AnalysisSpec()
+    assert recorded_spec(bare, default)["notify"]["sinks"] == default
+    own = AnalysisSpec.model_validate(
+        {
+            "notify": {
+                "sinks": [
+                    {"name": "mine", "type": "Webhook", "url": "https://x/", "secretRef": {"name": "s", "key": "k"}}
+                ]
+            }
+        }
+    )
+    assert [s["name"] for s in recorded_spec(own, default)["notify"]["sinks"]] == ["mine"]
+    check_default_sinks(Settings(notify_default_sinks=default))  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="INFRAGENIUS_NOTIFY_DEFAULT_SINKS: sinks.0"):
+        check_default_sinks(Settings(notify_default_sinks=[{"name": "x", "type": "Slack"}]))  # type: ignore[call-arg]

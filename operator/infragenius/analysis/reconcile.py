@@ -122,6 +122,7 @@ def run_record(
     final: Mapping[str, Any],
     trigger: str,
     followed: LifecycleResult | None = None,
+    default_sinks: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
     """History keeps every finding, not only the ones that fit in status, with its lifecycle."""
     findings = followed.findings if followed is not None else outcome.findings
@@ -138,8 +139,17 @@ def run_record(
         findings=[f.model_dump(mode="json", by_alias=True, exclude_none=True) for f in findings],
         transitions=transition_rows(followed) if followed is not None else [],
         explanation=final.get("explanation"),
-        spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        spec=recorded_spec(spec, default_sinks or []),
     )
+
+
+def recorded_spec(spec: AnalysisSpec, default_sinks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec as history keeps it; an Analysis naming no sinks gets the operator's default ones
+    (INFRAGENIUS_NOTIFY_DEFAULT_SINKS), so its notifications follow the same outbox path."""
+    recorded = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if not spec.notify.sinks and default_sinks:
+        recorded["notify"] = {**recorded.get("notify", {}), "sinks": list(default_sinks)}
+    return recorded
 
 
 async def run(
@@ -198,7 +208,7 @@ async def run(
         outcome, spec, request.generation, begun.run_id, begun.started_at, request.status, explained, followed
     )
     failed = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
-    record = run_record(request, spec, outcome, final, reason, followed)
+    record = run_record(request, spec, outcome, final, reason, followed, settings.notify_default_sinks)
     await runs.write_completed(runtime, request, final, record, failed, explained)
     metrics.count_findings(outcome.findings)
     metrics.follow_findings(

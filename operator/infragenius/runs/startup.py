@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from kubernetes import client, config
+from pydantic import ValidationError
 
 from infragenius.cache.redis_cache import RedisExplanationCache
 from infragenius.history.outbox import Outbox
@@ -21,6 +22,7 @@ from infragenius.llm.base import LLMError
 from infragenius.llm.explain import Explainer
 from infragenius.llm.guard import CircuitBreaker, Limiter
 from infragenius.llm.ollama_llm import OllamaLLM
+from infragenius.models.analysis import NotifySpec
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs.lifecycle import Runtime
 from infragenius.runs.notifications import Dispatcher
@@ -52,8 +54,19 @@ def api_client(settings: Settings) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def check_default_sinks(settings: Settings) -> None:
+    """INFRAGENIUS_NOTIFY_DEFAULT_SINKS must be valid sinks: refuse to start rather than drop messages later."""
+    try:
+        NotifySpec.model_validate({"sinks": settings.notify_default_sinks})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"INFRAGENIUS_NOTIFY_DEFAULT_SINKS: {where}: {first['msg']}") from None
+
+
 async def start(settings: Settings, logger: HandlerLogger) -> Started:
     """Deploy the stack (when managed), then connect to what it and the settings provide."""
+    check_default_sinks(settings)
     api = api_client(settings)
     stack_task = None
     if settings.manages_stack:
