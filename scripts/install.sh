@@ -34,6 +34,9 @@ for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+# nodejs npm  the MCP Inspector (an independent MCP client the e2e tests run with npx); only when npx is
+#   missing, as a Node from another source (NodeSource) ships its own npm.
+command -v npx >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   SUDO=""

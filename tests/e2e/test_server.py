@@ -515,7 +515,9 @@ def inspector(kubeconfig: Path, *arguments: str) -> dict[str, Any]:
     """The MCP Inspector's CLI (the TypeScript SDK's client) against `infragenius mcp --stdio`."""
     npx = shutil.which("npx")
     if npx is None:
-        pytest.skip("npx (Node.js) is not installed: the MCP Inspector cannot run")
+        if os.environ.get("CI"):
+            pytest.fail("npx (Node.js) is not installed (CI=true): make install provides nodejs and npm")
+        pytest.skip("npx (Node.js) is not installed: the MCP Inspector cannot run; set CI=true to make this a failure")
     command = [npx, "--yes", "-p", INSPECTOR, "mcp-inspector-cli", "--cli"]
     command += [sys.executable, "-m", "infragenius.cli", "mcp", "--stdio", "--kubeconfig", str(kubeconfig)]
     reply = subprocess.run(
