@@ -280,6 +280,25 @@ def test_mcp_client_reads_findings_searches_history_and_triggers_an_incident_rep
     report = cluster.kubectl("get", "incidentreport", triggered["name"], "-n", namespace, "-o", "json")
     assert json.loads(report.stdout)["status"]["phase"] == "Completed"
     assert result["postmortem"] is not None and triggered["name"] in result["postmortem"].messages[0].content.text
+    transcript(result, namespace)
+
+
+def transcript(result: dict[str, Any], namespace: str) -> None:
+    """What the assistant saw, shown with -s (the README's transcript comes from here)."""
+    lines = [f"> list_tools -> {', '.join(sorted(result['tools']))}"]
+    lines.append(f"> get_analysis(namespace={namespace}, name=shop) -> {result['detail']['total_findings']} findings:")
+    for finding in result["detail"]["findings"][:3]:
+        lines.append(f"    {finding['severity']:<8} {finding['title'][:100]}")
+    entry = result["history"]["items"][0]
+    lines.append(
+        f"> search_finding_history(workload=...) -> {entry['resource']}: first seen {entry['first_seen']}, "
+        f"{entry['occurrences']} run(s)"
+    )
+    triggered = result["triggered"]
+    causes = (triggered.get("incident") or {}).get("suspected_causes") or []
+    top = f"{causes[0]['title']} ({causes[0]['resource']})" if causes else "none"
+    lines.append(f"> trigger_incident_report(since=30m) -> {triggered['name']} {triggered['phase']}; top cause: {top}")
+    print("\n" + "\n".join(str(line)[:220] for line in lines), file=sys.__stdout__, flush=True)
 
 
 def _api_server_reads(cluster: E2ECluster, resource: str) -> float:
