@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -33,14 +34,22 @@ def crash(name: str = "checkout-1", severity: Severity = Severity.critical, dete
 class Runs:
     """One Analysis run after another, each starting from the memory the previous one left."""
 
-    def __init__(self, spec: LifecycleSpec = SPEC, silences: list[Silence] | None = None) -> None:
+    def __init__(
+        self, spec: LifecycleSpec = SPEC, silences: list[Silence] | None = None, max_findings: int = 2
+    ) -> None:
         self.memory: dict[str, Any] = {}
-        self.spec, self.silences = spec, silences or []
+        self.spec, self.silences, self.max_findings = spec, silences or [], max_findings
 
     def run(self, at: dt.datetime, *findings: Finding) -> lifecycle.LifecycleResult:
         result = lifecycle.advance(self.memory, list(findings), at, self.spec, self.silences)
-        status = {"lifecycle": result.status.model_dump(by_alias=True, mode="json")}
-        self.memory = lifecycle.previous_tracked(status)  # through status, as the operator does
+        # Through status, as the operator writes it: kept findings carry their lifecycle, tracked the rest.
+        kept = result.findings[: self.max_findings]
+        memory = lifecycle.status_memory(result.status.tracked, kept)
+        status = {
+            "findings": [f.model_dump(by_alias=True, mode="json", exclude_none=True) for f in kept],
+            "lifecycle": result.status.model_copy(update={"tracked": memory}).model_dump(by_alias=True, mode="json"),
+        }
+        self.memory = lifecycle.previous_tracked(json.loads(json.dumps(status)))
         return result
 
 
@@ -211,3 +220,20 @@ def test_notifications_keep_names_but_never_secrets() -> None:
     (row,) = transition_rows(Runs().run(T0, leaky))
     assert row["title"].startswith("checkout-1 exits:")  # names are kept: the message goes to the team
     assert "hunter2xyz" not in row["title"] and "abcdefghijklmnopqrstuvwxyz0123456789" not in row["title"]
+
+
+def test_status_stays_within_its_budget_however_much_is_followed() -> None:
+    from infragenius.analysis.reconcile import STATUS_BUDGET_BYTES, _within_budget
+
+    tracked = [
+        {"id": f"{i:016x}", "state": "Resolved", "title": "x" * 128, "resource": "Pod/shop/" + "p" * 60}
+        for i in range(MAX_TRACKED)
+    ]
+    status: dict[str, Any] = {
+        "findings": [{"title": "y" * 256, "evidence": ["z" * 300]} for _ in range(300)],
+        "lifecycle": {"tracked": tracked, "dropped": 3},
+    }
+    _within_budget(status)
+    assert len(json.dumps(status, separators=(",", ":"))) <= STATUS_BUDGET_BYTES
+    kept = len(status["lifecycle"]["tracked"])
+    assert 0 < kept < MAX_TRACKED and status["lifecycle"]["dropped"] == 3 + MAX_TRACKED - kept

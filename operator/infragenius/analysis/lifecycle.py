@@ -135,14 +135,13 @@ def _resolved(before: TrackedFinding, now: dt.datetime) -> TrackedFinding:
 
 
 def _bounded(tracked: list[TrackedFinding]) -> tuple[list[TrackedFinding], int]:
-    """At most MAX_TRACKED: open ones first, most severe first; the rest are forgotten (and counted)."""
-    if len(tracked) <= MAX_TRACKED:
-        return tracked, 0
+    """At most MAX_TRACKED, in order of importance (open first, most severe first), so whatever must be cut
+    later (the status budget) is cut from the end; the rest are forgotten (and counted)."""
     ordered = sorted(
         tracked,
         key=lambda t: (t.state is FindingState.resolved, _SEVERITY_ORDER.get(t.severity.value, 3), t.id),
     )
-    return ordered[:MAX_TRACKED], len(tracked) - MAX_TRACKED
+    return ordered[:MAX_TRACKED], max(len(tracked) - MAX_TRACKED, 0)
 
 
 def advance(
@@ -178,7 +177,8 @@ def advance(
             first_seen=tracked.first_seen,
             last_seen=tracked.last_seen,
             occurrences=tracked.occurrences,
-            silenced=silenced,
+            silenced=silenced or None,
+            reopens=tracked.reopens or None,
         )
         annotated.append(finding.model_copy(update={"lifecycle": lifecycle}))
     seen = {f.id for f in findings}
@@ -218,11 +218,17 @@ def open_by_severity(result: LifecycleResult) -> dict[str, int]:
 
 
 def previous_tracked(status: Mapping[str, object]) -> dict[str, TrackedFinding]:
-    """The memory the last completed run left in status; entries that no longer validate are forgotten."""
+    """The memory the last completed run left in status: the lifecycle of each finding it kept in
+    ``findings``, and ``lifecycle.tracked`` for the others (beyond maxFindings, or resolved). Entries that
+    no longer validate are forgotten."""
+    out: dict[str, TrackedFinding] = {}
+    for raw in status.get("findings") or []:  # type: ignore[attr-defined]
+        entry = _from_finding(raw)
+        if entry is not None:
+            out[entry.id] = entry
     lifecycle = status.get("lifecycle")
     if not isinstance(lifecycle, Mapping):
-        return {}
-    out: dict[str, TrackedFinding] = {}
+        return out
     for raw in lifecycle.get("tracked") or []:
         try:
             entry = TrackedFinding.model_validate(raw)
@@ -230,3 +236,33 @@ def previous_tracked(status: Mapping[str, object]) -> dict[str, TrackedFinding]:
             continue
         out[entry.id] = entry
     return out
+
+
+def _from_finding(raw: object) -> TrackedFinding | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("lifecycle"), Mapping):
+        return None
+    try:
+        found = Finding.model_validate(raw)
+    except ValueError:
+        return None
+    lc = found.lifecycle
+    if lc is None:
+        return None
+    return TrackedFinding(
+        id=found.id,
+        state=lc.state,
+        detector=found.detector,
+        severity=found.severity,
+        resource=resource_key(found.resource),
+        title=found.title[:128],
+        first_seen=lc.first_seen,
+        last_seen=lc.last_seen,
+        occurrences=lc.occurrences,
+        reopens=list(lc.reopens or []),
+    )
+
+
+def status_memory(memory: Sequence[TrackedFinding], kept: Sequence[Finding]) -> list[TrackedFinding]:
+    """What ``lifecycle.tracked`` must hold: the memory of findings not already in status ``findings``."""
+    in_findings = {f.id for f in kept}
+    return [t for t in memory if t.id not in in_findings]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -14,8 +15,9 @@ from infragenius.history.store import RunRecord
 from infragenius.kube.time import now_rfc3339
 from infragenius.llm.anonymize import Anonymizer
 from infragenius.llm.explain import ExplainOutcome
-from infragenius.models.analysis import AnalysisSpec, AnalysisStatus, LifecycleCounts
+from infragenius.models.analysis import AnalysisSpec, AnalysisStatus, LifecycleCounts, LifecycleStatus
 from infragenius.models.api import ANALYSIS, Phase, Reason
+from infragenius.models.findings import Finding
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
@@ -83,14 +85,41 @@ def completed_status(
         timings=outcome.timings,
         explanation=explained.status if explained else None,
         rerun_token=previous.get("rerunToken"),
-        lifecycle=followed.status if followed is not None else None,
+        lifecycle=_memory(followed, kept),
     ).model_dump(by_alias=True, mode="json", exclude_none=True)
+    if followed is not None:
+        _within_budget(status)
     if explained is None or explained.status is None:
         status["explanation"] = None  # merge patch: drop an explanation from an earlier run
     degraded = f"; degraded: {', '.join(r.source for r in outcome.missing)}" if outcome.missing else ""
     conditions = runs.ready(previous, True, Reason.analysis_completed, f"{summary}{degraded}", generation)
     status["conditions"] = runs.explained_conditions(conditions, explained, generation)
     return status
+
+
+# Status stays well inside what the API server and etcd handle comfortably, however many findings are followed.
+STATUS_BUDGET_BYTES = 240 * 1024
+
+
+def _memory(followed: LifecycleResult | None, kept: list[Finding]) -> LifecycleStatus | None:
+    """The lifecycle in status: findings kept in ``findings`` carry their own; ``tracked`` has the rest."""
+    if followed is None:
+        return None
+    return followed.status.model_copy(update={"tracked": lifecycle.status_memory(followed.status.tracked, kept)})
+
+
+def _within_budget(status: dict[str, Any]) -> None:
+    """Drop the least important tracked entries (resolved, then least severe: they are last) until the
+    status fits STATUS_BUDGET_BYTES; the count is reported in lifecycle.dropped."""
+    memory = status.get("lifecycle") or {}
+    tracked = memory.get("tracked") or []
+    size = len(json.dumps(status, separators=(",", ":")))
+    dropped = 0
+    while tracked and size > STATUS_BUDGET_BYTES:
+        size -= len(json.dumps(tracked.pop(), separators=(",", ":"))) + 1
+        dropped += 1
+    if dropped:
+        memory["dropped"] = memory.get("dropped", 0) + dropped
 
 
 def transition_rows(followed: LifecycleResult) -> list[dict[str, Any]]:

@@ -66,7 +66,10 @@ class FindingLifecycle(BaseModel):
     first_seen: str = Field(alias="firstSeen", description="When this episode of the problem was first seen.")
     last_seen: str = Field(alias="lastSeen")
     occurrences: int = Field(ge=1, description="Runs that saw it since firstSeen.")
-    silenced: bool = Field(default=False, description="A spec.silences entry hides it from counts and notifications.")
+    silenced: bool | None = Field(
+        default=None, description="true: a spec.silences entry hides it from counts and notifications."
+    )
+    reopens: list[str] | None = Field(default=None, max_length=20, description="Recent reopen times (flapping).")
 
 
 class Finding(BaseModel):
