@@ -108,7 +108,8 @@ async def open_over_time(conn: psycopg.AsyncConnection[Any], query: TrendFilter)
     scope = " AND (r.namespace = %(namespace)s OR a.target_namespace = %(namespace)s)" if query.namespace else ""
     sql = (
         "WITH runs AS (SELECT r.id, row_number() OVER (PARTITION BY r.resource_uid, b.bucket"
-        " ORDER BY r.requested_at DESC, r.id DESC) AS rn, b.bucket FROM requests r JOIN analyses a ON a.request_id = r.id"
+        " ORDER BY r.requested_at DESC, r.id DESC) AS rn, b.bucket"
+        " FROM requests r JOIN analyses a ON a.request_id = r.id"
         " CROSS JOIN LATERAL (SELECT date_bin(make_interval(hours => %(hours)s), r.requested_at,"
         " TIMESTAMPTZ '2000-01-01') AS bucket) b"
         f" WHERE r.kind = 'Analysis' AND r.requested_at > now() - make_interval(days => %(days)s){scope})"
