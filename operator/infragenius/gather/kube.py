@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.gather import shared
+from infragenius.gather import compact, shared
 from infragenius.kube.events import event_recency
 from infragenius.snapshot import GatherResult, GatherStatus, Obj
 
@@ -107,21 +107,43 @@ class KubeGatherer:
         self.not_before = not_before
 
     def _get(self, path: str, query: list[tuple[str, Any]], accept: str = "application/json") -> dict[str, Any]:
+        data = self._fetch(path, query, accept)
+        with compact.gc_paused():
+            return self._decode(data, path, query, accept)
+
+    def _fetch(self, path: str, query: list[tuple[str, Any]], accept: str) -> bytes:
+        data: bytes = kubeapi.request(
+            self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60), raw=True
+        )
+        return data
+
+    def _decode(self, data: bytes, path: str, query: list[tuple[str, Any]], accept: str) -> dict[str, Any]:
         try:
-            return kubeapi.request(self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60))
-        except UnicodeDecodeError:
-            # Bytes that are not UTF-8 (a proxy, a webhook-mutated object, an old etcd record) must not cost
-            # the whole kind: read the page again and decode it with replacement characters.
+            body: dict[str, Any] = compact.decode(data) if data else {}
+        except ValueError:
+            # Bytes that are not UTF-8 (a proxy, a webhook-mutated object, an old etcd record), or lone
+            # surrogate escapes, must not cost the whole kind: read the page again and decode it with
+            # replacement characters.
             return _get_lenient(self.api, path, query, accept)
+        return body
 
     def _list_sync(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         items: list[Obj] = []
         token: str | None = None
         accept = METADATA_ONLY if endpoint.metadata_only else "application/json"
+        path = endpoint.path(namespace)
+        compactor = compact.Compactor()  # one per LIST: values are shared across its pages
         while True:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
-            body = self._get(endpoint.path(namespace), page, accept)
-            items.extend(_slim(body.get("items") or [], keep_writes=endpoint.kind in KEEP_WRITES))
+            data = self._fetch(path, page, accept)
+            # Decoded, slimmed and compacted page by page: only the compact form of earlier pages is held.
+            with compact.gc_paused():
+                body = self._decode(data, path, page, accept)
+                del data
+                items.extend(
+                    compactor.objects(_slim(body.get("items") or [], endpoint.kind in KEEP_WRITES), endpoint.kind)
+                )
+                body["items"] = None
             if endpoint.kind == "Event":
                 # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
                 # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
