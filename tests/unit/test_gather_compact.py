@@ -94,3 +94,48 @@ def test_gc_stays_off_when_it_was_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_continue_token_is_read_from_the_list_metadata_only() -> None:
+    from infragenius.gather.kube import _continue_token
+
+    assert _continue_token(
+        b'{"kind":"PodList","metadata":{"resourceVersion":"9","continue":"eyJ2Ij=="},"items":[]}'
+    ) == ("eyJ2Ij==")
+    # A field called "continue" inside an object is not the List's token.
+    assert _continue_token(b'{"metadata":{"resourceVersion":"9"},"items":[{"metadata":{"continue":"x"}}]}') is None
+    # A token the regular expression cannot read verbatim (an escape) is not guessed: the decoded one is used.
+    assert _continue_token(b'{"metadata":{"continue":"a\\u003db"},"items":[]}') is None
+
+
+async def test_a_paged_list_reads_each_page_once_in_order() -> None:
+    import json
+
+    import kmock
+    from kubernetes import client
+
+    from infragenius.gather.kube import KubeGatherer
+
+    pages = {
+        "": ("p2", ["a", "b"]),
+        "p2": ("p3", ["c"]),
+        "p3": ("", ["d", "e"]),
+    }
+    seen: list[str] = []
+
+    def answer(request: kmock.Request) -> bytes:
+        token = request.params.get("continue") or ""
+        seen.append(token)
+        following, names = pages[token]
+        meta = {"resourceVersion": "7", **({"continue": following} if following else {})}
+        items = [{"metadata": {"name": n, "namespace": "ns"}, "status": {"phase": "Running"}} for n in names]
+        return json.dumps({"kind": "PodList", "metadata": meta, "items": items}).encode()
+
+    async with kmock.RawHandler() as handler, kmock.Server(handler) as server:
+        handler["get /api/v1/namespaces/ns/pods"] << answer
+        with client.ApiClient(client.Configuration(host=str(server.url).rstrip("/"))) as api:
+            pods, report = await KubeGatherer(api).list_kind("Pod", "ns")
+
+    assert report.status.value == "ok"
+    assert [p["metadata"]["name"] for p in pods] == ["a", "b", "c", "d", "e"]
+    assert seen == ["", "p2", "p3"]

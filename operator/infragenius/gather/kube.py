@@ -15,6 +15,8 @@ import json
 import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,29 +131,45 @@ class KubeGatherer:
 
     def _list_sync(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         items: list[Obj] = []
-        token: str | None = None
         accept = METADATA_ONLY if endpoint.metadata_only else "application/json"
         path = endpoint.path(namespace)
         compactor = compact.Compactor()  # one per LIST: values are shared across its pages
-        while True:
+
+        def fetch(token: str | None) -> bytes:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
-            data = self._fetch(path, page, accept)
-            # Decoded, slimmed and compacted page by page: only the compact form of earlier pages is held.
-            with compact.gc_paused():
-                body = self._decode(data, path, page, accept)
-                del data
-                items.extend(
-                    compactor.objects(_slim(body.get("items") or [], endpoint.kind in KEEP_WRITES), endpoint.kind)
-                )
-                body["items"] = None
-            if endpoint.kind == "Event":
-                # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
-                # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
-                # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
-                items = heapq.nlargest(self.event_cap, items, key=event_recency)
-            token = (body.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+            return self._fetch(path, page, accept)
+
+        token: str | None = None
+        data = fetch(None)
+        with ExitStack() as stack:
+            prefetch: ThreadPoolExecutor | None = None
+            while True:
+                # The next page is requested before this one is decoded, so that the API server encodes it
+                # while this process decodes (its continue token comes before the items in the bytes).
+                guess = _continue_token(data)
+                ahead: Future[bytes] | None = None
+                if guess:
+                    if prefetch is None:
+                        prefetch = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="list-ahead"))
+                    ahead = prefetch.submit(fetch, guess)
+                page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
+                # Decoded, slimmed and compacted page by page: only the compact form of earlier pages is held.
+                with compact.gc_paused():
+                    body = self._decode(data, path, page, accept)
+                    del data
+                    raw_items = _slim(body.get("items") or [], endpoint.kind in KEEP_WRITES)
+                    items.extend(compactor.objects(raw_items, endpoint.kind))
+                    del raw_items
+                if endpoint.kind == "Event":
+                    # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
+                    # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
+                    # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
+                    items = heapq.nlargest(self.event_cap, items, key=event_recency)
+                token = (body.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+                # The decoded token is the one that counts; the early read is used only when it matches.
+                data = ahead.result() if ahead is not None and guess == token else fetch(token)
 
     async def _list(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         """One paginated LIST in a worker thread, shared when ``not_before`` allows (callers must not mutate it)."""
@@ -268,6 +286,17 @@ class KubeGatherer:
         events, event_report = results[-1]
         reports.append(event_report)
         return objects, events, reports
+
+
+_CONTINUE = re.compile(rb'"continue":"([^"\\]+)"')
+
+
+def _continue_token(data: bytes) -> str | None:
+    """The continue token of a List's bytes, read before decoding them: the List's metadata comes before
+    its items, so only the bytes before ``"items":`` are searched (an object's fields cannot match)."""
+    end = data.find(b'"items":')
+    found = _CONTINUE.search(data, 0, end if end >= 0 else min(len(data), 4096))
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def require_some_answer(reports: list[GatherResult]) -> None:
