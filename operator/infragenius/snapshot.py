@@ -295,7 +295,10 @@ class PodIndex:
         hit = self._selected.get(key)
         if hit is None:
             candidates = self._candidates(namespace, selector)
-            hit = self._selected[key] = [p for p in candidates if map_selector_matches(selector, labels_of(p))]
+            if len(selector) == 1:  # the label's bucket holds exactly the pods it selects
+                hit = self._selected[key] = list(candidates)
+            else:
+                hit = self._selected[key] = [p for p in candidates if map_selector_matches(selector, labels_of(p))]
         return hit
 
     def select(self, namespace: str | None, selector: Mapping[str, Any] | None) -> list[Obj]:
