@@ -1007,14 +1007,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     parser.add_argument("--reuse-namespaces", action="store_true", help="skip filling namespaces a kept cluster has")
-    parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("--cluster-name", default=CLUSTER_NAME, help=f"local cluster to use (default {CLUSTER_NAME!r})")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(CLUSTER_NAME)
+    cluster = LocalCluster(args.cluster_name)
     kube: bench.Kube | None = None
     doc: dict[str, Any] = {
         "benchmark": "analysis_load",
@@ -1032,7 +1033,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         info = cluster.up(echo=log, timeout=180)
         os.environ["KUBECONFIG"] = info.kubeconfig
-        doc["cluster"] = {"name": CLUSTER_NAME, "version": info.version}
+        doc["cluster"] = {"name": args.cluster_name, "version": info.version}
         kubectl = ensure_binaries(echo=False).kubectl
         kube = bench.Kube(info.kubeconfig, pool=args.workers + 4)
         bench.kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
@@ -1080,8 +1081,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kube.close()
         if args.keep:
             log(
-                f"cluster {CLUSTER_NAME!r} kept running (--keep); "
-                f"stop it with `infragenius devcluster down --name {CLUSTER_NAME}`"
+                f"cluster {args.cluster_name!r} kept running (--keep); "
+                f"stop it with `infragenius devcluster down --name {args.cluster_name}`"
             )
         else:
             cluster.down(echo=log)
