@@ -118,15 +118,15 @@ class Snapshot:
         return kind in self.objects
 
     @cached_property
-    def _by_name(self) -> dict[tuple[str, str, str], Obj]:
-        index: dict[tuple[str, str, str], Obj] = {}
-        for kind, items in self.objects.items():
-            for obj in items:
-                index[(kind, namespace_of(obj) or "", name_of(obj))] = obj
-        return index
+    def _by_name(self) -> dict[str, dict[tuple[str, str], Obj]]:
+        return {}
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
-        return self._by_name.get((kind, namespace or "", name))
+        # Indexed per kind on first use: looking up a Deployment need not index thousands of pods.
+        index = self._by_name.get(kind)
+        if index is None:
+            index = self._by_name[kind] = {(namespace_of(obj) or "", name_of(obj)): obj for obj in self.items(kind)}
+        return index.get((namespace or "", name))
 
     @cached_property
     def _by_uid(self) -> dict[str, Obj]:
