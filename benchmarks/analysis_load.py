@@ -595,6 +595,34 @@ def not_running(kube: bench.Kube, namespace: str) -> int:
     return len(page.get("items") or [])
 
 
+def is_broken_index(index: int) -> bool:
+    return index % round(1 / FLEET_BROKEN_FRACTION) == 0
+
+
+def fleet_pod_name(index: int) -> str:
+    return f"svc-{index % 20:02d}-{index:05d}"
+
+
+def patch_broken(kube: bench.Kube, broken: list[tuple[str, str]]) -> None:
+    """Write a crash loop into each pod's status, unless an earlier (interrupted) run already did."""
+
+    def patch(item: tuple[str, str]) -> None:
+        namespace, name = item
+        pod = kube.core.read_namespaced_pod(name, namespace)  # patch_failure needs the stored pod's uid
+        waiting = (
+            [
+                (s.state.waiting.reason if s.state and s.state.waiting else None)
+                for s in (pod.status.container_statuses or [])
+            ]
+            if pod.status
+            else []
+        )
+        if "CrashLoopBackOff" not in waiting:
+            scenarios.patch_failure(kube.core, pod, "CrashLoopBackOff")
+
+    bench.parallel(patch, broken, 16)
+
+
 def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     started = time.monotonic()
     namespaces = [f"fleet-{i:02d}" for i in range(count)]
@@ -604,6 +632,15 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
         for ns, n in zip(namespaces, per_ns, strict=True)
     ):
         log(f"reusing the {total:,} pods of an earlier run in {count} namespaces")
+        patch_broken(
+            kube,
+            [
+                (ns, fleet_pod_name(i))
+                for ns, n in zip(namespaces, per_ns, strict=True)
+                for i in range(n)
+                if is_broken_index(i)
+            ],
+        )
         return {
             "namespaces": namespaces,
             "pods": total,
@@ -620,7 +657,7 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     index = 0
     for namespace, n in zip(namespaces, per_ns, strict=True):
         for i in range(n):
-            is_broken = i % round(1 / FLEET_BROKEN_FRACTION) == 0
+            is_broken = is_broken_index(i)
             pod = fleet_pod(namespace, i, slots[index], is_broken)
             index += 1
             work.append((namespace, pod))
@@ -632,15 +669,7 @@ def build_fleet(kube: bench.Kube, total: int, count: int) -> dict[str, Any]:
     created = time.monotonic() - t0
     log(f"  created in {created:.0f}s ({total / created:.0f}/s)")
 
-    def patch(item: tuple[str, str]) -> None:
-        namespace, name = item
-        pod = client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name, namespace=namespace),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="app", image=scenarios.IMAGE)]),
-        )
-        scenarios.patch_failure(kube.core, pod, "CrashLoopBackOff")
-
-    bench.parallel(patch, broken, 16)
+    patch_broken(kube, broken)
     bench.wait_until(
         lambda: all(not_running(kube, ns) == 0 for ns in namespaces),
         timeout=600,
@@ -666,7 +695,7 @@ from kubernetes import client, config
 import infragenius.handlers  # what the operator imports, so the memory baselines compare
 import infragenius.gather.kube as kube_gather
 if sys.argv[3:] == ["unslimmed"]:  # for comparison: keep managedFields and last-applied as listed
-    kube_gather._slim = lambda items: items
+    kube_gather._slim = lambda items, keep_writes=False: items
 from infragenius.analysis import runner
 from infragenius.gather.kube import KubeGatherer
 from infragenius.models.analysis import AnalysisSpec
@@ -978,14 +1007,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     parser.add_argument("--reuse-namespaces", action="store_true", help="skip filling namespaces a kept cluster has")
-    parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("--cluster-name", default=CLUSTER_NAME, help=f"local cluster to use (default {CLUSTER_NAME!r})")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(CLUSTER_NAME)
+    cluster = LocalCluster(args.cluster_name)
     kube: bench.Kube | None = None
     doc: dict[str, Any] = {
         "benchmark": "analysis_load",
@@ -1003,7 +1033,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         info = cluster.up(echo=log, timeout=180)
         os.environ["KUBECONFIG"] = info.kubeconfig
-        doc["cluster"] = {"name": CLUSTER_NAME, "version": info.version}
+        doc["cluster"] = {"name": args.cluster_name, "version": info.version}
         kubectl = ensure_binaries(echo=False).kubectl
         kube = bench.Kube(info.kubeconfig, pool=args.workers + 4)
         bench.kubectl_run(kubectl, info.kubeconfig, "apply", "-f", str(ROOT / "crds"))
@@ -1051,8 +1081,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kube.close()
         if args.keep:
             log(
-                f"cluster {CLUSTER_NAME!r} kept running (--keep); "
-                f"stop it with `infragenius devcluster down --name {CLUSTER_NAME}`"
+                f"cluster {args.cluster_name!r} kept running (--keep); "
+                f"stop it with `infragenius devcluster down --name {args.cluster_name}`"
             )
         else:
             cluster.down(echo=log)

@@ -705,7 +705,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pods", type=int, nargs="+", default=[1000, 5000], help="namespace sizes (default: 1000 5000)"
     )
-    parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("--cluster-name", default=CLUSTER_NAME, help=f"local cluster to use (default {CLUSTER_NAME!r})")
     args = parser.parse_args(argv)
     if any(n < HEALTHY_DEPLOYMENTS + BROKEN_DEPLOYMENTS for n in args.pods):
         parser.error(f"--pods must be at least {HEALTHY_DEPLOYMENTS + BROKEN_DEPLOYMENTS}")
@@ -715,7 +716,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(CLUSTER_NAME)
+    cluster = LocalCluster(args.cluster_name)
     results: list[SizeResult] = []
     kube: Kube | None = None
     try:
@@ -745,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration = time.monotonic() - STARTED
         for result in results:
             print_table(result)
-        write_json(results, {"name": CLUSTER_NAME, "version": info.version, "nodes": nodes}, duration)
+        write_json(results, {"name": args.cluster_name, "version": info.version, "nodes": nodes}, duration)
         print(
             f"\nTargets: operator gather and apply->Completed at most {TARGET_RATIO}x the kubectl floor; "
             f"detect under {TARGET_DETECT_MS:.0f} ms at {TARGET_DETECT_AT_PODS:,} pods."
@@ -763,8 +764,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kube.close()
         if args.keep:
             log(
-                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
-                f"`infragenius devcluster down --name {CLUSTER_NAME}`"
+                f"cluster {args.cluster_name!r} kept running (--keep); stop it with "
+                f"`infragenius devcluster down --name {args.cluster_name}`"
             )
         else:
             cluster.down(echo=log)

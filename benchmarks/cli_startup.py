@@ -105,14 +105,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--large-pods", type=int, default=250, help="pods in the large namespace (default: %(default)s)"
     )
-    parser.add_argument("--keep", action="store_true", help=f"leave cluster {CLUSTER_NAME!r} running afterwards")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
+    parser.add_argument("--cluster-name", default=CLUSTER_NAME, help=f"local cluster to use (default {CLUSTER_NAME!r})")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(CLUSTER_NAME)
+    cluster = LocalCluster(args.cluster_name)
     kube: Kube | None = None
     doc: dict[str, Any] = {
         "benchmark": "cli_startup",
@@ -155,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratio = figures["analyze"]["median"] / figures["kubectl"]["median"]
             doc["namespaces"][namespace] = {"pods": pods, **figures, "ratio": round(ratio, 2)}
         doc["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        RESULTS_FILE.write_text(json.dumps(doc, indent=2) + "\n")
+        args.output.write_text(json.dumps(doc, indent=2) + "\n")
         print()
         for name, figure in doc["startup"].items():
             print(f"{name:<28} median {figure['median']:.3f}s")
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"target: analyze at most {TARGET_RATIO:.0f}x kubectl on {small}: {verdict}")
         print(
             f"load average {doc['machine']['load_average_before']} -> {doc['machine']['load_average_after']} "
-            f"on {os.cpu_count()} CPUs; figures in {RESULTS_FILE.relative_to(ROOT)}"
+            f"on {os.cpu_count()} CPUs; figures in {args.output}"
         )
         return 0
     except (BenchError, DevClusterError) as err:
@@ -180,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kube.close()
         if args.keep:
             log(
-                f"cluster {CLUSTER_NAME!r} kept running (--keep); stop it with "
-                f"`infragenius devcluster down --name {CLUSTER_NAME}`"
+                f"cluster {args.cluster_name!r} kept running (--keep); stop it with "
+                f"`infragenius devcluster down --name {args.cluster_name}`"
             )
         else:
             cluster.down(echo=log)

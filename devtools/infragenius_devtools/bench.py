@@ -188,14 +188,19 @@ def pods_that_fit(allocatable: dict[str, str]) -> int:
 def add_capacity(kube: Kube, pods_wanted: int) -> int:
     """Create enough extra kwok nodes for ``pods_wanted`` more pods; wait until all nodes are Ready."""
     existing_pods = len(kube.list_all("/api/v1/pods"))
-    have = sum(pods_that_fit((n.get("status") or {}).get("allocatable") or {}) for n in kube.list_all("/api/v1/nodes"))
+    nodes = kube.list_all("/api/v1/nodes")
+    have = sum(pods_that_fit((n.get("status") or {}).get("allocatable") or {}) for n in nodes)
     needed = math.ceil((existing_pods + pods_wanted) * CAPACITY_SLACK)
     extra = max(0, math.ceil((needed - have) / pods_that_fit(EXTRA_NODE_CAPACITY)))
     log(
         f"adding {extra} kwok nodes ({EXTRA_NODE_CAPACITY}) to room for {have} pods, "
         f"for {existing_pods} existing + {pods_wanted} new pods"
     )
-    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", bench_node(i)), list(range(extra)))
+    # New names after the existing ones: on a kept cluster, bench-node-0... are taken (a conflict adds nothing).
+    taken = {n["metadata"]["name"] for n in nodes}
+    free = (i for i in range(len(taken) + extra + 1) if bench_node(i)["metadata"]["name"] not in taken)
+    indices = [next(free) for _ in range(extra)]
+    parallel(lambda i: kube.create_ignoring_conflict("/api/v1/nodes", bench_node(i)), indices)
     total = len(kube.list_all("/api/v1/nodes"))
     wait_until(
         lambda: ready_nodes(kube) >= total,

@@ -118,15 +118,15 @@ class Snapshot:
         return kind in self.objects
 
     @cached_property
-    def _by_name(self) -> dict[tuple[str, str, str], Obj]:
-        index: dict[tuple[str, str, str], Obj] = {}
-        for kind, items in self.objects.items():
-            for obj in items:
-                index[(kind, namespace_of(obj) or "", name_of(obj))] = obj
-        return index
+    def _by_name(self) -> dict[str, dict[tuple[str, str], Obj]]:
+        return {}
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
-        return self._by_name.get((kind, namespace or "", name))
+        # Indexed per kind on first use: looking up a Deployment need not index thousands of pods.
+        index = self._by_name.get(kind)
+        if index is None:
+            index = self._by_name[kind] = {(namespace_of(obj) or "", name_of(obj)): obj for obj in self.items(kind)}
+        return index.get((namespace or "", name))
 
     @cached_property
     def _by_uid(self) -> dict[str, Obj]:
@@ -295,7 +295,10 @@ class PodIndex:
         hit = self._selected.get(key)
         if hit is None:
             candidates = self._candidates(namespace, selector)
-            hit = self._selected[key] = [p for p in candidates if map_selector_matches(selector, labels_of(p))]
+            if len(selector) == 1:  # the label's bucket holds exactly the pods it selects
+                hit = self._selected[key] = list(candidates)
+            else:
+                hit = self._selected[key] = [p for p in candidates if map_selector_matches(selector, labels_of(p))]
         return hit
 
     def select(self, namespace: str | None, selector: Mapping[str, Any] | None) -> list[Obj]:

@@ -249,3 +249,20 @@ def test_settings_give_the_bounds_and_can_turn_log_reading_off(monkeypatch: pyte
     assert options is not None and (options.max_containers, options.tail_lines, options.timeout) == (2, 50, 1.5)
     monkeypatch.setenv("INFRAGENIUS_GATHER_CONTAINER_LOGS", "false")
     assert runtime().log_options() is None  # and analyze(logs=None) never calls pods/log (test_analysis_logs.py)
+
+
+async def test_runs_close_together_share_a_log_read_that_started_after_their_requests(served) -> None:
+    handler, api = served
+    handler[f"get {log_path('web-1')}"] << TRACEBACK
+    wanted = [LogTarget(NS, "web-1", "app", previous=True)]
+    asked = time.monotonic()  # both runs' requests were observed before either read started
+
+    first, second = await asyncio.gather(
+        gather_logs(api, wanted, LogOptions(), not_before=asked),
+        gather_logs(api, wanted, LogOptions(), not_before=asked),
+    )
+    # A run whose request came after that read started reads the log again.
+    third, _ = await gather_logs(api, wanted, LogOptions(), not_before=time.monotonic() + 1)
+
+    assert first[0] == second[0] == third
+    assert len(list(handler[f"get {log_path('web-1')}"])) == 2

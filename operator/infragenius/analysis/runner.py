@@ -85,7 +85,9 @@ async def analyze(
     log_excerpts: dict[MetricsKey, ContainerLog] = {}
     if logs is not None and "Pod" in objects and any(d.name == "pod" for d in detectors):
         targets = container_logs.log_targets(objects["Pod"], dt.datetime.now(dt.UTC), logs.max_containers)
-        log_excerpts, log_report = await container_logs.gather_logs(gatherer.api, targets, logs)
+        log_excerpts, log_report = await container_logs.gather_logs(
+            gatherer.api, targets, logs, not_before=gatherer.not_before
+        )
         reports.append(log_report)
     gathered = time.perf_counter()
 

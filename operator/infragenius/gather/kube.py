@@ -15,13 +15,15 @@ import json
 import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.gather import shared
+from infragenius.gather import compact, shared
 from infragenius.kube.events import event_recency
 from infragenius.snapshot import GatherResult, GatherStatus, Obj
 
@@ -107,29 +109,67 @@ class KubeGatherer:
         self.not_before = not_before
 
     def _get(self, path: str, query: list[tuple[str, Any]], accept: str = "application/json") -> dict[str, Any]:
+        data = self._fetch(path, query, accept)
+        with compact.gc_paused():
+            return self._decode(data, path, query, accept)
+
+    def _fetch(self, path: str, query: list[tuple[str, Any]], accept: str) -> bytes:
+        data: bytes = kubeapi.request(
+            self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60), raw=True
+        )
+        return data
+
+    def _decode(self, data: bytes, path: str, query: list[tuple[str, Any]], accept: str) -> dict[str, Any]:
         try:
-            return kubeapi.request(self.api, "GET", path, query=query, headers={"Accept": accept}, timeout=(5, 60))
-        except UnicodeDecodeError:
-            # Bytes that are not UTF-8 (a proxy, a webhook-mutated object, an old etcd record) must not cost
-            # the whole kind: read the page again and decode it with replacement characters.
+            body: dict[str, Any] = compact.decode(data) if data else {}
+        except ValueError:
+            # Bytes that are not UTF-8 (a proxy, a webhook-mutated object, an old etcd record), or lone
+            # surrogate escapes, must not cost the whole kind: read the page again and decode it with
+            # replacement characters.
             return _get_lenient(self.api, path, query, accept)
+        return body
 
     def _list_sync(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         items: list[Obj] = []
-        token: str | None = None
         accept = METADATA_ONLY if endpoint.metadata_only else "application/json"
-        while True:
+        path = endpoint.path(namespace)
+        compactor = compact.Compactor()  # one per LIST: values are shared across its pages
+
+        def fetch(token: str | None) -> bytes:
             page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
-            body = self._get(endpoint.path(namespace), page, accept)
-            items.extend(_slim(body.get("items") or [], keep_writes=endpoint.kind in KEEP_WRITES))
-            if endpoint.kind == "Event":
-                # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
-                # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
-                # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
-                items = heapq.nlargest(self.event_cap, items, key=event_recency)
-            token = (body.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+            return self._fetch(path, page, accept)
+
+        token: str | None = None
+        data = fetch(None)
+        with ExitStack() as stack:
+            prefetch: ThreadPoolExecutor | None = None
+            while True:
+                # The next page is requested before this one is decoded, so that the API server encodes it
+                # while this process decodes (its continue token comes before the items in the bytes).
+                guess = _continue_token(data)
+                ahead: Future[bytes] | None = None
+                if guess:
+                    if prefetch is None:
+                        prefetch = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="list-ahead"))
+                    ahead = prefetch.submit(fetch, guess)
+                page = [*query, ("limit", PAGE_SIZE)] + ([("continue", token)] if token else [])
+                # Decoded, slimmed and compacted page by page: only the compact form of earlier pages is held.
+                with compact.gc_paused():
+                    body = self._decode(data, path, page, accept)
+                    del data
+                    raw_items = _slim(body.get("items") or [], endpoint.kind in KEEP_WRITES)
+                    items.extend(compactor.objects(raw_items, endpoint.kind))
+                    del raw_items
+                if endpoint.kind == "Event":
+                    # Events are only ever wanted newest first up to the cap: trimming each page as it arrives
+                    # bounds memory by the cap, not by how many events the namespace holds (equivalent to one
+                    # sort of everything: nlargest is a stable sorted(..., reverse=True)[:n]).
+                    items = heapq.nlargest(self.event_cap, items, key=event_recency)
+                token = (body.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+                # The decoded token is the one that counts; the early read is used only when it matches.
+                data = ahead.result() if ahead is not None and guess == token else fetch(token)
 
     async def _list(self, endpoint: KindEndpoint, namespace: str | None, query: list[tuple[str, Any]]) -> list[Obj]:
         """One paginated LIST in a worker thread, shared when ``not_before`` allows (callers must not mutate it)."""
@@ -246,6 +286,17 @@ class KubeGatherer:
         events, event_report = results[-1]
         reports.append(event_report)
         return objects, events, reports
+
+
+_CONTINUE = re.compile(rb'"continue":"([^"\\]+)"')
+
+
+def _continue_token(data: bytes) -> str | None:
+    """The continue token of a List's bytes, read before decoding them: the List's metadata comes before
+    its items, so only the bytes before ``"items":`` are searched (an object's fields cannot match)."""
+    end = data.find(b'"items":')
+    found = _CONTINUE.search(data, 0, end if end >= 0 else min(len(data), 4096))
+    return found.group(1).decode("ascii", "replace") if found else None
 
 
 def require_some_answer(reports: list[GatherResult]) -> None:

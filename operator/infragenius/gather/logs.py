@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client
 
 from infragenius import kubeapi
+from infragenius.gather import shared
 from infragenius.gather.kube import describe_api_error
 from infragenius.kube.logs import LogExcerpt, decode, error_lines
 from infragenius.kube.meta import Obj, meta
@@ -175,12 +176,27 @@ async def _one(
 
 
 async def gather_logs(
-    api: client.ApiClient, targets: list[LogTarget], options: LogOptions
+    api: client.ApiClient, targets: list[LogTarget], options: LogOptions, not_before: float | None = None
 ) -> tuple[dict[MetricsKey, ContainerLog], GatherResult]:
-    """Read the targets' logs concurrently; never raises. Failures are kept per container and summed up."""
+    """Read the targets' logs concurrently; never raises. Failures are kept per container and summed up.
+
+    ``not_before`` as for the LISTs (:mod:`infragenius.gather.shared`): a read of the same log with the same
+    bounds that started since then is shared (the analyses of one broken namespace read the same logs).
+    """
     started = time.perf_counter()
     limit = asyncio.Semaphore(options.concurrency)
-    answers = await asyncio.gather(*(_one(api, t, options, limit) for t in targets))
+    reads = shared.for_client(api) if not_before is not None else None
+
+    async def one(target: LogTarget) -> tuple[ContainerLog, int | None]:
+        if reads is None:
+            return await _one(api, target, options, limit)
+        key = ("LOG", target.path, tuple(target.query(options)), options.timeout)
+        answer: tuple[ContainerLog, int | None] = await reads.read(
+            key, lambda: _one(api, target, options, limit), not_before
+        )
+        return answer
+
+    answers = await asyncio.gather(*(one(t) for t in targets))
     logs = {t.key: log for t, (log, _status) in zip(targets, answers, strict=True)}
     failed = [(t, log, code) for t, (log, code) in zip(targets, answers, strict=True) if log.error is not None]
     seconds = time.perf_counter() - started
