@@ -23,15 +23,19 @@ the cluster with the admin kubeconfig. Figures are printed, never asserted.
    key, ``--searches`` times in turn over random namespaces and workloads, against one process: p50/p95/p99.
    The same SQL (captured from ``server_tables.search_finding_history``) under ``EXPLAIN (ANALYZE, BUFFERS)``
    shows which indexes serve it.
-4. **Overhead** - in this process, the same read through two ASGI apps on one watch cache, called through
-   ``httpx.ASGITransport`` (no sockets, no vegeta): ``app.build(...)``, exactly what ``serve`` runs (the
-   Gatekeeper authenticating the key, the Redis rate limit, the key's scope check, the audit trail writing
-   batches to Postgres), and a bare app built here only: the same service class, routes and MCP/Starlette
+   With ``--what-if-indexes`` (default), two more indexes led by ``(namespace, name)`` and
+   ``(namespace, owner_name)`` are then created in the benchmark's database only, and the search is measured
+   again: what a migration adding them would buy.
+4. **Overhead** - in this process, the same read through four ASGI apps on one watch cache, called through
+   ``httpx.ASGITransport`` (no sockets, no vegeta): ``with`` is ``app.build(...)``, exactly what ``serve`` runs
+   (the Gatekeeper authenticating the key, the Redis rate limit, the key's scope check, the audit trail writing
+   batches to Postgres); ``without`` is built here only from the same service class, routes and MCP/Starlette
    app, with ``limiter=None``, ``audit=None`` and a fixed local identity put in the request scope instead of
-   the Gatekeeper. Blocks of ``--overhead-requests`` calls alternate between the two, sequentially (latency)
-   and 16 at a time (throughput); the ratio is with / without.
+   the Gatekeeper; ``auth`` and ``auth+limit`` add the Gatekeeper (API key) and then the Redis limiter back, to
+   split the cost. Blocks of ``--overhead-requests`` calls rotate over the four, sequentially (latency) and
+   16 at a time (throughput); the ratio is with / without.
 
-Run: ``python benchmarks/server_load.py [--rates 100,200,400,800,1000,1500] [--duration 20] [--keep]``.
+Run: ``python benchmarks/server_load.py [--rates 100,200,300,400,500,600,800,1000,1500] [--duration 20] [--keep]``.
 Results: stdout and ``benchmarks/results/server_load.json``; server logs ``benchmarks/results/server-*.log``.
 """
 
@@ -374,7 +378,9 @@ def explain_search(postgres_url: str) -> dict[str, Any]:
     asyncio.run(server_tables.search_finding_history(_Pool(), query))  # type: ignore[arg-type]
     with psycopg.connect(postgres_url) as conn:
         plan = [row[0] for row in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured["sql"], captured["params"])]
-    indexes = sorted({word for line in plan for word in line.replace(",", " ").split() if word.startswith("findings_")})
+    indexes = sorted(
+        {word for line in plan for word in line.replace(",", " ").split() if word.startswith(("findings_", "bench_"))}
+    )
     summary = [
         line.strip() for line in plan if any(k in line for k in ("Scan", "Index Cond", "Execution Time", "Rows"))
     ]
@@ -388,7 +394,9 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
     """The same read with and without the Gatekeeper, the rate limit and the audit trail (see the module doc)."""
     from infragenius.server import app as server_app
     from infragenius.server import http_face, mcp_face
+    from infragenius.server.apikeys import ApiKeyAuthenticator
     from infragenius.server.identity import AuthMethod, Identity
+    from infragenius.server.ratelimit import RateLimiter
     from infragenius.server.readers import WatchCache
     from infragenius.server.service import Authorizer, InfraGeniusService
     from infragenius.settings import Settings
@@ -404,33 +412,52 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
         built = server_app.build(settings, api=api, history=history, redis_client=redis_client, cache=cache)
         built.audit.start()
         stack.push_async_callback(built.audit.stop)
-        # The bare app: same service class, routes and MCP/Starlette app as build(); no limiter, no audit, and
-        # a fixed identity instead of authentication. Here only: the product has no unauthenticated mode.
-        bare_service = InfraGeniusService(
-            reader=cache,
-            api=api,
-            history=history.pool if history else None,
-            authorizer=Authorizer(None),
-            limiter=None,
-            audit=None,
-            trigger_max_wait_seconds=settings.server_trigger_max_wait_seconds,
-        )
-        mcp_server = mcp_face.build_mcp_server(bare_service, face="mcp")
-        for route in http_face.starlette_routes(bare_service):
-            mcp_server.custom_route(route.path, methods=sorted(route.methods or ["GET"]))(route.endpoint)
-        inner = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True)
+        # The other apps: same service class, routes and MCP/Starlette app as build(), with fewer layers: no
+        # Gatekeeper (a fixed identity in the scope instead), no limiter, no audit. Here only: the product has no
+        # unauthenticated mode.
+        keys = ApiKeyAuthenticator(history.pool, cache_seconds=settings.server_auth_cache_seconds) if history else None
         local = Identity(principal="bench", method=AuthMethod.local, tier="local")
 
-        async def bare(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                scope[server_app.IDENTITY_SCOPE_KEY] = local
-            await inner(scope, receive, send)
+        def layered(*, gate: bool, limit: bool) -> Any:
+            service = InfraGeniusService(
+                reader=cache,
+                api=api,
+                history=history.pool if history else None,
+                authorizer=Authorizer(None),
+                limiter=RateLimiter(redis_client, settings.server_tier_limits) if limit else None,
+                audit=None,
+                trigger_max_wait_seconds=settings.server_trigger_max_wait_seconds,
+            )
+            mcp_server = mcp_face.build_mcp_server(service, face="mcp")
+            for route in http_face.starlette_routes(service):
+                mcp_server.custom_route(route.path, methods=sorted(route.methods or ["GET"]))(route.endpoint)
+            inner = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True)
+            if gate and keys is not None:
+                return server_app.Gatekeeper(
+                    inner,
+                    authenticate=keys.authenticate,
+                    max_body_bytes=settings.server_max_body_bytes,
+                    on_refusal=lambda *_: None,
+                )
 
+            async def bare(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] == "http":
+                    scope[server_app.IDENTITY_SCOPE_KEY] = local
+                await inner(scope, receive, send)
+
+            return bare
+
+        apps = {
+            "without": layered(gate=False, limit=False),
+            "auth": layered(gate=True, limit=False),
+            "auth+limit": layered(gate=True, limit=True),
+            "with": built.app,  # auth + limit + audit: exactly what serve runs
+        }
         path = f"/v1/namespaces/{NAMESPACE}/analyses/shop"
         headers = {"Authorization": f"Bearer {key}"}
         clients = {
-            "with": httpx.AsyncClient(transport=httpx.ASGITransport(app=built.app), base_url="http://bench"),
-            "without": httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://bench"),
+            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+            for name, app in apps.items()
         }
         for http in clients.values():
             stack.push_async_callback(http.aclose)
@@ -439,8 +466,8 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
                 if reply.status_code != 200:
                     raise bench.BenchError(f"the in-process read answered {reply.status_code}: {reply.text[:300]}")
 
-        latencies: dict[str, list[float]] = {"with": [], "without": []}
-        throughput: dict[str, list[float]] = {"with": [], "without": []}
+        latencies: dict[str, list[float]] = {name: [] for name in apps}
+        throughput: dict[str, list[float]] = {name: [] for name in apps}
 
         async def one(http: httpx.AsyncClient, sink: list[float] | None) -> None:
             started = time.perf_counter()
@@ -463,7 +490,7 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
 
         for n in range(rounds):
             # Alternate which goes first so drift (the machine's other work) hits both alike.
-            for variant in ("with", "without") if n % 2 == 0 else ("without", "with"):
+            for variant in list(apps) if n % 2 == 0 else list(reversed(apps)):
                 for _ in range(requests):
                     await one(clients[variant], latencies[variant])
                 throughput[variant].append(await concurrent(clients[variant], requests, 16))
@@ -480,8 +507,10 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
     rps_with, rps_without = statistics.median(throughput["with"]), statistics.median(throughput["without"])
     return {
         "requests_per_variant": requests * rounds,
-        "with": {**with_, "per_s_16_concurrent": round(rps_with, 1)},
-        "without": {**without, "per_s_16_concurrent": round(rps_without, 1)},
+        **{
+            name: {**stats(latencies[name]), "per_s_16_concurrent": round(statistics.median(throughput[name]), 1)}
+            for name in apps
+        },
         "latency_ratio_mean": round(with_["mean_ms"] / without["mean_ms"], 2),
         "latency_ratio_p50": round(with_["p50_ms"] / without["p50_ms"], 2),
         "added_ms_per_request_mean": round(with_["mean_ms"] - without["mean_ms"], 3),
@@ -494,7 +523,7 @@ async def overhead(key: str, requests: int, rounds: int) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rates", default="100,200,400,800,1000,1500", help="reads/s, stepped up in order")
+    parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000,1500", help="reads/s, stepped up in order")
     parser.add_argument("--duration", type=int, default=20, help="seconds per rate step")
     parser.add_argument("--processes", default="1,2", help="server process counts to measure")
     parser.add_argument("--rows", type=int, default=1_000_000, help="finding rows in the history")
@@ -502,6 +531,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--overhead-requests", type=int, default=500, help="calls per block (x rounds, per app)")
     parser.add_argument("--overhead-rounds", type=int, default=6)
+    parser.add_argument(
+        "--what-if-indexes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the search on the real schema, add two indexes (benchmark only) and search again",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
     return parser.parse_args(argv)
 
@@ -594,6 +629,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc["history"]["search"] = search_latencies(servers[0], key, args.searches)
         doc["history"]["explain"] = explain_search(postgres.url)
         log(f"  {doc['history']['search']}; indexes {doc['history']['explain']['indexes']}")
+        if args.what_if_indexes:
+            # Not in the product: would indexes led by (namespace, name) and (namespace, owner_name) help?
+            postgres.psql(
+                "CREATE INDEX bench_findings_name ON findings (namespace, name, observed_at DESC);"
+                " CREATE INDEX bench_findings_owner_name ON findings (namespace, owner_name, observed_at DESC);"
+                " ANALYZE findings"
+            )
+            doc["history"]["what_if_search"] = search_latencies(servers[0], key, args.searches)
+            doc["history"]["what_if_explain"] = explain_search(postgres.url)
+            log(f"  what-if: {doc['history']['what_if_search']}; {doc['history']['what_if_explain']['indexes']}")
         for server in servers:
             doc.setdefault("server_exit_codes", []).append(server.stop())
         servers.clear()
@@ -630,6 +675,10 @@ def print_report(doc: dict[str, Any]) -> None:
     if search:
         print(f"history search over {doc['history']['seed']['rows']} rows: {search} (target p95 < 100 ms)")
         print("  " + "\n  ".join(doc["history"]["explain"]["summary"]))
+    what_if = doc.get("history", {}).get("what_if_search")
+    if what_if:
+        print(f"what-if, with (namespace, name) and (namespace, owner_name) indexes: {what_if}")
+        print("  " + "\n  ".join(doc["history"]["what_if_explain"]["summary"]))
     if "overhead" in doc:
         print(f"overhead: {json.dumps(doc['overhead'])}")
 
