@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -230,6 +231,12 @@ def start_server(kubeconfig: str, postgres: LocalPostgres, redis: LocalRedis, lo
     if process.poll() is not None:
         raise bench.BenchError(f"the server exited ({process.returncode}):\n{bench.log_tail(log_file)}")
     return server
+
+
+def serves_the_analysis(server: Server, key: str) -> bool:
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{server.url}/v1/namespaces/{NAMESPACE}/analyses/shop"
+    return httpx.get(url, headers=headers, timeout=10).status_code == 200
 
 
 def create_key(kubeconfig: str, postgres: LocalPostgres, redis: LocalRedis) -> str:
@@ -611,14 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             for server in servers:
                 bench.wait_until(
-                    lambda s=server: (
-                        httpx.get(
-                            f"{s.url}/v1/namespaces/{NAMESPACE}/analyses/shop",
-                            headers={"Authorization": f"Bearer {key}"},
-                            timeout=10,
-                        ).status_code
-                        == 200
-                    ),
+                    functools.partial(serves_the_analysis, server, key),
                     timeout=60,
                     what="the Analysis in the server's cache",
                 )
