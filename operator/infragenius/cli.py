@@ -103,7 +103,7 @@ def _history_trends(args: argparse.Namespace) -> int:
 def _rbac(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infragenius.rbac import render_rules, render_stack_rules
+    from infragenius.rbac import render_rules, render_server_rules, render_server_stack_rules, render_stack_rules
 
     path = Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +112,14 @@ def _rbac(args: argparse.Namespace) -> int:
     stack_path = Path(args.stack_output) if args.stack_output else path.with_name("stack-role-rules.yaml")
     stack_path.write_text(render_stack_rules())
     print(stack_path)
+    # The server's own service account (chart: server.enabled), beside the operator's files.
+    for name, text in (
+        ("server-clusterrole-rules.yaml", render_server_rules()),
+        ("server-stack-role-rules.yaml", render_server_stack_rules()),
+    ):
+        server_path = path.with_name(name)
+        server_path.write_text(text)
+        print(server_path)
     return 0
 
 
@@ -236,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=_crds)
 
     rbac = commands.add_parser(
-        "rbac", help="write the operator's ClusterRole rules (derived from what it gathers) and its stack Role rules"
+        "rbac", help="write the chart's RBAC rule files: the operator's ClusterRole and stack Role, and the server's"
     )
     rbac.add_argument("--output", default="charts/infragenius-operator/files/clusterrole-rules.yaml")
     rbac.add_argument(

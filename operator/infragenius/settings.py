@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         default_factory=lambda: {"app.kubernetes.io/name": "infragenius-operator"},
         description="The operator pods' labels (JSON): the stack's NetworkPolicies admit only pods with these.",
     )
+    server_pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The `infragenius serve` pods' labels (JSON; the chart sets them with server.enabled): the "
+        "stack's Postgres and Redis NetworkPolicies admit these pods too. Empty: only the operator's.",
+    )
     stack_resync_seconds: float = Field(default=300.0, ge=1, description="How often drift is repaired.")
     operator_pod_name: str | None = Field(
         default=None,

@@ -69,6 +69,25 @@ CUSTOM_VALUES: dict[str, Any] = {
 }
 
 
+OPERATOR = "ig-infragenius-operator"
+SERVER = "ig-infragenius-operator-server"
+# The server with everything optional on: autoscaling, a PDB, a narrower API "from" and an external Redis.
+SERVER_VALUES: dict[str, Any] = {
+    "server": {
+        "enabled": True,
+        "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 8, "targetCPUUtilizationPercentage": 60},
+        "tierLimits": {"free": 30, "team": 900},
+        "networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabels": {"assistants": "true"}}}]},
+    },
+    "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+}
+
+
+def _deployment(docs: list[Any], name: str) -> dict[str, Any]:
+    (deployment,) = [d for d in docs if d and d["kind"] == "Deployment" and d["metadata"]["name"] == name]
+    return deployment
+
+
 @pytest.fixture(scope="session")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     from infragenius_devtools.devcluster.build import ensure_helm
@@ -109,11 +128,11 @@ def test_helm_lint(helm: list[str], tmp_path: Path, custom: bool) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-@pytest.mark.parametrize("custom", [False, True], ids=["default", "custom"])
+@pytest.mark.parametrize("custom", [False, True, "server"], ids=["default", "custom", "server"])
 def test_template_is_accepted_by_the_api_server(
-    helm: list[str], cluster: E2ECluster, namespace: str, tmp_path: Path, custom: bool
+    helm: list[str], cluster: E2ECluster, namespace: str, tmp_path: Path, custom: bool | str
 ) -> None:
-    extra = ["-f", _values_file(tmp_path, CUSTOM_VALUES)] if custom else []
+    extra = ["-f", _values_file(tmp_path, CUSTOM_VALUES if custom is True else SERVER_VALUES)] if custom else []
     manifest = _template(helm, namespace, "--include-crds", *extra).stdout
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     kinds = sorted({d["kind"] for d in docs})
@@ -128,7 +147,9 @@ def test_template_is_accepted_by_the_api_server(
         "ServiceAccount",
     }
     assert expected <= set(kinds), kinds
-    if custom:
+    if custom == "server":
+        assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= set(kinds)
+    elif custom:
         assert {"NetworkPolicy", "Secret", "PodDisruptionBudget", "ConfigMap", "KopfPeering"} <= set(kinds)
         for watched in CUSTOM_VALUES["operator"]["namespaces"]:  # their KopfPeering objects live there
             cluster.kubectl("create", "namespace", watched, check=False)
@@ -139,10 +160,10 @@ def test_template_is_accepted_by_the_api_server(
     result = cluster.kubectl("apply", "--dry-run=server", "--server-side", "-f", "-", input=manifest, check=False)
     assert result.returncode == 0, result.stderr
     # The Role is namespaced to the release; the ClusterRole is the generated one.
-    role = next(d for d in docs if d["kind"] == "Role")
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "ig-infragenius-operator-stack")
     assert role["metadata"]["namespace"] == namespace
     assert role["rules"] == yaml.safe_load((CHART / "files" / "stack-role-rules.yaml").read_text())
-    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == OPERATOR)
     assert cluster_role["rules"] == yaml.safe_load((CHART / "files" / "clusterrole-rules.yaml").read_text())
 
 
@@ -166,7 +187,7 @@ def _settings_from(deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
 
 def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = list(yaml.safe_load_all(_template(helm, "ops", "-f", _values_file(tmp_path, CUSTOM_VALUES)).stdout))
-    deployment = next(d for d in docs if d and d["kind"] == "Deployment")
+    deployment = _deployment(docs, OPERATOR)
     settings = _settings_from(deployment, monkeypatch)
     assert settings.operator_namespace == "from-downward-api"
     assert settings.namespaces == ["team-a", "team-b"]
@@ -226,7 +247,7 @@ def test_rendered_env_is_read_by_the_settings(helm: list[str], tmp_path: Path, m
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["serviceAccountName"] == "ig-operator"
     # Defaults: one replica, every setting at the model's default.
-    default = next(d for d in yaml.safe_load_all(_template(helm, "ops").stdout) if d and d["kind"] == "Deployment")
+    default = _deployment(list(yaml.safe_load_all(_template(helm, "ops").stdout)), OPERATOR)
     assert default["spec"]["replicas"] == 1
     defaults = _settings_from(default, monkeypatch)
     assert defaults.webhook_token is None and defaults.postgres_url is None and defaults.namespaces == []
@@ -416,4 +437,158 @@ def test_network_policy_is_on_by_default_and_limits_egress(helm: list[str]) -> N
     without_stack = _network_policy(helm, "--set", "stack.manage=false")
     assert (6379, "TCP") not in _egress_ports(without_stack)
     off = [d for d in yaml.safe_load_all(_template(helm, "ops", "--set", "networkPolicy.enabled=false").stdout) if d]
+    assert "NetworkPolicy" not in {d["kind"] for d in off}
+
+
+# --- server.enabled: `infragenius serve` ------------------------------------------------------------------
+
+
+def _docs(helm: list[str], *extra: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(_template(helm, "ops", *extra).stdout) if d]
+
+
+def _named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_server_is_off_by_default(helm: list[str]) -> None:
+    docs = _docs(helm)
+    assert not [d["metadata"]["name"] for d in docs if "server" in d["metadata"]["name"]]
+    (container,) = _deployment(docs, OPERATOR)["spec"]["template"]["spec"]["containers"]
+    assert "INFRAGENIUS_SERVER_POD_LABELS" not in {e["name"] for e in container["env"]}
+
+
+def test_server_deployment_service_and_settings(
+    helm: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = _docs(helm, "--set", "server.enabled=true")
+    deployment = _deployment(docs, SERVER)
+    assert deployment["spec"]["replicas"] == 2
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["infragenius", "serve"]
+    assert spec["serviceAccountName"] == SERVER
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"api": 8090, "health": 8091}
+    # Probes on the health port, never on the authenticated API port.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True and spec["securityContext"]["runAsNonRoot"]
+    settings = _settings_from(deployment, monkeypatch)
+    assert (settings.server_port, settings.server_health_port) == (8090, 8091)
+    assert settings.server_tier_limits == {"free": 60, "team": 600} and settings.server_kubernetes_tier == "team"
+    assert settings.manages_stack and settings.stack_postgres and settings.stack_redis
+    service = _named(docs, "Service", SERVER)
+    assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+        ("api", 8090, "api"),
+        ("metrics", 8091, "health"),
+    }
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert _matches(service["spec"]["selector"], labels)
+    # The operator's selectors (Deployment, Service, PDB, NetworkPolicy) never take in a server pod, and back.
+    operator = _deployment(docs, OPERATOR)
+    operator_labels = operator["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        operator["spec"]["selector"]["matchLabels"],
+        _named(docs, "Service", OPERATOR)["spec"]["selector"],
+    ):
+        assert not _matches(selector, labels)
+    assert not _matches(deployment["spec"]["selector"]["matchLabels"], operator_labels)
+    # The operator tells the stack's NetworkPolicies which pods are the server's.
+    operator_settings = _settings_from(operator, monkeypatch)
+    assert operator_settings.server_pod_labels == deployment["spec"]["selector"]["matchLabels"]
+    # Custom values reach the settings.
+    custom = _deployment(_docs(helm, "-f", _values_file(tmp_path, SERVER_VALUES)), SERVER)
+    assert _settings_from(custom, monkeypatch).server_tier_limits == {"free": 30, "team": 900}
+
+
+def test_server_rbac_is_its_own_and_generated(helm: list[str]) -> None:
+    docs = _docs(helm, "--set", "server.enabled=true")
+    account = _named(docs, "ServiceAccount", SERVER)
+    assert account["metadata"]["namespace"] == "ops"
+    cluster_role = _named(docs, "ClusterRole", SERVER)
+    assert cluster_role["rules"] == yaml.safe_load((CHART / "files" / "server-clusterrole-rules.yaml").read_text())
+    role = _named(docs, "Role", f"{SERVER}-stack")
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == yaml.safe_load((CHART / "files" / "server-stack-role-rules.yaml").read_text())
+    for kind, name in (("ClusterRoleBinding", SERVER), ("RoleBinding", f"{SERVER}-stack")):
+        binding = _named(docs, kind, name)
+        assert binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVER, "namespace": "ops"}]
+    # The operator's bindings do not name the server's account.
+    bindings = [
+        d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding") and SERVER not in d["metadata"]["name"]
+    ]
+    assert bindings and all(s["name"] != SERVER for b in bindings for s in b["subjects"])
+    # Without a deployed stack (external URLs), no Role on Secrets at all.
+    external = _docs(helm, "--set", "server.enabled=true", "--set", "stack.manage=false")
+    assert not [d for d in external if d["kind"] == "Role" and d["metadata"]["name"] == f"{SERVER}-stack"]
+
+
+def test_server_autoscaling_and_disruption_budget(helm: list[str], tmp_path: Path) -> None:
+    fixed = _docs(helm, "--set", "server.enabled=true")
+    assert not [d for d in fixed if d["kind"] == "HorizontalPodAutoscaler"]
+    assert _named(fixed, "PodDisruptionBudget", SERVER)["spec"]["minAvailable"] == 1
+    scaled = _docs(helm, "-f", _values_file(tmp_path, SERVER_VALUES))
+    hpa = _named(scaled, "HorizontalPodAutoscaler", SERVER)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": SERVER}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 8)
+    assert hpa["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}
+    ]
+    # The HPA owns the replica count: the Deployment leaves it unset so an upgrade does not reset it.
+    assert "replicas" not in _deployment(scaled, SERVER)["spec"]
+    pdb = _named(scaled, "PodDisruptionBudget", SERVER)
+    assert pdb["spec"]["selector"]["matchLabels"] == _deployment(scaled, SERVER)["spec"]["selector"]["matchLabels"]
+    # One replica: a PDB with minAvailable 1 would block every drain, so there is none.
+    single = _docs(helm, "--set", "server.enabled=true", "--set", "server.replicas=1")
+    assert not [d for d in single if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == SERVER]
+    off = _docs(helm, "--set", "server.enabled=true", "--set", "server.podDisruptionBudget.enabled=false")
+    assert not [d for d in off if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == SERVER]
+    bad = _template(
+        helm, "ops", "--set", "server.enabled=true", "--set", "server.autoscaling.enabled=true",
+        "--set", "server.autoscaling.minReplicas=9", check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "minReplicas must not exceed" in bad.stderr
+
+
+def test_server_network_policy(helm: list[str], tmp_path: Path) -> None:
+    docs = _docs(helm, "--set", "server.enabled=true")
+    policy = _named(docs, "NetworkPolicy", SERVER)
+    assert policy["spec"]["podSelector"]["matchLabels"] == _deployment(docs, SERVER)["spec"]["selector"]["matchLabels"]
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    api, metrics = policy["spec"]["ingress"]
+    # The API from any pod in the cluster by default; the metrics port as open as the operator's (ingressFrom).
+    assert api == {"ports": [{"port": 8090, "protocol": "TCP"}], "from": [{"namespaceSelector": {}}]}
+    assert metrics == {"ports": [{"port": 8091, "protocol": "TCP"}]}
+    assert all(rule.get("ports") for rule in policy["spec"]["egress"]), "an egress rule open on every port"
+    # DNS, the API server, Postgres and Redis; not Ollama, not Prometheus.
+    assert _egress_ports(policy) == {
+        (443, "TCP"),
+        (6443, "TCP"),
+        (53, "UDP"),
+        (53, "TCP"),
+        (5432, "TCP"),
+        (6379, "TCP"),
+    }
+    stack = next(r for r in policy["spec"]["egress"] if {"port": 5432, "protocol": "TCP"} in r["ports"])
+    operators = next(
+        r for r in _network_policy(helm)["spec"]["egress"] if {"port": 5432, "protocol": "TCP"} in r["ports"]
+    )
+    assert stack["to"] == operators["to"]  # the stack's pods only, as for the operator
+    narrowed = _named(_docs(helm, "-f", _values_file(tmp_path, SERVER_VALUES)), "NetworkPolicy", SERVER)
+    api, metrics = narrowed["spec"]["ingress"]
+    assert api["from"] == SERVER_VALUES["server"]["networkPolicy"]["apiFrom"]
+    assert metrics["from"] == SERVER_VALUES["networkPolicy"]["ingressFrom"]
+    external = _named(
+        _docs(helm, "--set", "server.enabled=true", "--set", "stack.manage=false"), "NetworkPolicy", SERVER
+    )
+    assert (5432, "TCP") not in _egress_ports(external)
+    off = _docs(helm, "--set", "server.enabled=true", "--set", "networkPolicy.enabled=false")
     assert "NetworkPolicy" not in {d["kind"] for d in off}

@@ -165,6 +165,20 @@ def test_helm_is_told_the_cluster_version() -> None:
     assert "require helm.sh/helm/v3 v3.22.0" in spec.go_mod
 
 
+def test_vegeta_binary_is_named_as_go_build_names_a_major_version_module() -> None:
+    """`go build` names the binary of github.com/tsenart/vegeta/v12 "vegeta": the completeness check must too."""
+    spec = build.vegeta_build("12.13.0")
+    assert spec.binaries == ("vegeta",)
+    assert "require github.com/tsenart/vegeta/v12 v12.13.0" in spec.go_mod
+    assert spec.bin_dir().name == "vegeta-12.13.0" and not spec.cgo
+    # Only a trailing vN (N >= 2) is a major-version element; other names stay as they are.
+    assert build.GoBuild("x", "1", "", ("example.com/tool/v2", "example.com/v1", "example.com/v10")).binaries == (
+        "tool",
+        "v1",
+        "example.com",
+    )
+
+
 def test_build_progress_names_the_last_module_or_package_at_most_every_interval() -> None:
     now = [0.0]
     printed: list[str] = []

@@ -205,3 +205,20 @@ def test_keeping_data_leaves_the_volumes_unowned_and_retained(monkeypatch: pytes
 
 def test_without_an_owner_nothing_is_owned(settings: Settings) -> None:
     assert all("ownerReferences" not in o["metadata"] for o in render(settings))
+
+
+SERVER_LABELS = {"app.kubernetes.io/name": "infragenius-operator-server", "app.kubernetes.io/instance": "ig"}
+
+
+@pytest.mark.parametrize("component", ["postgres", "redis", "ollama"])
+def test_the_servers_pods_reach_postgres_and_redis_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, component: str
+) -> None:
+    """With the chart's server.enabled, `infragenius serve` keeps keys, limits and audit in Postgres and Redis."""
+    monkeypatch.setenv("INFRAGENIUS_SERVER_POD_LABELS", json.dumps(SERVER_LABELS))
+    (rule,) = _one(render(Settings()), "NetworkPolicy", f"infragenius-{component}")["spec"]["ingress"]
+    operator = {"podSelector": {"matchLabels": OPERATOR_LABELS}}
+    server = {"podSelector": {"matchLabels": SERVER_LABELS}}
+    # Two peers in one rule's from: either may connect, each only from the stack's namespace (no namespaceSelector).
+    assert rule["from"] == ([operator, server] if component != "ollama" else [operator])
+    assert rule["ports"] == [{"port": PORTS[component], "protocol": "TCP"}]

@@ -26,6 +26,13 @@ _PACKAGE_PATH = re.compile(r"[\w.~+-]+(/[\w.~+-]+)*")
 _NETWORK_HINTS = ("dial tcp", "no such host", "i/o timeout", "connection refused", "TLS handshake")
 
 
+def _binary_name(package: str) -> str:
+    parts = package.rstrip("/").split("/")
+    if len(parts) > 1 and re.fullmatch(r"v([2-9]|[1-9]\d+)", parts[-1]):
+        parts.pop()
+    return parts[-1]
+
+
 def cache_root() -> Path:
     """Where built binaries and cluster state live (``INFRAGENIUS_CACHE`` overrides)."""
     return Path(os.environ.get("INFRAGENIUS_CACHE", Path.home() / ".cache" / "infragenius"))
@@ -48,7 +55,8 @@ class GoBuild:
 
     @property
     def binaries(self) -> tuple[str, ...]:
-        return tuple(pkg.rstrip("/").rsplit("/", 1)[-1] if pkg != "." else self.name for pkg in self.packages)
+        # Like `go build`, a trailing major-version element (…/vegeta/v12) does not name the binary.
+        return tuple(_binary_name(pkg) if pkg != "." else self.name for pkg in self.packages)
 
     def bin_dir(self) -> Path:
         return cache_root() / "bin" / f"{self.name}-{self.version}"
@@ -440,6 +448,26 @@ def ensure_helm(echo: bool = True) -> Path:
     """Path of the helm binary, built once from Go modules."""
     cached = _cached_dir("helm", versions.HELM_VERSION)
     return (cached or ensure_built(helm_build(), echo=echo)) / "helm"
+
+
+def vegeta_build(version: str = versions.VEGETA_VERSION) -> GoBuild:
+    """Vegeta, the HTTP load generator benchmarks/server_load.py drives (constant-rate attacks)."""
+    go_mod = f"module infragenius.local/vegeta\n\ngo 1.26.0\n\nrequire github.com/tsenart/vegeta/v12 v{version}\n"
+    tools = '//go:build tools\n\npackage tools\n\nimport _ "github.com/tsenart/vegeta/v12"\n'
+    return GoBuild(
+        name="vegeta",
+        version=version,
+        go_mod=go_mod,
+        sources={"tools.go": tools},
+        packages=("github.com/tsenart/vegeta/v12",),
+        ldflags=f"-s -w -X main.Version=v{version}",
+    )
+
+
+def ensure_vegeta(echo: bool = True) -> Path:
+    """Path of the vegeta binary, built once from Go modules."""
+    cached = _cached_dir("vegeta", versions.VEGETA_VERSION)
+    return (cached or ensure_built(vegeta_build(), echo=echo)) / "vegeta"
 
 
 @dataclass(frozen=True)

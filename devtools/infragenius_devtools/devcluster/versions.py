@@ -13,3 +13,5 @@ MIN_GO_VERSION = (1, 26)
 OLLAMA_VERSION = "0.11.4"
 HELM_VERSION = "3.22.0"
 COREDNS_VERSION = "1.15.0"
+# The load generator of benchmarks/server_load.py (MIT; k6 is AGPL).
+VEGETA_VERSION = "12.13.0"

@@ -89,6 +89,7 @@ def render(settings: Settings, owner: dict[str, Any] | None = None) -> list[dict
         "secret_name": POSTGRES_SECRET,
         "redis_secret_name": REDIS_SECRET,
         "operator_pod_labels": settings.operator_pod_labels,
+        "server_pod_labels": settings.server_pod_labels,
         "postgres_image": settings.postgres_image,
         "postgres_storage": settings.postgres_storage,
         "redis_image": settings.redis_image,
