@@ -200,6 +200,8 @@ class Dispatcher:
                 body = await asyncio.to_thread(kubeapi.request, self.api, "GET", path, timeout=(5.0, 10.0))
             except client.ApiException as err:
                 raise SinkUnusable(f"sink {sink.name}: Secret {home}/{ref.name}: HTTP {err.status}") from None
+            except kubeapi.TRANSPORT_ERRORS as err:  # the API server away: try again later, like a 5xx
+                raise SinkUnusable(f"sink {sink.name}: Secret {home}/{ref.name}: {type(err).__name__}") from None
             self.secrets[path] = (time.monotonic(), body)
         metadata = body.get("metadata") or {}
         if (metadata.get("labels") or {}).get(NOTIFICATION_SECRET_LABEL) != "true":
