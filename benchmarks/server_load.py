@@ -56,7 +56,6 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,8 @@ from infragenius_devtools import bench  # noqa: E402
 from infragenius_devtools.devcluster import LocalCluster  # noqa: E402
 from infragenius_devtools.devcluster.build import ensure_binaries, ensure_vegeta  # noqa: E402
 from infragenius_devtools.devcluster.services import LocalPostgres, LocalRedis  # noqa: E402
-from infragenius_devtools.support import free_port  # noqa: E402
+from infragenius_devtools.server_process import ServerProcess as Server  # noqa: E402
+from infragenius_devtools.server_process import launch  # noqa: E402
 
 CLUSTER_NAME = "chart"
 NAMESPACE = "bench-server"
@@ -160,41 +160,6 @@ def seed_history(postgres: LocalPostgres, rows: int, runs: int) -> dict[str, Any
     return {"rows": count, "runs": runs, "seconds": round(time.monotonic() - started, 1)}
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    health_port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def metric(self, name: str) -> float:
-        total = 0.0
-        for line in httpx.get(f"http://127.0.0.1:{self.health_port}/metrics", timeout=10).text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
-
-
 def server_env(kubeconfig: str, postgres: LocalPostgres, redis: LocalRedis, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFRAGENIUS_")}
     env.update(
@@ -209,25 +174,8 @@ def server_env(kubeconfig: str, postgres: LocalPostgres, redis: LocalRedis, **ex
 
 
 def start_server(kubeconfig: str, postgres: LocalPostgres, redis: LocalRedis, log_file: Path) -> Server:
-    port, health_port = free_port(), free_port()
-    env = server_env(
-        kubeconfig,
-        postgres,
-        redis,
-        INFRAGENIUS_SERVER_HOST="127.0.0.1",
-        INFRAGENIUS_SERVER_PORT=str(port),
-        INFRAGENIUS_SERVER_HEALTH_PORT=str(health_port),
-    )
-    with log_file.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infragenius.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Server(process, port, health_port, log_file)
+    server = launch(server_env(kubeconfig, postgres, redis), log_file)
+    process = server.process
     bench.wait_until(lambda: server.ready() or process.poll() is not None, timeout=90, what="the server's /readyz")
     if process.poll() is not None:
         raise bench.BenchError(f"the server exited ({process.returncode}):\n{bench.log_tail(log_file)}")

@@ -34,27 +34,6 @@ def history_operator(operator_kubeconfig: str, postgres: LocalPostgres) -> Itera
         yield runner
 
 
-def healthy(core: client.CoreV1Api, namespace: str, name: str) -> None:
-    """What a kubelet reports once the container runs and passes its probe (the crash loop fixed)."""
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    container = {
-        "name": "app",
-        "image": workloads.IMAGE,
-        "imageID": "",
-        "ready": True,
-        "started": True,
-        "restartCount": 7,
-        # A strategic merge patch merges the state map: the waiting state must be removed explicitly.
-        "state": {"running": {"startedAt": now}, "waiting": None},
-    }
-    conditions = [
-        {"type": t, "status": "True", "lastTransitionTime": now}
-        for t in ("PodScheduled", "Initialized", "Ready", "ContainersReady")
-    ]
-    body = {"status": {"phase": "Running", "conditions": conditions, "containerStatuses": [container]}}
-    core.patch_namespaced_pod_status(name, namespace, body)
-
-
 def run_again(cluster: E2ECluster, namespace: str, name: str, token: str) -> dict[str, Any]:
     before = get_analysis(cluster, namespace, name)["status"]["runId"]
     cluster.kubectl("annotate", "analysis", name, "-n", namespace, f"infragenius.io/rerun={token}", "--overwrite")
@@ -107,7 +86,7 @@ def test_a_crash_loop_is_new_once_open_while_it_lasts_resolved_and_reopened(
         assert status["lifecycle"]["counts"]["new"] == 0, status["lifecycle"]["counts"]
 
     assert pod.metadata is not None and pod.metadata.name
-    healthy(core, namespace, pod.metadata.name)
+    workloads.patch_healthy(core, namespace, pod.metadata.name)
     status = run_again(cluster, namespace, "shop", "fixed")
     assert crash_finding(status, first["id"]) is None
     assert status["lifecycle"]["counts"]["resolved"] >= 1 and "resolved" in status["summary"], status["summary"]

@@ -10,7 +10,6 @@ message still arrives exactly once. The hanging receiver never blocks a run; its
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -109,25 +108,6 @@ def grant_secret(cluster: E2ECluster, home: str, account: str, secret: str) -> N
     rbac.create_namespaced_role_binding(home, binding)
 
 
-def healthy(core: client.CoreV1Api, namespace: str, name: str) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    container = {
-        "name": "app",
-        "image": workloads.IMAGE,
-        "imageID": "",
-        "ready": True,
-        "started": True,
-        "restartCount": 7,
-        "state": {"running": {"startedAt": now}, "waiting": None},
-    }
-    conditions = [
-        {"type": t, "status": "True", "lastTransitionTime": now}
-        for t in ("PodScheduled", "Initialized", "Ready", "ContainersReady")
-    ]
-    body = {"status": {"phase": "Running", "conditions": conditions, "containerStatuses": [container]}}
-    core.patch_namespaced_pod_status(name, namespace, body)
-
-
 def completed_run(cluster: E2ECluster, namespace: str, before: str | None) -> dict[str, Any]:
     return wait_for(
         lambda: (
@@ -216,7 +196,7 @@ def test_each_change_reaches_each_sink_once_through_failures_and_a_sigkill(
 
         # Fixed while the receivers are down; the operator dies with the resolve messages in its outbox.
         state.down = True
-        healthy(core, namespace, pod.metadata.name)
+        workloads.patch_healthy(core, namespace, pod.metadata.name)
         rerun(cluster, namespace, "fixed")
         wait_for(lambda: state.attempts.get("/ce", 0) >= 2, timeout=60, what="a refused resolve delivery")
         assert pending(postgres, uid) == 4  # the resolve for hook, ce, chat and pager

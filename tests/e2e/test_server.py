@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 from infragenius.server.rbac_rules import SERVER_RULES
 from infragenius_devtools.devcluster import scenarios as workloads
 from infragenius_devtools.devcluster.services import LocalPostgres, LocalRedis
-from infragenius_devtools.support import free_port
+from infragenius_devtools.server_process import ServerProcess, launch
 from tests.e2e.analysis_support import analysis, running_operator, wait_phase
 from tests.e2e.conftest import E2ECluster
 from tests.e2e.prometheus_support import SCENARIOS, T_END, LocalPrometheus, ratio_queries
@@ -45,39 +44,6 @@ pytestmark = pytest.mark.e2e
 TIER_LIMITS = json.dumps({"free": 60, "team": 600, "bulk": 1_000_000})
 
 
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    port: int
-    health_port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.health_port}/readyz", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def metric(self, name: str) -> float:
-        for line in httpx.get(f"http://127.0.0.1:{self.health_port}/metrics", timeout=5).text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        raise AssertionError(f"{name} is not in /metrics")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
 def _env(**settings: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if k != "INFRAGENIUS_KUBECONFIG"}
     environment.update(settings)
@@ -85,31 +51,19 @@ def _env(**settings: str) -> dict[str, str]:
 
 
 def start_server(kubeconfig: str, log: Path, postgres: LocalPostgres, redis_url: str) -> ServerProcess:
-    port, health_port = free_port(), free_port()
     env = _env(
         KUBECONFIG=kubeconfig,
         INFRAGENIUS_POSTGRES_URL=postgres.url,
         INFRAGENIUS_REDIS_URL=redis_url,
         INFRAGENIUS_STACK_MANAGE="false",
-        INFRAGENIUS_SERVER_HOST="127.0.0.1",
-        INFRAGENIUS_SERVER_PORT=str(port),
-        INFRAGENIUS_SERVER_HEALTH_PORT=str(health_port),
         INFRAGENIUS_SERVER_TIER_LIMITS=TIER_LIMITS,
         INFRAGENIUS_SERVER_AUTH_CACHE_SECONDS="2",
     )
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infragenius.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = ServerProcess(process, port, health_port, log)
+    server = launch(env, log)
+    process = server.process
     try:
         wait_for(
-            lambda: server.healthy() or process.poll() is not None, timeout=SETUP_TIMEOUT, what="the server's /readyz"
+            lambda: server.ready() or process.poll() is not None, timeout=SETUP_TIMEOUT, what="the server's /readyz"
         )
     except Exception:
         server.stop()
@@ -774,7 +728,7 @@ def test_a_thousand_malformed_requests_are_all_answered_and_the_server_stays_hea
     assert 403 not in statuses and statuses[400] > 0
     created = cluster.kubectl("get", "analyses,incidentreports", "-n", namespace, "-o", "name").stdout
     assert created.strip() == "", f"a malformed request created something: {created}"
-    assert server.healthy() and server.process.poll() is None
+    assert server.ready() and server.process.poll() is None
     assert get_json(server, f"/v1/namespaces/{namespace}/runs?kind=Analysis", key).status_code == 200
     # Shown with -s (KopfRunner swaps sys.stdout while the operator runs).
     print(f"1000 malformed requests in {elapsed:.1f}s; statuses {dict(statuses)}", file=sys.__stdout__)

@@ -218,6 +218,20 @@ def patch_failure(
     core.patch_namespaced_pod_status(name, namespace, body)
 
 
+def patch_healthy(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    """What a kubelet reports once the container runs and passes its probe (a patched failure fixed)."""
+    now = _now()
+    container = _container_status("app", IMAGE, {"running": {"startedAt": now}, "waiting": None}, 7, None)
+    container.update(ready=True, started=True)
+    # A strategic merge patch merges the state map: the waiting state is removed explicitly (None above).
+    conditions = [
+        {"type": t, "status": "True", "lastTransitionTime": now}
+        for t in ("PodScheduled", "Initialized", "Ready", "ContainersReady")
+    ]
+    body = {"status": {"phase": "Running", "conditions": conditions, "containerStatuses": [container]}}
+    core.patch_namespaced_pod_status(name, namespace, body)
+
+
 def post_warning_event(
     core: client.CoreV1Api,
     namespace: str,

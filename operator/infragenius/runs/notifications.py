@@ -102,7 +102,8 @@ class Dispatcher:
         while True:
             try:
                 worked = await self.drain_once()
-                metrics.NOTIFY_PENDING.set(await self.outbox.pending())
+                if worked:  # an idle round changes nothing: new rows are claimed, and counted, next round
+                    metrics.NOTIFY_PENDING.set(await self.outbox.pending())
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # Postgres down, API down: the rows stay in the outbox
