@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per Prometheus query.")
     max_concurrent_analyses: int = Field(default=4, ge=1, le=64, description="Runs (of all kinds) gathering at once.")
     list_concurrency: int = Field(default=8, ge=1, le=64, description="Parallel LIST calls per analysis.")
+    running_status_after_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Phase Running is written once a run has worked this long; a quicker run goes straight to "
+        "Completed with one status write instead of two. 0: Running is written before the work starts.",
+    )
     event_cap: int = Field(default=500, ge=10, le=10000, description="Newest warning events kept per snapshot.")
     gather_container_logs: bool = Field(
         default=True,

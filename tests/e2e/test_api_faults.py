@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -79,9 +80,13 @@ def crashlooping_pod(name: str) -> dict[str, Any]:
     }
 
 
-def operator(api: ServedKmock[FaultyEmulator], tmp_path: Path) -> contextlib.AbstractContextManager[KopfRunner]:
-    """The real operator, in Kopf's test runner, talking to the emulator."""
-    return running_operator(api.kubeconfig(tmp_path), INFRAGENIUS_HEALTH_PORT="0")
+def operator(
+    api: ServedKmock[FaultyEmulator], tmp_path: Path, **env: str
+) -> contextlib.AbstractContextManager[KopfRunner]:
+    """The real operator, in Kopf's test runner, talking to the emulator. Running is written before the work
+    starts (not only for runs longer than a second), so faults hit both status writes of every run."""
+    env = {"INFRAGENIUS_HEALTH_PORT": "0", "INFRAGENIUS_RUNNING_STATUS_AFTER_SECONDS": "0", **env}
+    return running_operator(api.kubeconfig(tmp_path), **env)
 
 
 def wait_until_watching(api: ServedKmock[FaultyEmulator]) -> None:
@@ -302,4 +307,48 @@ def test_a_torn_watch_stream_is_reopened_and_the_lost_event_is_seen(
     assert reopened[0] - torn_at < 2.0  # Kopf reconnects at once (0.1 s backoff)
     assert len(watches) >= 2
     assert [s["phase"] for s in accepted_status_patches(emulator, "a4")] == ["Running", "Completed"]
+    assert handler_runs(runner) == (1, 0)
+
+
+def kopf_patches(emulator: FaultyEmulator, name: str) -> list[Any]:
+    """PATCHes of the object itself (not its status): Kopf's own bookkeeping writes."""
+    return [r.data for r in emulator[f"patch {ANALYSES}/{name}"]]
+
+
+def test_a_quick_run_writes_its_status_once(api: ServedKmock[FaultyEmulator], tmp_path: Path) -> None:
+    """With the default settings a run quicker than a second goes straight to Completed, and that one write
+    carries Kopf's record of the handled change: no Running write, no PATCH of Kopf's own."""
+    emulator = api.handler
+    with operator(api, tmp_path, INFRAGENIUS_RUNNING_STATUS_AFTER_SECONDS="1") as runner:
+        wait_until_watching(api)
+        create_analysis(api, "a6")
+        obj = completed(api, "a6")
+        the_one_completion_event(emulator)
+        time.sleep(2.0)  # the events of that write come back: none may start the run again
+
+    assert_ends_right(obj)
+    assert [s["phase"] for s in accepted_status_patches(emulator, "a6")] == ["Completed"]
+    assert kopf_patches(emulator, "a6") == []
+    record = json.loads(obj["status"]["lastHandledConfiguration"])
+    assert record["spec"] == {} or "spec" not in record
+    assert handler_runs(runner) == (1, 0)
+
+
+def test_a_run_longer_than_a_second_shows_running_first(api: ServedKmock[FaultyEmulator], tmp_path: Path) -> None:
+    emulator = api.handler
+    throttled = status_body(429, "TooManyRequests", "too many requests, please try again later")
+    emulator.faults[f"get {PODS}"][0:1] << 429 << {"Retry-After": "2"} << throttled  # the run takes 2 s or more
+
+    with operator(api, tmp_path, INFRAGENIUS_RUNNING_STATUS_AFTER_SECONDS="1") as runner:
+        wait_until_watching(api)
+        create_analysis(api, "a7")
+        obj = completed(api, "a7")
+        the_one_completion_event(emulator)
+
+    assert_ends_right(obj)
+    landed = accepted_status_patches(emulator, "a7")
+    assert [s["phase"] for s in landed] == ["Running", "Completed"]
+    assert "lastHandledConfiguration" not in landed[0]  # only the final write records the change as handled
+    assert "lastHandledConfiguration" in landed[1]
+    assert kopf_patches(emulator, "a7") == []
     assert handler_runs(runner) == (1, 0)

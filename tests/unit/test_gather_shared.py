@@ -102,3 +102,28 @@ def test_listed_objects_keep_only_the_outline_of_writes_an_incident_dates_change
     assert "annotations" not in kept["metadata"] or LAST_APPLIED not in kept["metadata"]["annotations"]
     (dropped,) = _slim([pod])
     assert "managedFields" not in dropped["metadata"]
+
+
+@pytest.mark.asyncio
+async def test_kept_results_stay_within_the_total_budget_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("infragenius.gather.shared.KEEP_TOTAL_ITEMS", 25)
+
+    class Sized:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def fetch(self) -> list[int]:
+            self.calls += 1
+            return list(range(10))
+
+    reads, source = SharedReads(keep_seconds=60), Sized()
+    observed = time.monotonic()
+    for key in ("a", "b", "c"):  # 30 objects against a budget of 25: the oldest read goes
+        await reads.read(key, source.fetch, observed)
+    assert len(reads) == 2
+    await reads.read("b", source.fetch, observed)
+    await reads.read("c", source.fetch, observed)
+    assert source.calls == 3  # still kept
+    await reads.read("a", source.fetch, observed)
+    assert source.calls == 4  # read again, and now "b" is the oldest to go
+    assert len(reads) == 2

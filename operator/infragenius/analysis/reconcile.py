@@ -21,6 +21,7 @@ from infragenius.models.findings import Finding
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
+from infragenius.runs.handled import Carried
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.snapshot import GatherStatus
 
@@ -189,11 +190,12 @@ async def run(
     retry: int = 0,
     reason: str = "changed",
     cause: str = "spec",
+    handled: Carried | None = None,
 ) -> None:
     """Run one analysis for ``body`` and write its status; raise Kopf errors for retry decisions."""
     # Taken before waiting for a slot: runs queued behind this one may share its reads, and it theirs.
     observed = time.monotonic()
-    request = Request.of(body, KIND, runtime.api)
+    request = Request.of(body, KIND, runtime.api, handled)
     spec = await request.validated(AnalysisSpec)
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = None if spec.all_namespaces else spec.target_namespace or request.namespace

@@ -12,8 +12,15 @@ reads), so sharing never hands out a snapshot older than the request. Without a
 ``not_before`` a caller shares nothing.
 
 Failed reads, and results longer than ``KEEP_MAX_ITEMS``, are never kept: whoever joined them gets the error,
-the next caller reads again. A read runs as its own task, so a caller that is cancelled (operator
-shutdown, handler timeout) does not cancel it for the others.
+the next caller reads again. All kept results together hold at most ``KEEP_TOTAL_ITEMS`` objects; the oldest
+go first.
+
+Why a minute: a read is only of use to runs observed before it started, that is runs already waiting in the
+queue. When hundreds of analyses arrive at once, those of one namespace wait up to tens of seconds for a work
+slot; with a short window each of them read the namespace again.
+
+A read runs as its own task, so a caller that is cancelled (operator shutdown, handler timeout) does not
+cancel it for the others.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-KEEP_SECONDS = 10.0
+KEEP_SECONDS = 60.0
 #: A finished read this big is not kept for later callers (only joined while running): keeping
 #: whole LISTs of a big namespace would raise the operator's peak memory more than it saves.
 KEEP_MAX_ITEMS = 2000
+#: Objects held by all kept results together (a bound on memory whatever the number of namespaces).
+KEEP_TOTAL_ITEMS = 50_000
 _SWEEP_EVERY = 1.0
 
 
@@ -39,6 +48,7 @@ class _Read:
     task: asyncio.Task[Any]
     finished: float | None = None
     waiters: int = field(default=1)
+    items: int = 0
 
 
 class SharedReads:
@@ -48,6 +58,7 @@ class SharedReads:
         self.keep_seconds = keep_seconds
         self._reads: dict[Hashable, list[_Read]] = {}
         self._last_sweep = time.monotonic()
+        self._kept_items = 0
         #: Reads started / callers served from another caller's read (for logs and benchmarks).
         self.started = 0
         self.shared = 0
@@ -77,11 +88,28 @@ class SharedReads:
         entry.finished = time.monotonic()
         if task.cancelled() or task.exception() is not None or _too_big(task.result()):
             self._remove(key, entry)  # whoever joined already has it; nobody new gets it
+            return
+        result = task.result()
+        entry.items = len(result) if isinstance(result, list) else 1
+        self._kept_items += entry.items
+        if self._kept_items > KEEP_TOTAL_ITEMS:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        finished = sorted(
+            ((e.finished, key, e) for key, entries in self._reads.items() for e in entries if e.finished is not None),
+            key=lambda found: found[0],
+        )
+        for _, key, entry in finished:
+            if self._kept_items <= KEEP_TOTAL_ITEMS:
+                break
+            self._remove(key, entry)
 
     def _remove(self, key: Hashable, entry: _Read) -> None:
         entries = self._reads.get(key)
         if entries and entry in entries:
             entries.remove(entry)
+            self._kept_items -= entry.items
             if not entries:
                 del self._reads[key]
 
@@ -91,11 +119,9 @@ class SharedReads:
             return
         self._last_sweep = now
         for key in list(self._reads):
-            kept = [e for e in self._reads[key] if e.finished is None or now - e.finished <= self.keep_seconds]
-            if kept:
-                self._reads[key] = kept
-            else:
-                del self._reads[key]
+            for entry in list(self._reads.get(key, ())):
+                if entry.finished is not None and now - entry.finished > self.keep_seconds:
+                    self._remove(key, entry)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._reads.values())

@@ -13,6 +13,7 @@ from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.observability.server import HealthServer, HealthState
 from infragenius.runs import startup
+from infragenius.runs.handled import HandledInStatus
 from infragenius.settings import Settings
 from infragenius.slo.gate import ROUTE, SLOGate
 from infragenius.slo.publish import RulesPublisher
@@ -29,11 +30,12 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
-    # Progress and diff-base live in our own annotations, so status stays ours alone.
+    # Retry progress lives in our own annotations. The record of the last handled change lives in status, where
+    # a run's final write carries it (runs.handled); the annotation earlier versions wrote is still read.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    legacy = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX, key="last-handled-configuration")
+    memo.handled = HandledInStatus(PREFIX, legacy=legacy)
+    settings.persistence.diffbase_storage = memo.handled
     settings.posting.level = logging.WARNING  # we post our own events; Kopf's INFO logs would flood them
     settings.watching.server_timeout = 300
     ours = Settings()

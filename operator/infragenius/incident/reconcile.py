@@ -34,6 +34,7 @@ from infragenius.models.incident import (
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import ready, set_condition
+from infragenius.runs.handled import Carried
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.snapshot import GatherStatus, Snapshot
 
@@ -266,10 +267,11 @@ async def run(
     retry: int = 0,
     reason: str = "changed",
     cause: str = "spec",
+    handled: Carried | None = None,
 ) -> None:
     """Build one incident report for ``body`` and write its status; raise Kopf errors for retry decisions."""
     observed = time.monotonic()  # before the slot wait, so queued runs share reads (as analyses do)
-    request = Request.of(body, KIND, runtime.api)
+    request = Request.of(body, KIND, runtime.api, handled)
     spec = await request.validated(IncidentReportSpec)
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     target = spec.target_namespace or request.namespace

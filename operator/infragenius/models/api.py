@@ -109,3 +109,8 @@ class RunStatus(CamelModel):
     summary: str = Field(default="", max_length=512)
     rerun_token: str | None = Field(default=None, max_length=253, description="Last handled rerun annotation.")
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    # Kopf's bookkeeping (runs.handled), written with a run's final status.
+    last_handled_configuration: str | None = Field(
+        default=None,
+        description="The operator's record of the last spec, labels and annotations it handled (JSON); bookkeeping.",
+    )

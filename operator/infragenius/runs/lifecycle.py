@@ -38,6 +38,7 @@ from infragenius.models.common import ConditionStatus, LLMSpec, parse_duration
 from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs.conditions import ready, set_condition, without_condition
+from infragenius.runs.handled import Carried
 from infragenius.runs.resources import StatusWriter
 from infragenius.settings import Settings
 
@@ -133,13 +134,16 @@ class Request:
     status: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, body: Mapping[str, Any], kind: CustomResourceKind, api: client.ApiClient) -> Request:
+    def of(
+        cls, body: Mapping[str, Any], kind: CustomResourceKind, api: client.ApiClient, handled: Carried | None = None
+    ) -> Request:
+        """``handled``: Kopf's record of the change this run answers, written with the run's final status."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         return cls(
             body=body,
             kind=kind,
-            writer=StatusWriter(api, kind, namespace, name),
+            writer=StatusWriter(api, kind, namespace, name, handled),
             namespace=namespace,
             name=name,
             generation=int(meta.get("generation") or 1),
@@ -239,7 +243,9 @@ async def gather_in_slot(
     """In one of the work slots: Running, then ``work`` with a gatherer that shares reads started since
     ``observed``. A missing target fails the run permanently; an API that cannot answer retries it."""
     async with work_slot(runtime, request.kind):
-        await mark_running(request, begun.run_id, begun.started_at, activity)
+        await mark_running(
+            request, begun.run_id, begun.started_at, activity, runtime.settings.running_status_after_seconds
+        )
         try:
             return await work(runtime.gatherer(observed))
         except TargetNamespaceMissing as err:
@@ -260,31 +266,32 @@ async def work_slot(runtime: Runtime, kind: CustomResourceKind) -> AsyncIterator
         runtime.slots.release()
 
 
-async def mark_running(request: Request, run_id: str, started_at: str, message: str) -> None:
-    """Phase Running with Ready=False; records the rerun token so the annotation is handled once."""
-    rerun_token = request.annotations.get(RERUN_ANNOTATION)
-    await request.writer.patch(
+async def mark_running(request: Request, run_id: str, started_at: str, message: str, after: float) -> None:
+    """Phase Running with Ready=False, written once the run has worked ``after`` seconds (0: now). The rerun
+    token being answered is recorded by the final write, so a run retried after a failure stays that rerun."""
+    request.status["rerunToken"] = request.annotations.get(RERUN_ANNOTATION)
+    await request.writer.progress(
         {
             "phase": Phase.running.value,
             "runId": run_id,
             "startedAt": started_at,
-            "rerunToken": rerun_token,
             "conditions": request.ready(False, Reason.running, message),
-        }
+        },
+        after,
     )
-    request.status["rerunToken"] = rerun_token
 
 
 async def refuse(request: Request, reason: Reason, message: str, outcome: str = "refused", **fields: Any) -> NoReturn:
     """Phase Failed, permanently: re-running cannot help until the spec (or the cluster) changes, and a spec
     change or a rerun starts again. ``outcome`` labels the runs metric; ``fields`` go into the status too."""
     metrics.RUNS.labels(kind=request.kind.kind, outcome=outcome).inc()
-    await request.writer.patch(
+    await request.writer.finish(
         {
             "phase": Phase.failed.value,
             "observedGeneration": request.generation,
             "summary": message[:512],
             "conditions": request.ready(False, reason, message),
+            "rerunToken": request.annotations.get(RERUN_ANNOTATION),
             **fields,
         }
     )
@@ -389,7 +396,7 @@ async def write_completed(
     problems = dependency_problems(runtime, failed_sources, explained)
     final["conditions"] = set_degraded(final["conditions"], problems, request.generation)
     with metrics.timed_stage(request.kind.kind, "status"):
-        await request.writer.patch(final)
+        await request.writer.finish(final)
     metrics.RUNS.labels(kind=request.kind.kind, outcome="completed").inc()
 
 
@@ -426,6 +433,22 @@ def token_pending(body: Mapping[str, Any], annotation: str, handled_key: str) ->
 def rerun_requested(body: Mapping[str, Any]) -> bool:
     """The rerun annotation holds a value this resource has not handled yet."""
     return token_pending(body, RERUN_ANNOTATION, "rerunToken")
+
+
+def change_request(body: Mapping[str, Any], reason: str) -> tuple[str, str] | None:
+    """What a change of the object (created, updated, or found at start-up) asks for: a run as (cause, reason),
+    or None (labels or other annotations changed). A new spec comes first (its final write records the rerun
+    token too), then a rerun annotation not answered yet (also when that rerun is being retried), then a run
+    that never ended. One handler per kind decides this, so that handler's final write may carry Kopf's record
+    of the change (``runs.handled``)."""
+    if behind_spec(body):
+        return "spec", reason
+    if rerun_requested(body):
+        token = body["metadata"]["annotations"][RERUN_ANNOTATION]
+        return f"rerun:{token}", "rerun annotation"
+    if never_finished(body):
+        return "spec", reason
+    return None
 
 
 def never_finished(body: Mapping[str, Any]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from kubernetes import client
 
 from infragenius import kubeapi
 from infragenius.models.api import CustomResourceKind
+from infragenius.runs.handled import Carried
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 JSON = {"Content-Type": "application/json"}
@@ -51,16 +53,67 @@ class StatusWriter:
     seconds; what still fails becomes a TemporaryError, and Kopf runs the handler again in 5 s.
     """
 
-    def __init__(self, api: client.ApiClient, kind: CustomResourceKind, namespace: str, name: str) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        kind: CustomResourceKind,
+        namespace: str,
+        name: str,
+        handled: Carried | None = None,
+    ) -> None:
         self.resources = CustomResources(api, kind, timeout=(5, 30))
         self.kind, self.namespace, self.name = kind, namespace, name
+        self.handled = handled
+        self._progress: asyncio.Task[None] | None = None
+        self._progress_sent = False
+
+    async def progress(self, status: Mapping[str, Any], after: float) -> None:
+        """A progress write (Running) once the run has gone on for ``after`` seconds; right now when 0. The
+        next write first cancels it, or waits for it when it is already on its way, so writes keep their order.
+        A run that dies of an unexpected error leaves it to fire, as a Running written up front would be."""
+        if after <= 0:
+            await self._send(status)
+            return
+        self._progress = asyncio.create_task(self._progress_later(status, after))
+
+    async def _progress_later(self, status: Mapping[str, Any], after: float) -> None:
+        await asyncio.sleep(after)
+        self._progress_sent = True
+        # Only progress: if it cannot be written, the run still ends with its final write.
+        with contextlib.suppress(kopf.TemporaryError):
+            await self._send(status)
+
+    async def _settle_progress(self) -> None:
+        task, self._progress = self._progress, None
+        if task is None:
+            return
+        if not self._progress_sent:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def patch(self, status: Mapping[str, Any]) -> None:
+        """An intermediate write (Pending before a retry): the run is retried."""
+        await self._settle_progress()
+        await self._send(status)
+
+    async def finish(self, status: Mapping[str, Any]) -> None:
+        """The run's last write (Completed, or failed for good); it carries Kopf's record of the change
+        being handled, when there is one (``runs.handled``), saving Kopf a PATCH of its own."""
+        await self._settle_progress()
+        if self.handled is None:
+            await self._send(status)
+        elif await self._send({**status, **self.handled.fragment()}):
+            self.handled.landed()
+
+    async def _send(self, status: Mapping[str, Any]) -> bool:
+        """True when the object took the patch; False when it is gone."""
         try:
             await self.resources.merge_patch_status(self.namespace, self.name, status)
         except client.ApiException as err:
             if err.status == 404:
-                return  # deleted while running: nothing to report to
+                return False  # deleted while running: nothing to report to
             raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
         except kubeapi.TRANSPORT_ERRORS as err:
             raise kopf.TemporaryError(f"could not write status: {type(err).__name__}: {err}"[:300], delay=5) from err
+        return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiohttp
@@ -68,6 +69,10 @@ async def start(settings: Settings, logger: HandlerLogger) -> Started:
     """Deploy the stack (when managed), then connect to what it and the settings provide."""
     check_default_sinks(settings)
     api = api_client(settings)
+    # The API client blocks, so its requests run in worker threads: as many as pooled connections, or status
+    # writes and LIST pages queue for the default executor's few threads (cpu_count + 4) however idle the API.
+    workers = api.configuration.connection_pool_maxsize
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers, thread_name_prefix="infragenius"))
     stack_task = None
     if settings.manages_stack:
         _log_stack(await stack.ensure(api, settings), logger)
