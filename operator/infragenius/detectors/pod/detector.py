@@ -45,6 +45,25 @@ def _quick_healthy(pod: Obj) -> bool:
     return pod_ready(pod)
 
 
+#: A _quick_healthy verdict by the identity of the three status lists it reads.
+HealthMemo = dict[tuple[int, int, int], bool]
+
+
+def _quick_healthy_shared(pod: Obj, status: Obj, memo: HealthMemo) -> bool:
+    """``_quick_healthy``, judged once per distinct set of the status lists it reads.
+
+    The gatherer's compaction hands out one shared list for equal values: the pods of a workload that
+    started in the same second carry the same container-status and condition lists, so thousands of
+    healthy pods hold a few hundred distinct ones. The verdict depends on nothing else, and the snapshot
+    keeps every list alive while detection runs, so an identity is never reused for another list.
+    """
+    key = (id(status.get("containerStatuses")), id(status.get("initContainerStatuses")), id(status.get("conditions")))
+    verdict = memo.get(key)
+    if verdict is None:
+        verdict = memo[key] = _quick_healthy(pod)
+    return verdict
+
+
 class PodDetector:
     name = "pod"
     # Workload kinds are read so pods roll up to their Deployment/StatefulSet/...
@@ -56,8 +75,9 @@ class PodDetector:
         complete_jobs = {name_of(job) for job in snapshot.items("Job") if condition_true(job, "Complete")}
         groups: dict[tuple[ResourceRef, str], list[tuple[Obj, Hit]]] = {}
         targets: dict[str, ResourceRef] = {}  # controller uid -> roll-up target, shared by its pods
+        memo: HealthMemo = {}  # lives for this call only: the identities are those of this snapshot's lists
         for pod in snapshot.items("Pod"):
-            hits = self._pod_hits(pod, snapshot, snapshot.taken_at, complete_jobs)
+            hits = self._pod_hits(pod, snapshot, snapshot.taken_at, complete_jobs, memo)
             if hits:
                 target = _target(snapshot, pod, targets)
                 for hit in hits:
@@ -68,7 +88,9 @@ class PodDetector:
 
     # --- per pod ---------------------------------------------------------------------------
 
-    def _pod_hits(self, pod: Obj, snapshot: Snapshot, now: dt.datetime, complete_jobs: set) -> list[Hit]:
+    def _pod_hits(
+        self, pod: Obj, snapshot: Snapshot, now: dt.datetime, complete_jobs: set, memo: HealthMemo
+    ) -> list[Hit]:
         status = pod.get("status")
         if meta(pod).get("deletionTimestamp"):
             # A pod being deleted is going away; only report it if the deletion is stuck.
@@ -77,7 +99,7 @@ class PodDetector:
         if not status:
             return []
         phase = status.get("phase")
-        if phase == "Succeeded" or (phase == "Running" and _quick_healthy(pod)):
+        if phase == "Succeeded" or (phase == "Running" and _quick_healthy_shared(pod, status, memo)):
             return []
         job_owner = (owner_of_kind(pod, "Job") or {}).get("name")
         if phase == "Failed" and job_owner in complete_jobs:
