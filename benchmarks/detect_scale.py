@@ -509,6 +509,20 @@ def status_pass(pods: Sequence[Any]) -> float:
     return time.perf_counter() - started
 
 
+class GcClock:
+    """Time the cyclic garbage collector spends, for the share of detection it takes."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
 def child(path: Path, runs: int, profile: bool) -> dict[str, Any]:
     from infragenius.analysis import engine
     from infragenius.detectors import registry
@@ -545,15 +559,20 @@ def child(path: Path, runs: int, profile: bool) -> dict[str, Any]:
         stats.sort_stats("tottime").print_stats(PROFILE_TOP)
         return {"profile": out.getvalue()}
 
-    detect, floor = [], []
+    detect, floor, collecting = [], [], []
+    clock = GcClock()
+    gc.callbacks.append(clock.callback)
     result = None
     for run in range(WARMUP_RUNS + runs):
         fresh = snapshot()
+        clock.seconds = 0.0
         result = engine.run_detectors(fresh, detectors)
+        gc_seconds = clock.seconds
         floor_seconds = status_pass(objects["Pod"])
         if run >= WARMUP_RUNS:
             detect.append(result.seconds)
             floor.append(floor_seconds)
+            collecting.append(gc_seconds)
     assert result is not None
     digest = hashlib.sha256()
     for finding in result.findings:
@@ -561,6 +580,7 @@ def child(path: Path, runs: int, profile: bool) -> dict[str, Any]:
     return {
         "detect": detect,
         "floor": floor,
+        "gc": collecting,
         "findings": len(result.findings),
         "ids": sorted(f.id for f in result.findings),
         "digest": digest.hexdigest(),
@@ -597,9 +617,10 @@ def measure(pods: int, trees: dict[str, Path], args: argparse.Namespace, workdir
     for _ in range(args.rounds):
         for label, operator_dir in trees.items():
             reply = run_child(operator_dir, path, per_round)
-            kept = merged.setdefault(label, {**reply, "detect": [], "floor": []})
+            kept = merged.setdefault(label, {**reply, "detect": [], "floor": [], "gc": []})
             kept["detect"] += reply["detect"]
             kept["floor"] += reply["floor"]
+            kept["gc"] += reply["gc"]
             if reply["digest"] != kept["digest"]:
                 raise SystemExit(f"{label}: findings differ between runs of the same tree")
     return {"pods": pods, "trees": merged}
@@ -610,8 +631,8 @@ def ms(seconds: float) -> str:
 
 
 def print_table(sizes: list[dict[str, Any]]) -> None:
-    header = f"{'pods':>6} {'tree':<8} {'detect med':>10} {'p95':>7} {'floor med':>9} {'ratio':>7} {'target':>14} "
-    print(header + f"{'findings':>8}  identical")
+    header = f"{'pods':>6} {'tree':<8} {'detect med':>10} {'p95':>7} {'gc med':>6} {'floor med':>9} {'ratio':>6} "
+    print(header + f"{'target':>14} {'findings':>8}  identical")
     for size in sizes:
         trees = size["trees"]
         digests = {t["digest"] for t in trees.values()}
@@ -629,7 +650,8 @@ def print_table(sizes: list[dict[str, Any]]) -> None:
                 target = "-"
             print(
                 f"{size['pods']:>6} {label:<8} {ms(median):>10} {ms(percentile(tree['detect'], 0.95)):>7} "
-                f"{ms(floor):>9} {median / floor:>6.0f}x {target:>14} {tree['findings']:>8}  "
+                f"{ms(statistics.median(tree['gc'])):>6} {ms(floor):>9} {median / floor:>5.0f}x {target:>14} "
+                f"{tree['findings']:>8}  "
                 f"{identical if len(trees) > 1 else '-'}"
             )
             if tree["failures"]:

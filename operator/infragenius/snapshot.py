@@ -123,12 +123,11 @@ class Snapshot:
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         # Indexed per kind on first use: looking up a Deployment need not index thousands of pods.
+        if kind == "Pod":  # indexed with everything else about pods, in the pod table's one walk
+            return self.pods.by_name.get(namespace or "", _NO_PODS).get(name)
         index = self._by_name.get(kind)
         if index is None:
-            if kind == "Pod":  # indexed with everything else about pods, in the pod table's one walk
-                index = self._by_name[kind] = self.pods.by_name
-            else:
-                index = self._by_name[kind] = {(namespace_of(obj) or "", name_of(obj)): obj for obj in self.items(kind)}
+            index = self._by_name[kind] = {(namespace_of(obj) or "", name_of(obj)): obj for obj in self.items(kind)}
         return index.get((namespace or "", name))
 
     @cached_property
@@ -275,7 +274,18 @@ class Snapshot:
 #: uid; (namespace, name, uid, "") for a pod without a controller, which is its own group.
 OwnerKey = tuple[str | None, ...]
 
+#: The identities of a pod's containerStatuses, initContainerStatuses and conditions. The gatherer's
+#: compaction hands out one shared list for equal values, so the pods of a workload that started in the
+#: same second carry the same lists: thousands of healthy pods hold a few hundred distinct ones, and a
+#: verdict on one pod's lists holds for every pod with the same key. The snapshot keeps every list alive,
+#: so an identity is never reused for another list while it exists.
+StatusKey = tuple[int, int, int]
+
 _NO_OWNERS: tuple[Mapping[str, Any], ...] = ()
+_NO_STATUS: Mapping[str, Any] = MappingProxyType({})
+_NO_PODS: Mapping[str, Obj] = MappingProxyType({})
+_NO_LABELS: Mapping[str, Mapping[str, list[Obj]]] = MappingProxyType({})
+_NO_VALUES: Mapping[str, list[Obj]] = MappingProxyType({})
 
 
 class PodTable:
@@ -287,44 +297,71 @@ class PodTable:
     """
 
     def __init__(self, pods: Iterable[Obj]) -> None:
-        #: Every pod by (namespace or "", name), like ``Snapshot.get``.
-        self.by_name: dict[tuple[str, str], Obj] = {}
+        #: Every pod by namespace (or "") and name, as ``Snapshot.get`` finds them.
+        self.by_name: dict[str, dict[str, Obj]] = {}
         #: Every pod grouped by its controller (see ``OwnerKey``), groups in the order of their first pod.
         self.by_owner: dict[OwnerKey, list[Obj]] = {}
         #: Names of the active pods (see ``PodIndex``) by ``spec.nodeName``.
         self.active_on_node: dict[str, list[str]] = {}
+        #: Running pods not being deleted, grouped by the identity of their status lists (see ``StatusKey``).
+        self.running_by_status: dict[StatusKey, list[Obj]] = {}
+        #: Every other pod (not Running, or being deleted), in snapshot order.
+        self.not_running: list[Obj] = []
+        running = self.running_by_status
+        by_owners_list: dict[int, list[Obj]] = {}
         by_ns: dict[str | None, list[Obj]] = {}
-        by_label: dict[tuple[str | None, str, str], list[Obj]] = {}
-        by_name, by_owner, on_node = self.by_name, self.by_owner, self.active_on_node
-        for pod in pods:  # hot loop: plain dict access, buckets appended inline
+        by_label: dict[str | None, dict[str, dict[str, list[Obj]]]] = {}
+        by_name, on_node = self.by_name, self.active_on_node
+        # Hot loop: plain dict access, buckets appended inline, nested dicts rather than a tuple key a pod.
+        for pod in pods:
             pod_meta = pod.get("metadata") or {}
             namespace = pod_meta.get("namespace") or None
             name = pod_meta.get("name", "")
-            by_name[(namespace or "", name)] = pod
+            named = by_name.get(namespace or "")
+            if named is None:
+                named = by_name[namespace or ""] = {}
+            named[name] = pod
             owners = pod_meta.get("ownerReferences")
-            controller = controller_among(owners) if owners else None
-            if controller is None:
-                owner_key: OwnerKey = (namespace, name, pod_meta.get("uid", ""), "")
-            elif controller.get("uid"):
-                owner_key = (namespace, controller["uid"])
+            if owners:  # shared between the pods of a controller (compaction): one group per list
+                bucket = by_owners_list.get(id(owners))
+                if bucket is None:
+                    by_owners_list[id(owners)] = [pod]
+                else:
+                    bucket.append(pod)
             else:
-                owner_key = (namespace, controller.get("kind"), controller.get("name"))
-            bucket = by_owner.get(owner_key)
-            if bucket is None:
-                by_owner[owner_key] = [pod]
+                by_owners_list[id(pod)] = [pod]  # a bare pod is its own group
+            status = pod.get("status") or _NO_STATUS
+            phase = status.get("phase")
+            if phase != "Running" or pod_meta.get("deletionTimestamp"):
+                self.not_running.append(pod)
+                if phase in ("Succeeded", "Failed") or pod_meta.get("deletionTimestamp"):
+                    continue
             else:
-                bucket.append(pod)
-            if pod_meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
+                key = (
+                    id(status.get("containerStatuses")),
+                    id(status.get("initContainerStatuses")),
+                    id(status.get("conditions")),
+                )
+                bucket = running.get(key)
+                if bucket is None:
+                    running[key] = [pod]
+                else:
+                    bucket.append(pod)
             bucket = by_ns.get(namespace)
             if bucket is None:
                 by_ns[namespace] = [pod]
+                labelled = by_label[namespace] = {}
             else:
                 bucket.append(pod)
+                labelled = by_label[namespace]
             for label, value in (pod_meta.get("labels") or {}).items():
-                bucket = by_label.get((namespace, label, value))
+                values = labelled.get(label)
+                if values is None:
+                    labelled[label] = {value: [pod]}
+                    continue
+                bucket = values.get(value)
                 if bucket is None:
-                    by_label[(namespace, label, value)] = [pod]
+                    values[value] = [pod]
                 else:
                     bucket.append(pod)
             node = (pod.get("spec") or {}).get("nodeName")
@@ -335,6 +372,31 @@ class PodTable:
                 else:
                     names.append(name)
         self.active = PodIndex(by_ns, by_label)
+        for group in by_owners_list.values():
+            self._add_group(group)
+
+    def _add_group(self, pods: list[Obj]) -> None:
+        """File pods that share one ownerReferences list (or one bare pod) under their owner key."""
+        pod_meta = pods[0].get("metadata") or {}
+        controller = controller_among(pod_meta.get("ownerReferences") or _NO_OWNERS)
+        if controller is not None and not controller.get("uid"):
+            # Without a uid, equal references in two namespaces name two controllers: key pod by pod.
+            for pod in pods:
+                namespace = namespace_of(pod)
+                self._file((namespace, controller.get("kind"), controller.get("name")), [pod])
+            return
+        namespace = pod_meta.get("namespace") or None
+        if controller is None:
+            self._file((namespace, pod_meta.get("name", ""), pod_meta.get("uid", ""), ""), pods)
+        else:  # a uid is unique cluster-wide: every pod of the group is in its controller's namespace
+            self._file((namespace, controller["uid"]), pods)
+
+    def _file(self, owner_key: OwnerKey, pods: list[Obj]) -> None:
+        bucket = self.by_owner.get(owner_key)
+        if bucket is None:
+            self.by_owner[owner_key] = pods
+        else:
+            bucket.extend(pods)
 
     @cached_property
     def by_controller(self) -> dict[str, list[Obj]]:
@@ -347,11 +409,11 @@ class PodTable:
 
 
 class PodIndex:
-    """Active pods (neither finished nor being deleted) by namespace and by (namespace, label, value),
+    """Active pods (neither finished nor being deleted) by namespace, and by namespace, label and value
     for fast selector lookups; built by :class:`PodTable`."""
 
     def __init__(
-        self, by_ns: dict[str | None, list[Obj]], by_label: dict[tuple[str | None, str, str], list[Obj]]
+        self, by_ns: dict[str | None, list[Obj]], by_label: dict[str | None, dict[str, dict[str, list[Obj]]]]
     ) -> None:
         self.by_ns = by_ns
         self._by_label = by_label
@@ -360,7 +422,8 @@ class PodIndex:
     def _candidates(self, namespace: str | None, pairs: Mapping[str, str]) -> list[Obj]:
         if not pairs:
             return self.by_ns.get(namespace, [])
-        return min((self._by_label.get((namespace, k, v), []) for k, v in pairs.items()), key=len)
+        labelled = self._by_label.get(namespace, _NO_LABELS)
+        return min((labelled.get(k, _NO_VALUES).get(v, []) for k, v in pairs.items()), key=len)
 
     def select_map(self, namespace: str | None, selector: Mapping[str, str] | None) -> list[Obj]:
         """Pods a Service selector picks; an empty selector picks none (Service semantics)."""

@@ -45,25 +45,6 @@ def _quick_healthy(pod: Obj) -> bool:
     return pod_ready(pod)
 
 
-#: A _quick_healthy verdict by the identity of the three status lists it reads.
-HealthMemo = dict[tuple[int, int, int], bool]
-
-
-def _quick_healthy_shared(pod: Obj, status: Obj, memo: HealthMemo) -> bool:
-    """``_quick_healthy``, judged once per distinct set of the status lists it reads.
-
-    The gatherer's compaction hands out one shared list for equal values: the pods of a workload that
-    started in the same second carry the same container-status and condition lists, so thousands of
-    healthy pods hold a few hundred distinct ones. The verdict depends on nothing else, and the snapshot
-    keeps every list alive while detection runs, so an identity is never reused for another list.
-    """
-    key = (id(status.get("containerStatuses")), id(status.get("initContainerStatuses")), id(status.get("conditions")))
-    verdict = memo.get(key)
-    if verdict is None:
-        verdict = memo[key] = _quick_healthy(pod)
-    return verdict
-
-
 class PodDetector:
     name = "pod"
     # Workload kinds are read so pods roll up to their Deployment/StatefulSet/...
@@ -75,9 +56,8 @@ class PodDetector:
         complete_jobs = {name_of(job) for job in snapshot.items("Job") if condition_true(job, "Complete")}
         groups: dict[tuple[ResourceRef, str], list[tuple[Obj, Hit]]] = {}
         targets: dict[str, ResourceRef] = {}  # controller uid -> roll-up target, shared by its pods
-        memo: HealthMemo = {}  # lives for this call only: the identities are those of this snapshot's lists
-        for pod in snapshot.items("Pod"):
-            hits = self._pod_hits(pod, snapshot, snapshot.taken_at, complete_jobs, memo)
+        for pod in _worth_a_look(snapshot):
+            hits = self._pod_hits(pod, snapshot, snapshot.taken_at, complete_jobs)
             if hits:
                 target = _target(snapshot, pod, targets)
                 for hit in hits:
@@ -88,9 +68,7 @@ class PodDetector:
 
     # --- per pod ---------------------------------------------------------------------------
 
-    def _pod_hits(
-        self, pod: Obj, snapshot: Snapshot, now: dt.datetime, complete_jobs: set, memo: HealthMemo
-    ) -> list[Hit]:
+    def _pod_hits(self, pod: Obj, snapshot: Snapshot, now: dt.datetime, complete_jobs: set) -> list[Hit]:
         status = pod.get("status")
         if meta(pod).get("deletionTimestamp"):
             # A pod being deleted is going away; only report it if the deletion is stuck.
@@ -99,7 +77,7 @@ class PodDetector:
         if not status:
             return []
         phase = status.get("phase")
-        if phase == "Succeeded" or (phase == "Running" and _quick_healthy_shared(pod, status, memo)):
+        if phase == "Succeeded" or (phase == "Running" and _quick_healthy(pod)):
             return []
         job_owner = (owner_of_kind(pod, "Job") or {}).get("name")
         if phase == "Failed" and job_owner in complete_jobs:
@@ -167,6 +145,18 @@ class PodDetector:
             owners=snapshot.owner_chain(obj) if obj is not None else [],
             affected=len(members),
         )
+
+
+def _worth_a_look(snapshot: Snapshot) -> list[Obj]:
+    """Pods that may have a problem: every pod not Running (or being deleted), and the Running ones whose
+    status lists fail the quick check. ``_quick_healthy`` reads only those lists, so it is asked once for
+    all the pods that share them (``Snapshot.pods`` groups them). Findings do not depend on the order.
+    """
+    pods = list(snapshot.pods.not_running)
+    for group in snapshot.pods.running_by_status.values():
+        if not _quick_healthy(group[0]):
+            pods.extend(group)
+    return pods
 
 
 def _member_log(snapshot: Snapshot, members: list[tuple[Obj, Hit]]) -> tuple[str, str, ContainerLog] | None:
