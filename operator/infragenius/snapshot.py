@@ -307,20 +307,17 @@ class PodTable:
         self.running_by_status: dict[StatusKey, list[Obj]] = {}
         #: Every other pod (not Running, or being deleted), in snapshot order.
         self.not_running: list[Obj] = []
-        running = self.running_by_status
+        self._by_ns: dict[str | None, list[Obj]] = {}
+        self._by_label: dict[str | None, dict[str, dict[str, list[Obj]]]] = {}
         by_owners_list: dict[int, list[Obj]] = {}
-        by_ns: dict[str | None, list[Obj]] = {}
-        by_label: dict[str | None, dict[str, dict[str, list[Obj]]]] = {}
-        by_name, on_node = self.by_name, self.active_on_node
-        # Hot loop: plain dict access, buckets appended inline, nested dicts rather than a tuple key a pod.
-        for pod in pods:
+        by_name, running = self.by_name, self.running_by_status
+        for pod in pods:  # hot loop: plain dict access, buckets appended inline, no tuple key but one
             pod_meta = pod.get("metadata") or {}
             namespace = pod_meta.get("namespace") or None
-            name = pod_meta.get("name", "")
             named = by_name.get(namespace or "")
             if named is None:
                 named = by_name[namespace or ""] = {}
-            named[name] = pod
+            named[pod_meta.get("name", "")] = pod
             owners = pod_meta.get("ownerReferences")
             if owners:  # shared between the pods of a controller (compaction): one group per list
                 bucket = by_owners_list.get(id(owners))
@@ -337,43 +334,44 @@ class PodTable:
                 if phase in ("Succeeded", "Failed") or pod_meta.get("deletionTimestamp"):
                     continue
             else:
-                key = (
-                    id(status.get("containerStatuses")),
-                    id(status.get("initContainerStatuses")),
-                    id(status.get("conditions")),
-                )
+                key = (id(status.get("containerStatuses")), id(status.get("initContainerStatuses")),
+                       id(status.get("conditions")))  # fmt: skip
                 bucket = running.get(key)
                 if bucket is None:
                     running[key] = [pod]
                 else:
                     bucket.append(pod)
-            bucket = by_ns.get(namespace)
-            if bucket is None:
-                by_ns[namespace] = [pod]
-                labelled = by_label[namespace] = {}
-            else:
-                bucket.append(pod)
-                labelled = by_label[namespace]
-            for label, value in (pod_meta.get("labels") or {}).items():
-                values = labelled.get(label)
-                if values is None:
-                    labelled[label] = {value: [pod]}
-                    continue
-                bucket = values.get(value)
-                if bucket is None:
-                    values[value] = [pod]
-                else:
-                    bucket.append(pod)
-            node = (pod.get("spec") or {}).get("nodeName")
-            if node:
-                names = on_node.get(node)
-                if names is None:
-                    on_node[node] = [name]
-                else:
-                    names.append(name)
-        self.active = PodIndex(by_ns, by_label)
+            self._add_active(pod, pod_meta, namespace)
+        self.active = PodIndex(self._by_ns, self._by_label)
         for group in by_owners_list.values():
             self._add_group(group)
+
+    def _add_active(self, pod: Obj, pod_meta: Mapping[str, Any], namespace: str | None) -> None:
+        """Index a pod neither finished nor being deleted by namespace, label and node."""
+        bucket = self._by_ns.get(namespace)
+        if bucket is None:
+            self._by_ns[namespace] = [pod]
+            labelled = self._by_label[namespace] = {}
+        else:
+            bucket.append(pod)
+            labelled = self._by_label[namespace]
+        for label, value in (pod_meta.get("labels") or {}).items():
+            values = labelled.get(label)
+            if values is None:
+                labelled[label] = {value: [pod]}
+                continue
+            bucket = values.get(value)
+            if bucket is None:
+                values[value] = [pod]
+            else:
+                bucket.append(pod)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            names = self.active_on_node.get(node)
+            if names is None:
+                self.active_on_node[node] = [pod_meta.get("name", "")]
+            else:
+                names.append(pod_meta.get("name", ""))
 
     def _add_group(self, pods: list[Obj]) -> None:
         """File pods that share one ownerReferences list (or one bare pod) under their owner key."""
