@@ -27,7 +27,8 @@ trees ``--rounds`` times so both columns come from the same minutes. A child:
    detector must at least touch);
 4. reports the findings: their count, their ids, and a digest of their full JSON in result order.
 
-Printed per size and tree: median and p95 of detection and of the floor over all rounds, their ratio,
+Printed per size and tree: median and p95 of detection, the median time the garbage collector took within
+a run (``gc.callbacks``), the median of the floor, the ratio of the medians,
 the target (at most 50 ms at 5,000 pods), and whether the two trees' findings are identical (same digest).
 ``--profile`` prints the top cProfile entries of one ``run_detectors`` on this tree's code (after the
 table). Figures are printed, never asserted; the load average is printed with them.

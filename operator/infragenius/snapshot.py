@@ -311,7 +311,7 @@ class PodTable:
         self._by_label: dict[str | None, dict[str, dict[str, list[Obj]]]] = {}
         by_owners_list: dict[int, list[Obj]] = {}
         by_name, running = self.by_name, self.running_by_status
-        for pod in pods:  # hot loop: plain dict access, buckets appended inline, no tuple key but one
+        for pod in pods:  # hot loop: plain dict access, buckets appended inline, one tuple a pod (its status key)
             pod_meta = pod.get("metadata") or {}
             namespace = pod_meta.get("namespace") or None
             named = by_name.get(namespace or "")
@@ -398,7 +398,8 @@ class PodTable:
 
     @cached_property
     def by_controller(self) -> dict[str, list[Obj]]:
-        """Pods by their controller's uid (controllers without a uid are left out), in snapshot order."""
+        """Pods by their controller's uid (controllers without a uid are left out), in snapshot order when the
+        pods of a controller share their ownerReferences list (compacted) or each hold their own."""
         index: dict[str, list[Obj]] = {}
         for owner_key, pods in self.by_owner.items():
             if len(owner_key) == 2:  # uids are unique cluster-wide: one group per uid

@@ -100,11 +100,11 @@ def _add_pods(snapshot: Snapshot, targets: dict[Key, Target], pods: list[Obj]) -
     target.pods.extend(pods)
     controller = controller_ref(first)
     owner = controller if controller else meta(first)
-    group = target.groups.get(str(owner.get("uid") or owner.get("name")))
-    if group is None:
-        target.groups[str(owner.get("uid") or owner.get("name"))] = list(pods)
+    group_key = str(owner.get("uid") or owner.get("name"))
+    if group_key in target.groups:
+        target.groups[group_key].extend(pods)
     else:
-        group.extend(pods)
+        target.groups[group_key] = list(pods)
     if key[0] in RUN_TO_COMPLETION_KINDS or (controller and controller.get("kind") in RUN_TO_COMPLETION_KINDS):
         target.runs_to_completion = True
     elif key[0] == "Pod" and any((p.get("spec") or {}).get("restartPolicy") in ("Never", "OnFailure") for p in pods):
