@@ -16,8 +16,8 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from infragenius.kube.events import involved_object
-from infragenius.kube.meta import Key, Obj, key_of, labels_of, meta, name_of, namespace_of, ref_from_key, uid_of
-from infragenius.kube.owners import controller_ref
+from infragenius.kube.meta import Key, Obj, key_of, labels_of, name_of, namespace_of, ref_from_key, uid_of
+from infragenius.kube.owners import controller_among, controller_ref
 from infragenius.kube.selectors import map_selector_matches, selector_matches
 from infragenius.models.findings import ResourceRef
 
@@ -123,6 +123,8 @@ class Snapshot:
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         # Indexed per kind on first use: looking up a Deployment need not index thousands of pods.
+        if kind == "Pod":  # indexed with everything else about pods, in the pod table's one walk
+            return self.pods.by_name.get(namespace or "", _NO_PODS).get(name)
         index = self._by_name.get(kind)
         if index is None:
             index = self._by_name[kind] = {(namespace_of(obj) or "", name_of(obj)): obj for obj in self.items(kind)}
@@ -188,6 +190,8 @@ class Snapshot:
     def by_controller(self, kind: str) -> dict[str, list[Obj]]:
         """Objects of a kind grouped by their controller's uid (e.g. pods by ReplicaSet)."""
         index = self._by_controller.get(kind)
+        if index is None and kind == "Pod":
+            index = self._by_controller[kind] = self.pods.by_controller
         if index is None:
             index = self._by_controller[kind] = {}
             for obj in self.items(kind):
@@ -205,9 +209,14 @@ class Snapshot:
     # --- pods, endpoints, events ----------------------------------------------------------------
 
     @cached_property
+    def pods(self) -> PodTable:
+        """Every pod indexed once, in one walk: by name, by controller, and the active ones by label and node."""
+        return PodTable(self.items("Pod"))
+
+    @property
     def active_pods(self) -> PodIndex:
         """Pods neither finished nor being deleted (the ones a Service routes to), indexed by label."""
-        return PodIndex(self.items("Pod"))
+        return self.pods.active
 
     @cached_property
     def _slices_by_service(self) -> dict[tuple[str | None, str], list[Obj]]:
@@ -261,31 +270,159 @@ class Snapshot:
         return [r for r in self.results if r.status is GatherStatus.error]
 
 
-class PodIndex:
-    """Active pods by namespace and by (namespace, label, value), for fast selector lookups."""
+#: Who controls a pod: (namespace, controller uid); (namespace, kind, name) for a controller without a
+#: uid; (namespace, name, uid, "") for a pod without a controller, which is its own group.
+OwnerKey = tuple[str | None, ...]
+
+#: The identities of a pod's containerStatuses, initContainerStatuses and conditions. The gatherer's
+#: compaction hands out one shared list for equal values, so the pods of a workload that started in the
+#: same second carry the same lists: thousands of healthy pods hold a few hundred distinct ones, and a
+#: verdict on one pod's lists holds for every pod with the same key. The snapshot keeps every list alive,
+#: so an identity is never reused for another list while it exists.
+StatusKey = tuple[int, int, int]
+
+_NO_OWNERS: tuple[Mapping[str, Any], ...] = ()
+_NO_STATUS: Mapping[str, Any] = MappingProxyType({})
+_NO_PODS: Mapping[str, Obj] = MappingProxyType({})
+_NO_LABELS: Mapping[str, Mapping[str, list[Obj]]] = MappingProxyType({})
+_NO_VALUES: Mapping[str, list[Obj]] = MappingProxyType({})
+
+
+class PodTable:
+    """Everything detectors look pods up by, built in one walk over the pods.
+
+    Several detectors each need the pods by name, by controller, by label or by node. Built one index at
+    a time, each was a pass over thousands of pods reading the same metadata again (about 1 us a pod a
+    pass): one walk reads each pod's metadata once and fills every index.
+    """
 
     def __init__(self, pods: Iterable[Obj]) -> None:
-        self.by_ns: dict[str | None, list[Obj]] = {}
-        self._by_label: dict[tuple[str | None, str, str], list[Obj]] = {}
-        self._selected: dict[tuple[Any, ...], list[Obj]] = {}
-        by_label = self._by_label
-        for pod in pods:  # hot loop: plain dict access only
-            pod_meta = meta(pod)
-            if pod_meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                continue
+        #: Every pod by namespace (or "") and name, as ``Snapshot.get`` finds them.
+        self.by_name: dict[str, dict[str, Obj]] = {}
+        #: Every pod grouped by its controller (see ``OwnerKey``), groups in the order of their first pod.
+        self.by_owner: dict[OwnerKey, list[Obj]] = {}
+        #: Names of the active pods (see ``PodIndex``) by ``spec.nodeName``.
+        self.active_on_node: dict[str, list[str]] = {}
+        #: Running pods not being deleted, grouped by the identity of their status lists (see ``StatusKey``).
+        self.running_by_status: dict[StatusKey, list[Obj]] = {}
+        #: Every other pod (not Running, or being deleted), in snapshot order.
+        self.not_running: list[Obj] = []
+        self._by_ns: dict[str | None, list[Obj]] = {}
+        self._by_label: dict[str | None, dict[str, dict[str, list[Obj]]]] = {}
+        by_owners_list: dict[int, list[Obj]] = {}
+        by_name, running = self.by_name, self.running_by_status
+        for pod in pods:  # hot loop: plain dict access, buckets appended inline, one tuple a pod (its status key)
+            pod_meta = pod.get("metadata") or {}
             namespace = pod_meta.get("namespace") or None
-            self.by_ns.setdefault(namespace, []).append(pod)
-            for label, value in (pod_meta.get("labels") or {}).items():
-                bucket = by_label.get((namespace, label, value))
+            named = by_name.get(namespace or "")
+            if named is None:
+                named = by_name[namespace or ""] = {}
+            named[pod_meta.get("name", "")] = pod
+            owners = pod_meta.get("ownerReferences")
+            if owners:  # shared between the pods of a controller (compaction): one group per list
+                bucket = by_owners_list.get(id(owners))
                 if bucket is None:
-                    by_label[(namespace, label, value)] = [pod]
+                    by_owners_list[id(owners)] = [pod]
                 else:
                     bucket.append(pod)
+            else:
+                by_owners_list[id(pod)] = [pod]  # a bare pod is its own group
+            status = pod.get("status") or _NO_STATUS
+            phase = status.get("phase")
+            if phase != "Running" or pod_meta.get("deletionTimestamp"):
+                self.not_running.append(pod)
+                if phase in ("Succeeded", "Failed") or pod_meta.get("deletionTimestamp"):
+                    continue
+            else:
+                key = (id(status.get("containerStatuses")), id(status.get("initContainerStatuses")),
+                       id(status.get("conditions")))  # fmt: skip
+                bucket = running.get(key)
+                if bucket is None:
+                    running[key] = [pod]
+                else:
+                    bucket.append(pod)
+            self._add_active(pod, pod_meta, namespace)
+        self.active = PodIndex(self._by_ns, self._by_label)
+        for group in by_owners_list.values():
+            self._add_group(group)
+
+    def _add_active(self, pod: Obj, pod_meta: Mapping[str, Any], namespace: str | None) -> None:
+        """Index a pod neither finished nor being deleted by namespace, label and node."""
+        bucket = self._by_ns.get(namespace)
+        if bucket is None:
+            self._by_ns[namespace] = [pod]
+            labelled = self._by_label[namespace] = {}
+        else:
+            bucket.append(pod)
+            labelled = self._by_label[namespace]
+        for label, value in (pod_meta.get("labels") or {}).items():
+            values = labelled.get(label)
+            if values is None:
+                labelled[label] = {value: [pod]}
+                continue
+            bucket = values.get(value)
+            if bucket is None:
+                values[value] = [pod]
+            else:
+                bucket.append(pod)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            names = self.active_on_node.get(node)
+            if names is None:
+                self.active_on_node[node] = [pod_meta.get("name", "")]
+            else:
+                names.append(pod_meta.get("name", ""))
+
+    def _add_group(self, pods: list[Obj]) -> None:
+        """File pods that share one ownerReferences list (or one bare pod) under their owner key."""
+        pod_meta = pods[0].get("metadata") or {}
+        controller = controller_among(pod_meta.get("ownerReferences") or _NO_OWNERS)
+        if controller is not None and not controller.get("uid"):
+            # Without a uid, equal references in two namespaces name two controllers: key pod by pod.
+            for pod in pods:
+                namespace = namespace_of(pod)
+                self._file((namespace, controller.get("kind"), controller.get("name")), [pod])
+            return
+        namespace = pod_meta.get("namespace") or None
+        if controller is None:
+            self._file((namespace, pod_meta.get("name", ""), pod_meta.get("uid", ""), ""), pods)
+        else:  # a uid is unique cluster-wide: every pod of the group is in its controller's namespace
+            self._file((namespace, controller["uid"]), pods)
+
+    def _file(self, owner_key: OwnerKey, pods: list[Obj]) -> None:
+        bucket = self.by_owner.get(owner_key)
+        if bucket is None:
+            self.by_owner[owner_key] = pods
+        else:
+            bucket.extend(pods)
+
+    @cached_property
+    def by_controller(self) -> dict[str, list[Obj]]:
+        """Pods by their controller's uid (controllers without a uid are left out), in snapshot order when the
+        pods of a controller share their ownerReferences list (compacted) or each hold their own."""
+        index: dict[str, list[Obj]] = {}
+        for owner_key, pods in self.by_owner.items():
+            if len(owner_key) == 2:  # uids are unique cluster-wide: one group per uid
+                index.setdefault(str(owner_key[1]), []).extend(pods)
+        return index
+
+
+class PodIndex:
+    """Active pods (neither finished nor being deleted) by namespace, and by namespace, label and value
+    for fast selector lookups; built by :class:`PodTable`."""
+
+    def __init__(
+        self, by_ns: dict[str | None, list[Obj]], by_label: dict[str | None, dict[str, dict[str, list[Obj]]]]
+    ) -> None:
+        self.by_ns = by_ns
+        self._by_label = by_label
+        self._selected: dict[tuple[Any, ...], list[Obj]] = {}
 
     def _candidates(self, namespace: str | None, pairs: Mapping[str, str]) -> list[Obj]:
         if not pairs:
             return self.by_ns.get(namespace, [])
-        return min((self._by_label.get((namespace, k, v), []) for k, v in pairs.items()), key=len)
+        labelled = self._by_label.get(namespace, _NO_LABELS)
+        return min((labelled.get(k, _NO_VALUES).get(v, []) for k, v in pairs.items()), key=len)
 
     def select_map(self, namespace: str | None, selector: Mapping[str, str] | None) -> list[Obj]:
         """Pods a Service selector picks; an empty selector picks none (Service semantics)."""

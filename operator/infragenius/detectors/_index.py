@@ -63,8 +63,11 @@ def _collect_targets(snapshot: Snapshot) -> dict[Key, Target]:
     for kind in TEMPLATE_KINDS:
         for obj in snapshot.items(kind):
             _add_template(snapshot, targets, obj, kind)
-    for pod in snapshot.items("Pod"):
-        _add_pod(snapshot, targets, pod)
+    # Pods of one controller share their roll-up target, so they are added a controller at a time. Groups
+    # come in the order of their first pod: each target's first pod, and the order of its groups, are the
+    # same as when adding pod by pod.
+    for pods in snapshot.pods.by_owner.values():
+        _add_pods(snapshot, targets, pods)
     return targets
 
 
@@ -87,18 +90,24 @@ def _add_template(snapshot: Snapshot, targets: dict[Key, Target], obj: Obj, kind
         target.runs_to_completion = True
 
 
-def _add_pod(snapshot: Snapshot, targets: dict[Key, Target], pod: Obj) -> None:
-    key = snapshot.rollup_key(pod, "Pod")
+def _add_pods(snapshot: Snapshot, targets: dict[Key, Target], pods: list[Obj]) -> None:
+    """Pods with the same controlling ownerReference (or one bare pod): one roll-up target, one group."""
+    first = pods[0]
+    key = snapshot.rollup_key(first, "Pod")
     target = targets.get(key)
     if target is None:
         target = targets[key] = Target(key)
-    target.pods.append(pod)
-    controller = controller_ref(pod)
-    owner = controller if controller else meta(pod)
-    target.groups.setdefault(str(owner.get("uid") or owner.get("name")), []).append(pod)
+    target.pods.extend(pods)
+    controller = controller_ref(first)
+    owner = controller if controller else meta(first)
+    group_key = str(owner.get("uid") or owner.get("name"))
+    if group_key in target.groups:
+        target.groups[group_key].extend(pods)
+    else:
+        target.groups[group_key] = list(pods)
     if key[0] in RUN_TO_COMPLETION_KINDS or (controller and controller.get("kind") in RUN_TO_COMPLETION_KINDS):
         target.runs_to_completion = True
-    elif key[0] == "Pod" and (pod.get("spec") or {}).get("restartPolicy") in ("Never", "OnFailure"):
+    elif key[0] == "Pod" and any((p.get("spec") or {}).get("restartPolicy") in ("Never", "OnFailure") for p in pods):
         target.runs_to_completion = True  # a bare pod meant to finish
 
 

@@ -95,12 +95,7 @@ class NodeDetector:
     kinds: frozenset[str] = frozenset({"Node", "Pod"})
 
     def detect(self, snapshot: Snapshot) -> list[Finding]:
-        pods_on: dict[str, list[str]] = {}
-        for pods in snapshot.active_pods.by_ns.values():  # active pods only, index shared with other detectors
-            for pod in pods:
-                node = (pod.get("spec") or {}).get("nodeName")
-                if node:
-                    pods_on.setdefault(node, []).append(name_of(pod))
+        pods_on = snapshot.pods.active_on_node  # active pods only, from the walk shared with other detectors
         findings: list[Finding] = []
         for node in snapshot.items("Node"):
             name = name_of(node)

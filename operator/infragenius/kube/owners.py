@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infragenius.kube.meta import Obj, meta
@@ -19,7 +19,11 @@ def controller_ref(obj: Obj | None) -> Mapping[str, Any] | None:
     Falls back to the first ownerReference: objects built by hand or by older tools often omit the
     flag, and the only owner is then the controller in all but name.
     """
-    owners = owner_refs(obj)
+    return controller_among(owner_refs(obj))
+
+
+def controller_among(owners: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The controlling one of an object's ownerReferences (see :func:`controller_ref`)."""
     for owner in owners:  # a plain loop: this runs for every object of every analysis
         if owner.get("controller"):
             return owner

@@ -56,7 +56,7 @@ class PodDetector:
         complete_jobs = {name_of(job) for job in snapshot.items("Job") if condition_true(job, "Complete")}
         groups: dict[tuple[ResourceRef, str], list[tuple[Obj, Hit]]] = {}
         targets: dict[str, ResourceRef] = {}  # controller uid -> roll-up target, shared by its pods
-        for pod in snapshot.items("Pod"):
+        for pod in _worth_a_look(snapshot):
             hits = self._pod_hits(pod, snapshot, snapshot.taken_at, complete_jobs)
             if hits:
                 target = _target(snapshot, pod, targets)
@@ -145,6 +145,18 @@ class PodDetector:
             owners=snapshot.owner_chain(obj) if obj is not None else [],
             affected=len(members),
         )
+
+
+def _worth_a_look(snapshot: Snapshot) -> list[Obj]:
+    """Pods that may have a problem: every pod not Running (or being deleted), and the Running ones whose
+    status lists fail the quick check. ``_quick_healthy`` reads only those lists, so it is asked once for
+    all the pods that share them (``Snapshot.pods`` groups them). Findings do not depend on the order.
+    """
+    pods = list(snapshot.pods.not_running)
+    for group in snapshot.pods.running_by_status.values():
+        if not _quick_healthy(group[0]):
+            pods.extend(group)
+    return pods
 
 
 def _member_log(snapshot: Snapshot, members: list[tuple[Obj, Hit]]) -> tuple[str, str, ContainerLog] | None:
