@@ -352,3 +352,26 @@ def test_a_run_longer_than_a_second_shows_running_first(api: ServedKmock[FaultyE
     assert "lastHandledConfiguration" in landed[1]
     assert kopf_patches(emulator, "a7") == []
     assert handler_runs(runner) == (1, 0)
+
+
+def test_a_run_repeated_after_its_event_posts_no_second_event(api: ServedKmock[FaultyEmulator], tmp_path: Path) -> None:
+    """The Completed write fails for longer than one call retries: Kopf runs the handler again, the same run
+    posts its event again under the same name, and the API keeps one (AlreadyExists for the repeat)."""
+    emulator = api.handler
+    status_path = f"{ANALYSES}/a8/status"
+    unavailable = status_body(500, "InternalError", "etcdserver: no leader")
+    # Patch 0 is Running; then every attempt of the first Completed write fails.
+    emulator.faults[f"patch {status_path}"][1 : DEFAULT_POLICY.attempts + 1] << 500 << unavailable
+
+    with operator(api, tmp_path) as runner:
+        wait_until_watching(api)
+        create_analysis(api, "a8")
+        obj = completed(api, "a8", timeout=40)
+        time.sleep(1.0)
+
+    assert_ends_right(obj)
+    posted = events_posted(emulator, "AnalysisCompleted")
+    assert len(posted) == 2 and posted[0]["metadata"]["name"] == posted[1]["metadata"]["name"]
+    stored = [e for e in api.http("GET", EVENTS).get("items", []) if e.get("reason") == "AnalysisCompleted"]
+    assert len(stored) == 1, stored
+    assert handler_runs(runner) == (1, 1)

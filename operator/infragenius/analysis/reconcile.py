@@ -240,7 +240,8 @@ async def run(
     )
     failed = [(r.source, r.error or r.status.value) for r in outcome.missing if r.status is GatherStatus.error]
     record = run_record(request, spec, outcome, final, reason, followed, settings.notify_default_sinks)
-    await runs.write_completed(runtime, request, final, record, failed, explained)
+    # Normal even with critical findings: the analysis itself worked.
+    await runs.write_completed(runtime, request, final, record, failed, explained, Reason.analysis_completed)
     metrics.count_findings(outcome.findings)
     metrics.follow_findings(
         request.namespace, request.name, lifecycle.open_by_severity(followed), lifecycle.metric_changes(followed)
@@ -256,9 +257,6 @@ async def run(
         timings.gather_seconds,
         timings.detect_seconds,
     )
-    # Normal even with critical findings: the analysis itself worked. kopf.info would be filtered by
-    # settings.posting.level (WARNING, to keep Kopf's own logs out of events); kopf.event is not.
-    runs.announce(body, Reason.analysis_completed, final["summary"])
 
 
 def forget(body: Mapping[str, Any]) -> None:

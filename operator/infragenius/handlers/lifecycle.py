@@ -37,6 +37,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Handle
     memo.handled = HandledInStatus(PREFIX, legacy=legacy)
     settings.persistence.diffbase_storage = memo.handled
     settings.posting.level = logging.WARNING  # we post our own events; Kopf's INFO logs would flood them
+    # An API server restart (down, then 403s while its authorizer warms up) can outlast Kopf's ~54 s of
+    # retries, and the completion events queued meanwhile were lost: retry them for about four minutes,
+    # never more than 30 s apart, so they arrive soon after the server is back.
+    settings.posting.default_backoffs = (1, 1, 2, 3, 5, 5, 5, 10, 10, 10, 10, 20, 20, 30, 30, 30, 30)
     settings.watching.server_timeout = 300
     ours = Settings()
     # Peering is switched on by `infragenius operator` (or kopf run --peering); these tune it.

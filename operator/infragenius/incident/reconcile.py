@@ -311,6 +311,5 @@ async def run(
     # Entries of `missing` read "<source>: <error>" (kinds and "prometheus <query>").
     failed = [(m.split(": ", 1)[0], m.split(": ", 1)[1] if ": " in m else "unavailable") for m in outcome.missing]
     record = run_record(request, spec, outcome, final, reason)
-    await runs.write_completed(runtime, request, final, record, failed, None)
+    await runs.write_completed(runtime, request, final, record, failed, None, "IncidentReported")
     begun.log.info("incident report %s/%s of %s: %s", request.namespace, request.name, target, final["summary"])
-    runs.announce(body, "IncidentReported", final["summary"])

@@ -39,7 +39,7 @@ from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger, with_run_id
 from infragenius.runs.conditions import ready, set_condition, without_condition
 from infragenius.runs.handled import Carried
-from infragenius.runs.resources import StatusWriter
+from infragenius.runs.resources import StatusWriter, post_run_event
 from infragenius.settings import Settings
 
 HISTORY_WAIT_SECONDS = 5.0
@@ -387,11 +387,14 @@ async def write_completed(
     record: RunRecord,
     failed_sources: Sequence[tuple[str, str]],
     explained: ExplainOutcome | None,
+    event_reason: str,
 ) -> None:
     """History first (waiting briefly; buffered while Postgres is away), so a crash once status says
-    Completed loses no run and a repeat writes the same run id; then Degraded, then the status."""
+    Completed loses no run and a repeat writes the same run id; then the run's event (``event_reason``,
+    one per run id), then Degraded, then the status."""
     if runtime.history is not None:
         await runtime.history.record_and_wait(record, timeout=HISTORY_WAIT_SECONDS)
+    await post_run_event(runtime.api, request.kind, request.body, final["runId"], event_reason, final["summary"])
     # After the history write: whether Postgres took this run is part of what Degraded reports.
     problems = dependency_problems(runtime, failed_sources, explained)
     final["conditions"] = set_degraded(final["conditions"], problems, request.generation)

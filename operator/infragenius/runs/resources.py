@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,9 +12,11 @@ import kopf
 from kubernetes import client
 
 from infragenius import kubeapi
-from infragenius.models.api import CustomResourceKind
+from infragenius.kube.time import now_rfc3339
+from infragenius.models.api import GROUP, VERSION, CustomResourceKind
 from infragenius.runs.handled import Carried
 
+LOG = logging.getLogger(__name__)
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 JSON = {"Content-Type": "application/json"}
 
@@ -117,3 +120,46 @@ class StatusWriter:
         except kubeapi.TRANSPORT_ERRORS as err:
             raise kopf.TemporaryError(f"could not write status: {type(err).__name__}: {err}"[:300], delay=5) from err
         return True
+
+
+async def post_run_event(
+    api: client.ApiClient, kind: CustomResourceKind, obj: Mapping[str, Any], run_id: str, reason: str, message: str
+) -> None:
+    """The Normal event that says a run ended, named after the run: a run repeated after a crash or a failed
+    status write gets 409 AlreadyExists instead of a second event. Posted before the final status write, a
+    crash loses no event and repeats none. An API that cannot answer retries the run (TemporaryError); an
+    event the API refuses for good (e.g. RBAC) is logged, and the run still completes."""
+    meta = obj["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    now = now_rfc3339()
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{name[:200]}.{run_id}", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind.kind,
+            "name": name,
+            "namespace": namespace,
+            "uid": meta.get("uid"),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Normal",
+        "source": {"component": "infragenius"},
+        "reportingComponent": "infragenius",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    path = f"/api/v1/namespaces/{namespace}/events"
+    try:
+        await asyncio.to_thread(kubeapi.request, api, "POST", path, headers=JSON, body=event, timeout=(5, 15))
+    except client.ApiException as err:
+        if err.status == 409:
+            return  # this run's event is there already
+        if err.status in kubeapi.RETRIABLE_STATUSES:
+            raise kopf.TemporaryError(f"could not post event: {err.status} {err.reason}", delay=5) from err
+        LOG.warning("event %s for %s/%s refused: %s %s", reason, namespace, name, err.status, err.reason)
+    except kubeapi.TRANSPORT_ERRORS as err:
+        raise kopf.TemporaryError(f"could not post event: {type(err).__name__}: {err}"[:300], delay=5) from err
