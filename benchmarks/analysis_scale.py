@@ -81,6 +81,7 @@ from infragenius.models.analysis import AnalysisSpec
 from infragenius.models.api import ANALYSIS, GROUP, RERUN_ANNOTATION, VERSION
 from infragenius_devtools.bench import (
     STARTED,
+    WARNING_EVENT_REASONS,
     BenchError,
     Kube,
     add_capacity,
@@ -119,19 +120,6 @@ PODS_PER_EVENT = 5
 TARGET_RATIO = 1.5
 TARGET_DETECT_MS = 200.0
 TARGET_DETECT_AT_PODS = 5000
-
-# Reasons for the posted warning events; BackOff goes to the crashlooping pods first.
-EVENT_REASONS: tuple[tuple[str, str], ...] = (
-    ("FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'),
-    ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
-    ("BackOff", "Back-off restarting failed container app in pod"),
-    (
-        "FailedCreatePodSandBox",
-        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network",
-    ),
-    ("ProbeWarning", "Liveness probe warning: HTTP probe succeeded with a redirect"),
-    ("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition"),
-)
 
 
 # --- 1. setup --------------------------------------------------------------------------------------
@@ -271,7 +259,7 @@ def build_workload(kube: Kube, namespace: str, pods: int) -> Workload:
         for p in crashing[:wanted]
     ]
     for index in range(wanted - len(events)):
-        reason, message = EVENT_REASONS[index % len(EVENT_REASONS)]
+        reason, message = WARNING_EVENT_REASONS[index % len(WARNING_EVENT_REASONS)]
         events.append(warning_event(namespace, rng.choice(others), reason, message, rng.randint(1, 30)))
     posted_at = time.monotonic()
     parallel(lambda event: kube.post(f"/api/v1/namespaces/{namespace}/events", event), events)

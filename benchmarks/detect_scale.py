@@ -9,7 +9,7 @@ healthy hardened Deployments plus four crashloop Deployments (about 2% of N) sha
 Service with its EndpointSlices (at most 100 endpoints a slice, as the EndpointSlice controller cuts
 them); Running pods with the status a kubelet writes (the crashloop ones as ``scenarios.patch_failure``
 writes it), owner references and labels; N/5 Warning events (BackOff on the crashing pods first, the other
-reasons of ``analysis_scale.EVENT_REASONS`` on random healthy pods); the kwok Nodes the pods run on
+reasons of ``bench.WARNING_EVENT_REASONS`` on random healthy pods); the kwok Nodes the pods run on
 (``bench.bench_node``, as many as ``bench.pods_that_fit`` says); the ConfigMap every namespace has. Every
 kind ``runner.analyze`` gathers is present (empty when the namespace has none). The clock is fixed, so
 every run sees the same snapshot.
@@ -72,17 +72,6 @@ PODS_PER_EVENT = 5
 ENDPOINTS_PER_SLICE = 100
 IMAGE = "registry.example/shop/web:1.4.2"
 NOW = dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=dt.UTC)
-EVENT_REASONS: tuple[tuple[str, str], ...] = (
-    ("FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'),
-    ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
-    ("BackOff", "Back-off restarting failed container app in pod"),
-    (
-        "FailedCreatePodSandBox",
-        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network",
-    ),
-    ("ProbeWarning", "Liveness probe warning: HTTP probe succeeded with a redirect"),
-    ("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition"),
-)
 
 
 # --- the namespace, as raw API objects -------------------------------------------------------------
@@ -487,8 +476,10 @@ def build_namespace(pods: int, gathered: Sequence[str]) -> dict[str, Any]:
         warning_event(ns, p, "BackOff", "Back-off restarting failed container app", rng.randint(5, 60), ids)
         for p in crashing[:wanted]
     ]
+    from infragenius_devtools.bench import WARNING_EVENT_REASONS  # the parent builds the input, with devtools
+
     for i in range(wanted - len(events)):
-        reason, message = EVENT_REASONS[i % len(EVENT_REASONS)]
+        reason, message = WARNING_EVENT_REASONS[i % len(WARNING_EVENT_REASONS)]
         events.append(warning_event(ns, rng.choice(others), reason, message, rng.randint(1, 30), ids))
     return {"namespace": ns, "taken_at": NOW.isoformat(), "objects": objects, "events": events}
 
@@ -683,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child is not None:
         print(json.dumps(child(args.child, args.runs, args.profile)))
         return 0
-    sys.path.insert(0, str(ROOT / "operator"))
+    sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "devtools")]
     trees: dict[str, Path] = {}
     if args.baseline is not None:
         base = args.baseline / "operator" if (args.baseline / "operator").is_dir() else args.baseline

@@ -29,6 +29,19 @@ EXTRA_NODE_CAPACITY = {"cpu": "32", "memory": "128Gi", "pods": "250", "ephemeral
 POD_REQUESTS = {"cpu": 0.1, "memory": 128 * 2**20}  # as in scenarios.deployment(hardened=True)
 CAPACITY_SLACK = 1.10
 
+#: Reasons and messages of the Warning events the scale benchmarks post (analysis_scale) or build (detect_scale).
+WARNING_EVENT_REASONS: tuple[tuple[str, str], ...] = (
+    ("FailedMount", 'MountVolume.SetUp failed for volume "config" : configmap "app-config" not found'),
+    ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
+    ("BackOff", "Back-off restarting failed container app in pod"),
+    (
+        "FailedCreatePodSandBox",
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network",
+    ),
+    ("ProbeWarning", "Liveness probe warning: HTTP probe succeeded with a redirect"),
+    ("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[data]: timed out waiting for the condition"),
+)
+
 
 class BenchError(Exception):
     """A step did not finish; the message says which and what was last seen."""

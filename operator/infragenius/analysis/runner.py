@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from infragenius.analysis import engine
 from infragenius.detectors import registry
+from infragenius.detectors.base import Detector
+from infragenius.gather import compact
 from infragenius.gather import logs as container_logs
 from infragenius.gather.container_metrics import gather_metrics
 from infragenius.gather.kube import ENDPOINTS, KubeGatherer, events_in_scope, require_some_answer
@@ -101,7 +103,7 @@ async def analyze(
         logs=log_excerpts,
     )
     # Detection is CPU-bound; a worker thread keeps the operator's event loop responsive.
-    result = await asyncio.to_thread(engine.run_detectors, snapshot, detectors)
+    result = await asyncio.to_thread(_detect, snapshot, detectors)
     findings = engine.filter_findings(result.findings, spec.min_severity, [k.value for k in spec.kinds])
     # A configured Prometheus that has no series for the namespace is reported too: otherwise a
     # misconfigured one would look exactly like healthy metrics. So are logs that could not be read
@@ -129,3 +131,11 @@ async def analyze(
 
 async def _no_metrics() -> tuple[dict, GatherResult]:
     return {}, GatherResult("prometheus", GatherStatus.no_data, error="disabled")
+
+
+def _detect(snapshot: Snapshot, detectors: list[Detector]) -> engine.DetectResult:
+    """The detectors with the cyclic garbage collector paused: they build indexes and findings next to a
+    snapshot of up to tens of thousands of objects, and each collection meanwhile rescans all of them
+    (20,000 pods: 1.1-1.2 s with collections, 0.66-0.73 s paused). What they make is freed as usual."""
+    with compact.gc_paused():
+        return engine.run_detectors(snapshot, detectors)
