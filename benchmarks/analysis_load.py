@@ -45,7 +45,7 @@ no Postgres, so no history). Figures are printed, never asserted.
       namespace, all created at once; time until all are Completed and the
       operator's VmHWM.
 
-Targets (printed, not asserted): all 1,000 Completed within 60 s on 2 cores;
+Targets (printed, not asserted): all 1,000 Completed within 20 s with at most 4 API requests each (issue 19);
 operator RSS under 500 MB at 20,000 pods.
 
 Run: ``python benchmarks/analysis_load.py [--analyses 1000] [--cluster-pods 20000] [--keep]``.
@@ -93,7 +93,8 @@ CLUSTER_NAME = "bench-load"
 PLURAL = ANALYSIS.plural
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS_FILE = RESULTS_DIR / "analysis_load.json"
-TARGET_SECONDS = 60.0
+TARGET_SECONDS = 20.0  # issue 19 (issue 9 asked for 60 s)
+TARGET_REQUESTS_PER_ANALYSIS = 4.0  # issue 19
 TARGET_RSS_MB = 500.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FLEET_BROKEN_FRACTION = 0.02
@@ -883,7 +884,9 @@ def print_summary(doc: dict[str, Any]) -> None:
             (
                 "  API requests per analysis (operator)",
                 f"{load['requests']['per_analysis']:.1f}",
-                ", ".join(f"{k} {v}" for k, v in load["requests"]["by_verb_per_analysis"].items()),
+                f"<= {TARGET_REQUESTS_PER_ANALYSIS:.0f}  "
+                f"{'OK' if load['requests']['per_analysis'] <= TARGET_REQUESTS_PER_ANALYSIS else 'MISSED'}: "
+                + ", ".join(f"{k} {v}" for k, v in load["requests"]["by_verb_per_analysis"].items()),
             ),
             (
                 "  CPU s during load: operator/apiserver/etcd",
@@ -1028,7 +1031,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average_before": [round(x, 2) for x in os.getloadavg()],
             "nice": os.nice(0),
         },
-        "targets": {"all_completed_seconds": TARGET_SECONDS, "operator_rss_mb": TARGET_RSS_MB},
+        "targets": {
+            "all_completed_seconds": TARGET_SECONDS,
+            "requests_per_analysis": TARGET_REQUESTS_PER_ANALYSIS,
+            "operator_rss_mb": TARGET_RSS_MB,
+        },
     }
     try:
         info = cluster.up(echo=log, timeout=180)
