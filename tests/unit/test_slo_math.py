@@ -227,6 +227,21 @@ def test_resume_due_and_pending_decisions() -> None:
     assert not service.rerun_requested(_body({**done, "rerunToken": "1"}, {"infragenius.io/rerun": "1"}))
 
 
+def test_one_change_handler_decides_what_a_change_asks_of_a_review() -> None:
+    done = {"phase": "Completed", "observedGeneration": 2, "rerunToken": "1", "triggerToken": "fp@t"}
+    assert service.review_request(_body(), "create") == ("create", False)
+    # A new spec with an alert pending: one review, marked as the alert's (its Running write takes both tokens).
+    behind = _body({**done, "observedGeneration": 1}, {"infragenius.io/trigger": "fp@u"})
+    assert service.review_request(behind, "update") == ("update", True)
+    alert_and_rerun = _body(done, {"infragenius.io/trigger": "fp@u", "infragenius.io/rerun": "2"})
+    assert service.review_request(alert_and_rerun, "update") == ("alert", True)
+    assert service.review_request(_body(done, {"infragenius.io/rerun": "2"}), "update") == ("rerun annotation", False)
+    # Labels or handled tokens only: nothing to review.
+    handled = _body(done, {"infragenius.io/trigger": "fp@t", "infragenius.io/rerun": "1"})
+    assert service.review_request(handled, "update") is None
+    assert service.review_request(_body({**done, "phase": "Failed"}), "update") is None
+
+
 def _record(fp: str = "abc", status: str = "firing") -> TriggerRecord:
     return TriggerRecord.model_validate(
         {

@@ -6,31 +6,26 @@ from typing import Any
 
 import kopf
 
-from infragenius.models.api import GROUP, RERUN_ANNOTATION, SLO_REVIEW, TRIGGER_ANNOTATION, VERSION
+from infragenius.models.api import GROUP, SLO_REVIEW, VERSION
 from infragenius.observability.logs import HandlerLogger
 from infragenius.slo import reconcile
 
 RESOURCE = (GROUP, VERSION, SLO_REVIEW.plural)
 
 
+# One change handler, as for the other kinds: it decides what the change asks for (new spec, an alert, a
+# rerun, nothing), and the review's final status write carries Kopf's record of the change (runs.handled).
 @kopf.on.resume(*RESOURCE, when=lambda body, **_: reconcile.needs_review_on_resume(body))
 @kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.update(*RESOURCE)
 async def slo_changed(body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, reason: str, **_: Any) -> None:
-    triggered = reconcile.trigger_pending(body)
-    await reconcile.review(body, memo.runtime, logger, reason=str(reason), triggered=triggered, rules=memo.slo_rules)
-
-
-@kopf.on.field(*RESOURCE, field=("metadata", "annotations", RERUN_ANNOTATION))
-async def slo_rerun(body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
-    if reconcile.rerun_requested(body):
-        await reconcile.review(body, memo.runtime, logger, reason="rerun annotation", rules=memo.slo_rules)
-
-
-@kopf.on.field(*RESOURCE, field=("metadata", "annotations", TRIGGER_ANNOTATION))
-async def slo_triggered(body: kopf.Body, memo: kopf.Memo, logger: HandlerLogger, **_: Any) -> None:
-    if reconcile.trigger_pending(body):
-        await reconcile.review(body, memo.runtime, logger, reason="alert", triggered=True, rules=memo.slo_rules)
+    asked = reconcile.review_request(body, str(reason))
+    if asked is not None:
+        why, triggered = asked
+        handled = memo.handled.carry(body)
+        await reconcile.review(
+            body, memo.runtime, logger, reason=why, triggered=triggered, rules=memo.slo_rules, handled=handled
+        )
 
 
 # Timers exist only for reviews with spec.interval; whether one is due is checked on every tick

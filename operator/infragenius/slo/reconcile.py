@@ -34,6 +34,7 @@ from infragenius.observability import metrics
 from infragenius.observability.logs import HandlerLogger
 from infragenius.runs import lifecycle as runs
 from infragenius.runs.conditions import set_condition, without_condition
+from infragenius.runs.handled import Carried
 from infragenius.runs.lifecycle import Request, Runtime
 from infragenius.slo import math as slo_math
 from infragenius.slo.incidents import covering_incidents
@@ -336,11 +337,13 @@ async def review(
     reason: str,
     triggered: bool = False,
     rules: RulesPublisher | None = None,
+    handled: Carried | None = None,
 ) -> None:
     """Review one SLO and write its status; failures become conditions, never crashes.
 
-    ``rules``: where the review's Prometheus rules are written (None: the operator writes none)."""
-    request = Request.of(body, KIND, runtime.api)
+    ``rules``: where the review's Prometheus rules are written (None: the operator writes none); ``handled``:
+    Kopf's record of the change being answered, written with the final status (``runs.handled``)."""
+    request = Request.of(body, KIND, runtime.api, handled)
     spec = await request.validated(SLOReviewSpec)
     prometheus = await request.allowed_prometheus(runtime, spec.prometheus.url)
     current = await _start(request, reason, triggered)
@@ -351,7 +354,7 @@ async def review(
     if prometheus is None:
         message = "no Prometheus: set spec.prometheus.url or INFRAGENIUS_PROMETHEUS_URL"
         final = current.finish(Phase.failed, False, Reason.prometheus_not_configured, message, 0.0)
-        await request.writer.patch(with_rules(final, written, generation))
+        await request.writer.finish(with_rules(final, written, generation))
         runs.announce(body, Reason.prometheus_not_configured, message, warning=True)
         return
 
@@ -366,7 +369,7 @@ async def review(
         message = f"Prometheus {prometheus.url} could not answer: {detail}"
         # Keep the last good values: Ready=False says they are stale; lastReview says since when.
         final = current.finish(Phase.failed, False, Reason.query_failed, message, data.seconds)
-        await request.writer.patch(with_rules(final, written, generation))
+        await request.writer.finish(with_rules(final, written, generation))
         runs.announce(body, Reason.query_failed, message, warning=True)
         logger.info("slo review %s failed: %s (reason: %s)", where, message, reason)
         return
@@ -378,7 +381,7 @@ async def review(
         final["conditions"] = without_condition(final["conditions"], ConditionType.explained)
         final["evaluatedAt"] = rfc3339(data.evaluated_at)
         final["period"] = window.status().model_dump(by_alias=True, mode="json")
-        await request.writer.patch(with_rules(final, written, generation))
+        await request.writer.finish(with_rules(final, written, generation))
         runs.announce(body, Reason.no_data, message, warning=True)
         logger.info("slo review %s: no data (reason: %s)", where, reason)
         return
@@ -397,7 +400,7 @@ async def review(
     final["period"] = window.status().model_dump(by_alias=True, mode="json")
     final["evaluatedAt"] = rfc3339(data.evaluated_at)
     await _explained(runtime, current, report, spec, final, attribution)
-    await request.writer.patch(with_rules(final, written, generation))
+    await request.writer.finish(with_rules(final, written, generation))
     metrics.RUNS.labels(kind=KIND.kind, outcome="completed").inc()
     metrics.observe_stage(KIND.kind, "query", data.seconds)
     logger.info("slo review %s: %s (reason: %s)", where, summary, reason)
@@ -420,6 +423,20 @@ def review_due(body: Mapping[str, Any], now: dt.datetime | None = None) -> bool:
 
 
 rerun_requested = runs.rerun_requested
+
+
+def review_request(body: Mapping[str, Any], reason: str) -> tuple[str, bool] | None:
+    """What a change of an SLOReview asks for: a review as (reason, triggered by an alert), or None (labels or
+    other annotations changed). A new spec or an unfinished review comes first (its Running write records
+    both tokens), then an alert's trigger, then a rerun."""
+    triggered = trigger_pending(body)
+    if runs.behind_spec(body) or runs.never_finished(body):
+        return reason, triggered
+    if triggered:
+        return "alert", True
+    if rerun_requested(body):
+        return "rerun annotation", False
+    return None
 
 
 def trigger_pending(body: Mapping[str, Any]) -> bool:
