@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from infragenius_devtools.support import free_port
+from infragenius_devtools.support import free_port, stop_process
 
 
 @dataclass
@@ -43,14 +43,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
 
 def launch(env: Mapping[str, str], log: Path) -> ServerProcess:

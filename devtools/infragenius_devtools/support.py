@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,3 +30,15 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode

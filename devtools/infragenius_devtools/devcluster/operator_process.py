@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from infragenius_devtools.devcluster.errors import DevClusterError
-from infragenius_devtools.support import free_port
+from infragenius_devtools.support import free_port, stop_process
 
 
 @dataclass
@@ -87,14 +87,7 @@ class OperatorProcess:
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        return self.process.returncode
+        return stop_process(self.process, timeout)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

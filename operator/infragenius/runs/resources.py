@@ -116,10 +116,17 @@ class StatusWriter:
         except client.ApiException as err:
             if err.status == 404:
                 return False  # deleted while running: nothing to report to
-            raise kopf.TemporaryError(f"could not write status: {err.status} {err.reason}", delay=5) from err
+            raise _retry_run("could not write status", err) from err
         except kubeapi.TRANSPORT_ERRORS as err:
-            raise kopf.TemporaryError(f"could not write status: {type(err).__name__}: {err}"[:300], delay=5) from err
+            raise _retry_run("could not write status", err) from err
         return True
+
+
+def _retry_run(what: str, err: BaseException) -> kopf.TemporaryError:
+    """What kubeapi's own retries could not get through: Kopf runs the handler again in 5 s."""
+    if isinstance(err, client.ApiException):
+        return kopf.TemporaryError(f"{what}: {err.status} {err.reason}", delay=5)
+    return kopf.TemporaryError(f"{what}: {type(err).__name__}: {err}"[:300], delay=5)
 
 
 async def post_run_event(
@@ -159,7 +166,7 @@ async def post_run_event(
         if err.status == 409:
             return  # this run's event is there already
         if err.status in kubeapi.RETRIABLE_STATUSES:
-            raise kopf.TemporaryError(f"could not post event: {err.status} {err.reason}", delay=5) from err
+            raise _retry_run("could not post event", err) from err
         LOG.warning("event %s for %s/%s refused: %s %s", reason, namespace, name, err.status, err.reason)
     except kubeapi.TRANSPORT_ERRORS as err:
-        raise kopf.TemporaryError(f"could not post event: {type(err).__name__}: {err}"[:300], delay=5) from err
+        raise _retry_run("could not post event", err) from err
